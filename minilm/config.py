@@ -1,0 +1,111 @@
+"""One dataclass describes every model in minilm, BERT-style or GPT-style.
+
+A config is plain data: it can be written to JSON next to a checkpoint and read back, and the same
+config builds the NumPy reference and the PyTorch twin.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+ACTIVATIONS = ("gelu", "gelu_tanh")
+POSITION_KINDS = ("learned", "sinusoidal")
+
+
+@dataclass
+class ModelConfig:
+    """Hyper-parameters of a Transformer.
+
+    vocab_size       number of token ids
+    max_len          longest sequence the position table covers
+    d_model          width of the residual stream
+    n_heads          attention heads; d_model must be divisible by n_heads
+    n_layers         Transformer blocks
+    d_ff             hidden width of the feed-forward network (4 * d_model in BERT and GPT-2)
+    dropout          dropout probability on embeddings, attention weights and residual branches
+    activation       "gelu" (exact, erf) as in BERT or "gelu_tanh" as in GPT-2
+    layer_norm_eps   1e-12 in BERT, 1e-5 in GPT-2
+    type_vocab_size  token-type (segment) embeddings, used by the Encoder only
+    positions        "learned" (BERT, GPT-2) or "sinusoidal" (the original Transformer, seed §3.2)
+    pad_token_id     the id of padding, ignored by losses and masked out of attention
+    """
+
+    vocab_size: int = 96
+    max_len: int = 128
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    d_ff: int = 256
+    dropout: float = 0.0
+    activation: str = "gelu"
+    layer_norm_eps: float = 1e-5
+    type_vocab_size: int = 2
+    positions: str = "learned"
+    pad_token_id: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "max_len", "d_model", "n_heads", "n_layers", "d_ff"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(
+                f"ModelConfig.d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"ModelConfig.activation must be one of {ACTIVATIONS}, got {self.activation!r}"
+            )
+        if self.positions not in POSITION_KINDS:
+            raise ValueError(
+                f"ModelConfig.positions must be one of {POSITION_KINDS}, got {self.positions!r}"
+            )
+        if self.layer_norm_eps <= 0:
+            raise ValueError(f"ModelConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"ModelConfig got unknown fields {unknown}; expected some of {sorted(known)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> ModelConfig:
+        """A named configuration, optionally with some fields changed."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+
+PRESETS: dict[str, dict] = {
+    # small enough for finite-difference gradient checks
+    "tiny": dict(vocab_size=32, max_len=16, d_model=16, n_heads=2, n_layers=2, d_ff=32),
+    # the `make demo` model: a character-level GPT trained on the built-in corpus on 2 CPU cores
+    "demo": dict(max_len=128, d_model=128, n_heads=4, n_layers=3, d_ff=512, activation="gelu_tanh"),
+    # sentence-transformers/all-MiniLM-L6-v2 (BERT, uncased WordPiece)
+    "minilm-l6": dict(
+        vocab_size=30522, max_len=512, d_model=384, n_heads=12, n_layers=6, d_ff=1536,
+        dropout=0.1, activation="gelu", layer_norm_eps=1e-12, pad_token_id=0,
+    ),
+    # GPT-2 small
+    "gpt2": dict(
+        vocab_size=50257, max_len=1024, d_model=768, n_heads=12, n_layers=12, d_ff=3072,
+        dropout=0.1, activation="gelu_tanh", layer_norm_eps=1e-5, pad_token_id=50256,
+    ),
+}

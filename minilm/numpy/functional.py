@@ -1,0 +1,357 @@
+"""Forward and backward of every operation a Transformer needs, written by hand in NumPy.
+
+Each operation is a pair: `*_forward(...)` returns `(out, cache)` and `*_backward(dout, cache)`
+returns the gradients of the loss with respect to the forward's inputs, given `dout`, the gradient
+with respect to its output. The backward reads as the chain rule of the forward beside it.
+
+Notation in shape comments: B batch, T (or Nq, Nk) sequence, H heads, D head width, C channels.
+Everything is vectorised: no Python loop runs over batch, time or heads.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from scipy.special import erf
+
+# ---------------------------------------------------------------- linear: y = x W^T + b
+
+
+class LinearCache(NamedTuple):
+    x: np.ndarray
+    weight: np.ndarray
+    has_bias: bool
+
+
+def linear_forward(x, weight, bias=None):
+    """y = x W^T + b with W stored (out_features, in_features), as in torch.nn.Linear."""
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: x has {x.shape[-1]} features but weight expects {weight.shape[1]} "
+            f"(weight shape {weight.shape} is (out_features, in_features))"
+        )
+    out = x @ weight.T  # (..., in) @ (in, out) -> (..., out)
+    if bias is not None:
+        out = out + bias
+    return out, LinearCache(x, weight, bias is not None)
+
+
+def linear_backward(dout, cache):
+    """dx = dy W;  dW = sum over all leading axes of dy^T x;  db = sum of dy."""
+    x, weight, has_bias = cache
+    dx = dout @ weight  # (..., out) @ (out, in) -> (..., in)
+    x2 = x.reshape(-1, x.shape[-1])  # (N, in)
+    d2 = dout.reshape(-1, dout.shape[-1])  # (N, out)
+    dweight = d2.T @ x2  # (out, in)
+    dbias = d2.sum(axis=0) if has_bias else None  # (out,)
+    return dx, dweight, dbias
+
+
+# ---------------------------------------------------------------- embedding: y = W[ids]
+
+
+class EmbeddingCache(NamedTuple):
+    ids: np.ndarray
+    num_embeddings: int
+
+
+def embedding_forward(ids, weight):
+    """Row lookup y[b, t] = W[ids[b, t]]. Ids must lie in [0, num_embeddings)."""
+    ids = np.asarray(ids)
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"embedding: ids must be integers, got dtype {ids.dtype}")
+    if ids.size and (ids.min() < 0 or ids.max() >= weight.shape[0]):
+        raise ValueError(
+            f"embedding: ids must lie in [0, {weight.shape[0]}), got values in "
+            f"[{ids.min()}, {ids.max()}]"
+        )
+    return weight[ids], EmbeddingCache(ids, weight.shape[0])  # (..., C)
+
+
+def embedding_backward(dout, cache):
+    """dW[v] = sum of dy at every position whose id is v (np.add.at handles repeated ids)."""
+    ids, num_embeddings = cache
+    dweight = np.zeros((num_embeddings, dout.shape[-1]), dtype=dout.dtype)
+    np.add.at(dweight, ids.reshape(-1), dout.reshape(-1, dout.shape[-1]))
+    return dweight
+
+
+# ---------------------------------------------------------------- layer norm
+
+
+class LayerNormCache(NamedTuple):
+    x_hat: np.ndarray
+    inv_std: np.ndarray
+    weight: np.ndarray
+
+
+def layer_norm_forward(x, weight, bias, eps=1e-5):
+    """y = (x - mean) / sqrt(var + eps) * w + b over the last axis (biased variance, like torch).
+
+    x_hat = (x - mu) * r with r = 1 / sqrt(var + eps).
+    """
+    mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
+    centered = x - mean
+    var = (centered * centered).mean(axis=-1, keepdims=True)  # (..., 1)
+    inv_std = 1.0 / np.sqrt(var + eps)  # (..., 1)
+    x_hat = centered * inv_std  # (..., C)
+    return x_hat * weight + bias, LayerNormCache(x_hat, inv_std, weight)
+
+
+def layer_norm_backward(dout, cache):
+    """With g = dy * w (gradient w.r.t. x_hat) and C channels:
+
+        dx = r * (g - mean(g) - x_hat * mean(g * x_hat))
+
+    the two subtracted means are the gradient flowing through the mean and the variance.
+    """
+    x_hat, inv_std, weight = cache
+    lead = tuple(range(dout.ndim - 1))
+    dweight = (dout * x_hat).sum(axis=lead)  # (C,)
+    dbias = dout.sum(axis=lead)  # (C,)
+    g = dout * weight  # (..., C)
+    dx = inv_std * (
+        g - g.mean(axis=-1, keepdims=True) - x_hat * (g * x_hat).mean(axis=-1, keepdims=True)
+    )
+    return dx, dweight, dbias
+
+
+# ---------------------------------------------------------------- GELU
+
+GELU_APPROXIMATIONS = ("none", "tanh")
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+class GeluCache(NamedTuple):
+    x: np.ndarray
+    approximate: str
+
+
+def gelu_forward(x, approximate="none"):
+    """GELU(x) = x * Phi(x), Phi the standard normal CDF.
+
+    "none" (BERT): Phi(x) = (1 + erf(x / sqrt 2)) / 2, exact.
+    "tanh" (GPT-2): Phi(x) ~ (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2.
+    """
+    if approximate not in GELU_APPROXIMATIONS:
+        raise ValueError(f"gelu: approximate must be one of {GELU_APPROXIMATIONS}, got {approximate!r}")
+    if approximate == "none":
+        out = 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+    else:
+        out = 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3)))
+    return out.astype(x.dtype, copy=False), GeluCache(x, approximate)
+
+
+def gelu_backward(dout, cache):
+    """d/dx [x Phi(x)] = Phi(x) + x Phi'(x).
+
+    exact: Phi'(x) = exp(-x^2 / 2) / sqrt(2 pi).
+    tanh:  with u = sqrt(2/pi)(x + 0.044715 x^3), t = tanh u:
+           d/dx = (1 + t)/2 + x/2 (1 - t^2) sqrt(2/pi)(1 + 3 * 0.044715 x^2).
+    """
+    x, approximate = cache
+    if approximate == "none":
+        cdf = 0.5 * (1.0 + erf(x / math.sqrt(2.0)))
+        pdf = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+        dx = dout * (cdf + x * pdf)
+    else:
+        t = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3))
+        du_dx = _SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x)
+        dx = dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du_dx)
+    return dx.astype(dout.dtype, copy=False)
+
+
+# ---------------------------------------------------------------- softmax
+
+
+class SoftmaxCache(NamedTuple):
+    probs: np.ndarray
+    axis: int
+
+
+def softmax_forward(x, axis=-1):
+    """p_i = exp(x_i - max x) / sum_j exp(x_j - max x): subtracting the max changes nothing
+    mathematically and keeps exp from overflowing."""
+    shifted = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(shifted)
+    probs = e / e.sum(axis=axis, keepdims=True)
+    return probs, SoftmaxCache(probs, axis)
+
+
+def softmax_backward(dout, cache):
+    """Jacobian dp_i/dx_j = p_i (delta_ij - p_j), so dx = p * (dp - sum_j dp_j p_j)."""
+    probs, axis = cache
+    return probs * (dout - (dout * probs).sum(axis=axis, keepdims=True))
+
+
+# ---------------------------------------------------------------- dropout
+
+
+class DropoutCache(NamedTuple):
+    keep_scaled: np.ndarray | None  # mask / (1 - p), or None when dropout was a no-op
+
+
+def dropout_forward(x, p, rng=None, training=True):
+    """Inverted dropout: zero each element with probability p, scale survivors by 1 / (1 - p) so
+    the expectation is unchanged. The mask is drawn from `rng` (a np.random.Generator) and reused
+    by the backward. A no-op when not training or p == 0."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1), got {p!r}")
+    if not training or p == 0.0:
+        return x, DropoutCache(None)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError("dropout: rng must be a np.random.Generator when training with p > 0")
+    keep_scaled = (rng.random(x.shape) >= p).astype(x.dtype) / x.dtype.type(1.0 - p)
+    return x * keep_scaled, DropoutCache(keep_scaled)
+
+
+def dropout_backward(dout, cache):
+    """The same mask and scale: dx = dy * mask / (1 - p)."""
+    return dout if cache.keep_scaled is None else dout * cache.keep_scaled
+
+
+# ---------------------------------------------------------------- attention
+
+
+class AttentionCache(NamedTuple):
+    q: np.ndarray
+    k: np.ndarray
+    v: np.ndarray
+    probs: np.ndarray  # softmax weights, zero on masked keys (B.., Nq, Nk)
+    dropped: np.ndarray  # probs after dropout: what multiplied v
+    dropout: DropoutCache
+    scale: float
+
+
+def causal_mask(n_queries, n_keys):
+    """Bottom-right aligned: query i may attend key j iff j <= i + (Nk - Nq).
+
+    With Nq == Nk this is the usual lower triangle; with Nq < Nk (decoding with a KV cache) the
+    last query sees every key."""
+    i = np.arange(n_queries)[:, None]
+    j = np.arange(n_keys)[None, :]
+    return j <= i + (n_keys - n_queries)  # (Nq, Nk) bool
+
+
+def _allowed_keys(attn_mask, causal, n_queries, n_keys):
+    """Combine the boolean mask (True = may attend) with the causal mask; None = all allowed."""
+    allowed = None
+    if attn_mask is not None:
+        allowed = np.asarray(attn_mask)
+        if allowed.dtype != np.bool_:
+            raise ValueError(f"attention: attn_mask must be boolean (True = may attend), got {allowed.dtype}")
+    if causal:
+        tri = causal_mask(n_queries, n_keys)
+        allowed = tri if allowed is None else allowed & tri
+    return allowed
+
+
+def attention_forward(q, k, v, attn_mask=None, causal=False, scale=None, dropout_p=0.0, rng=None):
+    """out = softmax(q k^T * scale + mask) v.
+
+    q (..., Nq, D), k (..., Nk, D), v (..., Nk, Dv); scale defaults to 1 / sqrt(D).
+    attn_mask: boolean, broadcastable to (..., Nq, Nk), True = may attend (as PyTorch SDPA).
+    A query row that may attend nothing outputs zeros (and passes zero gradient), not NaN.
+    dropout_p > 0 drops attention weights (with `rng`), as BERT and GPT-2 do in training.
+    """
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"attention: q has head dim {q.shape[-1]} but k has {k.shape[-1]}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"attention: k has {k.shape[-2]} keys but v has {v.shape[-2]}")
+    n_queries, n_keys = q.shape[-2], k.shape[-2]
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    scores = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(scale)  # (..., Nq, Nk)
+    allowed = _allowed_keys(attn_mask, causal, n_queries, n_keys)
+    if allowed is None:
+        probs, _ = softmax_forward(scores)
+    else:
+        try:
+            allowed = np.broadcast_to(allowed, scores.shape)
+        except ValueError:
+            raise ValueError(
+                f"attention: attn_mask of shape {np.shape(attn_mask)} does not broadcast to the "
+                f"scores' shape {scores.shape} (..., Nq, Nk)"
+            ) from None
+        scores = np.where(allowed, scores, -np.inf)
+        row_max = scores.max(axis=-1, keepdims=True)
+        row_max = np.where(np.isfinite(row_max), row_max, 0.0)  # fully masked rows: no -inf - -inf
+        e = np.exp(scores - row_max)  # exactly 0 where masked
+        total = e.sum(axis=-1, keepdims=True)
+        probs = e / np.where(total > 0, total, 1.0)  # fully masked rows stay all zero
+    dropped, dropout_cache = dropout_forward(probs, dropout_p, rng, training=dropout_p > 0)
+    out = dropped @ v  # (..., Nq, Nk) @ (..., Nk, Dv) -> (..., Nq, Dv)
+    return out, AttentionCache(q, k, v, probs, dropped, dropout_cache, scale)
+
+
+def attention_backward(dout, cache):
+    """Chain rule through out = P' v, P' = dropout(P), P = softmax(S), S = q k^T * scale:
+
+        dv = P'^T dout;   dP = dropout_backward(dout v^T);   dS = P * (dP - rowsum(dP * P));
+        dq = dS k * scale;   dk = dS^T q * scale.
+
+    Masked entries have P = 0, so they receive dS = 0; fully masked rows give dq = 0.
+    """
+    q, k, v, probs, dropped, dropout_cache, scale = cache
+    dv = np.swapaxes(dropped, -1, -2) @ dout  # (..., Nk, Nq) @ (..., Nq, Dv) -> (..., Nk, Dv)
+    dprobs = dropout_backward(dout @ np.swapaxes(v, -1, -2), dropout_cache)  # (..., Nq, Nk)
+    dscores = softmax_backward(dprobs, SoftmaxCache(probs, -1)) * q.dtype.type(scale)
+    dq = dscores @ k  # (..., Nq, D)
+    dk = np.swapaxes(dscores, -1, -2) @ q  # (..., Nk, D)
+    return dq, dk, dv
+
+
+# ---------------------------------------------------------------- cross-entropy
+
+
+class CrossEntropyCache(NamedTuple):
+    probs: np.ndarray  # (N, V)
+    targets: np.ndarray  # (N,), ignore_index replaced by 0
+    keep: np.ndarray  # (N,) bool
+    n_kept: int
+    logits_shape: tuple
+
+
+def cross_entropy_forward(logits, targets, ignore_index=-100):
+    """Mean over kept positions of -log softmax(logits)[target].
+
+    logits (..., V), targets (...) integer; positions whose target is ignore_index do not count.
+    log softmax = x - logsumexp(x), with logsumexp computed as m + log sum exp(x - m), m = max x.
+    If every target is ignored the loss is 0 (and so is its gradient), not NaN.
+    """
+    targets = np.asarray(targets)
+    if logits.shape[:-1] != targets.shape:
+        raise ValueError(
+            f"cross_entropy: targets shape {targets.shape} must equal logits shape without its "
+            f"last axis {logits.shape[:-1]}"
+        )
+    vocab = logits.shape[-1]
+    flat_logits = logits.reshape(-1, vocab)  # (N, V)
+    flat_targets = targets.reshape(-1)  # (N,)
+    keep = flat_targets != ignore_index
+    bad = keep & ((flat_targets < 0) | (flat_targets >= vocab))
+    if bad.any():
+        raise ValueError(
+            f"cross_entropy: targets must lie in [0, {vocab}) or equal ignore_index={ignore_index}, "
+            f"got {flat_targets[bad][:5].tolist()}"
+        )
+    safe_targets = np.where(keep, flat_targets, 0)
+    row_max = flat_logits.max(axis=-1, keepdims=True)
+    shifted = flat_logits - row_max
+    log_norm = np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    log_probs = shifted - log_norm  # (N, V)
+    n_kept = int(keep.sum())
+    picked = log_probs[np.arange(len(safe_targets)), safe_targets]  # (N,)
+    loss = -(picked * keep).sum() / max(n_kept, 1)
+    cache = CrossEntropyCache(np.exp(log_probs), safe_targets, keep, n_kept, logits.shape)
+    return loss, cache
+
+
+def cross_entropy_backward(cache, dloss=1.0):
+    """d loss / d logits = (softmax(logits) - onehot(target)) / n_kept on kept rows, 0 elsewhere."""
+    probs, targets, keep, n_kept, logits_shape = cache
+    dlogits = probs.copy()
+    dlogits[np.arange(len(targets)), targets] -= 1.0
+    dlogits *= (keep[:, None] * (dloss / max(n_kept, 1))).astype(probs.dtype)
+    return dlogits.reshape(logits_shape)

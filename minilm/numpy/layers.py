@@ -1,0 +1,289 @@
+"""Transformer layers built from the op pairs in `functional.py`.
+
+Every layer keeps its parameters in a `ParameterStore` shared by the whole model, under the name the
+Hugging Face checkpoint uses (`prefix + "weight"`), so loading pretrained weights is a walk over a
+dict and tied weights (the LM head reusing the word embeddings) are simply the same key.
+
+`forward(x)` remembers what its backward needs; `backward(dout)` returns the gradient with respect
+to the input and *adds* parameter gradients into `store.grads` (adding is what makes tied weights
+and shared inputs correct). One forward is in flight per layer at a time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from minilm.numpy import functional as F
+
+
+class ParameterStore:
+    """Two dicts with the same keys: `params` (the weights) and `grads` (their gradients)."""
+
+    def __init__(self, dtype=np.float32):
+        self.dtype = np.dtype(dtype)
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def add(self, name: str, value: np.ndarray) -> None:
+        if name in self.params:
+            raise ValueError(f"parameter {name!r} is defined twice")
+        self.params[name] = np.ascontiguousarray(value, dtype=self.dtype)
+        self.grads[name] = np.zeros_like(self.params[name])
+
+    def accumulate(self, name: str, grad: np.ndarray) -> None:
+        self.grads[name] += grad
+
+    def zero_grad(self) -> None:
+        for grad in self.grads.values():
+            grad.fill(0.0)
+
+
+class Module:
+    """Base class: a `training` flag that `train()`/`eval()` set on every sub-layer."""
+
+    training = True
+
+    def children(self):
+        for value in vars(self).values():
+            if isinstance(value, Module):
+                yield value
+            elif isinstance(value, (list, tuple)):
+                yield from (item for item in value if isinstance(item, Module))
+
+    def train(self, mode: bool = True):
+        self.training = mode
+        for child in self.children():
+            child.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+
+class Linear(Module):
+    """y = x W^T + b, W (out_features, in_features), initialised N(0, std^2), b = 0."""
+
+    def __init__(self, store, name, in_features, out_features, rng, std=0.02, bias=True):
+        self.store, self.name, self.bias = store, name, bias
+        store.add(f"{name}.weight", rng.normal(0.0, std, (out_features, in_features)))
+        if bias:
+            store.add(f"{name}.bias", np.zeros(out_features))
+
+    def forward(self, x):
+        p = self.store.params
+        out, self.cache = F.linear_forward(
+            x, p[f"{self.name}.weight"], p[f"{self.name}.bias"] if self.bias else None
+        )
+        return out
+
+    def backward(self, dout):
+        dx, dweight, dbias = F.linear_backward(dout, self.cache)
+        self.store.accumulate(f"{self.name}.weight", dweight)
+        if self.bias:
+            self.store.accumulate(f"{self.name}.bias", dbias)
+        return dx
+
+
+class Embedding(Module):
+    """y = W[ids], W (num_embeddings, dim) initialised N(0, std^2)."""
+
+    def __init__(self, store, name, num_embeddings, dim, rng, std=0.02):
+        self.store, self.key = store, f"{name}.weight"
+        store.add(self.key, rng.normal(0.0, std, (num_embeddings, dim)))
+
+    @property
+    def weight(self):
+        return self.store.params[self.key]
+
+    def forward(self, ids):
+        out, self.cache = F.embedding_forward(ids, self.weight)
+        return out
+
+    def backward(self, dout):
+        self.store.accumulate(self.key, F.embedding_backward(dout, self.cache))
+
+
+class SinusoidalPositions(Module):
+    """Fixed positions of "Attention Is All You Need" (seed §3.2), no parameters:
+
+    PE[t, 2i] = sin(t / 10000^(2i/C)),  PE[t, 2i+1] = cos(t / 10000^(2i/C)).
+    Each pair of channels rotates at its own frequency, so relative offsets are linear maps.
+    """
+
+    def __init__(self, max_len, dim, dtype):
+        position = np.arange(max_len)[:, None]  # (T, 1)
+        frequency = np.exp(-math.log(10000.0) * np.arange(0, dim, 2) / dim)  # (ceil(C/2),)
+        table = np.zeros((max_len, dim))
+        table[:, 0::2] = np.sin(position * frequency)
+        table[:, 1::2] = np.cos(position * frequency[: dim // 2])
+        self.table = table.astype(dtype)  # (T, C)
+
+    def forward(self, position_ids):
+        return self.table[position_ids]
+
+    def backward(self, dout):
+        """Nothing to learn: the gradient stops here."""
+
+
+class LayerNorm(Module):
+    def __init__(self, store, name, dim, eps):
+        self.store, self.name, self.eps = store, name, eps
+        store.add(f"{name}.weight", np.ones(dim))
+        store.add(f"{name}.bias", np.zeros(dim))
+
+    def forward(self, x):
+        p = self.store.params
+        out, self.cache = F.layer_norm_forward(
+            x, p[f"{self.name}.weight"], p[f"{self.name}.bias"], self.eps
+        )
+        return out
+
+    def backward(self, dout):
+        dx, dweight, dbias = F.layer_norm_backward(dout, self.cache)
+        self.store.accumulate(f"{self.name}.weight", dweight)
+        self.store.accumulate(f"{self.name}.bias", dbias)
+        return dx
+
+
+class Dropout(Module):
+    """Inverted dropout with masks drawn from the model's generator; identity in eval mode."""
+
+    def __init__(self, p, rng):
+        self.p, self.rng = p, rng
+
+    def forward(self, x):
+        out, self.cache = F.dropout_forward(x, self.p, self.rng, self.training)
+        return out
+
+    def backward(self, dout):
+        return F.dropout_backward(dout, self.cache)
+
+
+class Gelu(Module):
+    def __init__(self, activation):
+        self.approximate = {"gelu": "none", "gelu_tanh": "tanh"}[activation]
+
+    def forward(self, x):
+        out, self.cache = F.gelu_forward(x, self.approximate)
+        return out
+
+    def backward(self, dout):
+        return F.gelu_backward(dout, self.cache)
+
+
+def split_heads(x, n_heads):
+    """(B, T, C) -> (B, H, T, C/H)."""
+    batch, time, channels = x.shape
+    return x.reshape(batch, time, n_heads, channels // n_heads).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x):
+    """(B, H, T, D) -> (B, T, H*D)."""
+    batch, heads, time, dim = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(batch, time, heads * dim)
+
+
+class MultiHeadAttention(Module):
+    """softmax(Q K^T / sqrt(D) + mask) V on H heads, then an output projection.
+
+    `qkv_names` is one name (GPT-2's fused `c_attn`, weight (3C, C)) or three (BERT's query, key,
+    value, each (C, C)); either way the projections produce [Q | K | V] along the last axis.
+    """
+
+    def __init__(self, store, qkv_names, out_name, config, rng, out_std):
+        c = config.d_model
+        names = [qkv_names] if isinstance(qkv_names, str) else list(qkv_names)
+        width = 3 * c // len(names)
+        self.projections = [Linear(store, name, c, width, rng) for name in names]
+        self.out = Linear(store, out_name, c, c, rng, std=out_std)
+        self.n_heads = config.n_heads
+        self.attention_dropout = config.dropout
+        self.rng = rng
+
+    def forward(self, x, attn_mask=None, causal=False):
+        qkv = np.concatenate([proj.forward(x) for proj in self.projections], axis=-1)  # (B, T, 3C)
+        q, k, v = (split_heads(part, self.n_heads) for part in np.split(qkv, 3, axis=-1))
+        dropout_p = self.attention_dropout if self.training else 0.0
+        heads, self.cache = F.attention_forward(
+            q, k, v, attn_mask=attn_mask, causal=causal, dropout_p=dropout_p, rng=self.rng
+        )  # (B, H, T, D)
+        return self.out.forward(merge_heads(heads))  # (B, T, C)
+
+    def backward(self, dout):
+        dheads = split_heads(self.out.backward(dout), self.n_heads)  # (B, H, T, D)
+        dq, dk, dv = F.attention_backward(dheads, self.cache)
+        dqkv = np.concatenate([merge_heads(d) for d in (dq, dk, dv)], axis=-1)  # (B, T, 3C)
+        parts = np.split(dqkv, len(self.projections), axis=-1)
+        return sum(proj.backward(d) for proj, d in zip(self.projections, parts))
+
+
+class FeedForward(Module):
+    """Linear(C -> d_ff), GELU, Linear(d_ff -> C), applied to each position independently."""
+
+    def __init__(self, store, in_name, out_name, config, rng, out_std):
+        self.fc_in = Linear(store, in_name, config.d_model, config.d_ff, rng)
+        self.act = Gelu(config.activation)
+        self.fc_out = Linear(store, out_name, config.d_ff, config.d_model, rng, std=out_std)
+
+    def forward(self, x):
+        return self.fc_out.forward(self.act.forward(self.fc_in.forward(x)))
+
+    def backward(self, dout):
+        return self.fc_in.backward(self.act.backward(self.fc_out.backward(dout)))
+
+
+# Parameter names inside one block of each checkpoint family.
+BERT_BLOCK_NAMES = dict(
+    qkv=("attention.self.query", "attention.self.key", "attention.self.value"),
+    attn_out="attention.output.dense", attn_norm="attention.output.LayerNorm",
+    ff_in="intermediate.dense", ff_out="output.dense", ff_norm="output.LayerNorm",
+)
+GPT2_BLOCK_NAMES = dict(
+    qkv="attn.c_attn", attn_out="attn.c_proj", attn_norm="ln_1",
+    ff_in="mlp.c_fc", ff_out="mlp.c_proj", ff_norm="ln_2",
+)
+
+
+class TransformerBlock(Module):
+    """Attention and feed-forward sub-layers, each with a residual connection and a LayerNorm.
+
+    post-LN (BERT, the original Transformer):  h = LN(x + drop(attn(x)));  y = LN(h + drop(ff(h)))
+    pre-LN  (GPT-2):                           h = x + drop(attn(LN(x)));  y = h + drop(ff(LN(h)))
+
+    Pre-LN keeps an un-normalised residual path from input to output, which is why deep GPTs train
+    without warmup tricks; post-LN needs warmup but was what BERT used.
+    """
+
+    def __init__(self, store, prefix, names, config, rng, norm_first):
+        # GPT-2 scales the init of projections into the residual stream by 1/sqrt(2 * n_layers).
+        out_std = 0.02 / math.sqrt(2 * config.n_layers) if norm_first else 0.02
+        qkv = names["qkv"]
+        qkv = f"{prefix}{qkv}" if isinstance(qkv, str) else [f"{prefix}{n}" for n in qkv]
+        self.attn = MultiHeadAttention(store, qkv, prefix + names["attn_out"], config, rng, out_std)
+        self.attn_norm = LayerNorm(store, prefix + names["attn_norm"], config.d_model, config.layer_norm_eps)
+        self.ff = FeedForward(store, prefix + names["ff_in"], prefix + names["ff_out"], config, rng, out_std)
+        self.ff_norm = LayerNorm(store, prefix + names["ff_norm"], config.d_model, config.layer_norm_eps)
+        self.attn_dropout = Dropout(config.dropout, rng)
+        self.ff_dropout = Dropout(config.dropout, rng)
+        self.norm_first = norm_first
+
+    def forward(self, x, attn_mask=None, causal=False):
+        if self.norm_first:
+            h = x + self.attn_dropout.forward(
+                self.attn.forward(self.attn_norm.forward(x), attn_mask, causal)
+            )
+            return h + self.ff_dropout.forward(self.ff.forward(self.ff_norm.forward(h)))
+        h = self.attn_norm.forward(x + self.attn_dropout.forward(self.attn.forward(x, attn_mask, causal)))
+        return self.ff_norm.forward(h + self.ff_dropout.forward(self.ff.forward(h)))
+
+    def backward(self, dout):
+        """Each residual y = x + f(x) sends dy both straight through and through f."""
+        if self.norm_first:
+            dh = dout + self.ff_norm.backward(self.ff.backward(self.ff_dropout.backward(dout)))
+            return dh + self.attn_norm.backward(self.attn.backward(self.attn_dropout.backward(dh)))
+        dsum = self.ff_norm.backward(dout)  # gradient of h + ff(h)
+        dh = dsum + self.ff.backward(self.ff_dropout.backward(dsum))
+        dsum = self.attn_norm.backward(dh)  # gradient of x + attn(x)
+        return dsum + self.attn.backward(self.attn_dropout.backward(dsum))

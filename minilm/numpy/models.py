@@ -1,0 +1,213 @@
+"""BERT (`Encoder`) and GPT-2 (`Decoder`) in NumPy, with hand-written backward passes.
+
+Parameter names, shapes and the arithmetic are Hugging Face's `BertForMaskedLM` and
+`GPT2LMHeadModel`, so given the same weights the logits are the same (the tests prove it).
+
+    Encoder:  x = LN(word[ids] + pos[t] + type[segment]);  x = post-LN blocks(x, padding mask)
+              logits = LN(gelu(dense(x))) @ word^T + bias            (the MLM head, tied weights)
+    Decoder:  x = wte[ids] + wpe[t];  x = pre-LN causal blocks(x);  logits = LN_f(x) @ wte^T
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minilm.config import ModelConfig
+from minilm.numpy import functional as F
+from minilm.numpy.layers import (
+    BERT_BLOCK_NAMES,
+    GPT2_BLOCK_NAMES,
+    Dropout,
+    Embedding,
+    Gelu,
+    LayerNorm,
+    Linear,
+    Module,
+    ParameterStore,
+    SinusoidalPositions,
+    TransformerBlock,
+)
+
+
+def check_input_ids(input_ids, config: ModelConfig) -> np.ndarray:
+    """Token ids must be a (B, T) integer array with 1 <= T <= max_len and ids in the vocabulary."""
+    ids = np.asarray(input_ids)
+    if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"input_ids must be a (batch, time) integer array, got {ids.dtype} {ids.shape}")
+    if not 1 <= ids.shape[1] <= config.max_len:
+        raise ValueError(f"input_ids has length {ids.shape[1]}; expected 1..max_len={config.max_len}")
+    if ids.min() < 0 or ids.max() >= config.vocab_size:
+        raise ValueError(
+            f"input_ids must lie in [0, vocab_size={config.vocab_size}), got [{ids.min()}, {ids.max()}]"
+        )
+    return ids
+
+
+def _check_like_ids(name, array, ids):
+    array = np.asarray(array)
+    if array.shape != ids.shape:
+        raise ValueError(f"{name} must have the shape of input_ids {ids.shape}, got {array.shape}")
+    return array
+
+
+class _Model(Module):
+    """What both models share: the parameter store, the generator for dropout, the positions."""
+
+    def __init__(self, config: ModelConfig, seed: int, dtype, position_name: str):
+        if not isinstance(config, ModelConfig):
+            raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
+        self.config = config
+        self.store = ParameterStore(dtype)
+        self.rng = np.random.default_rng(seed)  # initialisation, then dropout masks
+        if config.positions == "learned":
+            self.positions = Embedding(self.store, position_name, config.max_len, config.d_model, self.rng)
+        else:
+            self.positions = SinusoidalPositions(config.max_len, config.d_model, self.store.dtype)
+        self.embedding_dropout = Dropout(config.dropout, self.rng)
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return self.store.params
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        return self.store.grads
+
+    def load_params(self, params: dict[str, np.ndarray]) -> None:
+        """Copy weights in by name; every key must exist with the same shape, and none be missing."""
+        missing = sorted(set(self.params) - set(params))
+        unexpected = sorted(set(params) - set(self.params))
+        if missing or unexpected:
+            raise ValueError(f"load_params: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        for name, value in params.items():
+            if np.shape(value) != self.params[name].shape:
+                raise ValueError(
+                    f"load_params: {name} has shape {np.shape(value)}, expected {self.params[name].shape}"
+                )
+            self.params[name][...] = value
+
+    def num_parameters(self) -> int:
+        return sum(p.size for p in self.params.values())
+
+    def tied_logits(self, h):
+        """logits = h W^T with W the word embeddings (B, T, C) -> (B, T, V)."""
+        self._head_input = h
+        return h @ self.word.weight.T
+
+    def tied_logits_backward(self, dlogits):
+        """dW += dlogits^T h (summed over positions); returns dh = dlogits W."""
+        h = self._head_input
+        self.store.accumulate(
+            self.word.key, dlogits.reshape(-1, dlogits.shape[-1]).T @ h.reshape(-1, h.shape[-1])
+        )
+        return dlogits @ self.word.weight
+
+
+class Encoder(_Model):
+    """BERT: bidirectional post-LN encoder with a masked-language-model head.
+
+    forward(input_ids, attention_mask=None, token_type_ids=None) -> logits (B, T, V)
+    attention_mask (B, T): 1 for real tokens, 0 for padding (padding is never attended).
+    """
+
+    def __init__(self, config: ModelConfig, seed: int = 0, dtype=np.float32):
+        super().__init__(config, seed, dtype, "bert.embeddings.position_embeddings")
+        c, store, rng = config.d_model, self.store, self.rng
+        self.word = Embedding(store, "bert.embeddings.word_embeddings", config.vocab_size, c, rng)
+        self.token_type = Embedding(
+            store, "bert.embeddings.token_type_embeddings", config.type_vocab_size, c, rng
+        )
+        self.embedding_norm = LayerNorm(store, "bert.embeddings.LayerNorm", c, config.layer_norm_eps)
+        self.blocks = [
+            TransformerBlock(store, f"bert.encoder.layer.{i}.", BERT_BLOCK_NAMES, config, rng, norm_first=False)
+            for i in range(config.n_layers)
+        ]
+        self.head_dense = Linear(store, "cls.predictions.transform.dense", c, c, rng)
+        self.head_act = Gelu(config.activation)
+        self.head_norm = LayerNorm(store, "cls.predictions.transform.LayerNorm", c, config.layer_norm_eps)
+        store.add("cls.predictions.bias", np.zeros(config.vocab_size))
+
+    def encode(self, input_ids, attention_mask=None, token_type_ids=None):
+        """Last hidden states (B, T, C)."""
+        ids = check_input_ids(input_ids, self.config)
+        batch, time = ids.shape
+        segments = (
+            np.zeros_like(ids) if token_type_ids is None
+            else _check_like_ids("token_type_ids", token_type_ids, ids)
+        )
+        x = (
+            self.word.forward(ids)
+            + self.positions.forward(np.arange(time))[None]
+            + self.token_type.forward(segments)
+        )  # (B, T, C)
+        x = self.embedding_dropout.forward(self.embedding_norm.forward(x))
+        keys = None
+        if attention_mask is not None:
+            keys = _check_like_ids("attention_mask", attention_mask, ids).astype(bool)[:, None, None, :]
+        for block in self.blocks:  # keys (B, 1, 1, T) broadcasts over heads and queries
+            x = block.forward(x, attn_mask=keys)
+        return x
+
+    def encode_backward(self, dhidden):
+        """Gradient of the hidden states -> parameter gradients of the encoder (accumulated)."""
+        for block in reversed(self.blocks):
+            dhidden = block.backward(dhidden)
+        dx = self.embedding_norm.backward(self.embedding_dropout.backward(dhidden))
+        self.word.backward(dx)
+        self.positions.backward(dx.sum(axis=0))
+        self.token_type.backward(dx)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        hidden = self.encode(input_ids, attention_mask, token_type_ids)
+        h = self.head_norm.forward(self.head_act.forward(self.head_dense.forward(hidden)))
+        return self.tied_logits(h) + self.params["cls.predictions.bias"]  # (B, T, V)
+
+    def backward(self, dlogits):
+        """Fills `grads` with d loss / d params for the last forward (previous grads are cleared)."""
+        self.store.zero_grad()
+        self.store.accumulate("cls.predictions.bias", dlogits.sum(axis=(0, 1)))
+        dh = self.tied_logits_backward(dlogits)
+        dhidden = self.head_dense.backward(self.head_act.backward(self.head_norm.backward(dh)))
+        self.encode_backward(dhidden)
+
+
+class Decoder(_Model):
+    """GPT-2: causal pre-LN decoder with a final LayerNorm and an LM head tied to `wte`.
+
+    forward(input_ids) -> logits (B, T, V); position t only sees tokens 0..t.
+    """
+
+    def __init__(self, config: ModelConfig, seed: int = 0, dtype=np.float32):
+        super().__init__(config, seed, dtype, "transformer.wpe")
+        c, store, rng = config.d_model, self.store, self.rng
+        self.word = Embedding(store, "transformer.wte", config.vocab_size, c, rng)
+        self.blocks = [
+            TransformerBlock(store, f"transformer.h.{i}.", GPT2_BLOCK_NAMES, config, rng, norm_first=True)
+            for i in range(config.n_layers)
+        ]
+        self.final_norm = LayerNorm(store, "transformer.ln_f", c, config.layer_norm_eps)
+
+    def forward(self, input_ids):
+        ids = check_input_ids(input_ids, self.config)
+        x = self.word.forward(ids) + self.positions.forward(np.arange(ids.shape[1]))[None]  # (B, T, C)
+        x = self.embedding_dropout.forward(x)
+        for block in self.blocks:
+            x = block.forward(x, causal=True)
+        return self.tied_logits(self.final_norm.forward(x))  # (B, T, V)
+
+    def backward(self, dlogits):
+        """Fills `grads` with d loss / d params for the last forward (previous grads are cleared)."""
+        self.store.zero_grad()
+        dx = self.final_norm.backward(self.tied_logits_backward(dlogits))
+        for block in reversed(self.blocks):
+            dx = block.backward(dx)
+        dx = self.embedding_dropout.backward(dx)
+        self.word.backward(dx)
+        self.positions.backward(dx.sum(axis=0))
+
+
+def loss_and_backward(model, logits, targets, ignore_index=-100):
+    """Cross-entropy of `logits` against `targets`, then the model's backward; returns the loss."""
+    loss, cache = F.cross_entropy_forward(logits, targets, ignore_index)
+    model.backward(F.cross_entropy_backward(cache))
+    return float(loss)
