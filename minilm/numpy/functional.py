@@ -140,7 +140,7 @@ def gelu_forward(x, approximate="none"):
     if approximate == "none":
         out = 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
     else:
-        out = 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3)))
+        out = 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
     return out.astype(x.dtype, copy=False), GeluCache(x, approximate)
 
 
@@ -157,7 +157,7 @@ def gelu_backward(dout, cache):
         pdf = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
         dx = dout * (cdf + x * pdf)
     else:
-        t = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x**3))
+        t = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
         du_dx = _SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x)
         dx = dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du_dx)
     return dx.astype(dout.dtype, copy=False)

@@ -1,0 +1,404 @@
+"""Optimizers, gradient clipping and learning-rate schedules for the NumPy models.
+
+The models keep their parameters and gradients in two dicts with the same keys (the Hugging Face
+parameter names), so an optimizer here is a loop over names:
+
+    optimizer = AdamW(model.params, lr=3e-4)
+    for step in range(total_steps):
+        loss = ...; model.backward(dlogits)                 # fills model.grads
+        clip_grad_norm(model.grads, max_norm=1.0)
+        optimizer.step(model.grads, lr=lr_schedule(step, 3e-4, total_steps, warmup_steps=100))
+
+Every update is written in place (`param -= ...`), so the model, which holds the same arrays, sees
+the new values, and float32 parameters stay float32. `SGD` and `AdamW` reproduce `torch.optim.SGD`
+and `torch.optim.AdamW` operation for operation (the tests compare them in float64).
+
+Fine-tuning controls shared by both optimizers:
+
+- `lr_scale`: a per-parameter multiplier; parameter `name` moves with `lr * lr_scale.get(name, 1)`.
+  `layerwise_lr_scale` builds the classic layer-wise decay (lower layers learn more slowly).
+- `frozen`: names (or a predicate on names) that are not updated at all, and whose optimizer state
+  (momentum, Adam moments, step count) does not advance; assign a new value between steps for
+  gradual unfreezing (`optimizer.frozen = ...`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+
+import numpy as np
+
+Params = Mapping[str, np.ndarray]
+FrozenNames = Iterable[str] | Callable[[str], bool] | None
+
+
+def _check_non_negative(argument: str, value: float) -> None:
+    if not value >= 0:  # written this way round so that NaN fails too
+        raise ValueError(f"{argument} must be >= 0, got {value}")
+
+
+class Optimizer:
+    """What every optimizer here shares: validation, `lr_scale`, `frozen` and the state dict.
+
+    A subclass names its per-parameter state (`buffer_slots`: arrays shaped like the parameter,
+    `count_slots`: integers such as Adam's step count) and implements `_update`, the update of one
+    parameter. State is created lazily on a parameter's first update, as in PyTorch, and lives in
+    `self.state[slot][name]`.
+    """
+
+    buffer_slots: tuple[str, ...] = ()
+    count_slots: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float,
+        lr_scale: Mapping[str, float] | None = None,
+        frozen: FrozenNames = None,
+    ):
+        _check_non_negative("lr", lr)
+        for name, param in params.items():
+            if not (isinstance(param, np.ndarray) and np.issubdtype(param.dtype, np.floating)):
+                raise ValueError(f"params[{name!r}] must be a floating-point NumPy array")
+        self.params = params  # the model's own dict: updates land in the model's arrays
+        self.lr = lr
+        self.lr_scale = dict(lr_scale or {})
+        self._check_names("lr_scale", self.lr_scale)
+        for name, scale in self.lr_scale.items():
+            _check_non_negative(f"lr_scale[{name!r}]", scale)
+        self.frozen = frozen
+        self.state: dict[str, dict[str, np.ndarray | int]] = {
+            slot: {} for slot in self.buffer_slots + self.count_slots
+        }
+
+    def _check_names(self, argument: str, names: Iterable[str]) -> None:
+        unknown = sorted(set(names) - self.params.keys())
+        if unknown:
+            raise ValueError(f"{argument} names unknown parameters: {unknown}")
+
+    @property
+    def frozen(self) -> frozenset[str] | Callable[[str], bool]:
+        """The frozen parameters: a set of names, or a predicate `name -> bool`."""
+        return self._frozen
+
+    @frozen.setter
+    def frozen(self, frozen: FrozenNames) -> None:
+        if callable(frozen):
+            self._frozen = frozen
+            return
+        if isinstance(frozen, str):
+            raise TypeError("frozen must be a collection of names or a callable, not one string")
+        names = frozenset(frozen or ())
+        self._check_names("frozen", names)
+        self._frozen = names
+
+    def is_frozen(self, name: str) -> bool:
+        return self._frozen(name) if callable(self._frozen) else name in self._frozen
+
+    def step(self, grads: Params, lr: float | None = None) -> None:
+        """Update every parameter that is not frozen from its gradient.
+
+        `lr` overrides the base learning rate for this step only (this is how a schedule drives
+        the optimizer); each parameter then moves with `lr * lr_scale.get(name, 1.0)`.
+        """
+        lr = self.lr if lr is None else lr
+        _check_non_negative("lr", lr)
+        self._check_grads(grads)
+        for name, param in self.params.items():
+            if not self.is_frozen(name):
+                self._update(name, param, grads[name], lr * self.lr_scale.get(name, 1.0))
+
+    def _check_grads(self, grads: Params) -> None:
+        missing = sorted(self.params.keys() - grads.keys())
+        if missing:
+            raise ValueError(f"grads: missing gradient for {missing}")
+        unexpected = sorted(grads.keys() - self.params.keys())
+        if unexpected:
+            raise ValueError(f"grads: gradient for unknown parameters {unexpected}")
+        for name, param in self.params.items():
+            if np.shape(grads[name]) != param.shape:
+                raise ValueError(
+                    f"grads[{name!r}] has shape {np.shape(grads[name])}, "
+                    f"the parameter has shape {param.shape}"
+                )
+
+    def _update(self, name: str, param: np.ndarray, grad: np.ndarray, lr: float) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The optimizer state as a flat dict of NumPy arrays, ready for `safetensors.numpy`.
+
+        Keys are `<slot>.<parameter name>` (`exp_avg.bert.pooler.dense.weight`); buffers are copies
+        shaped like their parameter, counts are 0-d int64 arrays. Hyperparameters (lr, betas, ...)
+        are not included: rebuild the optimizer with the same arguments, then load.
+        """
+        return {
+            f"{slot}.{name}": np.array(value, dtype=np.int64 if slot in self.count_slots else None)
+            for slot, values in self.state.items()
+            for name, value in values.items()
+        }
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Replace the optimizer state by (copies of) the entries of `state_dict()`'s output."""
+        loaded: dict[str, dict[str, np.ndarray | int]] = {slot: {} for slot in self.state}
+        for key, value in state.items():
+            slot, _, name = key.partition(".")
+            if slot not in loaded or name not in self.params:
+                raise ValueError(f"state: unexpected entry {key!r}")
+            value = np.asarray(value)
+            param = self.params[name]
+            if slot in self.count_slots:
+                if value.size != 1:
+                    raise ValueError(
+                        f"state[{key!r}] must hold one number, got shape {value.shape}"
+                    )
+                loaded[slot][name] = int(value.item())
+            elif value.shape != param.shape:
+                raise ValueError(
+                    f"state[{key!r}] has shape {value.shape}, the parameter has {param.shape}"
+                )
+            else:
+                loaded[slot][name] = value.astype(param.dtype, copy=True)
+        names_per_slot = {slot: values.keys() for slot, values in loaded.items()}
+        if len({frozenset(names) for names in names_per_slot.values()}) > 1:
+            raise ValueError(f"state: slots {list(loaded)} must cover the same parameters")
+        self.state = loaded
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, exactly as `torch.optim.SGD` (dampening 0).
+
+    For a parameter p with gradient g and learning rate lr (after `lr_scale`):
+
+        g ← g + weight_decay · p            L2 penalty ½·wd·|p|² folded into the gradient
+        b ← g                               first step: the momentum buffer starts at g, not at 0
+        b ← momentum · b + g                every later step
+        d ← g + momentum · b   (nesterov)   or   d ← b   (classical momentum)
+        p ← p − lr · d
+
+    With momentum = 0 there is no buffer: p ← p − lr · (g + weight_decay · p). Weight decay here
+    applies to every parameter, as in PyTorch; for decoupled decay with exclusions use AdamW.
+    """
+
+    buffer_slots = ("momentum_buffer",)
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        lr_scale: Mapping[str, float] | None = None,
+        frozen: FrozenNames = None,
+    ):
+        super().__init__(params, lr, lr_scale, frozen)
+        _check_non_negative("momentum", momentum)
+        _check_non_negative("weight_decay", weight_decay)
+        if nesterov and momentum == 0:
+            raise ValueError("nesterov=True requires momentum > 0")
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.nesterov = nesterov
+
+    def _update(self, name: str, param: np.ndarray, grad: np.ndarray, lr: float) -> None:
+        if self.weight_decay != 0:
+            # A new array, not `grad += ...`: the model's gradients must stay as they are.
+            grad = grad + self.weight_decay * param
+        direction = grad
+        if self.momentum != 0:
+            buffers = self.state["momentum_buffer"]
+            if name not in buffers:
+                buffers[name] = np.array(grad, dtype=param.dtype)  # a copy of the first gradient
+            else:
+                buffers[name] *= self.momentum
+                buffers[name] += grad
+            buffer = buffers[name]
+            direction = grad + self.momentum * buffer if self.nesterov else buffer
+        param -= lr * direction
+
+
+def default_decay_rule(params: Params) -> Callable[[str], bool]:
+    """AdamW's default: decay exactly the parameters with ndim >= 2.
+
+    That is the weight matrices of every linear layer *and the embedding tables* (word, position,
+    token type), as in Hugging Face's fine-tuning recipes; it excludes every bias and every
+    LayerNorm weight and bias (1-D), whichever naming scheme the checkpoint uses (`LayerNorm.weight`
+    in BERT, `ln_1.weight` in GPT-2). Decaying a bias or a LayerNorm gain towards 0 would pull the
+    model towards a different function (a gain of 0 switches a feature off), not a simpler one.
+    """
+    return lambda name: params[name].ndim >= 2
+
+
+class AdamW(Optimizer):
+    """Adam with decoupled weight decay, exactly as `torch.optim.AdamW`.
+
+    At step t of a parameter p (t counts that parameter's own updates) with gradient g:
+
+        p ← p − lr · wd · p                     decoupled decay (parameters chosen by `decay`)
+        m ← β₁ · m + (1 − β₁) · g               running mean of g            (m starts at 0)
+        v ← β₂ · v + (1 − β₂) · g²              running mean of g², per element  (v starts at 0)
+        m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)   bias correction: undo the pull towards 0 at start
+        p ← p − lr · m̂ / (√v̂ + ε)
+
+    *Decoupled* means the decay shrinks p directly instead of adding wd·p to g (L2 regularisation,
+    what `SGD(weight_decay=...)` and `torch.optim.Adam(weight_decay=...)` do). With L2, the
+    penalty's gradient would pass through the 1/√v̂ normalisation, so parameters with large
+    gradients would be barely regularised; decoupled, every decayed weight shrinks by the same
+    factor (1 − lr·wd).
+
+    `decay` chooses the parameters that are decayed: a callable `name -> bool`, by default
+    `default_decay_rule` (ndim >= 2: weight matrices and embeddings, not biases or LayerNorm).
+    The chosen names are in `self.decayed_names`.
+    """
+
+    buffer_slots = ("exp_avg", "exp_avg_sq")
+    count_slots = ("step",)
+
+    def __init__(
+        self,
+        params: Params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+        decay: Callable[[str], bool] | None = None,
+        lr_scale: Mapping[str, float] | None = None,
+        frozen: FrozenNames = None,
+    ):
+        super().__init__(params, lr, lr_scale, frozen)
+        for index, beta in enumerate(betas):
+            if not 0 <= beta < 1:
+                raise ValueError(f"betas[{index}] must be in [0, 1), got {beta}")
+        _check_non_negative("eps", eps)
+        _check_non_negative("weight_decay", weight_decay)
+        if decay is not None and not callable(decay):
+            raise ValueError("decay must be a callable name -> bool, or None for the default rule")
+        self.beta1, self.beta2 = betas
+        self.eps = eps
+        self.weight_decay = weight_decay
+        is_decayed = default_decay_rule(params) if decay is None else decay
+        self.decayed_names = frozenset(name for name in params if is_decayed(name))
+
+    def _update(self, name: str, param: np.ndarray, grad: np.ndarray, lr: float) -> None:
+        if name in self.decayed_names:
+            param *= 1 - lr * self.weight_decay
+        if name not in self.state["step"]:
+            self.state["step"][name] = 0
+            self.state["exp_avg"][name] = np.zeros_like(param)
+            self.state["exp_avg_sq"][name] = np.zeros_like(param)
+        self.state["step"][name] += 1
+        step = self.state["step"][name]
+        exp_avg = self.state["exp_avg"][name]  # m
+        exp_avg_sq = self.state["exp_avg_sq"][name]  # v
+        exp_avg *= self.beta1
+        exp_avg += (1 - self.beta1) * grad
+        exp_avg_sq *= self.beta2
+        exp_avg_sq += (1 - self.beta2) * grad * grad
+        bias_correction1 = 1 - self.beta1**step
+        bias_correction2 = 1 - self.beta2**step
+        # √v̂ + ε, and lr/(1 − β₁ᵗ) applied to m: the same grouping as PyTorch, so results agree
+        # to the last bits rather than just approximately.
+        denom = np.sqrt(exp_avg_sq) / math.sqrt(bias_correction2) + self.eps
+        param -= lr / bias_correction1 * (exp_avg / denom)
+
+
+def clip_grad_norm(grads: Params, max_norm: float) -> float:
+    """Scale all gradients together so that their global L2 norm is at most `max_norm`.
+
+        total_norm = √(Σ over all gradients of Σ g²)
+        clip_coef  = max_norm / (total_norm + 1e-6);   if clip_coef < 1:  g ← clip_coef · g
+
+    The same as `torch.nn.utils.clip_grad_norm_` (its 1e-6 keeps the division finite and leaves
+    the clipped norm just below max_norm). Scales in place; returns the norm *before* clipping,
+    the number worth logging.
+    """
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    norms = [np.linalg.norm(np.ravel(grad)) for grad in grads.values()]
+    total_norm = float(np.linalg.norm(norms)) if norms else 0.0
+    clip_coef = max_norm / (total_norm + 1e-6)
+    if clip_coef < 1:
+        for grad in grads.values():
+            grad *= clip_coef
+    return total_norm
+
+
+DECAY_KINDS = ("cosine", "linear", "constant")
+
+
+def lr_schedule(
+    step: int,
+    base_lr: float,
+    total_steps: int,
+    warmup_steps: int = 0,
+    decay: str = "cosine",
+    min_lr: float = 0.0,
+) -> float:
+    """The learning rate for `step` (0-based): linear warmup, then decay to `min_lr`.
+
+        warmup, s < W:        lr = base_lr · (s + 1) / W
+        decay,  W ≤ s < T:    progress = (s − W) / (T − W)             (0 at s = W, → 1 at s = T)
+            cosine:           lr = min_lr + (base_lr − min_lr) · ½ · (1 + cos(π · progress))
+            linear:           lr = min_lr + (base_lr − min_lr) · (1 − progress)
+            constant:         lr = base_lr
+        after,  s ≥ T:        lr = min_lr  (base_lr for "constant")
+
+    The warmup uses (s + 1)/W rather than s/W so that the very first update is not wasted with
+    lr = 0; it reaches base_lr at s = W − 1, and the decay starts from base_lr at s = W.
+    """
+    if decay not in DECAY_KINDS:
+        raise ValueError(f"decay must be one of {DECAY_KINDS}, got {decay!r}")
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    if not 0 <= warmup_steps <= total_steps:
+        raise ValueError(
+            f"warmup_steps must be in [0, total_steps={total_steps}], got {warmup_steps}"
+        )
+    _check_non_negative("base_lr", base_lr)
+    if not 0 <= min_lr <= base_lr:
+        raise ValueError(f"min_lr must be in [0, base_lr={base_lr}], got {min_lr}")
+
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    if decay == "constant":
+        return base_lr
+    if step >= total_steps:
+        return min_lr
+    progress = (step - warmup_steps) / (total_steps - warmup_steps)
+    if decay == "cosine":
+        return min_lr + (base_lr - min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
+    return min_lr + (base_lr - min_lr) * (1 - progress)
+
+
+def layerwise_lr_scale(
+    names: Iterable[str], depth_of: Callable[[str], int], max_depth: int, decay: float
+) -> dict[str, float]:
+    """Layer-wise learning-rate decay: `{name: decay ** (max_depth − depth_of(name))}`.
+
+    Depth counts from the input: for an L-layer encoder, embeddings 0, block i → i + 1, the
+    task head L + 1 = max_depth. The head then learns at the full rate and each step down
+    multiplies by `decay`, so the embeddings get decay^(L+1): general low-level features move
+    least while fine-tuning. Pass the result as the optimizers' `lr_scale`. For BERT names:
+
+        def bert_depth(name):
+            if name.startswith("bert.embeddings."):
+                return 0
+            if name.startswith("bert.encoder.layer."):
+                return int(name.split(".")[3]) + 1
+            return n_layers + 1                      # pooler, classifier, MLM head
+
+        lr_scale = layerwise_lr_scale(model.params, bert_depth, n_layers + 1, decay=0.9)
+    """
+    if not 0 < decay <= 1:
+        raise ValueError(f"decay must be in (0, 1], got {decay}")
+    scales = {}
+    for name in names:
+        depth = depth_of(name)
+        if not 0 <= depth <= max_depth:
+            raise ValueError(f"depth_of({name!r}) = {depth} is outside [0, max_depth={max_depth}]")
+        scales[name] = decay ** (max_depth - depth)
+    return scales
