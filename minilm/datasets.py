@@ -1,0 +1,237 @@
+"""Labelled text for fine-tuning: the built-in sentiment task, and loaders for your own files.
+
+The built-in task
+-----------------
+`load_sentiment("train" | "test")` returns 600 short English sentences written for this project
+(not taken from any public dataset), each labelled "negative" or "positive" (ids 0 and 1, in the
+order of `LABELS`):
+
+    split   sentences   negative   positive   topics
+    train   400         200        200        films, restaurants, products, books, hotels
+    test    200         100        100        video games, travel, services, music, apps
+
+The split is built to *need* generalisation. The test sentences come from other domains and mostly
+use other sentiment words than the training ones ("superb", "dreadful", "sluggish", "spotless" where
+train says "great", "terrible", "slow", "clean"), so about 40% of the test words never occur in
+train. A bag-of-words classifier fitted on train (tests/test_datasets.py fits one) scores ~97% on
+train and close to chance on test: it only knows the words it was shown. A pretrained encoder such
+as MiniLM already knows that "dreadful" is like "terrible", which is the point of pre-training that
+the fine-tuning lessons measure. Both splits mix lengths (3 to 35 words) and include negation
+("not bad at all"), contrast ("the plot was thin, but the acting saved it") and mixed opinions
+resolved one way; a human finds every label unambiguous.
+
+Your own data
+-------------
+`load_labelled_file(path)` reads a CSV file (a header with `text` and `label` columns; other
+columns are ignored) or a JSON Lines file (.jsonl / .ndjson: one `{"text": ..., "label": ...}`
+object per line). A label is a name: a string, or an integer that stands for its own name
+(`1` and `"1"` are the same label), so files labelled 0/1 work as they are.
+`load_task(train, test)` turns files (or the name "sentiment") into a `Task` with both splits.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+LABELS = ("negative", "positive")  # label names of the built-in sentiment task; id = index
+SPLITS = ("train", "test")
+CSV_SUFFIXES = (".csv",)
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+# One example as read from a file: (line number, text, label name). The line number is kept so
+# that a bad label can be reported where it is.
+Row = tuple[int, str, str]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A text-classification task: a train and a test split sharing one tuple of label names.
+
+    `train_labels[i]` is the id of `train_texts[i]`, an index into `label_names`; same for test.
+    """
+
+    name: str
+    label_names: tuple[str, ...]
+    train_texts: list[str]
+    train_labels: np.ndarray  # (N_train,) int64
+    test_texts: list[str]
+    test_labels: np.ndarray  # (N_test,) int64
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+
+def load_sentiment(split: str) -> tuple[list[str], np.ndarray]:
+    """The built-in sentiment split ("train" or "test"): texts and int64 label ids into `LABELS`.
+
+    The files ship inside the package (minilm/assets/), so this works from a source checkout and
+    from an installed wheel alike.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    resource = resources.files("minilm") / "assets" / f"sentiment_{split}.jsonl"
+    source = f"minilm/assets/sentiment_{split}.jsonl"
+    with resource.open("r", encoding="utf-8") as lines:
+        rows = _jsonl_rows(lines, source)
+    texts, labels, _ = _rows_to_ids(rows, source, LABELS)
+    return texts, labels
+
+
+def load_labelled_file(
+    path: str | Path, label_names: Sequence[str] | None = None
+) -> tuple[list[str], np.ndarray, tuple[str, ...]]:
+    """Read a labelled CSV or JSON Lines file: `(texts, label ids (N,) int64, label_names)`.
+
+    The format follows the extension: .csv (header with `text` and `label` columns) or
+    .jsonl / .ndjson (one JSON object with "text" and "label" keys per line; blank lines are
+    skipped). Texts are stripped of surrounding whitespace and must not be empty.
+
+    With `label_names`, a label's id is its position there, and a label not in it is an error
+    that names the file, the line and the expected labels. Without, the names are the file's
+    distinct labels, sorted (numerically when they are all integers, so 0/1 files keep their ids).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in CSV_SUFFIXES + JSONL_SUFFIXES:
+        supported = ", ".join(CSV_SUFFIXES + JSONL_SUFFIXES)
+        raise ValueError(f"{path}: unsupported file type {suffix!r}; expected one of {supported}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no such dataset file: {path}")
+    read_rows = _csv_rows if suffix in CSV_SUFFIXES else _jsonl_rows
+    # newline="" lets the csv module handle line breaks inside quoted fields; utf-8-sig drops the
+    # byte-order mark that spreadsheet programs put at the start of a file.
+    with path.open("r", encoding="utf-8-sig", newline="") as lines:
+        rows = read_rows(lines, str(path))
+    return _rows_to_ids(rows, str(path), label_names)
+
+
+def load_task(
+    train: str | Path = "sentiment",
+    test: str | Path | None = None,
+    *,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> Task:
+    """A `Task` from the built-in name "sentiment", or from your files.
+
+    - `load_task("sentiment")`: the built-in train/test splits (see the module docstring).
+    - `load_task("train.csv", "test.csv")`: two files. The label names are those of the train
+      file; a test label outside them is an error (the model would have no output for it).
+    - `load_task("data.jsonl")`: one file, split at random but reproducibly. The rows are
+      shuffled by `np.random.default_rng(seed).permutation`, the first `round(test_fraction * N)`
+      (at least 1) go to test and the rest to train; each split keeps the file's order. The split
+      is not stratified, so a very rare label may land in only one split.
+    """
+    if str(train) == "sentiment":
+        if test is not None:
+            raise ValueError("the built-in 'sentiment' task has its own test split; drop `test`")
+        train_texts, train_labels = load_sentiment("train")
+        test_texts, test_labels = load_sentiment("test")
+        return Task("sentiment", LABELS, train_texts, train_labels, test_texts, test_labels)
+
+    train_texts, train_labels, names = load_labelled_file(train)
+    if test is not None:
+        test_texts, test_labels, _ = load_labelled_file(test, label_names=names)
+        return Task(Path(train).stem, names, train_texts, train_labels, test_texts, test_labels)
+
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    n = len(train_texts)
+    if n < 2:
+        raise ValueError(f"{train}: {n} row(s) cannot be split into train and test")
+    n_test = min(max(round(test_fraction * n), 1), n - 1)
+    order = np.random.default_rng(seed).permutation(n)
+    test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
+    return Task(
+        Path(train).stem,
+        names,
+        [train_texts[i] for i in train_idx],
+        train_labels[train_idx],
+        [train_texts[i] for i in test_idx],
+        train_labels[test_idx],
+    )
+
+
+def _csv_rows(lines: Iterable[str], source: str) -> list[Row]:
+    """Rows of a CSV file with a header naming `text` and `label` columns."""
+    reader = csv.DictReader(lines)
+    if reader.fieldnames is None:
+        raise ValueError(f"{source}: empty file; expected a header with 'text' and 'label'")
+    missing = {"text", "label"} - set(reader.fieldnames)
+    if missing:
+        raise ValueError(
+            f"{source}: header {reader.fieldnames} lacks column(s) {sorted(missing)}; "
+            "expected 'text' and 'label'"
+        )
+    rows = []
+    for record in reader:
+        # reader.line_num is the file line the record ended on (quoted fields may span lines).
+        rows.append(_row(reader.line_num, record["text"], record["label"], source))
+    return rows
+
+
+def _jsonl_rows(lines: Iterable[str], source: str) -> list[Row]:
+    """Rows of a JSON Lines file: one object with "text" and "label" per non-blank line."""
+    rows = []
+    for line_number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{source}, line {line_number}: invalid JSON ({error.msg})") from None
+        # A malformed file is bad data, not a bad argument: ValueError like every other file error.
+        if not isinstance(record, dict):
+            raise ValueError(f"{source}, line {line_number}: expected a JSON object")  # noqa: TRY004
+        missing = {"text", "label"} - record.keys()
+        if missing:
+            raise ValueError(
+                f"{source}, line {line_number}: missing key(s) {sorted(missing)}; "
+                "expected 'text' and 'label'"
+            )
+        rows.append(_row(line_number, record["text"], record["label"], source))
+    return rows
+
+
+def _row(line_number: int, text: object, label: object, source: str) -> Row:
+    """Check one example's text and label and normalise them to stripped strings."""
+    where = f"{source}, line {line_number}"
+    # None: a CSV line with fewer fields than the header.
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{where}: empty or missing text")
+    # bool is a subclass of int, but `true` is not a label anyone means.
+    if isinstance(label, bool) or not isinstance(label, (str, int)) or not str(label).strip():
+        raise ValueError(f"{where}: label must be a non-empty string or an integer, got {label!r}")
+    return line_number, text.strip(), str(label).strip()
+
+
+def _rows_to_ids(
+    rows: list[Row], source: str, label_names: Sequence[str] | None
+) -> tuple[list[str], np.ndarray, tuple[str, ...]]:
+    """Turn rows into (texts, int64 ids, label names), checking labels against `label_names`."""
+    if not rows:
+        raise ValueError(f"{source}: no examples")
+    if label_names is None:
+        distinct = {label for _, _, label in rows}
+        all_integers = all(re.fullmatch(r"[+-]?\d+", label) for label in distinct)
+        label_names = sorted(distinct, key=int if all_integers else str)
+    label_names = tuple(str(name) for name in label_names)
+    label_id = {name: i for i, name in enumerate(label_names)}
+    for line_number, _, label in rows:
+        if label not in label_id:
+            raise ValueError(
+                f"{source}, line {line_number}: unknown label {label!r}; "
+                f"expected one of {list(label_names)}"
+            )
+    texts = [text for _, text, _ in rows]
+    labels = np.array([label_id[label] for _, _, label in rows], dtype=np.int64)  # (N,)
+    return texts, labels, label_names
