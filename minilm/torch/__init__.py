@@ -1,0 +1,7 @@
+"""The PyTorch twin: the NumPy reference's models with the same parameter names, differentiated by
+autograd, with attention through our Triton kernel (or PyTorch's SDPA, or plain tensor math)."""
+
+from minilm.torch import functional
+from minilm.torch.models import Decoder, Encoder, params_to_state_dict, state_dict_to_params
+
+__all__ = ["Decoder", "Encoder", "functional", "params_to_state_dict", "state_dict_to_params"]

@@ -1,0 +1,216 @@
+"""The layers of `minilm/numpy/layers.py`, class for class, as torch modules.
+
+The math is the NumPy twin's (read it there, next to its hand-written backward); here autograd
+differentiates. What is particular to this file is how the weights get their checkpoint names.
+
+Names. `state_dict()` keys must be the Hugging Face checkpoint's, exactly as the NumPy model's
+`params` are ("bert.encoder.layer.0.attention.self.query.weight"). In BERT those names do not follow
+the computation (the attention's LayerNorm sits under "attention.output", the feed-forward is split
+between "intermediate" and "output"), so a module tree shaped like the computation cannot produce
+them. The NumPy layers solve this with a `ParameterStore` keyed by name; here the model itself is the
+store: every layer with weights is registered in the model under its dotted checkpoint name by
+`register` (which creates empty container modules along the way), and the layers that compute with
+it (`MultiHeadAttention`, `FeedForward`, `TransformerBlock`) only *refer* to it. `Module` below makes
+that reference an ordinary attribute, so `self.out = Linear(store, ...)` reads as usual yet the weight
+appears once, under its checkpoint name, in `state_dict()`, `named_parameters()` and `parameters()`.
+
+Shapes: B batch, T time, H heads, D head width, C channels (d_model).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from minilm.torch import functional as F
+
+
+def register(store: nn.Module, name: str, value: nn.Module | nn.Parameter):
+    """Register a layer (or a bare parameter) in `store` under a dotted checkpoint name.
+
+    "bert.encoder.layer.0.output.dense" becomes store.bert.encoder.layer[0].output.dense: each
+    missing step is an empty nn.Module, so state_dict() prefixes are exactly the dotted name.
+    """
+    *path, leaf = name.split(".")
+    parent = store
+    for part in path:
+        if part not in parent._modules:
+            parent.add_module(part, nn.Module())
+        parent = parent._modules[part]
+    if leaf in parent._modules or leaf in parent._parameters:
+        raise ValueError(f"parameter {name!r} is defined twice")
+    if isinstance(value, nn.Parameter):
+        parent.register_parameter(leaf, value)
+    else:
+        parent.add_module(leaf, value)
+        value.checkpoint_name = name
+    return value
+
+
+class Module(nn.Module):
+    """nn.Module that refers to layers registered elsewhere instead of registering them again.
+
+    Assigning a layer that `register` already placed in the store (it carries `checkpoint_name`)
+    stores a plain reference; anything else (Dropout, sub-blocks, buffers) registers as usual.
+    `train()`, `eval()` and `.to()` reach every weight once, through its checkpoint path.
+    """
+
+    def __setattr__(self, name, value):
+        if isinstance(value, nn.Module) and "checkpoint_name" in vars(value):
+            object.__setattr__(self, name, value)  # a reference, not a sub-module
+        else:
+            super().__setattr__(name, value)
+
+
+class Linear(nn.Linear):
+    """torch.nn.Linear (W stored (out_features, in_features)), weight ~ N(0, std^2), bias 0."""
+
+    def __init__(self, store, name, in_features, out_features, generator, std=0.02, bias=True):
+        super().__init__(in_features, out_features, bias=bias)
+        with torch.no_grad():
+            nn.init.normal_(self.weight, 0.0, std, generator=generator)
+            if bias:
+                self.bias.zero_()
+        register(store, name, self)
+
+
+class Embedding(nn.Embedding):
+    """torch.nn.Embedding: y = W[ids], W (num_embeddings, dim) ~ N(0, std^2)."""
+
+    def __init__(self, store, name, num_embeddings, dim, generator, std=0.02):
+        super().__init__(num_embeddings, dim)
+        with torch.no_grad():
+            nn.init.normal_(self.weight, 0.0, std, generator=generator)
+        register(store, name, self)
+
+
+class LayerNorm(nn.LayerNorm):
+    """torch.nn.LayerNorm over the last axis (biased variance, eps inside the sqrt), w = 1, b = 0."""
+
+    def __init__(self, store, name, dim, eps):
+        super().__init__(dim, eps=eps)
+        register(store, name, self)
+
+
+class SinusoidalPositions(nn.Module):
+    """Fixed positions of "Attention Is All You Need" (seed §3.2), see the NumPy twin:
+    PE[t, 2i] = sin(t / 10000^(2i/C)),  PE[t, 2i+1] = cos(t / 10000^(2i/C)).
+
+    The table is a non-persistent buffer: it follows `.to(device, dtype)` but is not in
+    state_dict(), since it is not learned (the NumPy model has no parameter for it either).
+    """
+
+    def __init__(self, max_len, dim):
+        super().__init__()
+        position = torch.arange(max_len, dtype=torch.float64)[:, None]  # (T, 1)
+        frequency = torch.exp(
+            -math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float64) / dim
+        )  # (ceil(C/2),)
+        table = torch.zeros(max_len, dim, dtype=torch.float64)
+        table[:, 0::2] = torch.sin(position * frequency)
+        table[:, 1::2] = torch.cos(position * frequency[: dim // 2])
+        self.register_buffer("table", table, persistent=False)  # (T, C), cast with the model
+
+    def forward(self, position_ids):
+        return self.table[position_ids]
+
+
+def split_heads(x, n_heads):
+    """(B, T, C) -> (B, H, T, C/H)."""
+    batch, time, channels = x.shape
+    return x.reshape(batch, time, n_heads, channels // n_heads).transpose(1, 2)
+
+
+def merge_heads(x):
+    """(B, H, T, D) -> (B, T, H*D)."""
+    batch, heads, time, dim = x.shape
+    return x.transpose(1, 2).reshape(batch, time, heads * dim)
+
+
+class MultiHeadAttention(Module):
+    """softmax(Q K^T / sqrt(D) + mask) V on H heads, then an output projection.
+
+    `qkv_names` is one name (GPT-2's fused `c_attn`, weight (3C, C)) or three (BERT's query, key,
+    value, each (C, C)); either way the projections produce [Q | K | V] along the last axis.
+
+    `attention` picks the backend ("triton" | "sdpa" | "math", see `functional.py`). The Triton
+    kernel has no dropout: while training with attention dropout > 0 a "triton" layer runs
+    through "sdpa" for that call (with a warning); `last_backend` records what ran last.
+    """
+
+    def __init__(self, store, qkv_names, out_name, config, generator, out_std, attention):
+        super().__init__()
+        c = config.d_model
+        names = [qkv_names] if isinstance(qkv_names, str) else list(qkv_names)
+        width = 3 * c // len(names)
+        self.projections = tuple(Linear(store, name, c, width, generator) for name in names)
+        self.out = Linear(store, out_name, c, c, generator, std=out_std)
+        self.n_heads = config.n_heads
+        self.attention_dropout = config.dropout
+        self.attention = attention  # already checked by the model (functional.check_attention)
+        self.last_backend = None
+
+    def forward(self, x, key_mask=None, causal=False):
+        """x (B, T, C); key_mask (B, T) bool, True = real token; returns (B, T, C)."""
+        qkv = torch.cat([proj(x) for proj in self.projections], dim=-1)  # (B, T, 3C)
+        q, k, v = (split_heads(part, self.n_heads) for part in qkv.chunk(3, dim=-1))
+        dropout_p = self.attention_dropout if self.training else 0.0
+        self.last_backend = F.backend_for_call(self.attention, dropout_p)
+        heads = F.attention(
+            q, k, v, key_mask=key_mask, causal=causal, dropout_p=dropout_p, backend=self.last_backend
+        )  # (B, H, T, D)
+        return self.out(merge_heads(heads))  # (B, T, C)
+
+
+class FeedForward(Module):
+    """Linear(C -> d_ff), GELU, Linear(d_ff -> C), applied to each position independently."""
+
+    def __init__(self, store, in_name, out_name, config, generator, out_std):
+        super().__init__()
+        self.fc_in = Linear(store, in_name, config.d_model, config.d_ff, generator)
+        self.approximate = {"gelu": "none", "gelu_tanh": "tanh"}[config.activation]
+        self.fc_out = Linear(store, out_name, config.d_ff, config.d_model, generator, std=out_std)
+
+    def forward(self, x):
+        hidden = nn.functional.gelu(self.fc_in(x), approximate=self.approximate)  # (B, T, d_ff)
+        return self.fc_out(hidden)  # (B, T, C)
+
+
+class TransformerBlock(Module):
+    """Attention and feed-forward sub-layers, each with a residual connection and a LayerNorm.
+
+    post-LN (BERT, the original Transformer):  h = LN(x + drop(attn(x)));  y = LN(h + drop(ff(h)))
+    pre-LN  (GPT-2):                           h = x + drop(attn(LN(x)));  y = h + drop(ff(LN(h)))
+
+    `names` is the NumPy twin's BERT_BLOCK_NAMES or GPT2_BLOCK_NAMES (the checkpoint names of the
+    six sub-layers, relative to `prefix`).
+    """
+
+    def __init__(self, store, prefix, names, config, generator, norm_first, attention):
+        super().__init__()
+        # GPT-2 scales the init of projections into the residual stream by 1/sqrt(2 * n_layers).
+        out_std = 0.02 / math.sqrt(2 * config.n_layers) if norm_first else 0.02
+        qkv = names["qkv"]
+        qkv = f"{prefix}{qkv}" if isinstance(qkv, str) else [f"{prefix}{n}" for n in qkv]
+        eps = config.layer_norm_eps
+        self.attn = MultiHeadAttention(
+            store, qkv, prefix + names["attn_out"], config, generator, out_std, attention
+        )
+        self.attn_norm = LayerNorm(store, prefix + names["attn_norm"], config.d_model, eps)
+        self.ff = FeedForward(
+            store, prefix + names["ff_in"], prefix + names["ff_out"], config, generator, out_std
+        )
+        self.ff_norm = LayerNorm(store, prefix + names["ff_norm"], config.d_model, eps)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.ff_dropout = nn.Dropout(config.dropout)
+        self.norm_first = norm_first
+
+    def forward(self, x, key_mask=None, causal=False):
+        """x (B, T, C) -> (B, T, C)."""
+        if self.norm_first:
+            h = x + self.attn_dropout(self.attn(self.attn_norm(x), key_mask, causal))
+            return h + self.ff_dropout(self.ff(self.ff_norm(h)))
+        h = self.attn_norm(x + self.attn_dropout(self.attn(x, key_mask, causal)))
+        return self.ff_norm(h + self.ff_dropout(self.ff(h)))

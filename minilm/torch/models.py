@@ -1,0 +1,233 @@
+"""BERT (`Encoder`) and GPT-2 (`Decoder`) in PyTorch: the twins of `minilm/numpy/models.py`.
+
+Same parameter names and shapes (state_dict() keys == the NumPy model's `params` keys), same
+arithmetic, so the same weights give the same logits and gradients; autograd replaces the
+hand-written backward passes, and attention can run through our Triton kernel.
+
+    Encoder:  x = LN(word[ids] + pos[t] + type[segment]);  x = post-LN blocks(x, padding mask)
+              logits = LN(gelu(dense(x))) @ word^T + bias            (the MLM head, tied weights)
+    Decoder:  x = wte[ids] + wpe[t];  x = pre-LN causal blocks(x);  logits = LN_f(x) @ wte^T
+
+Tied heads reuse the embedding matrix in `F.linear`, so there is no `lm_head.weight` or
+`cls.predictions.decoder.weight` key. Weights move between the twins by name:
+
+    twin.load_state_dict(params_to_state_dict(numpy_model.params))
+    numpy_model.load_params(state_dict_to_params(twin.state_dict()))
+    twin = Encoder.from_numpy(numpy_model, attention="math")      # same config, dtype and weights
+
+Dropout masks come from torch's global generator (`torch.manual_seed`); `seed` sets the init.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from minilm.config import ModelConfig
+from minilm.numpy.layers import BERT_BLOCK_NAMES, GPT2_BLOCK_NAMES
+from minilm.numpy.models import _check_like_ids, check_input_ids
+from minilm.torch import functional as F
+from minilm.torch.layers import (
+    Embedding,
+    LayerNorm,
+    Linear,
+    Module,
+    MultiHeadAttention,
+    SinusoidalPositions,
+    TransformerBlock,
+    register,
+)
+
+
+def params_to_state_dict(params: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """NumPy params -> tensors (sharing memory; `load_state_dict` copies them into the model)."""
+    return {name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in params.items()}
+
+
+def state_dict_to_params(state_dict: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Tensors (any device) -> NumPy arrays (copies, so later training does not change them)."""
+    return {name: value.detach().cpu().numpy().copy() for name, value in state_dict.items()}
+
+
+def _torch_dtype(dtype) -> torch.dtype:
+    """torch.float32 / torch.float64, or the NumPy spelling np.float32 / np.float64."""
+    if not isinstance(dtype, torch.dtype):
+        try:
+            dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+        except TypeError:
+            raise ValueError(f"dtype must be a floating torch or NumPy dtype, got {dtype!r}") from None
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating dtype, got {dtype}")
+    return dtype
+
+
+def _on_host(values) -> np.ndarray:
+    """The NumPy checks' view of ids or masks: free for CPU tensors and arrays; for CUDA tensors a
+    copy of the (B, T) integers to the host (one sync, as any check that can raise needs)."""
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+class _Model(Module):
+    """What both models share: config, attention backend, positions, embedding dropout.
+
+    The model is its own parameter store: layers register their weights in it under their
+    checkpoint names (see `minilm/torch/layers.py`).
+    """
+
+    def __init__(self, config, attention, dtype, generator, position_name):
+        super().__init__()
+        if not isinstance(config, ModelConfig):
+            # ValueError, as the NumPy twin raises: one error type for every bad argument
+            raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")  # noqa: TRY004
+        self.config = config
+        self._attention = F.check_attention(attention, config.head_dim, dtype)
+        c = config.d_model
+        if config.positions == "learned":
+            self.positions = Embedding(self, position_name, config.max_len, c, generator)
+        else:
+            self.positions = SinusoidalPositions(config.max_len, c)
+        self.embedding_dropout = nn.Dropout(config.dropout)
+
+    def _blocks(self, prefix, names, generator, norm_first):
+        return nn.ModuleList(
+            TransformerBlock(
+                self, f"{prefix}{i}.", names, self.config, generator, norm_first, self._attention
+            )
+            for i in range(self.config.n_layers)
+        )
+
+    @property
+    def attention(self) -> str:
+        """The attention backend: "triton" | "sdpa" | "math". Assign to switch every layer
+        (None re-applies the default rule of `functional.check_attention`)."""
+        return self._attention
+
+    @attention.setter
+    def attention(self, name) -> None:
+        self._attention = F.check_attention(name, self.config.head_dim, self.word.weight.dtype)
+        for module in self.modules():
+            if isinstance(module, MultiHeadAttention):
+                module.attention = self._attention
+
+    @classmethod
+    def from_numpy(cls, numpy_model, attention=None):
+        """The twin of a NumPy model: same config, dtype and weights."""
+        dtype = next(iter(numpy_model.params.values())).dtype
+        twin = cls(numpy_model.config, attention=attention, dtype=dtype)
+        twin.load_state_dict(params_to_state_dict(numpy_model.params))
+        return twin
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def _device(self) -> torch.device:
+        return self.word.weight.device
+
+    def _tensor(self, values, host: np.ndarray) -> torch.Tensor:
+        """Checked values as a tensor on the model's device (a tensor is moved, not re-copied)."""
+        if isinstance(values, torch.Tensor):
+            return values.to(self._device())
+        return torch.as_tensor(host, device=self._device())
+
+    def _input_ids(self, input_ids) -> tuple[torch.Tensor, np.ndarray]:
+        """(B, T) ids checked by the NumPy model's `check_input_ids` (same rules, same errors), as a
+        tensor on the model's device and as the host array that was checked."""
+        host = check_input_ids(_on_host(input_ids), self.config)
+        return self._tensor(input_ids, host).long(), host
+
+    def _like_ids(self, name, values, host_ids) -> tuple[torch.Tensor, np.ndarray]:
+        """attention_mask / token_type_ids: the shape of input_ids (the NumPy model's check)."""
+        host = _check_like_ids(name, _on_host(values), host_ids)
+        return self._tensor(values, host), host
+
+
+class Encoder(_Model):
+    """BERT: bidirectional post-LN encoder with a masked-language-model head.
+
+    forward(input_ids, attention_mask=None, token_type_ids=None) -> logits (B, T, V)
+    attention_mask (B, T): 1 for real tokens, 0 for padding (padding is never attended).
+    attention: "triton" | "sdpa" | "math" | None (= "triton" where the kernel can run this model,
+    else "sdpa"; see `functional.check_attention`). With "triton", training with dropout > 0 runs
+    attention through "sdpa" (the kernel has no dropout; see `functional.backend_for_call`).
+    """
+
+    def __init__(self, config: ModelConfig, attention=None, seed: int = 0, dtype=torch.float32):
+        dtype, generator = _torch_dtype(dtype), torch.Generator().manual_seed(seed)
+        super().__init__(config, attention, dtype, generator, "bert.embeddings.position_embeddings")
+        c, eps = config.d_model, config.layer_norm_eps
+        self.word = Embedding(self, "bert.embeddings.word_embeddings", config.vocab_size, c, generator)
+        self.token_type = Embedding(
+            self, "bert.embeddings.token_type_embeddings", config.type_vocab_size, c, generator
+        )
+        self.embedding_norm = LayerNorm(self, "bert.embeddings.LayerNorm", c, eps)
+        self.blocks = self._blocks("bert.encoder.layer.", BERT_BLOCK_NAMES, generator, norm_first=False)
+        self.head_dense = Linear(self, "cls.predictions.transform.dense", c, c, generator)
+        self.head_approximate = {"gelu": "none", "gelu_tanh": "tanh"}[config.activation]
+        self.head_norm = LayerNorm(self, "cls.predictions.transform.LayerNorm", c, eps)
+        register(self, "cls.predictions.bias", nn.Parameter(torch.zeros(config.vocab_size)))
+        self.to(dtype)
+
+    def _token_types(self, token_type_ids, ids, host_ids):
+        """(B, T) segment ids in [0, type_vocab_size); zeros when not given."""
+        if token_type_ids is None:
+            return torch.zeros_like(ids)
+        segments, host = self._like_ids("token_type_ids", token_type_ids, host_ids)
+        n_types = self.config.type_vocab_size
+        if not np.issubdtype(host.dtype, np.integer) or host.min() < 0 or host.max() >= n_types:
+            raise ValueError(
+                f"token_type_ids must be integers in [0, type_vocab_size={n_types}), got "
+                f"{host.dtype} values in [{host.min()}, {host.max()}]"
+            )
+        return segments.long()
+
+    def encode(self, input_ids, attention_mask=None, token_type_ids=None):
+        """Last hidden states (B, T, C)."""
+        ids, host_ids = self._input_ids(input_ids)  # (B, T)
+        positions = torch.arange(ids.shape[1], device=ids.device)  # (T,)
+        x = (
+            self.word(ids)
+            + self.positions(positions)[None]
+            + self.token_type(self._token_types(token_type_ids, ids, host_ids))
+        )  # (B, T, C)
+        x = self.embedding_dropout(self.embedding_norm(x))
+        key_mask = None  # (B, T) bool, True = real token: the kernel's key_mask
+        if attention_mask is not None:
+            key_mask = self._like_ids("attention_mask", attention_mask, host_ids)[0].bool()
+        for block in self.blocks:
+            x = block(x, key_mask=key_mask)
+        return x
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        hidden = self.encode(input_ids, attention_mask, token_type_ids)  # (B, T, C)
+        h = nn.functional.gelu(self.head_dense(hidden), approximate=self.head_approximate)
+        h = self.head_norm(h)
+        bias = self.get_parameter("cls.predictions.bias")  # (V,)
+        return nn.functional.linear(h, self.word.weight, bias)  # (B, T, C) @ (C, V) -> (B, T, V)
+
+
+class Decoder(_Model):
+    """GPT-2: causal pre-LN decoder with a final LayerNorm and an LM head tied to `wte`.
+
+    forward(input_ids) -> logits (B, T, V); position t only sees tokens 0..t.
+    attention: as for `Encoder`.
+    """
+
+    def __init__(self, config: ModelConfig, attention=None, seed: int = 0, dtype=torch.float32):
+        dtype, generator = _torch_dtype(dtype), torch.Generator().manual_seed(seed)
+        super().__init__(config, attention, dtype, generator, "transformer.wpe")
+        c = config.d_model
+        self.word = Embedding(self, "transformer.wte", config.vocab_size, c, generator)
+        self.blocks = self._blocks("transformer.h.", GPT2_BLOCK_NAMES, generator, norm_first=True)
+        self.final_norm = LayerNorm(self, "transformer.ln_f", c, config.layer_norm_eps)
+        self.to(dtype)
+
+    def forward(self, input_ids):
+        ids, _ = self._input_ids(input_ids)  # (B, T)
+        positions = torch.arange(ids.shape[1], device=ids.device)  # (T,)
+        x = self.embedding_dropout(self.word(ids) + self.positions(positions)[None])  # (B, T, C)
+        for block in self.blocks:
+            x = block(x, causal=True)
+        return nn.functional.linear(self.final_norm(x), self.word.weight)  # (B, T, V)

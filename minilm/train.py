@@ -1,0 +1,293 @@
+"""One training loop for both backends (the NumPy reference and the PyTorch twin).
+
+    for each step:  batch -> loss -> gradients -> clip to max norm -> AdamW with warmup + cosine
+    every eval_every steps:  validation loss on held-out text (nats per token)
+
+A run directory receives `model.safetensors` + `config.json` (the checkpoint), `metrics.json`
+(validation loss, the corpus's entropy floor when known, the loss curve) and `loss_curve.png`.
+
+Validation is a sliding window: windows of `seq_len` tokens advance by half a window and only the
+second half of each window is scored (all of the first window), so every validation token is
+predicted from at least seq_len/2 tokens of context and each is scored exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from minilm import data
+from minilm.checkpoint import save_checkpoint
+from minilm.config import ModelConfig
+from minilm.numpy import Decoder, Encoder
+from minilm.numpy import functional as F
+from minilm.numpy.models import loss_and_backward
+from minilm.numpy.optim import AdamW, clip_grad_norm, lr_schedule
+from minilm.tokenizers import CharTokenizer
+
+OBJECTIVES = ("clm", "mlm")
+BACKENDS = ("numpy", "torch")
+IGNORE = -100
+
+
+@dataclass
+class TrainSettings:
+    objective: str = "clm"  # "clm" (next token, Decoder) | "mlm" (masked tokens, Encoder)
+    backend: str = "numpy"  # "numpy" | "torch"
+    steps: int = 1000
+    batch_size: int = 16
+    seq_len: int = 128
+    lr: float = 3e-3
+    min_lr: float = 3e-4
+    warmup_steps: int = 50
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 100
+    eval_tokens: int = 20_000  # validation tokens scored at each evaluation
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        for name in ("steps", "batch_size", "seq_len", "eval_every", "eval_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.seq_len < 2:
+            raise ValueError(f"seq_len must be >= 2, got {self.seq_len}")
+
+    @property
+    def kind(self) -> str:
+        return "decoder" if self.objective == "clm" else "encoder"
+
+
+# ---------------------------------------------------------------- backends
+
+
+class NumpyTrainer:
+    """The reference: hand-written backward, our AdamW."""
+
+    def __init__(self, kind, config, settings):
+        model_class = Decoder if kind == "decoder" else Encoder
+        self.model = model_class(config, seed=settings.seed)
+        self.optimizer = AdamW(self.model.params, lr=settings.lr, weight_decay=settings.weight_decay)
+        self.grad_clip = settings.grad_clip
+
+    def train_step(self, inputs, targets, lr) -> float:
+        self.model.train()
+        loss = loss_and_backward(self.model, self.model.forward(inputs), targets, IGNORE)
+        clip_grad_norm(self.model.grads, self.grad_clip)
+        self.optimizer.step(self.model.grads, lr=lr)
+        return loss
+
+    def loss_sum(self, inputs, targets) -> tuple[float, int]:
+        """Summed cross-entropy over scored targets and their count, in eval mode."""
+        self.model.eval()
+        loss, cache = F.cross_entropy_forward(self.model.forward(inputs), targets, IGNORE)
+        return float(loss) * cache.n_kept, cache.n_kept
+
+    def params(self) -> dict[str, np.ndarray]:
+        return self.model.params
+
+
+class TorchTrainer:
+    """The twin: autograd, torch.optim.AdamW with the same no-decay rule (ndim >= 2 decays)."""
+
+    def __init__(self, kind, config, settings):
+        import torch
+
+        from minilm.torch import Decoder as TorchDecoder
+        from minilm.torch import Encoder as TorchEncoder
+
+        self.torch = torch
+        model_class = TorchDecoder if kind == "decoder" else TorchEncoder
+        self.model = model_class(config, seed=settings.seed)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model.to(self.device)
+        named = list(self.model.named_parameters())
+        groups = [
+            {"params": [p for _, p in named if p.ndim >= 2], "weight_decay": settings.weight_decay},
+            {"params": [p for _, p in named if p.ndim < 2], "weight_decay": 0.0},
+        ]
+        self.optimizer = torch.optim.AdamW(groups, lr=settings.lr)
+        self.grad_clip = settings.grad_clip
+
+    def _loss(self, inputs, targets):
+        torch = self.torch
+        logits = self.model(torch.from_numpy(inputs).to(self.device))
+        targets = torch.from_numpy(targets).to(self.device)
+        return torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE
+        )
+
+    def train_step(self, inputs, targets, lr) -> float:
+        self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss = self._loss(inputs, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        return float(loss)
+
+    def loss_sum(self, inputs, targets) -> tuple[float, int]:
+        self.model.eval()
+        n_kept = int((targets != IGNORE).sum())
+        with self.torch.no_grad():
+            return float(self._loss(inputs, targets)) * n_kept, n_kept
+
+    def params(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+
+
+def make_trainer(kind, config, settings):
+    return (NumpyTrainer if settings.backend == "numpy" else TorchTrainer)(kind, config, settings)
+
+
+# ---------------------------------------------------------------- batches
+
+
+def training_batch(ids, settings, tokenizer, rng):
+    """(inputs, targets) for one step: next-token targets (CLM) or 80/10/10 masking (MLM)."""
+    if settings.objective == "clm":
+        return data.clm_batch(ids, settings.batch_size, settings.seq_len, rng)
+    windows, _ = data.clm_batch(ids, settings.batch_size, settings.seq_len, rng)
+    return data.mask_tokens(windows, rng, tokenizer.vocab_size, tokenizer.mask_id, tokenizer.special_ids)
+
+
+def validation_batches(ids, settings, tokenizer):
+    """Deterministic (inputs, targets) covering the first `eval_tokens` validation tokens.
+
+    CLM: sliding windows, stride seq_len/2, scoring the second half (see the module docstring).
+    MLM: consecutive windows masked with a fixed generator, so every evaluation sees the same masks.
+    """
+    ids = ids[: settings.eval_tokens + 1]
+    seq_len, half = settings.seq_len, settings.seq_len // 2
+    if len(ids) < seq_len + 1:
+        raise ValueError(
+            f"validation text has {len(ids)} tokens, fewer than seq_len + 1 = {seq_len + 1}"
+        )
+    if settings.objective == "mlm":
+        starts = np.arange(0, len(ids) - seq_len + 1, seq_len)
+        windows = np.stack([ids[s: s + seq_len] for s in starts])
+        inputs, targets = data.mask_tokens(
+            windows, np.random.default_rng(1234), tokenizer.vocab_size, tokenizer.mask_id,
+            tokenizer.special_ids,
+        )
+    else:
+        starts = np.arange(0, len(ids) - seq_len, half)
+        windows = np.stack([ids[s: s + seq_len + 1] for s in starts])  # (W, T + 1)
+        inputs, targets = windows[:, :-1], windows[:, 1:].copy()
+        targets[1:, :seq_len - half] = IGNORE  # already scored by the previous window
+    for first in range(0, len(inputs), settings.batch_size):
+        yield inputs[first: first + settings.batch_size], targets[first: first + settings.batch_size]
+
+
+def evaluate(trainer, val_ids, settings, tokenizer) -> float:
+    """Mean validation cross-entropy in nats per scored token."""
+    total, count = 0.0, 0
+    for inputs, targets in validation_batches(val_ids, settings, tokenizer):
+        loss_sum, n = trainer.loss_sum(inputs, targets)
+        total, count = total + loss_sum, count + n
+    return total / count
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def load_corpus(text_path=None, seed=0):
+    """(text, entropy floor or None): a UTF-8 file, or the built-in corpus and its exact floor."""
+    if text_path is not None:
+        return data.load_text(text_path), None
+    return data.generate_corpus(n_stories=data.DEFAULT_STORIES, seed=seed), data.corpus_entropy_rate()
+
+
+def train(settings: TrainSettings, config: ModelConfig | None = None, text_path=None,
+          out_dir=None, progress=True) -> dict:
+    """Train, evaluate, save the run directory; returns the metrics dict (also `metrics.json`)."""
+    from tqdm.auto import tqdm
+
+    text, floor = load_corpus(text_path, settings.seed)
+    tokenizer = CharTokenizer.from_text(text)
+    ids = tokenizer.encode(text)
+    train_ids, val_ids = data.split_train_val(ids, val_fraction=0.1)
+    config = config or ModelConfig.preset("demo")
+    config = ModelConfig.from_dict({**config.to_dict(), "vocab_size": tokenizer.vocab_size,
+                                    "max_len": max(config.max_len, settings.seq_len)})
+    trainer = make_trainer(settings.kind, config, settings)
+    rng = np.random.default_rng(settings.seed)
+
+    history = {"step": [], "train_loss": [], "val_step": [], "val_loss": []}
+    tokens_per_step = settings.batch_size * settings.seq_len
+    started = time.perf_counter()
+    bar = tqdm(range(settings.steps), disable=not progress, desc=f"train {settings.objective}",
+               unit="step", dynamic_ncols=True)
+    for step in bar:
+        lr = lr_schedule(step, settings.lr, settings.steps, settings.warmup_steps, "cosine",
+                         settings.min_lr)
+        loss = trainer.train_step(*training_batch(train_ids, settings, tokenizer, rng), lr)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss} at step {step}; lower --lr")
+        history["step"].append(step)
+        history["train_loss"].append(loss)
+        if (step + 1) % settings.eval_every == 0 or step + 1 == settings.steps:
+            history["val_step"].append(step + 1)
+            history["val_loss"].append(evaluate(trainer, val_ids, settings, tokenizer))
+        elapsed = time.perf_counter() - started
+        bar.set_postfix(loss=f"{loss:.3f}", val=f"{history['val_loss'][-1]:.3f}" if history["val_loss"] else "-",
+                        tok_s=f"{(step + 1) * tokens_per_step / elapsed:.0f}")
+    wall = time.perf_counter() - started
+
+    metrics = {
+        "objective": settings.objective,
+        "backend": settings.backend,
+        "val_loss": history["val_loss"][-1],
+        "entropy_floor": floor,
+        "unit": "nats per token (one token = one character)",
+        "steps": settings.steps,
+        "wall_seconds": wall,
+        "tokens_per_second": settings.steps * tokens_per_step / wall,
+        "num_parameters": int(sum(p.size for p in trainer.params().values())),
+        "settings": asdict(settings),
+        "history": history,
+    }
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        save_checkpoint(out_dir, trainer.params(), settings.kind, config, tokenizer,
+                        objective=settings.objective)
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        plot_loss_curve(history, floor, out_dir / "loss_curve.png", settings.objective)
+    return metrics
+
+
+def plot_loss_curve(history, floor, path, objective):
+    """Training loss (smoothed), validation loss and, when known, the entropy floor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    losses = np.asarray(history["train_loss"])
+    window = max(1, len(losses) // 50)
+    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+    ax.plot(np.asarray(history["step"])[window - 1:] + 1, smooth, label="train (smoothed)", lw=1)
+    ax.plot(history["val_step"], history["val_loss"], "o-", label="validation", ms=3)
+    if floor is not None:
+        label = "entropy rate of the corpus (floor)" if objective == "clm" else "entropy rate (CLM floor)"
+        ax.axhline(floor, color="k", ls="--", lw=1, label=f"{label}: {floor:.3f}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats / token)")
+    ax.set_title(f"{objective.upper()} training")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

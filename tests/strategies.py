@@ -1,0 +1,220 @@
+"""Hypothesis strategies shared by the test suite (in the manner of minitorch's tests/strategies.py).
+
+Each section belongs to one part of the library; add new strategies to the section they serve.
+"""
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+# ---------------------------------------------------------------- arrays
+
+
+def float_arrays(shape, dtype=np.float64, low=-3.0, high=3.0):
+    """Finite floats in [low, high]: the range where finite differences stay well conditioned."""
+    return hnp.arrays(dtype, shape, elements=st.floats(low, high, width=64 if dtype == np.float64 else 32))
+
+
+seeds = st.integers(0, 2**31 - 1)
+
+
+# ---------------------------------------------------------------- numpy reference
+
+
+def numerical_gradient(f, x, eps=1e-6, indices=None):
+    """Central differences of the scalar function f at the array x:
+
+        df/dx_i ~ (f(x + eps e_i) - f(x - eps e_i)) / (2 eps),   error O(eps^2) + O(roundoff / eps).
+
+    `f` is called as f(x) with x perturbed *in place* (so f may also read x through a closure, as
+    when x is a model parameter); x is restored exactly afterwards. `indices`: flat indices to probe
+    (default every entry). Returns the gradient shaped like x, or one value per index.
+    """
+    flat = x.reshape(-1)
+    if not np.shares_memory(flat, x):
+        raise ValueError("numerical_gradient: x must be contiguous so it can be perturbed in place")
+    probe = np.arange(flat.size) if indices is None else np.asarray(indices)
+    grad = np.empty(probe.shape, dtype=np.float64)
+    for n, i in enumerate(probe):
+        original = flat[i]
+        flat[i] = original + eps
+        plus = float(f(x))
+        flat[i] = original - eps
+        minus = float(f(x))
+        flat[i] = original
+        grad[n] = (plus - minus) / (2 * eps)
+    return grad.reshape(x.shape) if indices is None else grad
+
+
+def relative_error(expected, actual, floor=1.0):
+    """max|expected - actual| / max(floor, max|expected|).
+
+    With floor=1 this is relative where values are large and absolute where they are small, so a
+    gradient that must be exactly zero (a masked row, an ignored target) is checked too; floor=0
+    makes it purely relative to the largest expected value."""
+    expected, actual = np.asarray(expected, np.float64), np.asarray(actual, np.float64)
+    if expected.shape != actual.shape:
+        raise ValueError(f"relative_error: shapes {expected.shape} and {actual.shape} differ")
+    if expected.size == 0:
+        return 0.0
+    scale = max(floor, float(np.abs(expected).max()))
+    return float(np.abs(expected - actual).max() / scale) if scale > 0 else float(np.abs(actual).max())
+
+
+@st.composite
+def model_configs(draw, positions=None, activation=None, max_layers=2, max_heads=4, dropout=0.0):
+    """Tiny `ModelConfig`s: 1..max_layers layers, 1..max_heads heads of width 2..4, a short max_len.
+
+    d_model >= 4: LayerNorm over 2 channels sends every row to +-(1, -1), a function so sharply
+    curved where the two channels nearly agree that finite differences lose their accuracy.
+    `positions` / `activation` fix those fields (default: drawn)."""
+    from minilm.config import ACTIVATIONS, POSITION_KINDS, ModelConfig
+
+    n_heads = draw(st.integers(1, max_heads))
+    return ModelConfig(
+        vocab_size=draw(st.integers(3, 13)),
+        max_len=draw(st.integers(2, 8)),
+        d_model=n_heads * draw(st.integers(max(2, -(-4 // n_heads)), 4)),
+        n_heads=n_heads,
+        n_layers=draw(st.integers(1, max_layers)),
+        d_ff=draw(st.integers(2, 16)),
+        dropout=dropout,
+        activation=activation or draw(st.sampled_from(ACTIVATIONS)),
+        layer_norm_eps=draw(st.sampled_from([1e-5, 1e-12])),
+        positions=positions or draw(st.sampled_from(POSITION_KINDS)),
+    )
+
+
+@st.composite
+def token_batches(draw, config, max_batch=3, time=None):
+    """A (B, T) int64 array of ids in [0, vocab_size), T in 1..max_len (or exactly `time`)."""
+    batch = draw(st.integers(1, max_batch))
+    time = draw(st.integers(1, config.max_len)) if time is None else time
+    return draw(hnp.arrays(np.int64, (batch, time), elements=st.integers(0, config.vocab_size - 1)))
+
+
+@st.composite
+def padding_masks(draw, batch, time):
+    """A (B, T) int64 attention mask of right padding: 1 for the first n_b >= 1 tokens, 0 after."""
+    lengths = draw(st.lists(st.integers(1, time), min_size=batch, max_size=batch))
+    return (np.arange(time)[None, :] < np.array(lengths)[:, None]).astype(np.int64)
+
+# ---------------------------------------------------------------- attention kernel
+
+ATTENTION_HEAD_DIMS = (16, 24, 32, 64, 80, 96, 128)  # powers of two and not (padded in the kernel)
+
+
+@st.composite
+def attention_problems(draw, max_len=70, scales=st.none() | st.floats(0.05, 1.0)):
+    """One flash_attention call: sizes B, H, Nq, Nk (independent, often not multiples of a tile),
+    head dim D, causal or not, an optional key mask (B, Nk) that sometimes masks a whole batch
+    entry, a scale drawn from `scales` (None = 1/sqrt(D)) and a seed for the tensors. Head dims
+    above 64 get sequences half as long, to keep the Triton interpreter quick."""
+    head_dim = draw(st.sampled_from(ATTENTION_HEAD_DIMS))
+    longest = max_len if head_dim <= 64 else max_len // 2
+    batch, heads = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    n_queries, n_keys = draw(st.integers(1, longest)), draw(st.integers(1, longest))
+    key_mask = draw(st.none() | hnp.arrays(np.bool_, (batch, n_keys), elements=st.booleans()))
+    if key_mask is not None and draw(st.booleans()):
+        key_mask[0] = False  # a batch entry with no real key: every one of its rows attends nothing
+    return {
+        "batch": batch, "heads": heads, "n_queries": n_queries, "n_keys": n_keys,
+        "head_dim": head_dim, "causal": draw(st.booleans()), "key_mask": key_mask,
+        "scale": draw(scales), "seed": draw(seeds),
+    }
+
+# ---------------------------------------------------------------- text
+
+# Characters that tokenizers get wrong: controls, NUL, U+FFFD, every kind of whitespace, zero-width
+# and format characters, combining marks, precomposed accents, CJK ideographs (basic and the edge of
+# Extension E), fullwidth forms, Greek capitals (final sigma), dotted capital I, ASCII symbols.
+TRICKY_CHARS = (
+    "\x00\t\n\r\x0b\x0c\x1c\x1f\x7f\x85\xa0\u1680\u2000\u200a\u2028\u2029\u202f\u3000"
+    "\u200b\u200c\u200d\u2060\ufeff\u00ad\ufffd\ue000"
+    "\u0301\u0308\u0327\u0344\u20dd\u0489\u1734"
+    "éÉñçøÅœßİıΣσς\u1e9e"
+    "我爱北京中文\u3400\uf900\U00020000\U0002b81f\U0002b820\U0002b920"
+    "ＡＢｃ１２！？。、「」"
+    "$+<=>^`|~#@&*\\'\"-_.,;:!?()[]{}…—–«»¡¿·"
+    "αΩЖжع中ि\u0e01\u0e34"
+)
+SPECIAL_TOKEN_STRINGS = ("[CLS]", "[SEP]", "[PAD]", "[MASK]", "[UNK]", "[mask]", "[MASK", "MASK]")
+
+# Any text a str can hold in UTF-8 (every code point but the surrogates, so unassigned and
+# private-use ones too), with the tricky characters and special-token spellings mixed in.
+unicode_text = st.lists(
+    st.one_of(
+        st.characters(codec="utf-8"),
+        st.sampled_from(TRICKY_CHARS),
+        st.sampled_from(SPECIAL_TOKEN_STRINGS),
+    ),
+    max_size=40,
+).map("".join)
+
+
+def vocabulary_text(words, max_words=12):
+    """Text that reads like text: `words` (a tokenizer's vocabulary, say) in lower, Title or UPPER
+    case, some with an accent added (composed or as a combining mark, so that NFD has work to do),
+    separated by spaces, runs of punctuation, other whitespace, special tokens or nothing at all.
+    Build it once and reuse it: `sampled_from` over a large vocabulary is costly to create."""
+    accents = st.sampled_from(["", "", "", "\u0301", "\u0308", "\u0327", "\u0303"])
+    separators = (
+        st.sampled_from([" ", " ", " ", "", "\t", "\n", "  ", "\u00a0"])
+        | st.text(st.sampled_from(".,;:!?'\"-()…"), min_size=1, max_size=3).map(lambda s: s + " ")
+        | st.sampled_from(SPECIAL_TOKEN_STRINGS).map(lambda s: f" {s} ")
+    )
+    styled_words = st.tuples(
+        st.sampled_from(sorted(words)),
+        st.sampled_from([str.lower, str.title, str.upper]),
+        accents,
+        st.integers(0, 64),
+        st.sampled_from(["NFC", "NFD"]),
+        separators,
+    ).map(_styled_word)
+    return st.lists(styled_words, max_size=max_words).map("".join)
+
+
+def _styled_word(choice):
+    import unicodedata
+
+    word, case, accent, position, form, separator = choice
+    word = case(word)
+    if accent and word:
+        at = 1 + position % len(word)
+        word = unicodedata.normalize(form, word[:at] + accent + word[at:])
+    return word + separator
+
+
+# ---- torch twin
+
+
+def _heads_and_widths(min_head_dim):
+    """(n_heads, d_model) pairs with 1 <= n_heads <= 4, 16 <= d_model <= 48, head_dim >= min."""
+    return [
+        (heads, width)
+        for heads in range(1, 5)
+        for width in range(16, 49, heads)
+        if width % heads == 0 and width // heads >= min_head_dim
+    ]
+
+
+@st.composite
+def twin_configs(draw, max_len=12, min_head_dim=1):
+    """Small random ModelConfigs (dropout 0) for NumPy <-> PyTorch comparisons: 1-2 layers, 1-4
+    heads, d_model 16-48, both position kinds and both activations. `min_head_dim=16` keeps to
+    head widths the Triton kernel accepts."""
+    from minilm.config import ACTIVATIONS, POSITION_KINDS, ModelConfig
+
+    n_heads, d_model = draw(st.sampled_from(_heads_and_widths(min_head_dim)))
+    return ModelConfig(
+        vocab_size=draw(st.integers(5, 40)),
+        max_len=max_len,
+        d_model=d_model,
+        n_heads=n_heads,
+        n_layers=draw(st.integers(1, 2)),
+        d_ff=draw(st.integers(8, 64)),
+        activation=draw(st.sampled_from(ACTIVATIONS)),
+        layer_norm_eps=draw(st.sampled_from([1e-5, 1e-12])),
+        type_vocab_size=draw(st.integers(1, 3)),
+        positions=draw(st.sampled_from(POSITION_KINDS)),
+    )
