@@ -111,9 +111,12 @@ class Encoder(_Model):
     attention_mask (B, T): 1 for real tokens, 0 for padding (padding is never attended).
     `mlm_head=False` builds the bare encoder (Hugging Face's `BertModel`, e.g. MiniLM-L6, which
     ships without MLM-head weights): `encode` works, `forward` does not.
+    `pooler=True` adds BERT's pooler, pooled = tanh(W h_[CLS] + b) (`bert.pooler.dense`), the
+    input of BERT's sequence-classification head: `pool(hidden)` / `pool_backward(dpooled)`.
     """
 
-    def __init__(self, config: ModelConfig, seed: int = 0, dtype=np.float32, mlm_head: bool = True):
+    def __init__(self, config: ModelConfig, seed: int = 0, dtype=np.float32, mlm_head: bool = True,
+                 pooler: bool = False):
         super().__init__(config, seed, dtype, "bert.embeddings.position_embeddings")
         c, store, rng = config.d_model, self.store, self.rng
         self.word = Embedding(store, "bert.embeddings.word_embeddings", config.vocab_size, c, rng)
@@ -131,6 +134,7 @@ class Encoder(_Model):
             self.head_act = Gelu(config.activation)
             self.head_norm = LayerNorm(store, "cls.predictions.transform.LayerNorm", c, config.layer_norm_eps)
             store.add("cls.predictions.bias", np.zeros(config.vocab_size))
+        self.pooler = Linear(store, "bert.pooler.dense", c, c, rng) if pooler else None
 
     def encode(self, input_ids, attention_mask=None, token_type_ids=None):
         """Last hidden states (B, T, C)."""
@@ -161,6 +165,21 @@ class Encoder(_Model):
         self.word.backward(dx)
         self.positions.backward(dx.sum(axis=0))
         self.token_type.backward(dx)
+
+    def pool(self, hidden):
+        """BERT's pooler on the first ([CLS]) position: (B, T, C) -> (B, C)."""
+        if self.pooler is None:
+            raise ValueError("this Encoder was built with pooler=False")
+        self._pooled = np.tanh(self.pooler.forward(hidden[:, 0]))
+        self._hidden_shape = hidden.shape
+        return self._pooled
+
+    def pool_backward(self, dpooled):
+        """d tanh(u) / du = 1 - tanh(u)^2; the gradient reaches only the [CLS] position."""
+        dfirst = self.pooler.backward(dpooled * (1.0 - self._pooled * self._pooled))  # (B, C)
+        dhidden = np.zeros(self._hidden_shape, dtype=dfirst.dtype)
+        dhidden[:, 0] = dfirst
+        return dhidden
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         if not self.mlm_head:
