@@ -2,7 +2,8 @@
 proven equal."""
 
 from minilm.config import ModelConfig
-from minilm.tokenizers import CharTokenizer
+from minilm.pretrained import load_pretrained
+from minilm.tokenizers import CharTokenizer, WordPieceTokenizer
 
-__all__ = ["ModelConfig", "CharTokenizer"]
+__all__ = ["CharTokenizer", "ModelConfig", "WordPieceTokenizer", "load_pretrained"]
 __version__ = "0.1.0"

@@ -1,8 +1,9 @@
-"""`minilm` command line: train, generate, demo.
+"""`minilm` command line: train, generate, demo, embed.
 
     minilm train --objective clm --steps 600 --out runs/clm
-    minilm generate --checkpoint runs/clm --prompt "once upon" --temperature 0.8 --top-k 10
+    minilm generate --checkpoint runs/clm --prompt "once" --temperature 0.8 --top-k 10
     minilm demo
+    minilm embed "a cat sits on the mat" "a kitten rests on a rug" "stock prices fell"
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import numpy as np
 
 from minilm.config import PRESETS, ModelConfig
+from minilm.pretrained import add_embed_command
 from minilm.train import BACKENDS, OBJECTIVES, TrainSettings, train
 
 DEMO_SETTINGS = dict(objective="clm", steps=700, batch_size=16, seq_len=128, lr=3e-3,
@@ -111,6 +113,8 @@ def build_parser():
     p = commands.add_parser("demo", help="train a small GPT on the built-in corpus (a few minutes)")
     p.add_argument("--out", default="runs/demo")
     p.set_defaults(run=command_demo)
+
+    add_embed_command(commands)
     return parser
 
 

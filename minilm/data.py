@@ -757,21 +757,31 @@ def split_train_val(ids, val_fraction: float = 0.1) -> tuple[np.ndarray, np.ndar
     return ids[:-n_val], ids[-n_val:]
 
 
-def eval_batches(ids, batch_size: int, seq_len: int,
+def eval_batches(ids, batch_size: int, seq_len: int, stride: int | None = None,
                  pad_id: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Consecutive CLM windows over the whole stream, in order: every token after the first is a
-    target exactly once, so the mean loss over all batches is the stream's loss per token.
+    """CLM windows over the whole stream, in order: every token after the first is a target
+    exactly once, so the mean loss over all batches is the stream's loss per token.
 
-    Window k covers inputs ids[kT : kT + T] and targets ids[kT + 1 : kT + T + 1]. The last window
-    is padded: inputs with `pad_id`, targets with IGNORE_INDEX (a causal model's earlier positions
-    never see the padding). Batches are (B, T) except possibly the last, which has fewer rows.
-    Each window starts with an empty context, so this loss is a little above a sliding window's.
+    Window k covers inputs ids[kS : kS + T] and targets ids[kS + 1 : kS + T + 1] (S = stride,
+    default T: consecutive windows). With S < T the windows overlap (a sliding window) and each
+    scores only its last S targets -- all T for the first window -- so every scored token after the
+    first window is predicted from at least T - S tokens of context. Consecutive windows (S = T)
+    start each window with an empty context, so their loss is a little above a sliding window's.
+    The last window is padded: inputs with `pad_id`, targets with IGNORE_INDEX (a causal model's
+    earlier positions never see the padding). Batches are (B, T) except possibly the last.
     """
     ids = _check_stream(ids, batch_size, seq_len, 2)
-    n_windows = -(-(len(ids) - 1) // seq_len)  # ceil((N - 1) / T)
-    inputs = np.full(n_windows * seq_len, pad_id, dtype=np.int64)
-    targets = np.full(n_windows * seq_len, IGNORE_INDEX, dtype=np.int64)
-    inputs[: len(ids) - 1], targets[: len(ids) - 1] = ids[:-1], ids[1:]
-    inputs, targets = inputs.reshape(n_windows, seq_len), targets.reshape(n_windows, seq_len)
+    stride = seq_len if stride is None else stride
+    if not 1 <= stride <= seq_len:
+        raise ValueError(f"stride must be in [1, seq_len={seq_len}], got {stride}")
+    n_targets = len(ids) - 1
+    n_windows = 1 + max(0, -(-(n_targets - seq_len) // stride))  # the last one reaches the end
+    length = (n_windows - 1) * stride + seq_len
+    inputs = np.full(length, pad_id, dtype=np.int64)
+    targets = np.full(length, IGNORE_INDEX, dtype=np.int64)
+    inputs[:n_targets], targets[:n_targets] = ids[:-1], ids[1:]
+    positions = np.arange(n_windows)[:, None] * stride + np.arange(seq_len)  # (W, T)
+    inputs, targets = inputs[positions], targets[positions]
+    targets[1:, : seq_len - stride] = IGNORE_INDEX  # already scored by the window before
     for first in range(0, n_windows, batch_size):
         yield inputs[first: first + batch_size], targets[first: first + batch_size]

@@ -97,19 +97,24 @@ class NumpyTrainer:
 
 
 class TorchTrainer:
-    """The twin: autograd, torch.optim.AdamW with the same no-decay rule (ndim >= 2 decays)."""
+    """The twin: autograd, torch.optim.AdamW with the same no-decay rule (ndim >= 2 decays).
+
+    Attention runs in our Triton kernel on CUDA and in PyTorch's SDPA on a CPU (the Triton
+    interpreter is for testing, far too slow to train with).
+    """
 
     def __init__(self, kind, config, settings):
         import torch
 
         from minilm.torch import Decoder as TorchDecoder
         from minilm.torch import Encoder as TorchEncoder
+        from minilm.torch.functional import cross_entropy
 
-        self.torch = torch
-        model_class = TorchDecoder if kind == "decoder" else TorchEncoder
-        self.model = model_class(config, seed=settings.seed)
+        self.torch, self.cross_entropy = torch, cross_entropy
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.model.to(self.device)
+        model_class = TorchDecoder if kind == "decoder" else TorchEncoder
+        attention = "triton" if self.device == "cuda" else "sdpa"
+        self.model = model_class(config, attention=attention, seed=settings.seed).to(self.device)
         named = list(self.model.named_parameters())
         groups = [
             {"params": [p for _, p in named if p.ndim >= 2], "weight_decay": settings.weight_decay},
@@ -121,10 +126,7 @@ class TorchTrainer:
     def _loss(self, inputs, targets):
         torch = self.torch
         logits = self.model(torch.from_numpy(inputs).to(self.device))
-        targets = torch.from_numpy(targets).to(self.device)
-        return torch.nn.functional.cross_entropy(
-            logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE
-        )
+        return self.cross_entropy(logits, torch.from_numpy(targets).to(self.device), IGNORE)
 
     def train_step(self, inputs, targets, lr) -> float:
         self.model.train()
@@ -135,13 +137,13 @@ class TorchTrainer:
         loss.backward()
         self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
-        return float(loss)
+        return loss.item()
 
     def loss_sum(self, inputs, targets) -> tuple[float, int]:
         self.model.eval()
         n_kept = int((targets != IGNORE).sum())
         with self.torch.no_grad():
-            return float(self._loss(inputs, targets)) * n_kept, n_kept
+            return self._loss(inputs, targets).item() * n_kept, n_kept
 
     def params(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
@@ -158,36 +160,26 @@ def training_batch(ids, settings, tokenizer, rng):
     """(inputs, targets) for one step: next-token targets (CLM) or 80/10/10 masking (MLM)."""
     if settings.objective == "clm":
         return data.clm_batch(ids, settings.batch_size, settings.seq_len, rng)
-    windows, _ = data.clm_batch(ids, settings.batch_size, settings.seq_len, rng)
-    return data.mask_tokens(windows, rng, tokenizer.vocab_size, tokenizer.mask_id, tokenizer.special_ids)
+    return data.mlm_batch(ids, settings.batch_size, settings.seq_len, rng, tokenizer.vocab_size,
+                          tokenizer.mask_id, tokenizer.special_ids)
 
 
 def validation_batches(ids, settings, tokenizer):
     """Deterministic (inputs, targets) covering the first `eval_tokens` validation tokens.
 
-    CLM: sliding windows, stride seq_len/2, scoring the second half (see the module docstring).
+    CLM: a sliding window, stride seq_len/2, scoring each window's second half (`data.eval_batches`).
     MLM: consecutive windows masked with a fixed generator, so every evaluation sees the same masks.
     """
     ids = ids[: settings.eval_tokens + 1]
-    seq_len, half = settings.seq_len, settings.seq_len // 2
-    if len(ids) < seq_len + 1:
-        raise ValueError(
-            f"validation text has {len(ids)} tokens, fewer than seq_len + 1 = {seq_len + 1}"
-        )
-    if settings.objective == "mlm":
-        starts = np.arange(0, len(ids) - seq_len + 1, seq_len)
-        windows = np.stack([ids[s: s + seq_len] for s in starts])
-        inputs, targets = data.mask_tokens(
-            windows, np.random.default_rng(1234), tokenizer.vocab_size, tokenizer.mask_id,
-            tokenizer.special_ids,
-        )
-    else:
-        starts = np.arange(0, len(ids) - seq_len, half)
-        windows = np.stack([ids[s: s + seq_len + 1] for s in starts])  # (W, T + 1)
-        inputs, targets = windows[:, :-1], windows[:, 1:].copy()
-        targets[1:, :seq_len - half] = IGNORE  # already scored by the previous window
-    for first in range(0, len(inputs), settings.batch_size):
-        yield inputs[first: first + settings.batch_size], targets[first: first + settings.batch_size]
+    if settings.objective == "clm":
+        yield from data.eval_batches(ids, settings.batch_size, settings.seq_len,
+                                     stride=settings.seq_len // 2, pad_id=tokenizer.pad_id)
+        return
+    masking_rng = np.random.default_rng(1234)
+    for inputs, _ in data.eval_batches(ids, settings.batch_size, settings.seq_len,
+                                       pad_id=tokenizer.pad_id):
+        yield data.mask_tokens(inputs, masking_rng, tokenizer.vocab_size, tokenizer.mask_id,
+                               tokenizer.special_ids)
 
 
 def evaluate(trainer, val_ids, settings, tokenizer) -> float:

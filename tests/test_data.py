@@ -355,3 +355,20 @@ def test_eval_batches_cover_the_stream_once_in_order(n, batch_size, seq_len):
     again = list(data.eval_batches(ids, batch_size, seq_len, pad_id=0))
     assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
                for a, b in zip(batches, again))
+
+
+@given(st.integers(2, 300), st.integers(1, 5), st.integers(1, 40), st.data())
+def test_sliding_eval_windows_score_every_token_once_with_context(n, batch_size, seq_len, draw):
+    """With a stride S < T, every token after the first is still scored exactly once, in order,
+    right after its own input, and every token scored after the first window has at least T - S
+    tokens of context in its window."""
+    stride = draw.draw(st.integers(1, seq_len))
+    ids = np.arange(100, 100 + n)
+    inputs, targets = (np.concatenate(part) for part in
+                       zip(*data.eval_batches(ids, batch_size, seq_len, stride=stride)))
+    scored = targets != data.IGNORE_INDEX
+    assert np.array_equal(targets[scored], ids[1:])
+    assert np.array_equal(inputs[scored], ids[:-1])
+    assert (np.nonzero(scored[1:])[1] >= seq_len - stride).all()
+    with pytest.raises(ValueError, match="stride"):
+        next(data.eval_batches(ids, batch_size, seq_len, stride=seq_len + 1))

