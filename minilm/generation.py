@@ -3,9 +3,20 @@
 Each step turns the last position's logits into a distribution: divide by the temperature (< 1
 sharpens, > 1 flattens), optionally keep only the `top_k` most likely tokens, softmax, sample.
 Temperature 0 means greedy decoding (always the most likely token).
+
+One loop serves both backends: `generate` takes a NumPy `minilm.numpy.Decoder` or its torch twin
+`minilm.torch.Decoder`, brings the last position's logits to NumPy and samples them with
+`sample_next`, so both draw the same random numbers in the same order.
+
+With `use_cache=True` (the default) the model keeps the keys and values of the tokens it has
+already read in a `KVCache` and each step feeds it only the newest token; without it every step
+feeds the whole context again. Both produce the same tokens (see `generate`).
 """
 
 from __future__ import annotations
+
+import contextlib
+import sys
 
 import numpy as np
 
@@ -13,7 +24,10 @@ from minilm.numpy import functional as F
 
 
 def sample_next(logits, rng, temperature=1.0, top_k=None):
-    """logits (B, V) -> next ids (B,)."""
+    """logits (B, V) -> next ids (B,).
+
+    Draws exactly one uniform number per row from `rng` when sampling, none when greedy.
+    """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if top_k is not None and not 1 <= top_k <= logits.shape[-1]:
@@ -21,29 +35,68 @@ def sample_next(logits, rng, temperature=1.0, top_k=None):
     if temperature == 0:
         return logits.argmax(axis=-1)
     scaled = logits.astype(np.float64) / temperature
-    if top_k is not None:
-        kth = np.partition(scaled, -top_k, axis=-1)[:, -top_k][:, None]  # (B, 1)
-        scaled = np.where(scaled < kth, -np.inf, scaled)
+    if top_k is not None:  # chosen on the logits themselves: dividing could round two into a tie
+        kth = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]  # (B, 1)
+        scaled = np.where(logits < kth, -np.inf, scaled)
     probs, _ = F.softmax_forward(scaled)
     cumulative = probs.cumsum(axis=-1)
     draws = rng.random((len(probs), 1)) * cumulative[:, -1:]
     return (cumulative < draws).sum(axis=-1)  # inverse-CDF sampling, vectorised over the batch
 
 
-def generate(model, prompt_ids, max_new_tokens, rng=None, temperature=1.0, top_k=None):
+def _without_autograd(model):
+    """torch.no_grad() for a torch model (sampling needs no autograd graph), else nothing to do.
+    A torch model means torch is already imported, so NumPy-only use never imports it."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(model, torch.nn.Module):
+        return torch.no_grad()
+    return contextlib.nullcontext()
+
+
+def _last_logits(model, ids, kv_cache):
+    """The logits of the last position (B, V) as a NumPy array, whichever backend `model` is."""
+    logits = model.forward(ids, kv_cache=kv_cache)[:, -1]  # (B, V)
+    if not isinstance(logits, np.ndarray):  # a torch tensor, maybe on a GPU
+        logits = logits.double().cpu().numpy()  # float64 holds float32 and bfloat16 exactly
+    return logits
+
+
+def generate(model, prompt_ids, max_new_tokens, rng=None, temperature=1.0, top_k=None,
+             use_cache=True):
     """Extend `prompt_ids` (B, T0) by `max_new_tokens`, feeding the model its own samples.
 
-    The context is cropped to the model's last `max_len` tokens. Returns (B, T0 + max_new_tokens).
+    Returns (B, T0 + max_new_tokens) int64. The model sees at most its `max_len` last tokens.
+
+    use_cache=False: every step runs the model on the context cropped to the last max_len tokens.
+    use_cache=True: the first step reads the prompt into a KVCache ("prefill"), each later step
+    only the token sampled last, at the next position. That is the same computation while the
+    sequence fits in max_len positions; once it does not, the cropped window slides by one token
+    per step, every token's position changes, and the cached keys and values (computed at the old
+    positions) no longer apply: generation then drops the cache and recomputes the window each
+    step, exactly as use_cache=False does. The tokens are the same either way, up to floating
+    point rounding of the logits (different summation orders could only matter at an exact tie).
     """
     ids = np.asarray(prompt_ids, dtype=np.int64)
     if ids.ndim != 2 or ids.shape[1] == 0:
-        raise ValueError(f"prompt_ids must be a non-empty (batch, time) array, got shape {ids.shape}")
+        raise ValueError(
+            f"prompt_ids must be a non-empty (batch, time) array, got shape {ids.shape}"
+        )
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     rng = np.random.default_rng(0) if rng is None else rng
+    max_len = model.config.max_len
+    kv_cache = model.new_kv_cache() if use_cache else None
     was_training = model.training
     model.eval()
-    for _ in range(max_new_tokens):
-        logits = model.forward(ids[:, -model.config.max_len:])  # (B, T, V)
-        next_ids = sample_next(logits[:, -1], rng, temperature, top_k)
-        ids = np.concatenate([ids, next_ids[:, None]], axis=1)
+    with _without_autograd(model):
+        for _ in range(max_new_tokens):
+            if kv_cache is not None and ids.shape[1] > max_len:
+                kv_cache = None  # the window starts sliding: positions shift, the cache is stale
+            if kv_cache is None:
+                logits = _last_logits(model, ids[:, -max_len:], None)  # (B, V)
+            else:  # only the tokens the cache has not seen: the prompt, then one at a time
+                logits = _last_logits(model, ids[:, kv_cache.length:], kv_cache)  # (B, V)
+            next_ids = sample_next(logits, rng, temperature, top_k)  # (B,)
+            ids = np.concatenate([ids, next_ids[:, None]], axis=1)  # (B, T + 1)
     model.train(was_training)
     return ids

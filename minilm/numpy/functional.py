@@ -235,15 +235,25 @@ def causal_mask(n_queries, n_keys):
     return j <= i + (n_keys - n_queries)  # (Nq, Nk) bool
 
 
-def _allowed_keys(attn_mask, causal, n_queries, n_keys):
-    """Combine the boolean mask (True = may attend) with the causal mask; None = all allowed."""
+def _allowed_keys(attn_mask, causal, scores_shape):
+    """Combine the boolean mask (True = may attend) with the causal mask; None = all allowed.
+
+    The mask is broadcast to the scores' shape (..., Nq, Nk) *before* meeting the causal mask, so a
+    mask that does not fit is reported as such whether or not `causal` is set."""
     allowed = None
     if attn_mask is not None:
         allowed = np.asarray(attn_mask)
         if allowed.dtype != np.bool_:
             raise ValueError(f"attention: attn_mask must be boolean (True = may attend), got {allowed.dtype}")
+        try:
+            allowed = np.broadcast_to(allowed, scores_shape)
+        except ValueError:
+            raise ValueError(
+                f"attention: attn_mask of shape {allowed.shape} does not broadcast to the "
+                f"scores' shape {scores_shape} (..., Nq, Nk)"
+            ) from None
     if causal:
-        tri = causal_mask(n_queries, n_keys)
+        tri = causal_mask(scores_shape[-2], scores_shape[-1])
         allowed = tri if allowed is None else allowed & tri
     return allowed
 
@@ -260,20 +270,12 @@ def attention_forward(q, k, v, attn_mask=None, causal=False, scale=None, dropout
         raise ValueError(f"attention: q has head dim {q.shape[-1]} but k has {k.shape[-1]}")
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"attention: k has {k.shape[-2]} keys but v has {v.shape[-2]}")
-    n_queries, n_keys = q.shape[-2], k.shape[-2]
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(scale)  # (..., Nq, Nk)
-    allowed = _allowed_keys(attn_mask, causal, n_queries, n_keys)
+    allowed = _allowed_keys(attn_mask, causal, scores.shape)
     if allowed is None:
         probs, _ = softmax_forward(scores)
     else:
-        try:
-            allowed = np.broadcast_to(allowed, scores.shape)
-        except ValueError:
-            raise ValueError(
-                f"attention: attn_mask of shape {np.shape(attn_mask)} does not broadcast to the "
-                f"scores' shape {scores.shape} (..., Nq, Nk)"
-            ) from None
         scores = np.where(allowed, scores, -np.inf)
         row_max = scores.max(axis=-1, keepdims=True)
         row_max = np.where(np.isfinite(row_max), row_max, 0.0)  # fully masked rows: no -inf - -inf

@@ -185,11 +185,55 @@ def merge_heads(x):
     return x.transpose(0, 2, 1, 3).reshape(batch, time, heads * dim)
 
 
+class LayerKVCache:
+    """The keys and values (B, H, T_past, D) one attention layer has computed so far (None before
+    the first cached forward). Plain storage: each backend's attention appends to it."""
+
+    def __init__(self):
+        self.keys = None
+        self.values = None
+
+
+class KVCache:
+    """A decoder's memory of the tokens it has already read, for generating one token at a time.
+
+    Without it, step t of generation runs the model on all t tokens again, recomputing the keys
+    and values of the t - 1 old ones, which are the same as before: causal attention means a token's
+    hidden states (hence its K and V in every layer) never depend on later tokens. Over T steps
+    that is O(T^2) token projections. With it, each step projects only the new token, appends its K
+    and V to `layers[i]`, and lets its query attend every cached key: O(T) projections in all
+    (the attention itself still reads all t keys at step t).
+
+    `layers[i]` holds layer i's keys and values (B, H, T_past, D); `length` is T_past, the position
+    the next token gets. The cache is extended in place by `Decoder.forward(new_ids, kv_cache)`,
+    NumPy or torch (the arrays are the backend's), and serves one batch of sequences.
+    """
+
+    def __init__(self, n_layers: int):
+        self.layers = [LayerKVCache() for _ in range(n_layers)]
+
+    @property
+    def length(self) -> int:
+        """How many tokens are cached (T_past)."""
+        keys = self.layers[0].keys if self.layers else None
+        return 0 if keys is None else keys.shape[2]
+
+    @property
+    def batch_size(self) -> int | None:
+        """The batch the cache serves; None while it is empty."""
+        keys = self.layers[0].keys if self.layers else None
+        return None if keys is None else keys.shape[0]
+
+
 class MultiHeadAttention(Module):
     """softmax(Q K^T / sqrt(D) + mask) V on H heads, then an output projection.
 
     `qkv_names` is one name (GPT-2's fused `c_attn`, weight (3C, C)) or three (BERT's query, key,
     value, each (C, C)); either way the projections produce [Q | K | V] along the last axis.
+
+    With a `LayerKVCache`, x holds only the new tokens: their keys and values are appended to the
+    cached ones and their queries attend past + new keys (Nq = T_new < Nk = T_past + T_new; causal
+    masks are bottom-right aligned, so new token i sees the past and new tokens 0..i).
     """
 
     def __init__(self, store, qkv_names, out_name, config, rng, out_std):
@@ -202,13 +246,18 @@ class MultiHeadAttention(Module):
         self.attention_dropout = config.dropout
         self.rng = rng
 
-    def forward(self, x, attn_mask=None, causal=False):
+    def forward(self, x, attn_mask=None, causal=False, kv_cache=None):
         qkv = np.concatenate([proj.forward(x) for proj in self.projections], axis=-1)  # (B, T, 3C)
         q, k, v = (split_heads(part, self.n_heads) for part in np.split(qkv, 3, axis=-1))
+        if kv_cache is not None:  # x holds only the new tokens: prepend the cached keys and values
+            if kv_cache.keys is not None:
+                k = np.concatenate([kv_cache.keys, k], axis=2)  # (B, H, T_past + T, D)
+                v = np.concatenate([kv_cache.values, v], axis=2)  # (B, H, T_past + T, D)
+            kv_cache.keys, kv_cache.values = k, v
         dropout_p = self.attention_dropout if self.training else 0.0
         heads, self.cache = F.attention_forward(
             q, k, v, attn_mask=attn_mask, causal=causal, dropout_p=dropout_p, rng=self.rng
-        )  # (B, H, T, D)
+        )  # (B, H, T, D): one output per query
         return self.out.forward(merge_heads(heads))  # (B, T, C)
 
     def backward(self, dout):
@@ -235,15 +284,15 @@ class FeedForward(Module):
 
 
 # Parameter names inside one block of each checkpoint family.
-BERT_BLOCK_NAMES = dict(
-    qkv=("attention.self.query", "attention.self.key", "attention.self.value"),
-    attn_out="attention.output.dense", attn_norm="attention.output.LayerNorm",
-    ff_in="intermediate.dense", ff_out="output.dense", ff_norm="output.LayerNorm",
-)
-GPT2_BLOCK_NAMES = dict(
-    qkv="attn.c_attn", attn_out="attn.c_proj", attn_norm="ln_1",
-    ff_in="mlp.c_fc", ff_out="mlp.c_proj", ff_norm="ln_2",
-)
+BERT_BLOCK_NAMES = {
+    "qkv": ("attention.self.query", "attention.self.key", "attention.self.value"),
+    "attn_out": "attention.output.dense", "attn_norm": "attention.output.LayerNorm",
+    "ff_in": "intermediate.dense", "ff_out": "output.dense", "ff_norm": "output.LayerNorm",
+}
+GPT2_BLOCK_NAMES = {
+    "qkv": "attn.c_attn", "attn_out": "attn.c_proj", "attn_norm": "ln_1",
+    "ff_in": "mlp.c_fc", "ff_out": "mlp.c_proj", "ff_norm": "ln_2",
+}
 
 
 class TransformerBlock(Module):
@@ -269,13 +318,16 @@ class TransformerBlock(Module):
         self.ff_dropout = Dropout(config.dropout, rng)
         self.norm_first = norm_first
 
-    def forward(self, x, attn_mask=None, causal=False):
+    def forward(self, x, attn_mask=None, causal=False, kv_cache=None):
+        """x (B, T, C) -> (B, T, C); `kv_cache` (a LayerKVCache) goes to the attention."""
         if self.norm_first:
             h = x + self.attn_dropout.forward(
-                self.attn.forward(self.attn_norm.forward(x), attn_mask, causal)
+                self.attn.forward(self.attn_norm.forward(x), attn_mask, causal, kv_cache)
             )
             return h + self.ff_dropout.forward(self.ff.forward(self.ff_norm.forward(h)))
-        h = self.attn_norm.forward(x + self.attn_dropout.forward(self.attn.forward(x, attn_mask, causal)))
+        h = self.attn_norm.forward(
+            x + self.attn_dropout.forward(self.attn.forward(x, attn_mask, causal, kv_cache))
+        )
         return self.ff_norm.forward(h + self.ff_dropout.forward(self.ff.forward(h)))
 
     def backward(self, dout):

@@ -6,6 +6,9 @@ Parameter names, shapes and the arithmetic are Hugging Face's `BertForMaskedLM` 
     Encoder:  x = LN(word[ids] + pos[t] + type[segment]);  x = post-LN blocks(x, padding mask)
               logits = LN(gelu(dense(x))) @ word^T + bias            (the MLM head, tied weights)
     Decoder:  x = wte[ids] + wpe[t];  x = pre-LN causal blocks(x);  logits = LN_f(x) @ wte^T
+
+The Decoder can also read a sequence a few tokens at a time, keeping the keys and values of the
+tokens it has read in a `KVCache` (see `minilm/numpy/layers.py`): that is how it generates.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from minilm.numpy.layers import (
     Dropout,
     Embedding,
     Gelu,
+    KVCache,
     LayerNorm,
     Linear,
     Module,
@@ -43,6 +47,33 @@ def check_input_ids(input_ids, config: ModelConfig) -> np.ndarray:
     return ids
 
 
+def check_kv_cache(kv_cache, ids: np.ndarray, config: ModelConfig) -> int:
+    """The number of cached tokens (0 without a cache), after checking that `kv_cache` fits: a
+    KVCache with one entry per layer, for the batch of `ids`, with room for its T_new tokens."""
+    if kv_cache is None:
+        return 0
+    if not isinstance(kv_cache, KVCache):
+        raise ValueError(  # noqa: TRY004 (ValueError, as for every other bad argument in minilm)
+            f"kv_cache must be a KVCache, got {type(kv_cache).__name__}"
+        )
+    if len(kv_cache.layers) != config.n_layers:
+        raise ValueError(
+            f"kv_cache has {len(kv_cache.layers)} layers; the model has n_layers={config.n_layers}"
+        )
+    if kv_cache.batch_size not in (None, ids.shape[0]):
+        raise ValueError(
+            f"kv_cache holds a batch of {kv_cache.batch_size} sequences; input_ids has "
+            f"{ids.shape[0]}"
+        )
+    past, new = kv_cache.length, ids.shape[1]
+    if past + new > config.max_len:
+        raise ValueError(
+            f"kv_cache holds {past} tokens and input_ids adds {new}: more than max_len="
+            f"{config.max_len} positions (generate() stops caching there and crops the context)"
+        )
+    return past
+
+
 def _check_like_ids(name, array, ids):
     array = np.asarray(array)
     if array.shape != ids.shape:
@@ -55,7 +86,9 @@ class _Model(Module):
 
     def __init__(self, config: ModelConfig, seed: int, dtype, position_name: str):
         if not isinstance(config, ModelConfig):
-            raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
+            raise ValueError(  # noqa: TRY004 (ValueError, as for every other bad argument in minilm)
+                f"config must be a ModelConfig, got {type(config).__name__}"
+            )
         self.config = config
         self.store = ParameterStore(dtype)
         self.rng = np.random.default_rng(seed)  # initialisation, then dropout masks
@@ -139,7 +172,7 @@ class Encoder(_Model):
     def encode(self, input_ids, attention_mask=None, token_type_ids=None):
         """Last hidden states (B, T, C)."""
         ids = check_input_ids(input_ids, self.config)
-        batch, time = ids.shape
+        time = ids.shape[1]
         segments = (
             np.zeros_like(ids) if token_type_ids is None
             else _check_like_ids("token_type_ids", token_type_ids, ids)
@@ -201,6 +234,10 @@ class Decoder(_Model):
     """GPT-2: causal pre-LN decoder with a final LayerNorm and an LM head tied to `wte`.
 
     forward(input_ids) -> logits (B, T, V); position t only sees tokens 0..t.
+    forward(new_ids, kv_cache) -> logits (B, T_new, V) of the tokens that follow the kv_cache.length
+    cached ones (positions T_past .. T_past + T_new - 1), appending their keys and values to the
+    cache: the same logits as the last T_new rows of forward(all ids), without recomputing the past.
+    A cached forward is for inference: `backward` after it raises ValueError.
     """
 
     def __init__(self, config: ModelConfig, seed: int = 0, dtype=np.float32):
@@ -212,17 +249,32 @@ class Decoder(_Model):
             for i in range(config.n_layers)
         ]
         self.final_norm = LayerNorm(store, "transformer.ln_f", c, config.layer_norm_eps)
+        self._used_kv_cache = False
 
-    def forward(self, input_ids):
-        ids = check_input_ids(input_ids, self.config)
-        x = self.word.forward(ids) + self.positions.forward(np.arange(ids.shape[1]))[None]  # (B, T, C)
+    def new_kv_cache(self) -> KVCache:
+        """An empty cache for `forward(ids, kv_cache)`, one entry per layer."""
+        return KVCache(self.config.n_layers)
+
+    def forward(self, input_ids, kv_cache=None):
+        ids = check_input_ids(input_ids, self.config)  # (B, T): all tokens, or the new ones
+        past = check_kv_cache(kv_cache, ids, self.config)  # T_past, 0 without a cache
+        self._used_kv_cache = kv_cache is not None
+        positions = np.arange(past, past + ids.shape[1])  # (T,) continuing after the cached tokens
+        x = self.word.forward(ids) + self.positions.forward(positions)[None]  # (B, T, C)
         x = self.embedding_dropout.forward(x)
-        for block in self.blocks:
-            x = block.forward(x, causal=True)
+        layer_caches = kv_cache.layers if kv_cache is not None else [None] * len(self.blocks)
+        for block, layer_cache in zip(self.blocks, layer_caches):
+            x = block.forward(x, causal=True, kv_cache=layer_cache)  # bottom-right causal
         return self.tied_logits(self.final_norm.forward(x))  # (B, T, V)
 
     def backward(self, dlogits):
         """Fills `grads` with d loss / d params for the last forward (previous grads are cleared)."""
+        if self._used_kv_cache:
+            raise ValueError(
+                "backward after a forward with kv_cache is not supported: the cached keys and "
+                "values carry no record of how they were computed (cached forwards are for "
+                "inference)"
+            )
         self.store.zero_grad()
         dx = self.final_norm.backward(self.tied_logits_backward(dlogits))
         for block in reversed(self.blocks):
