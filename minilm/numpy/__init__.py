@@ -1,6 +1,11 @@
 """The NumPy reference: every forward and backward written by hand."""
 
 from minilm.numpy import functional
+from minilm.numpy.heads import QuestionAnswering, SequenceClassifier, TokenClassifier
+from minilm.numpy.layers import KVCache
 from minilm.numpy.models import Decoder, Encoder
 
-__all__ = ["functional", "Encoder", "Decoder"]
+__all__ = [
+    "functional", "Encoder", "Decoder", "KVCache",
+    "SequenceClassifier", "TokenClassifier", "QuestionAnswering",
+]

@@ -199,6 +199,10 @@ class Encoder(_Model):
         self.positions.backward(dx.sum(axis=0))
         self.token_type.backward(dx)
 
+    def _require_mlm_head(self):
+        if not self.mlm_head:
+            raise ValueError("this Encoder was built with mlm_head=False: use encode() for hidden states")
+
     def pool(self, hidden):
         """BERT's pooler on the first ([CLS]) position: (B, T, C) -> (B, C)."""
         if self.pooler is None:
@@ -215,14 +219,14 @@ class Encoder(_Model):
         return dhidden
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
-        if not self.mlm_head:
-            raise ValueError("this Encoder was built with mlm_head=False: use encode() for hidden states")
+        self._require_mlm_head()
         hidden = self.encode(input_ids, attention_mask, token_type_ids)
         h = self.head_norm.forward(self.head_act.forward(self.head_dense.forward(hidden)))
         return self.tied_logits(h) + self.params["cls.predictions.bias"]  # (B, T, V)
 
     def backward(self, dlogits):
         """Fills `grads` with d loss / d params for the last forward (previous grads are cleared)."""
+        self._require_mlm_head()
         self.store.zero_grad()
         self.store.accumulate("cls.predictions.bias", dlogits.sum(axis=(0, 1)))
         dh = self.tied_logits_backward(dlogits)

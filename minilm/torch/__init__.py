@@ -2,6 +2,10 @@
 autograd, with attention through our Triton kernel (or PyTorch's SDPA, or plain tensor math)."""
 
 from minilm.torch import functional
+from minilm.torch.heads import QuestionAnswering, SequenceClassifier, TokenClassifier
 from minilm.torch.models import Decoder, Encoder, params_to_state_dict, state_dict_to_params
 
-__all__ = ["Decoder", "Encoder", "functional", "params_to_state_dict", "state_dict_to_params"]
+__all__ = [
+    "Decoder", "Encoder", "functional", "params_to_state_dict", "state_dict_to_params",
+    "SequenceClassifier", "TokenClassifier", "QuestionAnswering",
+]

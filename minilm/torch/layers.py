@@ -138,6 +138,11 @@ class MultiHeadAttention(Module):
     `attention` picks the backend ("triton" | "sdpa" | "math", see `functional.py`). The Triton
     kernel has no dropout: while training with attention dropout > 0 a "triton" layer runs
     through "sdpa" for that call (with a warning); `last_backend` records what ran last.
+
+    With a `LayerKVCache` (minilm.numpy.layers, holding tensors here), x holds only the new tokens,
+    as in the NumPy twin: every backend takes Nq = T_new < Nk = T_past + T_new with the causal mask
+    aligned bottom-right (SDPA's own `is_causal` is top-left, so `functional.sdpa_attention` passes
+    an explicit mask then; the Triton kernel aligns bottom-right itself).
     """
 
     def __init__(self, store, qkv_names, out_name, config, generator, out_std, attention):
@@ -152,15 +157,20 @@ class MultiHeadAttention(Module):
         self.attention = attention  # already checked by the model (functional.check_attention)
         self.last_backend = None
 
-    def forward(self, x, key_mask=None, causal=False):
+    def forward(self, x, key_mask=None, causal=False, kv_cache=None):
         """x (B, T, C); key_mask (B, T) bool, True = real token; returns (B, T, C)."""
         qkv = torch.cat([proj(x) for proj in self.projections], dim=-1)  # (B, T, 3C)
         q, k, v = (split_heads(part, self.n_heads) for part in qkv.chunk(3, dim=-1))
+        if kv_cache is not None:  # x holds only the new tokens: prepend the cached keys and values
+            if kv_cache.keys is not None:
+                k = torch.cat([kv_cache.keys, k], dim=2)  # (B, H, T_past + T, D)
+                v = torch.cat([kv_cache.values, v], dim=2)  # (B, H, T_past + T, D)
+            kv_cache.keys, kv_cache.values = k, v
         dropout_p = self.attention_dropout if self.training else 0.0
         self.last_backend = F.backend_for_call(self.attention, dropout_p)
         heads = F.attention(
             q, k, v, key_mask=key_mask, causal=causal, dropout_p=dropout_p, backend=self.last_backend
-        )  # (B, H, T, D)
+        )  # (B, H, T, D): one output per query
         return self.out(merge_heads(heads))  # (B, T, C)
 
 
@@ -207,10 +217,10 @@ class TransformerBlock(Module):
         self.ff_dropout = nn.Dropout(config.dropout)
         self.norm_first = norm_first
 
-    def forward(self, x, key_mask=None, causal=False):
-        """x (B, T, C) -> (B, T, C)."""
+    def forward(self, x, key_mask=None, causal=False, kv_cache=None):
+        """x (B, T, C) -> (B, T, C); `kv_cache` (a LayerKVCache) goes to the attention."""
         if self.norm_first:
-            h = x + self.attn_dropout(self.attn(self.attn_norm(x), key_mask, causal))
+            h = x + self.attn_dropout(self.attn(self.attn_norm(x), key_mask, causal, kv_cache))
             return h + self.ff_dropout(self.ff(self.ff_norm(h)))
-        h = self.attn_norm(x + self.attn_dropout(self.attn(x, key_mask, causal)))
+        h = self.attn_norm(x + self.attn_dropout(self.attn(x, key_mask, causal, kv_cache)))
         return self.ff_norm(h + self.ff_dropout(self.ff(h)))

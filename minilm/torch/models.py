@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from minilm.config import ModelConfig
-from minilm.numpy.layers import BERT_BLOCK_NAMES, GPT2_BLOCK_NAMES
-from minilm.numpy.models import _check_like_ids, check_input_ids
+from minilm.numpy.layers import BERT_BLOCK_NAMES, GPT2_BLOCK_NAMES, KVCache
+from minilm.numpy.models import _check_like_ids, check_input_ids, check_kv_cache
 from minilm.torch import functional as F
 from minilm.torch.layers import (
     Embedding,
@@ -116,7 +116,10 @@ class _Model(Module):
     def from_numpy(cls, numpy_model, attention=None):
         """The twin of a NumPy model: same config, dtype and weights."""
         dtype = next(iter(numpy_model.params.values())).dtype
-        twin = cls(numpy_model.config, attention=attention, dtype=dtype)
+        flags = {}
+        if hasattr(numpy_model, "mlm_head"):  # an Encoder: build the same heads
+            flags = dict(mlm_head=numpy_model.mlm_head, pooler=numpy_model.pooler is not None)
+        twin = cls(numpy_model.config, attention=attention, dtype=dtype, **flags)
         twin.load_state_dict(params_to_state_dict(numpy_model.params))
         return twin
 
@@ -148,13 +151,17 @@ class Encoder(_Model):
     """BERT: bidirectional post-LN encoder with a masked-language-model head.
 
     forward(input_ids, attention_mask=None, token_type_ids=None) -> logits (B, T, V)
+    encode(...) -> last hidden states (B, T, C)
     attention_mask (B, T): 1 for real tokens, 0 for padding (padding is never attended).
     attention: "triton" | "sdpa" | "math" | None (= "triton" where the kernel can run this model,
     else "sdpa"; see `functional.check_attention`). With "triton", training with dropout > 0 runs
     attention through "sdpa" (the kernel has no dropout; see `functional.backend_for_call`).
+    `mlm_head=False` builds the bare encoder (no `cls.*` weights; `forward` raises, `encode` works)
+    and `pooler=True` adds BERT's pooler (`bert.pooler.dense`, `pool(hidden)`), as in the NumPy twin.
     """
 
-    def __init__(self, config: ModelConfig, attention=None, seed: int = 0, dtype=torch.float32):
+    def __init__(self, config: ModelConfig, attention=None, seed: int = 0, dtype=torch.float32,
+                 mlm_head: bool = True, pooler: bool = False):
         dtype, generator = _torch_dtype(dtype), torch.Generator().manual_seed(seed)
         super().__init__(config, attention, dtype, generator, "bert.embeddings.position_embeddings")
         c, eps = config.d_model, config.layer_norm_eps
@@ -164,10 +171,13 @@ class Encoder(_Model):
         )
         self.embedding_norm = LayerNorm(self, "bert.embeddings.LayerNorm", c, eps)
         self.blocks = self._blocks("bert.encoder.layer.", BERT_BLOCK_NAMES, generator, norm_first=False)
-        self.head_dense = Linear(self, "cls.predictions.transform.dense", c, c, generator)
-        self.head_approximate = {"gelu": "none", "gelu_tanh": "tanh"}[config.activation]
-        self.head_norm = LayerNorm(self, "cls.predictions.transform.LayerNorm", c, eps)
-        register(self, "cls.predictions.bias", nn.Parameter(torch.zeros(config.vocab_size)))
+        self.mlm_head = mlm_head
+        if mlm_head:
+            self.head_dense = Linear(self, "cls.predictions.transform.dense", c, c, generator)
+            self.head_approximate = {"gelu": "none", "gelu_tanh": "tanh"}[config.activation]
+            self.head_norm = LayerNorm(self, "cls.predictions.transform.LayerNorm", c, eps)
+            register(self, "cls.predictions.bias", nn.Parameter(torch.zeros(config.vocab_size)))
+        self.pooler = Linear(self, "bert.pooler.dense", c, c, generator) if pooler else None
         self.to(dtype)
 
     def _token_types(self, token_type_ids, ids, host_ids):
@@ -200,7 +210,17 @@ class Encoder(_Model):
             x = block(x, key_mask=key_mask)
         return x
 
+    def pool(self, hidden):
+        """BERT's pooler on the first ([CLS]) position: tanh(W h_[CLS] + b), (B, T, C) -> (B, C)."""
+        if self.pooler is None:
+            raise ValueError("this Encoder was built with pooler=False")
+        return torch.tanh(self.pooler(hidden[:, 0]))
+
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        if not self.mlm_head:
+            raise ValueError(
+                "this Encoder was built with mlm_head=False: use encode() for hidden states"
+            )
         hidden = self.encode(input_ids, attention_mask, token_type_ids)  # (B, T, C)
         h = nn.functional.gelu(self.head_dense(hidden), approximate=self.head_approximate)
         h = self.head_norm(h)
@@ -212,6 +232,10 @@ class Decoder(_Model):
     """GPT-2: causal pre-LN decoder with a final LayerNorm and an LM head tied to `wte`.
 
     forward(input_ids) -> logits (B, T, V); position t only sees tokens 0..t.
+    forward(new_ids, kv_cache) -> logits (B, T_new, V) of the tokens after the cached ones,
+    appending their keys and values to the `KVCache` (as the NumPy twin; the cache holds tensors).
+    A cached forward is for inference: it runs without autograd (torch.no_grad), so calling
+    backward on its logits raises torch's "does not require grad" error.
     attention: as for `Encoder`.
     """
 
@@ -224,10 +248,19 @@ class Decoder(_Model):
         self.final_norm = LayerNorm(self, "transformer.ln_f", c, config.layer_norm_eps)
         self.to(dtype)
 
-    def forward(self, input_ids):
-        ids, _ = self._input_ids(input_ids)  # (B, T)
-        positions = torch.arange(ids.shape[1], device=ids.device)  # (T,)
-        x = self.embedding_dropout(self.word(ids) + self.positions(positions)[None])  # (B, T, C)
-        for block in self.blocks:
-            x = block(x, causal=True)
-        return nn.functional.linear(self.final_norm(x), self.word.weight)  # (B, T, V)
+    def new_kv_cache(self) -> KVCache:
+        """An empty cache for `forward(ids, kv_cache)`, one entry per layer."""
+        return KVCache(self.config.n_layers)
+
+    def forward(self, input_ids, kv_cache=None):
+        ids, host_ids = self._input_ids(input_ids)  # (B, T): all tokens, or the new ones
+        past = check_kv_cache(kv_cache, host_ids, self.config)  # T_past, 0 without a cache
+        # A cached forward builds no autograd graph, so the cache never holds one either.
+        with torch.set_grad_enabled(torch.is_grad_enabled() and kv_cache is None):
+            positions = torch.arange(past, past + ids.shape[1], device=ids.device)  # (T,)
+            x = self.word(ids) + self.positions(positions)[None]  # (B, T, C)
+            x = self.embedding_dropout(x)
+            layer_caches = kv_cache.layers if kv_cache is not None else [None] * len(self.blocks)
+            for block, layer_cache in zip(self.blocks, layer_caches):
+                x = block(x, causal=True, kv_cache=layer_cache)  # bottom-right causal
+            return nn.functional.linear(self.final_norm(x), self.word.weight)  # (B, T, V)
