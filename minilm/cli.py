@@ -1,9 +1,10 @@
-"""`minilm` command line: train, generate, demo, embed.
+"""`minilm` command line: train, generate, demo, embed, finetune.
 
     minilm train --objective clm --steps 600 --out runs/clm
     minilm generate --checkpoint runs/clm --prompt "once" --temperature 0.8 --top-k 10
     minilm demo
     minilm embed "a cat sits on the mat" "a kitten rests on a rug" "stock prices fell"
+    minilm finetune --task sentiment --backend numpy --epochs 3 --out runs/sentiment
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import numpy as np
 
 from minilm.config import PRESETS, ModelConfig
+from minilm.finetune import add_finetune_command
 from minilm.pretrained import add_embed_command
 from minilm.train import BACKENDS, OBJECTIVES, TrainSettings, train
 
@@ -115,6 +117,7 @@ def build_parser():
     p.set_defaults(run=command_demo)
 
     add_embed_command(commands)
+    add_finetune_command(commands)
     return parser
 
 

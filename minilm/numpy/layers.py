@@ -163,7 +163,10 @@ class Dropout(Module):
 
 class Gelu(Module):
     def __init__(self, activation):
-        self.approximate = {"gelu": "none", "gelu_tanh": "tanh"}[activation]
+        approximations = {"gelu": "none", "gelu_tanh": "tanh"}  # config.activation -> F.gelu's
+        if activation not in approximations:  # e.g. a config edited after its checks ran
+            raise ValueError(f"activation must be one of {tuple(approximations)}, got {activation!r}")
+        self.approximate = approximations[activation]
 
     def forward(self, x):
         out, self.cache = F.gelu_forward(x, self.approximate)

