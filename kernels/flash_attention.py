@@ -308,6 +308,25 @@ def _attention_backward_delta_kernel(
     tl.store(delta_ptr + batch_head * Nq + query_idx, delta, mask=query_idx < Nq)
 
 
+@triton.jit
+def _probabilities_and_score_gradients(
+    q, k, v, dout, logsumexp, delta, query_idx, key_idx, Nq, Nk, key_mask_row, stride_mask_n,
+    scale, CAUSAL: tl.constexpr, HAS_KEY_MASK: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):
+    """What both backward kernels recompute for one (query tile, key tile) pair:
+
+        P  = exp(S - L), 0 where attention is not allowed                   (BLOCK_M, BLOCK_N)
+        dS = P * (dP - delta), with dP = dO V^T                             (BLOCK_M, BLOCK_N)
+    """
+    scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale
+    allowed = _may_attend(
+        query_idx, key_idx, Nq, Nk, key_mask_row, stride_mask_n, CAUSAL, HAS_KEY_MASK
+    )
+    p = tl.exp(tl.where(allowed, scores - logsumexp[:, None], float("-inf")))
+    dp = tl.dot(dout, tl.trans(v), input_precision=DOT_PRECISION)
+    return p, p * (dp - delta[:, None])
+
+
 @triton.autotune(configs=DKDV_CONFIGS, **AUTOTUNE)
 @triton.jit
 def _attention_backward_dkdv_kernel(
@@ -352,17 +371,12 @@ def _attention_backward_dkdv_kernel(
         logsumexp = tl.load(lse_ptr + batch_head * Nq + query_idx, mask=in_range, other=0.0)
         delta = tl.load(delta_ptr + batch_head * Nq + query_idx, mask=in_range, other=0.0)
 
-        # P = exp(S - L), recomputed; 0 where attention is not allowed         (BLOCK_M, BLOCK_N)
-        scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale
-        allowed = _may_attend(
-            query_idx, key_idx, Nq, Nk, key_mask_row, stride_mask_n, CAUSAL, HAS_KEY_MASK
+        p, ds = _probabilities_and_score_gradients(  # (BLOCK_M, BLOCK_N) each
+            q, k, v, dout, logsumexp, delta, query_idx, key_idx, Nq, Nk, key_mask_row,
+            stride_mask_n, scale, CAUSAL, HAS_KEY_MASK, DOT_PRECISION,
         )
-        p = tl.exp(tl.where(allowed, scores - logsumexp[:, None], float("-inf")))
         # dV += P^T dO                                                          (BLOCK_N, BLOCK_D)
         dv += tl.dot(tl.trans(p).to(dout.dtype), dout, input_precision=DOT_PRECISION)
-        # dP = dO V^T and dS = P * (dP - delta)                                 (BLOCK_M, BLOCK_N)
-        dp = tl.dot(dout, tl.trans(v), input_precision=DOT_PRECISION)
-        ds = p * (dp - delta[:, None])
         # dK += dS^T Q (times scale, applied once at the end)                   (BLOCK_N, BLOCK_D)
         dk += tl.dot(tl.trans(ds).to(q.dtype), q, input_precision=DOT_PRECISION)
 
@@ -414,15 +428,10 @@ def _attention_backward_dq_kernel(
         k = _load_tile(k_head, key_idx, Nk, stride_kn, stride_kd, dim_idx, D, UPCAST)
         v = _load_tile(v_head, key_idx, Nk, stride_vn, stride_vd, dim_idx, D, UPCAST)
 
-        # P = exp(S - L), recomputed; 0 where attention is not allowed         (BLOCK_M, BLOCK_N)
-        scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale
-        allowed = _may_attend(
-            query_idx, key_idx, Nq, Nk, key_mask_row, stride_mask_n, CAUSAL, HAS_KEY_MASK
+        _, ds = _probabilities_and_score_gradients(  # (BLOCK_M, BLOCK_N)
+            q, k, v, dout, logsumexp, delta, query_idx, key_idx, Nq, Nk, key_mask_row,
+            stride_mask_n, scale, CAUSAL, HAS_KEY_MASK, DOT_PRECISION,
         )
-        p = tl.exp(tl.where(allowed, scores - logsumexp[:, None], float("-inf")))
-        # dP = dO V^T and dS = P * (dP - delta)                                 (BLOCK_M, BLOCK_N)
-        dp = tl.dot(dout, tl.trans(v), input_precision=DOT_PRECISION)
-        ds = p * (dp - delta[:, None])
         # dQ += dS K (times scale, applied once at the end)                     (BLOCK_M, BLOCK_D)
         dq += tl.dot(ds.to(k.dtype), k, input_precision=DOT_PRECISION)
 

@@ -191,7 +191,7 @@ def _jsonl_rows(lines: Iterable[str], source: str) -> list[Row]:
             raise ValueError(f"{source}, line {line_number}: invalid JSON ({error.msg})") from None
         # A malformed file is bad data, not a bad argument: ValueError like every other file error.
         if not isinstance(record, dict):
-            raise ValueError(f"{source}, line {line_number}: expected a JSON object")  # noqa: TRY004
+            raise ValueError(f"{source}, line {line_number}: expected a JSON object")
         missing = {"text", "label"} - record.keys()
         if missing:
             raise ValueError(

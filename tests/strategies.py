@@ -115,8 +115,11 @@ def padding_masks(draw, batch, time):
 ATTENTION_HEAD_DIMS = (16, 24, 32, 64, 80, 96, 128)  # powers of two and not (padded in the kernel)
 
 
+DEFAULT_SCALES = st.none() | st.floats(0.05, 1.0)  # None: the kernel's default 1/sqrt(D)
+
+
 @st.composite
-def attention_problems(draw, max_len=70, scales=st.none() | st.floats(0.05, 1.0)):
+def attention_problems(draw, max_len=70, scales=DEFAULT_SCALES):
     """One flash_attention call: sizes B, H, Nq, Nk (independent, often not multiples of a tile),
     head dim D, causal or not, an optional key mask (B, Nk) that sometimes masks a whole batch
     entry, a scale drawn from `scales` (None = 1/sqrt(D)) and a seed for the tensors. Head dims
@@ -229,3 +232,17 @@ def twin_configs(draw, max_len=12, min_head_dim=1):
         type_vocab_size=draw(st.integers(1, 3)),
         positions=draw(st.sampled_from(POSITION_KINDS)),
     )
+
+
+def randomise(numpy_model, seed):
+    """Weights of a trained-looking scale: matrices N(0, (1.5/sqrt(fan_in))^2), LayerNorm weights
+    1 + N(0, 0.2^2), biases N(0, 0.2^2)."""
+    rng = np.random.default_rng(seed)
+    for name, value in numpy_model.params.items():
+        if value.ndim == 2:
+            value[...] = rng.normal(0.0, 1.5 / np.sqrt(value.shape[1]), value.shape)
+        elif name.endswith(".weight"):
+            value[...] = 1.0 + 0.2 * rng.normal(size=value.shape)
+        else:
+            value[...] = 0.2 * rng.normal(size=value.shape)
+    return numpy_model

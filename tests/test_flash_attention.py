@@ -14,6 +14,7 @@ max |expected - actual| / max(1, max |expected|):
 
 import functools
 import importlib
+import math
 
 import pytest
 import torch
@@ -65,9 +66,19 @@ def error(expected, actual):
     return relative_error(*(t.detach().double().cpu().numpy() for t in (expected, actual)))
 
 
-def assert_fp32_close(actual, expected, what):
+def assert_fp32_close(actual, expected, what, tolerance=FP32_TOLERANCE):
     relative = error(expected, actual)
-    assert relative <= FP32_TOLERANCE, f"{what}: relative error {relative:.3g}"
+    assert relative <= tolerance, f"{what}: relative error {relative:.3g} > {tolerance:.3g}"
+
+
+def fp32_tolerance(name, scale, head_dim):
+    """dq and dk pass through dS = P * (dP - delta), a cancellation whose rounding error grows with
+    |dP| ~ scale * sqrt(D) (delta = rowsum(dO * O) and dP = dO V^T are the same sums taken in a
+    different order; with one key they are equal and dS is exactly 0). At the standard scale
+    1/sqrt(D) that factor is 1; larger scales multiply the tolerance by it."""
+    if name in ("dq", "dk") and scale is not None:
+        return FP32_TOLERANCE * max(1.0, scale * math.sqrt(head_dim))
+    return FP32_TOLERANCE
 
 
 def assert_within_twice_baseline(actual, baseline, expected, dtype, what):
@@ -103,7 +114,9 @@ def test_float32_matches_float64_reference(problem):
     kernel = output_and_grads(flash_attention, *tensors, **options)
     reference = reference_output_and_grads(*tensors, **options)
     for name, actual, expected in zip(NAMES, kernel, reference, strict=True):
-        assert_fp32_close(actual, expected, name)
+        assert_fp32_close(
+            actual, expected, name, fp32_tolerance(name, problem["scale"], problem["head_dim"])
+        )
 
 
 @pytest.mark.parametrize("dtype", LOW_PRECISIONS, ids=str)

@@ -26,7 +26,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import stats
-from strategies import model_configs, relative_error, seeds, token_batches
+from strategies import model_configs, randomise, relative_error, seeds, token_batches
 
 from minilm import ModelConfig
 from minilm.generation import generate, sample_next
@@ -46,18 +46,9 @@ needs_triton = pytest.mark.skipif(
 
 
 def random_decoder(config, seed=0, dtype=np.float64):
-    """A NumPy Decoder with weights of a trained-looking scale (matrices N(0, (1.5/sqrt(fan_in))^2),
-    LayerNorm weights near 1, biases near 0), so attention is peaked and logits are spread."""
-    model = Decoder(config, dtype=dtype)
-    rng = np.random.default_rng(seed)
-    for name, value in model.params.items():
-        if value.ndim == 2:
-            value[...] = rng.normal(0.0, 1.5 / np.sqrt(value.shape[1]), value.shape)
-        elif name.endswith(".weight"):
-            value[...] = 1.0 + 0.2 * rng.normal(size=value.shape)
-        else:
-            value[...] = 0.2 * rng.normal(size=value.shape)
-    return model
+    """A NumPy Decoder with weights of a trained-looking scale, so attention is peaked and logits
+    are spread (see `strategies.randomise`)."""
+    return randomise(Decoder(config, dtype=dtype), seed)
 
 
 def as_numpy(logits):

@@ -33,7 +33,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from strategies import padding_masks, relative_error, seeds, token_batches, twin_configs
+from strategies import (
+    padding_masks,
+    randomise,
+    relative_error,
+    seeds,
+    token_batches,
+    twin_configs,
+)
 
 from minilm import ModelConfig
 from minilm.numpy import functional as NF
@@ -60,20 +67,6 @@ def flash_attention_module():
     package re-exports under its module's name, so `import kernels.flash_attention as m` gives
     the function.)"""
     return importlib.import_module("kernels.flash_attention")
-
-
-def randomise(numpy_model, seed):
-    """Weights of a trained-looking scale: matrices N(0, (1.5/sqrt(fan_in))^2), LayerNorm weights
-    1 + N(0, 0.2^2), biases N(0, 0.2^2)."""
-    rng = np.random.default_rng(seed)
-    for name, value in numpy_model.params.items():
-        if value.ndim == 2:
-            value[...] = rng.normal(0.0, 1.5 / np.sqrt(value.shape[1]), value.shape)
-        elif name.endswith(".weight"):
-            value[...] = 1.0 + 0.2 * rng.normal(size=value.shape)
-        else:
-            value[...] = 0.2 * rng.normal(size=value.shape)
-    return numpy_model
 
 
 @st.composite

@@ -362,7 +362,7 @@ def test_vocabulary_without_special_tokens_is_refused():
 
 def test_from_pretrained_reads_lower_casing(tmp_path):
     (tmp_path / "vocab.txt").write_text(
-        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "Hello", "hello"])
+        "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nHello\nhello"
     )
     (tmp_path / "tokenizer_config.json").write_text(
         '{"do_lower_case": false, "model_max_length": 64}'

@@ -6,6 +6,11 @@ from minilm.numpy.layers import KVCache
 from minilm.numpy.models import Decoder, Encoder
 
 __all__ = [
-    "functional", "Encoder", "Decoder", "KVCache",
-    "SequenceClassifier", "TokenClassifier", "QuestionAnswering",
+    "Decoder",
+    "Encoder",
+    "KVCache",
+    "QuestionAnswering",
+    "SequenceClassifier",
+    "TokenClassifier",
+    "functional",
 ]

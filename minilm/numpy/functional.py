@@ -126,6 +126,7 @@ _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 class GeluCache(NamedTuple):
     x: np.ndarray
+    cdf: np.ndarray  # Phi(x), exact or approximated, reused by the backward
     approximate: str
 
 
@@ -138,29 +139,27 @@ def gelu_forward(x, approximate="none"):
     if approximate not in GELU_APPROXIMATIONS:
         raise ValueError(f"gelu: approximate must be one of {GELU_APPROXIMATIONS}, got {approximate!r}")
     if approximate == "none":
-        out = 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
+        cdf = 0.5 * (1.0 + erf(x / math.sqrt(2.0)))
     else:
-        out = 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
-    return out.astype(x.dtype, copy=False), GeluCache(x, approximate)
+        cdf = 0.5 * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)))
+    cdf = cdf.astype(x.dtype, copy=False)
+    return x * cdf, GeluCache(x, cdf, approximate)
 
 
 def gelu_backward(dout, cache):
     """d/dx [x Phi(x)] = Phi(x) + x Phi'(x).
 
     exact: Phi'(x) = exp(-x^2 / 2) / sqrt(2 pi).
-    tanh:  with u = sqrt(2/pi)(x + 0.044715 x^3), t = tanh u:
-           d/dx = (1 + t)/2 + x/2 (1 - t^2) sqrt(2/pi)(1 + 3 * 0.044715 x^2).
+    tanh:  with u = sqrt(2/pi)(x + 0.044715 x^3) and t = tanh u = 2 Phi(x) - 1:
+           Phi'(x) = (1 - t^2) / 2 * sqrt(2/pi)(1 + 3 * 0.044715 x^2).
     """
-    x, approximate = cache
+    x, cdf, approximate = cache
     if approximate == "none":
-        cdf = 0.5 * (1.0 + erf(x / math.sqrt(2.0)))
-        pdf = np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
-        dx = dout * (cdf + x * pdf)
+        pdf = np.exp(-0.5 * x * x) * x.dtype.type(1.0 / math.sqrt(2.0 * math.pi))
     else:
-        t = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
-        du_dx = _SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x)
-        dx = dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du_dx)
-    return dx.astype(dout.dtype, copy=False)
+        t = 2.0 * cdf - 1.0
+        pdf = 0.5 * (1.0 - t * t) * (_SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x))
+    return (dout * (cdf + x * pdf)).astype(dout.dtype, copy=False)
 
 
 # ---------------------------------------------------------------- softmax

@@ -44,7 +44,7 @@ class _Head(Module):
     def __init__(self, encoder):
         if not isinstance(encoder, Encoder):
             # ValueError, as the models raise for a bad config: one error type for bad arguments
-            raise ValueError(  # noqa: TRY004
+            raise ValueError(
                 f"encoder must be a minilm.numpy.Encoder, got {type(encoder).__name__}"
             )
         if self.needs_pooler and encoder.pooler is None:

@@ -53,7 +53,7 @@ def check_kv_cache(kv_cache, ids: np.ndarray, config: ModelConfig) -> int:
     if kv_cache is None:
         return 0
     if not isinstance(kv_cache, KVCache):
-        raise ValueError(  # noqa: TRY004 (ValueError, as for every other bad argument in minilm)
+        raise ValueError(
             f"kv_cache must be a KVCache, got {type(kv_cache).__name__}"
         )
     if len(kv_cache.layers) != config.n_layers:
@@ -86,7 +86,7 @@ class _Model(Module):
 
     def __init__(self, config: ModelConfig, seed: int, dtype, position_name: str):
         if not isinstance(config, ModelConfig):
-            raise ValueError(  # noqa: TRY004 (ValueError, as for every other bad argument in minilm)
+            raise ValueError(
                 f"config must be a ModelConfig, got {type(config).__name__}"
             )
         self.config = config

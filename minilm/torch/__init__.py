@@ -6,6 +6,12 @@ from minilm.torch.heads import QuestionAnswering, SequenceClassifier, TokenClass
 from minilm.torch.models import Decoder, Encoder, params_to_state_dict, state_dict_to_params
 
 __all__ = [
-    "Decoder", "Encoder", "functional", "params_to_state_dict", "state_dict_to_params",
-    "SequenceClassifier", "TokenClassifier", "QuestionAnswering",
+    "Decoder",
+    "Encoder",
+    "QuestionAnswering",
+    "SequenceClassifier",
+    "TokenClassifier",
+    "functional",
+    "params_to_state_dict",
+    "state_dict_to_params",
 ]

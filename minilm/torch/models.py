@@ -81,7 +81,7 @@ class _Model(Module):
         super().__init__()
         if not isinstance(config, ModelConfig):
             # ValueError, as the NumPy twin raises: one error type for every bad argument
-            raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")  # noqa: TRY004
+            raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
         self.config = config
         self._attention = F.check_attention(attention, config.head_dim, dtype)
         c = config.d_model
