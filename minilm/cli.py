@@ -20,8 +20,9 @@ from minilm.finetune import add_finetune_command
 from minilm.pretrained import add_embed_command
 from minilm.train import BACKENDS, OBJECTIVES, TrainSettings, train
 
-DEMO_SETTINGS = dict(objective="clm", steps=700, batch_size=16, seq_len=128, lr=3e-3,
-                     min_lr=3e-4, warmup_steps=50, eval_every=100)
+# ~4.5 minutes on 2 CPU cores (0.13 s per step of 2048 tokens)
+DEMO_SETTINGS = dict(objective="clm", steps=2000, batch_size=16, seq_len=128, lr=5e-3,
+                     min_lr=5e-4, warmup_steps=100, eval_every=400)
 
 
 def _add_train_arguments(parser):
