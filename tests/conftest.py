@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
-    "ci", deadline=None, max_examples=15, suppress_health_check=[HealthCheck.too_slow]
+    "ci", deadline=None, max_examples=30, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.register_profile(
     "thorough", deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow]
