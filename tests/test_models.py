@@ -500,5 +500,19 @@ def test_encoder_rejects_masks_and_token_types_of_the_wrong_shape():
         model.forward(ids, attention_mask=np.ones((2, 5)))
     with pytest.raises(ValueError, match="token_type_ids must have the shape of input_ids"):
         model.forward(ids, token_type_ids=np.zeros((4,), dtype=np.int64))
-    with pytest.raises(ValueError, match="ids must lie in"):
+    with pytest.raises(ValueError, match="token_type_ids must be integers in"):
         model.forward(ids, token_type_ids=ids * 2)
+
+
+@pytest.mark.parametrize("model_class", [Encoder, Decoder])
+def test_an_empty_batch_is_a_clear_error(model_class):
+    model = model_class(ModelConfig.preset("tiny"))
+    with pytest.raises(ValueError, match="input_ids has batch size 0"):
+        model.forward(np.zeros((0, 4), dtype=np.int64))
+
+
+@pytest.mark.parametrize("segments", [np.full((1, 4), 2), np.full((1, 4), -1), np.zeros((1, 4))])
+def test_token_type_ids_outside_the_type_vocabulary_name_the_argument(segments):
+    model = Encoder(ModelConfig.preset("tiny"))
+    with pytest.raises(ValueError, match="token_type_ids must be integers in"):
+        model.forward(np.ones((1, 4), dtype=np.int64), token_type_ids=segments)

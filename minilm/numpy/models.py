@@ -38,6 +38,8 @@ def check_input_ids(input_ids, config: ModelConfig) -> np.ndarray:
     ids = np.asarray(input_ids)
     if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"input_ids must be a (batch, time) integer array, got {ids.dtype} {ids.shape}")
+    if ids.shape[0] == 0:
+        raise ValueError("input_ids has batch size 0; expected at least one sequence")
     if not 1 <= ids.shape[1] <= config.max_len:
         raise ValueError(f"input_ids has length {ids.shape[1]}; expected 1..max_len={config.max_len}")
     if ids.min() < 0 or ids.max() >= config.vocab_size:
@@ -79,6 +81,20 @@ def _check_like_ids(name, array, ids):
     if array.shape != ids.shape:
         raise ValueError(f"{name} must have the shape of input_ids {ids.shape}, got {array.shape}")
     return array
+
+
+def check_token_type_ids(token_type_ids, ids, config: ModelConfig) -> np.ndarray:
+    """Segment ids: the shape of input_ids, integers in [0, type_vocab_size); zeros when None."""
+    if token_type_ids is None:
+        return np.zeros_like(ids)
+    segments = _check_like_ids("token_type_ids", token_type_ids, ids)
+    n_types = config.type_vocab_size
+    if not np.issubdtype(segments.dtype, np.integer) or segments.min() < 0 or segments.max() >= n_types:
+        raise ValueError(
+            f"token_type_ids must be integers in [0, type_vocab_size={n_types}), got "
+            f"{segments.dtype} values in [{segments.min()}, {segments.max()}]"
+        )
+    return segments
 
 
 class _Model(Module):
@@ -173,10 +189,7 @@ class Encoder(_Model):
         """Last hidden states (B, T, C)."""
         ids = check_input_ids(input_ids, self.config)
         time = ids.shape[1]
-        segments = (
-            np.zeros_like(ids) if token_type_ids is None
-            else _check_like_ids("token_type_ids", token_type_ids, ids)
-        )
+        segments = check_token_type_ids(token_type_ids, ids, self.config)
         x = (
             self.word.forward(ids)
             + self.positions.forward(np.arange(time))[None]

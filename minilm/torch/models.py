@@ -26,7 +26,12 @@ from torch import nn
 
 from minilm.config import ModelConfig
 from minilm.numpy.layers import BERT_BLOCK_NAMES, GPT2_BLOCK_NAMES, KVCache
-from minilm.numpy.models import _check_like_ids, check_input_ids, check_kv_cache
+from minilm.numpy.models import (
+    _check_like_ids,
+    check_input_ids,
+    check_kv_cache,
+    check_token_type_ids,
+)
 from minilm.torch import functional as F
 from minilm.torch.layers import (
     Embedding,
@@ -184,14 +189,8 @@ class Encoder(_Model):
         """(B, T) segment ids in [0, type_vocab_size); zeros when not given."""
         if token_type_ids is None:
             return torch.zeros_like(ids)
-        segments, host = self._like_ids("token_type_ids", token_type_ids, host_ids)
-        n_types = self.config.type_vocab_size
-        if not np.issubdtype(host.dtype, np.integer) or host.min() < 0 or host.max() >= n_types:
-            raise ValueError(
-                f"token_type_ids must be integers in [0, type_vocab_size={n_types}), got "
-                f"{host.dtype} values in [{host.min()}, {host.max()}]"
-            )
-        return segments.long()
+        host = check_token_type_ids(_on_host(token_type_ids), host_ids, self.config)
+        return self._tensor(token_type_ids, host).long()
 
     def encode(self, input_ids, attention_mask=None, token_type_ids=None):
         """Last hidden states (B, T, C)."""
