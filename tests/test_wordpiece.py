@@ -222,9 +222,15 @@ def test_pairs_match_hf(text, pair):
     assert_same_as_hf(text, pair)
 
 
-@pytest.mark.parametrize("max_length", [3, 4, 5, 8, 13, 20, 64])
-def test_pair_batches_truncate_and_pad_like_hf(max_length):
-    texts, pairs = [a for a, _ in PAIRS], [b for _, b in PAIRS]
+def assert_batches_equal(batch, expected):
+    """Our int64 input_ids, attention_mask and token_type_ids equal HF's."""
+    for key in ("input_ids", "attention_mask", "token_type_ids"):
+        assert batch[key].dtype == np.int64
+        np.testing.assert_array_equal(batch[key], expected[key], err_msg=key)
+
+
+def assert_pair_batch_truncates_like_hf(texts, pairs, max_length):
+    """Padding plus HF's "longest_first" truncation of text pairs."""
     expected = hf()(
         texts,
         pairs,
@@ -234,26 +240,26 @@ def test_pair_batches_truncate_and_pad_like_hf(max_length):
         return_tensors="np",
     )
     batch = ours()(texts, pairs, padding=True, truncation=True, max_length=max_length)
-    for key in ("input_ids", "attention_mask", "token_type_ids"):
-        assert batch[key].dtype == np.int64
-        np.testing.assert_array_equal(batch[key], expected[key], err_msg=key)
+    assert_batches_equal(batch, expected)
+    assert batch["input_ids"].shape[1] <= max_length
+
+
+@pytest.mark.parametrize("max_length", [3, 4, 5, 8, 13, 20, 64])
+def test_pair_batches_truncate_and_pad_like_hf(max_length):
+    assert_pair_batch_truncates_like_hf([a for a, _ in PAIRS], [b for _, b in PAIRS], max_length)
 
 
 def test_single_batches_pad_like_hf():
     texts = ["a", "a longer sentence, with punctuation!", "我爱北京", ""]
-    expected = hf()(texts, padding=True, return_tensors="np")
     batch = ours()(texts)
-    for key in ("input_ids", "attention_mask", "token_type_ids"):
-        np.testing.assert_array_equal(batch[key], expected[key], err_msg=key)
+    assert_batches_equal(batch, hf()(texts, padding=True, return_tensors="np"))
     assert batch["input_ids"].shape == (4, max(len(ours().encode(t)) for t in texts))
 
 
 def test_padding_to_max_length_like_hf():
     texts, pairs = ["one two three", "four"], ["five", "six seven"]
     expected = hf()(texts, pairs, padding="max_length", max_length=16, return_tensors="np")
-    batch = ours()(texts, pairs, padding="max_length", max_length=16)
-    for key in ("input_ids", "attention_mask", "token_type_ids"):
-        np.testing.assert_array_equal(batch[key], expected[key], err_msg=key)
+    assert_batches_equal(ours()(texts, pairs, padding="max_length", max_length=16), expected)
 
 
 @settings(max_examples=100)
@@ -262,18 +268,7 @@ def test_generated_pairs_truncate_like_hf(data, max_length, batch_size):
     """ "longest_first": the longer text gives way first; the result equals HF's for any lengths."""
     texts = data.draw(st.lists(vocabulary_sentences(), min_size=batch_size, max_size=batch_size))
     pairs = data.draw(st.lists(vocabulary_sentences(), min_size=batch_size, max_size=batch_size))
-    expected = hf()(
-        texts,
-        pairs,
-        padding=True,
-        truncation="longest_first",
-        max_length=max_length,
-        return_tensors="np",
-    )
-    batch = ours()(texts, pairs, padding=True, truncation=True, max_length=max_length)
-    for key in ("input_ids", "attention_mask", "token_type_ids"):
-        np.testing.assert_array_equal(batch[key], expected[key], err_msg=key)
-    assert batch["input_ids"].shape[1] <= max_length
+    assert_pair_batch_truncates_like_hf(texts, pairs, max_length)
 
 
 def test_truncation_defaults_to_model_max_length():
