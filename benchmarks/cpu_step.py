@@ -6,7 +6,7 @@ NumPy step, ...) so that a busy machine slows both alike, and the median of each
 
     python benchmarks/cpu_step.py [--repeats 20] [--batch-size 16] [--seq-len 128]
 
-Writes benchmarks/results/cpu_step.json.
+Writes benchmarks/results/cpu_step.json and cpu_step.png.
 """
 
 from __future__ import annotations
@@ -74,10 +74,32 @@ def main(argv=None):
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cpu_step.json").write_text(json.dumps(result, indent=2))
+    plot(times, tokens, RESULTS / "cpu_step.png")
     for name in ("numpy", "torch"):
         print(f"{name:6s} {median[name] * 1e3:8.1f} ms/step  {tokens / median[name]:9.0f} tokens/s")
     print(f"NumPy step time / torch step time = {result['numpy_over_torch_step_time']:.2f} "
           "(target: <= 1.5)")
+
+
+def plot(times, tokens, path):
+    """Every timed step of both backends, in the order they ran, and the medians."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, values in times.items():
+        rates = tokens / np.asarray(values)
+        ax.plot(rates, "o-", ms=3, label=f"{name}: median {tokens / statistics.median(values):.0f}")
+    ax.set_xlabel("repeat (the two backends alternate)")
+    ax.set_ylabel("tokens / s (one training step)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("demo Decoder, one training step on the CPU")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
