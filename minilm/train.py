@@ -46,6 +46,7 @@ class TrainSettings:
     min_lr: float = 3e-4
     warmup_steps: int = 50
     weight_decay: float = 0.1
+    adam_beta2: float = 0.99  # shorter memory of g^2 than the usual 0.999: better for short runs
     grad_clip: float = 1.0
     eval_every: int = 100
     eval_tokens: int = 20_000  # validation tokens scored at each evaluation
@@ -78,7 +79,8 @@ class NumpyTrainer:
     def __init__(self, kind, config, settings):
         model_class = Decoder if kind == "decoder" else Encoder
         self.model = model_class(config, seed=settings.seed)
-        self.optimizer = AdamW(self.model.params, lr=settings.lr, weight_decay=settings.weight_decay)
+        self.optimizer = AdamW(self.model.params, lr=settings.lr, betas=(0.9, settings.adam_beta2),
+                               weight_decay=settings.weight_decay)
         self.grad_clip = settings.grad_clip
 
     def train_step(self, inputs, targets, lr) -> float:
@@ -122,7 +124,7 @@ class TorchTrainer:
             {"params": [p for _, p in named if p.ndim >= 2], "weight_decay": settings.weight_decay},
             {"params": [p for _, p in named if p.ndim < 2], "weight_decay": 0.0},
         ]
-        self.optimizer = torch.optim.AdamW(groups, lr=settings.lr)
+        self.optimizer = torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, settings.adam_beta2))
         self.grad_clip = settings.grad_clip
 
     def _loss(self, inputs, targets):

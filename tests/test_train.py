@@ -38,7 +38,7 @@ def test_a_short_run_lowers_the_validation_loss(objective, backend, text_file, t
     loss of the near-uniform predictions at initialisation, and keeps falling between evaluations;
     the run directory holds a loadable checkpoint, metrics and the loss-curve plot. (MLM learns
     from 15% of the tokens, and a post-LN encoder sits on a plateau first: it gets more steps.)"""
-    steps = 80 if objective == "clm" else 500
+    steps = 80 if objective == "clm" else 800
     settings = tiny_settings(objective=objective, backend=backend, steps=steps, batch_size=16,
                              eval_every=steps // 4)
     metrics = train(settings, TINY, text_file, tmp_path, progress=False)
