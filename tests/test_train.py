@@ -152,7 +152,7 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
     "overrides, argument",
     [({"objective": "nsp"}, "objective"), ({"backend": "jax"}, "backend"),
      ({"steps": 0}, "steps"), ({"seq_len": 1}, "seq_len"),
-     ({"steps": 4, "warmup_steps": 10}, "warmup_steps")],
+     ({"steps": 4, "warmup_steps": 10}, "warmup_steps"), ({"adam_beta2": 1.0}, "adam_beta2")],
 )
 def test_bad_settings_name_the_argument(overrides, argument):
     with pytest.raises(ValueError, match=argument):
