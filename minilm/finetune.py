@@ -243,14 +243,12 @@ def _read_bert_config(directory: Path) -> ModelConfig:
     return bert_config(hf, where)
 
 
-def _torch_twin(model: SequenceClassifier, device: str):
-    """The torch SequenceClassifier with the NumPy model's config and weights, on `device`.
-    Attention: our Triton kernel on CUDA; SDPA on a CPU (the Triton interpreter is for testing)."""
+def _torch_twin(model: SequenceClassifier, device: str, attention: str):
+    """The torch SequenceClassifier with the NumPy model's config and weights, on `device`."""
     from minilm.torch import Encoder as TorchEncoder
     from minilm.torch import params_to_state_dict
     from minilm.torch.heads import SequenceClassifier as TorchSequenceClassifier
 
-    attention = "triton" if device == "cuda" else "sdpa"
     encoder = TorchEncoder(model.config, attention=attention, mlm_head=False, pooler=True)
     twin = TorchSequenceClassifier(encoder, model.params["classifier.weight"].shape[0])
     twin.load_state_dict(params_to_state_dict(model.params))
@@ -320,12 +318,12 @@ class TorchFinetuner:
     def __init__(self, model: SequenceClassifier, settings: FinetuneSettings, lr_scale: dict):
         import torch
 
-        from minilm.torch.functional import cross_entropy
+        from minilm.torch.functional import cross_entropy, training_device_and_attention
 
         self.torch, self.cross_entropy = torch, cross_entropy
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device, attention = training_device_and_attention()
         torch.manual_seed(settings.seed)  # dropout masks
-        self.model = _torch_twin(model, self.device)
+        self.model = _torch_twin(model, self.device, attention)
         self.named = list(self.model.named_parameters())
         groups = [
             {"params": [p], "lr_scale": lr_scale.get(name, 1.0),
@@ -521,9 +519,9 @@ def load_finetuned(directory, backend: str = "numpy"):
     model = SequenceClassifier(Encoder(config, mlm_head=False, pooler=True), len(label_names))
     model.encoder.load_params(load_file(str(directory / "model.safetensors")))
     if backend == "torch":
-        import torch
+        from minilm.torch.functional import training_device_and_attention
 
-        model = _torch_twin(model, "cuda" if torch.cuda.is_available() else "cpu")
+        model = _torch_twin(model, *training_device_and_attention())
     elif backend != "numpy":
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     return model.eval(), tokenizer, label_names

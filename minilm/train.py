@@ -114,12 +114,11 @@ class TorchTrainer:
 
         from minilm.torch import Decoder as TorchDecoder
         from minilm.torch import Encoder as TorchEncoder
-        from minilm.torch.functional import cross_entropy
+        from minilm.torch.functional import cross_entropy, training_device_and_attention
 
         self.torch, self.cross_entropy = torch, cross_entropy
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device, attention = training_device_and_attention()
         model_class = TorchDecoder if kind == "decoder" else TorchEncoder
-        attention = "triton" if self.device == "cuda" else "sdpa"
         self.model = model_class(config, attention=attention, seed=settings.seed).to(self.device)
         named = list(self.model.named_parameters())
         groups = [
@@ -152,7 +151,9 @@ class TorchTrainer:
             return self._loss(inputs, targets).item() * n_kept, n_kept
 
     def params(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
+        from minilm.torch import state_dict_to_params
+
+        return state_dict_to_params(self.model.state_dict())
 
 
 def make_trainer(kind, config, settings):

@@ -71,6 +71,12 @@ def check_attention(attention: str | None, head_dim: int, dtype: torch.dtype) ->
     return attention
 
 
+def training_device_and_attention() -> tuple[str, str]:
+    """Where to train the twin: ("cuda", "triton") with a GPU, else ("cpu", "sdpa") -- the Triton
+    interpreter is for testing, far too slow to train with."""
+    return ("cuda", "triton") if torch.cuda.is_available() else ("cpu", "sdpa")
+
+
 def backend_for_call(attention: str, dropout_p: float) -> str:
     """The backend that actually runs: the Triton kernel has no dropout, so while attention dropout
     is active (training with p > 0) a "triton" model runs that call through "sdpa", which drops
