@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from minilm.common.backends import on_backend
 from minilm.config import ModelConfig
 from minilm.numpy import Decoder
-from minilm.train import NumpyTrainer, TorchTrainer, TrainSettings
+from minilm.steps import make_step
+from minilm.train import TrainSettings
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -38,21 +40,21 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     config = ModelConfig.preset(args.preset, vocab_size=64, max_len=args.seq_len)
-    settings = TrainSettings(backend="numpy", batch_size=args.batch_size, seq_len=args.seq_len)
-    numpy_trainer = NumpyTrainer("decoder", config, settings)
-    torch_trainer = TorchTrainer("decoder", config, settings)
-    torch_trainer.model.load_state_dict(
-        {k: torch.from_numpy(v.copy()) for k, v in numpy_trainer.params().items()}
-    )
+    settings = TrainSettings()  # the training defaults: weight decay, betas, clipping
+    steps = {  # the same weights in both: the twin starts as a copy of the NumPy model
+        backend: make_step(on_backend(Decoder(config), backend), settings.weight_decay,
+                           betas=(0.9, settings.adam_beta2), grad_clip=settings.grad_clip)
+        for backend in ("numpy", "torch")
+    }
     rng = np.random.default_rng(0)
     shape = (args.batch_size, args.seq_len)
     inputs, targets = rng.integers(0, 64, shape), rng.integers(0, 64, shape)
 
     times = {"numpy": [], "torch": []}
     for repeat in range(args.repeats + 2):  # the first two rounds warm up
-        for name, trainer in (("numpy", numpy_trainer), ("torch", torch_trainer)):
+        for name, step in steps.items():
             start = time.perf_counter()
-            trainer.train_step(inputs, targets, lr=1e-4)
+            step((inputs,), targets, lr=1e-4)
             if repeat >= 2:
                 times[name].append(time.perf_counter() - start)
 

@@ -1,4 +1,6 @@
-"""`minilm` command line: train, generate, demo, embed, finetune.
+"""`minilm` command line: every command's flags, and the few lines that turn them into a library
+call. The flags of `train` and `finetune` are derived from their settings dataclasses (each field's
+default and help text, `minilm.common.settings.setting`), so a new setting is a new flag.
 
     minilm train --objective clm --steps 600 --out runs/clm
     minilm generate --checkpoint runs/clm --prompt "once" --temperature 0.8 --top-k 10
@@ -12,42 +14,68 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import types
+import typing
+from pathlib import Path
 
 import numpy as np
 
+from minilm.common.backends import BACKENDS
 from minilm.config import PRESETS, ModelConfig
-from minilm.finetune import add_finetune_command
-from minilm.pretrained import add_embed_command
-from minilm.train import BACKENDS, OBJECTIVES, TrainSettings, train
+from minilm.finetune import FinetuneSettings, finetune
+from minilm.train import TrainSettings, train
 
 # ~4.5 minutes on 2 CPU cores (0.12-0.15 s per step of 2048 tokens)
 DEMO_SETTINGS = dict(objective="clm", steps=1800, batch_size=16, seq_len=128, lr=5e-3,
                      min_lr=5e-4, warmup_steps=100, eval_every=400)
 
 
-def _add_train_arguments(parser):
-    defaults = TrainSettings()
-    parser.add_argument("--objective", choices=OBJECTIVES, default=defaults.objective)
-    parser.add_argument("--backend", choices=BACKENDS, default=defaults.backend,
-                        help="numpy: the hand-written reference; torch: the twin (Triton attention "
-                             "on CUDA, SDPA on CPU)")
-    parser.add_argument("--text", default=None, help="a UTF-8 text file (default: the built-in corpus)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="demo")
-    parser.add_argument("--out", default="runs/train", help="run directory")
-    for field in dataclasses.fields(TrainSettings):
-        if field.name in ("objective", "backend"):
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Descriptions keep their line breaks; a flag's help shows its default, unless the help text
+    already says what the default is."""
+
+    def _get_help_string(self, action):
+        if "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+# ---------------------------------------------------------------- flags from settings
+
+
+def add_settings_arguments(parser, settings_class, skip=()) -> None:
+    """One flag per field of a settings dataclass: `--batch-size` for `batch_size`, typed by the
+    annotation (`int | None` takes an int, `bool` becomes --flag/--no-flag), with the field's
+    default, help text and argparse extras (choices, nargs, const, metavar)."""
+    hints = typing.get_type_hints(settings_class)
+    for field in dataclasses.fields(settings_class):
+        if field.name in skip:
             continue
+        extras = dict(field.metadata)
+        help_text = extras.pop("help", None)
         flag = "--" + field.name.replace("_", "-")
-        parser.add_argument(flag, type=type(field.default), default=field.default)
+        kind = hints[field.name]
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction,
+                                default=field.default, help=help_text)
+            continue
+        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+        parser.add_argument(flag, type=kind, default=field.default, help=help_text, **extras)
 
 
-def _settings_from(args, **overrides) -> TrainSettings:
-    names = {f.name for f in dataclasses.fields(TrainSettings)}
-    return TrainSettings(**{**{n: getattr(args, n) for n in names}, **overrides})
+def settings_from(args, settings_class, **overrides):
+    """The settings dataclass filled from parsed flags (its own checks run in __post_init__)."""
+    names = {field.name for field in dataclasses.fields(settings_class)}
+    return settings_class(**{**{name: getattr(args, name) for name in names}, **overrides})
+
+
+# ---------------------------------------------------------------- the commands
 
 
 def command_train(args):
-    metrics = train(_settings_from(args), ModelConfig.preset(args.preset), args.text, args.out)
+    metrics = train(settings_from(args, TrainSettings), ModelConfig.preset(args.preset), args.text,
+                    args.out)
     _print_summary(metrics, args.out)
 
 
@@ -62,30 +90,26 @@ def _print_summary(metrics, out):
 
 
 def command_generate(args):
-    from minilm.checkpoint import read_checkpoint
+    from minilm.checkpoint import load_run
     from minilm.generation import generate
-    from minilm.numpy import Decoder
 
-    params, kind, config, tokenizer, _ = read_checkpoint(args.checkpoint)
-    if kind != "decoder":
-        raise ValueError(f"--checkpoint {args.checkpoint!r} holds an {kind}; generation needs a "
-                         "decoder trained with --objective clm")
-    model = Decoder(config)
-    model.load_params(params)
-    prompt = tokenizer.encode(args.prompt)[None]
+    model, run = load_run(args.checkpoint, backend="numpy")
+    if run.kind != "decoder":
+        raise ValueError(f"--checkpoint {args.checkpoint!r} holds an {run.kind}; generation needs "
+                         "a decoder trained with --objective clm")
+    prompt = run.tokenizer.encode(args.prompt)[None]
     if prompt.shape[1] == 0:
         raise ValueError("--prompt must not be empty")
     ids = generate(model, np.repeat(prompt, args.samples, axis=0), args.max_new_tokens,
                    np.random.default_rng(args.seed), args.temperature, args.top_k)
     for row in ids:
-        print(tokenizer.decode(row))
+        print(run.tokenizer.decode(row))
         print("---")
 
 
 def command_demo(args):
     """Train the demo CLM on the built-in corpus, compare with the floor, print a few stories."""
-    settings = TrainSettings(**DEMO_SETTINGS)
-    metrics = train(settings, ModelConfig.preset("demo"), None, args.out)
+    metrics = train(TrainSettings(**DEMO_SETTINGS), ModelConfig.preset("demo"), None, args.out)
     _print_summary(metrics, args.out)
     print("\nsampled stories (temperature 0.8), each prompted with the blank line between stories:")
     command_generate(argparse.Namespace(
@@ -94,31 +118,117 @@ def command_demo(args):
     ))
 
 
+def _texts_from(args) -> list[str]:
+    texts = list(args.texts or [])
+    if args.file is not None:
+        with open(args.file, encoding="utf-8") as f:
+            texts += [line.strip() for line in f if line.strip()]
+    if not texts:
+        raise ValueError("give sentences to embed: TEXT [TEXT ...] or --file FILE")
+    return texts
+
+
+def command_embed(args) -> np.ndarray:
+    """`minilm embed`: load the model and tokenizer, embed, print the similarities, maybe save."""
+    from minilm.embeddings import (
+        OUTPUT_SUFFIXES,
+        cosine_similarity_matrix,
+        format_similarity_table,
+        save_embeddings,
+        sentence_embeddings,
+        sentence_settings,
+    )
+    from minilm.pretrained import default_model_path, load_pretrained
+    from minilm.tokenizers import WordPieceTokenizer
+
+    if args.output is not None and Path(args.output).suffix not in OUTPUT_SUFFIXES:
+        raise ValueError(f"--output must end with one of {OUTPUT_SUFFIXES}, got {args.output!r}")
+    texts = _texts_from(args)
+    directory = Path(args.model) if args.model is not None else default_model_path()
+    settings = sentence_settings(directory)
+    model = load_pretrained(directory, backend=args.backend)
+    tokenizer = WordPieceTokenizer.from_pretrained(directory)
+    max_length = min(settings["max_seq_length"], model.config.max_len)
+    embeddings = sentence_embeddings(model, tokenizer, texts, batch_size=args.batch_size,
+                                     max_length=max_length, normalize=settings["normalize"])
+    print(f"model {directory} ({args.backend}): mean pooling over <= {max_length} tokens"
+          f"{', L2-normalised' if settings['normalize'] else ''}")
+    print(f"cosine similarity of {len(texts)} sentence embeddings:")
+    print(format_similarity_table(cosine_similarity_matrix(embeddings), texts))
+    if args.output is not None:
+        save_embeddings(args.output, embeddings)
+        print(f"saved embeddings {embeddings.shape} to {args.output}")
+    return embeddings
+
+
+def command_finetune(args) -> dict:
+    """Run `minilm finetune`; bad input (an unknown label, an empty file, a vocabulary that does
+    not match the model) raises ValueError / FileNotFoundError, which `main` prints as one line
+    and exit status 2."""
+    metrics = finetune(settings_from(args, FinetuneSettings), args.out)
+    per_epoch = ", ".join(f"{a:.3f}" for a in metrics["eval_accuracy_per_epoch"])
+    print(f"eval accuracy {metrics['eval_accuracy']:.3f} (per epoch: {per_epoch}) on "
+          f"{metrics['num_test']} test examples; "
+          f"final train loss {metrics['final_train_loss']:.4f}")
+    print(f"{metrics['steps']} steps in {metrics['wall_seconds']:.0f} s "
+          f"({metrics['seconds_per_epoch']:.1f} s per epoch, {metrics['examples_per_second']:.1f} "
+          f"examples/s); run directory: {args.out}")
+    return metrics
+
+
+# ---------------------------------------------------------------- the parser
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="minilm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("train", help="pre-train a model with the CLM or MLM objective")
-    _add_train_arguments(p)
-    p.set_defaults(run=command_train)
+    def command(name, summary, run, description=None):
+        p = commands.add_parser(name, help=summary, description=description or summary,
+                                formatter_class=_HelpFormatter)
+        p.set_defaults(run=run)
+        return p
 
-    p = commands.add_parser("generate", help="sample text from a CLM checkpoint")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--prompt", required=True)
-    p.add_argument("--max-new-tokens", type=int, default=200)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--samples", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(run=command_generate)
+    p = command("train", "pre-train a model with the CLM or MLM objective", command_train)
+    p.add_argument("--text", default=None, help="a UTF-8 text file (default: the built-in corpus)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="demo",
+                   help="the model's shape (ModelConfig.preset); vocab_size comes from the text")
+    p.add_argument("--out", default="runs/train", help="run directory")
+    add_settings_arguments(p, TrainSettings)
 
-    p = commands.add_parser("demo", help="train a small GPT on the built-in corpus (a few minutes)")
-    p.add_argument("--out", default="runs/demo")
-    p.set_defaults(run=command_demo)
+    p = command("generate", "sample text from a CLM checkpoint", command_generate)
+    p.add_argument("--checkpoint", required=True, help="a run directory of `minilm train`")
+    p.add_argument("--prompt", required=True, help="the text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to sample")
+    p.add_argument("--temperature", type=float, default=0.8,
+                   help="< 1 sharpens the distribution, > 1 flattens it, 0 is greedy")
+    p.add_argument("--top-k", type=int, default=None,
+                   help="sample among the k most likely tokens only")
+    p.add_argument("--samples", type=int, default=1, help="independent samples to print")
+    p.add_argument("--seed", type=int, default=0, help="seeds the sampling")
 
-    add_embed_command(commands)
-    add_finetune_command(commands)
+    p = command("demo", "train a small GPT on the built-in corpus (a few minutes)", command_demo)
+    p.add_argument("--out", default="runs/demo", help="run directory")
+
+    p = command("embed", "sentence embeddings and their cosine similarities (all-MiniLM-L6-v2)",
+                command_embed,
+                "Embed sentences with a pretrained BERT (mean pooling, L2 normalisation) and "
+                "print their cosine-similarity matrix.")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="sentences to embed")
+    p.add_argument("--file", default=None, help="a UTF-8 text file, one sentence per line")
+    p.add_argument("--model", default=None,
+                   help="a Hugging Face BERT directory (default: the installed all-MiniLM-L6-v2)")
+    p.add_argument("--backend", choices=BACKENDS, default="numpy",
+                   help="numpy: the hand-written reference; torch: the twin (default attention)")
+    p.add_argument("--output", default=None, metavar="FILE",
+                   help="save the embeddings (N, C) to FILE.npy or FILE.safetensors")
+    p.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass")
+
+    p = command("finetune", "fine-tune a pretrained BERT (MiniLM-L6) for sentence classification",
+                command_finetune)
+    add_settings_arguments(p, FinetuneSettings)
+    p.add_argument("--out", default="runs/finetune", help="run directory")
     return parser
 
 

@@ -15,11 +15,9 @@ feeds the whole context again. Both produce the same tokens (see `generate`).
 
 from __future__ import annotations
 
-import contextlib
-import sys
-
 import numpy as np
 
+from minilm.common.backends import inference, to_numpy
 from minilm.numpy import functional as F
 
 
@@ -42,23 +40,6 @@ def sample_next(logits, rng, temperature=1.0, top_k=None):
     cumulative = probs.cumsum(axis=-1)
     draws = rng.random((len(probs), 1)) * cumulative[:, -1:]
     return (cumulative < draws).sum(axis=-1)  # inverse-CDF sampling, vectorised over the batch
-
-
-def _without_autograd(model):
-    """torch.no_grad() for a torch model (sampling needs no autograd graph), else nothing to do.
-    A torch model means torch is already imported, so NumPy-only use never imports it."""
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(model, torch.nn.Module):
-        return torch.no_grad()
-    return contextlib.nullcontext()
-
-
-def _last_logits(model, ids, kv_cache):
-    """The logits of the last position (B, V) as a NumPy array, whichever backend `model` is."""
-    logits = model.forward(ids, kv_cache=kv_cache)[:, -1]  # (B, V)
-    if not isinstance(logits, np.ndarray):  # a torch tensor, maybe on a GPU
-        logits = logits.double().cpu().numpy()  # float64 holds float32 and bfloat16 exactly
-    return logits
 
 
 def generate(model, prompt_ids, max_new_tokens, rng=None, temperature=1.0, top_k=None,
@@ -86,17 +67,14 @@ def generate(model, prompt_ids, max_new_tokens, rng=None, temperature=1.0, top_k
     rng = np.random.default_rng(0) if rng is None else rng
     max_len = model.config.max_len
     kv_cache = model.new_kv_cache() if use_cache else None
-    was_training = model.training
-    model.eval()
-    with _without_autograd(model):
+    with inference(model):
         for _ in range(max_new_tokens):
             if kv_cache is not None and ids.shape[1] > max_len:
                 kv_cache = None  # the window starts sliding: positions shift, the cache is stale
             if kv_cache is None:
-                logits = _last_logits(model, ids[:, -max_len:], None)  # (B, V)
+                logits = model.forward(ids[:, -max_len:])  # (B, T, V)
             else:  # only the tokens the cache has not seen: the prompt, then one at a time
-                logits = _last_logits(model, ids[:, kv_cache.length:], kv_cache)  # (B, V)
-            next_ids = sample_next(logits, rng, temperature, top_k)  # (B,)
+                logits = model.forward(ids[:, kv_cache.length:], kv_cache=kv_cache)  # (B, T, V)
+            next_ids = sample_next(to_numpy(logits[:, -1]), rng, temperature, top_k)  # (B,)
             ids = np.concatenate([ids, next_ids[:, None]], axis=1)  # (B, T + 1)
-    model.train(was_training)
     return ids

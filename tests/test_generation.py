@@ -26,12 +26,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import stats
-from strategies import model_configs, randomise, relative_error, seeds, token_batches
 
 from minilm import ModelConfig
+from minilm.common.backends import to_numpy
+from minilm.common.kv_cache import KVCache
 from minilm.generation import generate, sample_next
 from minilm.numpy import Decoder
-from minilm.numpy.layers import KVCache
+from minilm.testing.oracles import randomise, relative_error
+from minilm.testing.strategies import model_configs, seeds, token_batches
 from minilm.torch import Decoder as TorchDecoder
 from minilm.torch import functional as TF
 from minilm.torch import params_to_state_dict
@@ -51,15 +53,11 @@ def random_decoder(config, seed=0, dtype=np.float64):
     return randomise(Decoder(config, dtype=dtype), seed)
 
 
-def as_numpy(logits):
-    return logits.detach().cpu().double().numpy() if isinstance(logits, torch.Tensor) else logits
-
-
 def chunked_logits(model, ids, chunk_sizes):
     """Feed ids (B, T) through one KVCache in chunks of the given sizes; concatenated logits."""
     cache, start, parts = model.new_kv_cache(), 0, []
     for size in chunk_sizes:
-        parts.append(as_numpy(model.forward(ids[:, start:start + size], kv_cache=cache)))
+        parts.append(to_numpy(model.forward(ids[:, start:start + size], kv_cache=cache)))
         start += size
         assert cache.length == start
     return np.concatenate(parts, axis=1)  # (B, T, V)
@@ -102,7 +100,7 @@ def test_torch_cached_logits_equal_full_forward(attention, config, data, seed):
     numpy_model = random_decoder(config, seed)
     twin = TorchDecoder.from_numpy(numpy_model, attention=attention)
     expected = numpy_model.forward(ids)
-    assert relative_error(expected, as_numpy(twin.forward(ids))) < FLOAT64_TOL
+    assert relative_error(expected, to_numpy(twin.forward(ids))) < FLOAT64_TOL
     assert relative_error(expected, chunked_logits(twin, ids, sizes)) < FLOAT64_TOL
 
 

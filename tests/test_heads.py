@@ -2,7 +2,7 @@
 
 Three heads, three kinds of problem: "sequence" (SequenceClassifier, pooled [CLS] -> L labels),
 "token" (TokenClassifier, L labels per token) and "qa" (QuestionAnswering, start and end logits).
-Weights are `randomize`d (N(0, 0.3^2) added to every parameter) so that nothing is trivially small.
+Weights get `add_weight_noise` (N(0, 0.3^2) added to every parameter) so that nothing is trivially small.
 
 1. finite differences, float64: every parameter tensor (encoder, pooler, head layer) against
    central differences of the head's loss, by the whole-model check of tests/test_models.py
@@ -19,37 +19,44 @@ Weights are `randomize`d (N(0, 0.3^2) added to every parameter) so that nothing 
    example per head), the metric and tolerances of tests/test_torch_twin.py.
 4. `best_span` against a brute-force double loop; `align_word_labels`; bad arguments.
 
-The helpers of tests/test_models.py (randomize, the finite-difference check, the Hugging Face
-builders and comparisons) and tests/test_torch_twin.py (tolerances) are reused, not copied.
+The helpers of tests/helpers.py (add_weight_noise, the finite-difference check, the Hugging Face
+builders and comparisons, the twin comparison and its tolerances) are shared with
+tests/test_models.py and tests/test_torch_twin.py, not copied.
 """
 
 import numpy as np
 import pytest
 import torch
 import transformers
-from hypothesis import given
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
-from strategies import model_configs, relative_error, seeds
-from test_models import (
+from helpers import (
     FD_EXAMPLES,
+    FLOAT64_TOL,
     HF_EXAMPLES,
     HF_LOGITS_TOL,
+    TRITON_TOL,
+    add_weight_noise,
     assert_gradients_match_finite_differences,
     assert_gradients_match_hf,
+    assert_within,
     encoder_batches,
     hf_bert,
     load_into_hf,
-    randomize,
+    needs_triton,
+    twin_errors,
     with_ignored,
 )
-from test_torch_twin import FLOAT64_TOL, FLOOR, TRITON_TOL, assert_within, needs_triton
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
+from minilm.common.backends import to_numpy
 from minilm.config import ModelConfig
 from minilm.numpy import Encoder as NumpyEncoder
-from minilm.numpy import functional as NF
+from minilm.numpy import functional as F
 from minilm.numpy import heads as numpy_heads
 from minilm.numpy.models import loss_and_backward
+from minilm.testing.oracles import relative_error
+from minilm.testing.strategies import model_configs, seeds
 from minilm.torch import Encoder as TorchEncoder
 from minilm.torch import functional as TF
 from minilm.torch import heads as torch_heads
@@ -103,7 +110,7 @@ def loss_pairs(kind, outputs, targets):
 
 def numpy_loss(kind, outputs, targets):
     pairs = loss_pairs(kind, outputs, targets)
-    return np.mean([NF.cross_entropy_forward(logits, labels)[0] for logits, labels in pairs])
+    return np.mean([F.cross_entropy_forward(logits, labels)[0] for logits, labels in pairs])
 
 
 def numpy_loss_and_backward(kind, head, outputs, targets):
@@ -126,7 +133,7 @@ def head_problems(draw, kind, dropout=0.0):
     num_labels = draw(st.integers(2, 5))
     seed = draw(seeds)
     head = make_head(numpy_heads, NumpyEncoder, kind, config, num_labels, seed, dtype=np.float64)
-    randomize(head, draw(seeds))
+    add_weight_noise(head, draw(seeds))
     ids, mask, segments, _ = draw(encoder_batches(config))
     inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": segments}
     return head, inputs, head_targets(kind, mask, num_labels, np.random.default_rng(draw(seeds)))
@@ -214,32 +221,21 @@ def test_heads_equal_hugging_face(kind, data):
 # ================================================================ NumPy <-> torch twin
 
 
-def twin_errors(kind, problem, attention, dtype):
-    """Relative errors of outputs, loss and every gradient, NumPy head (float64) vs its torch
-    twin given the same weights (the metric of tests/test_torch_twin.py)."""
+def twin_head_errors(kind, problem, attention, dtype):
+    """`helpers.twin_errors` of a NumPy head (float64) against its torch twin given the same
+    weights: outputs, loss and every parameter gradient."""
     head, inputs, targets = problem
-    num_labels = head.params["classifier.weight"].shape[0] if kind != "qa" else None
+    num_labels = head.num_labels if kind != "qa" else None
     twin = make_head(
         torch_heads, TorchEncoder, kind, head.config, num_labels, attention=attention, dtype=dtype
     )
     twin.load_state_dict(params_to_state_dict(head.params))
-
-    outputs = head.forward(**inputs)
-    twin_outputs = twin(**{name: torch.from_numpy(value) for name, value in inputs.items()})
-    errors = {}
-    for n, (ours, theirs) in enumerate(zip(as_list(kind, outputs), as_list(kind, twin_outputs))):
-        errors[f"output {n}"] = relative_error(ours, theirs.detach().double(), FLOOR)
-    loss = numpy_loss_and_backward(kind, head, outputs, targets)
-    twin_loss = torch_loss(kind, twin_outputs, targets)
-    twin_loss.backward()
-    errors["loss"] = relative_error(loss, twin_loss.detach().double(), FLOOR)
-
-    grads = {name: p.grad for name, p in twin.named_parameters()}
-    assert grads.keys() == head.grads.keys()
-    largest = max(FLOOR, max(float(np.abs(g).max()) for g in head.grads.values()))
-    for name, grad in grads.items():
-        errors[f"grad {name}"] = relative_error(head.grads[name], grad.double(), largest)
-    return errors
+    return twin_errors(
+        head, twin, inputs,
+        lambda model, outputs: numpy_loss_and_backward(kind, model, outputs, targets),
+        lambda outputs: torch_loss(kind, outputs, targets),
+        outputs_of=lambda outputs: as_list(kind, outputs),
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -249,7 +245,7 @@ def test_torch_heads_match_numpy_heads(kind, data):
     """Same weights -> same outputs, loss and gradient of every parameter, float64."""
     problem = data.draw(head_problems(kind))
     problem[0].eval()
-    assert_within(twin_errors(kind, problem, "math", torch.float64), FLOAT64_TOL)
+    assert_within(twin_head_errors(kind, problem, "math", torch.float64), FLOAT64_TOL)
 
 
 @needs_triton
@@ -257,12 +253,12 @@ def test_torch_heads_match_numpy_heads(kind, data):
 def test_torch_heads_with_triton_kernel_match_numpy(kind):
     """The same through our FlashAttention kernel (float32; head width 16, padding)."""
     config = ModelConfig(vocab_size=20, max_len=8, d_model=32, n_heads=2, n_layers=1, d_ff=32)
-    head = randomize(make_head(numpy_heads, NumpyEncoder, kind, config, 3, dtype=np.float64), 1)
+    head = add_weight_noise(make_head(numpy_heads, NumpyEncoder, kind, config, 3, dtype=np.float64), 1)
     rng = np.random.default_rng(2)
     mask = np.array([[1] * 7, [1] * 4 + [0] * 3])
     inputs = {"input_ids": rng.integers(0, 20, size=(2, 7)), "attention_mask": mask}
     problem = head.eval(), inputs, head_targets(kind, mask, 3, rng)
-    assert_within(twin_errors(kind, problem, "triton", torch.float32), TRITON_TOL)
+    assert_within(twin_head_errors(kind, problem, "triton", torch.float32), TRITON_TOL)
 
 
 @pytest.mark.parametrize("positions", ["learned", "sinusoidal"])
@@ -295,7 +291,7 @@ def test_torch_encoder_flags_mirror_numpy(mlm_head, pooler):
     assert {k: tuple(v.shape) for k, v in twin.state_dict().items()} == {
         k: v.shape for k, v in reference.params.items()
     }
-    twin.load_state_dict(params_to_state_dict(randomize(reference, 0).params))
+    twin.load_state_dict(params_to_state_dict(add_weight_noise(reference, 0).params))
     ids = np.array([[1, 2, 3], [4, 5, 6]])
     checks = {
         "pool": (pooler, reference.encode(ids), "pooler=False"),
@@ -321,10 +317,6 @@ BACKENDS = {  # heads module, encoder class, encoder options, ids -> model input
 }
 
 
-def as_numpy(values):
-    return values.detach().numpy() if isinstance(values, torch.Tensor) else values
-
-
 @pytest.mark.parametrize("backend", sorted(BACKENDS))
 @pytest.mark.parametrize("kind", ["sequence", "token"])
 def test_classifier_dropout_is_on_in_training_only(kind, backend):
@@ -337,9 +329,9 @@ def test_classifier_dropout_is_on_in_training_only(kind, backend):
     head = make_head(heads, encoder_class, kind, with_dropout, 3, 4, **options)
     plain = make_head(heads, encoder_class, kind, without, 3, 4, **options).eval()
     assert head.eval() is head and not head.encoder.training and not head.dropout.training
-    np.testing.assert_array_equal(as_numpy(head.forward(ids)), as_numpy(plain.forward(ids)))
+    np.testing.assert_array_equal(to_numpy(head.forward(ids)), to_numpy(plain.forward(ids)))
     assert head.train() is head and head.encoder.training and head.dropout.training
-    assert not np.allclose(as_numpy(head.forward(ids)), as_numpy(head.forward(ids)))
+    assert not np.allclose(to_numpy(head.forward(ids)), to_numpy(head.forward(ids)))
 
 
 # ================================================================ decoding and labelling helpers
@@ -437,8 +429,8 @@ def test_qa_positions_of_minus_100_leave_an_example_out():
     qa = make_head(numpy_heads, NumpyEncoder, "qa", config, None, dtype=np.float64)
     start, end = qa.forward(np.array([[1, 2, 3], [4, 5, 6]]))
     loss = numpy_heads.qa_loss_and_backward(qa, start, end, np.array([2, -100]), np.array([0, 1]))
-    start_loss = NF.cross_entropy_forward(start[:1], np.array([2]))[0]  # example 1 left out
-    expected = (start_loss + NF.cross_entropy_forward(end, np.array([0, 1]))[0]) / 2
+    start_loss = F.cross_entropy_forward(start[:1], np.array([2]))[0]  # example 1 left out
+    expected = (start_loss + F.cross_entropy_forward(end, np.array([0, 1]))[0]) / 2
     assert loss == pytest.approx(expected, rel=1e-12)
     twin = torch_heads.qa_loss(torch.from_numpy(start), torch.from_numpy(end),
                                torch.tensor([2, -100]), torch.tensor([0, 1]))

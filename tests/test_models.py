@@ -25,66 +25,32 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from helpers import (
+    FD_EXAMPLES,
+    HF_EXAMPLES,
+    HF_LOGITS_TOL,
+    add_weight_noise,
+    assert_gradients_match_finite_differences,
+    assert_gradients_match_hf,
+    encoder_batches,
+    hf_bert,
+    hf_gpt2,
+    hf_loss_and_backward,
+    load_into_hf,
+    with_ignored,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import (
-    model_configs,
-    numerical_gradient,
-    padding_masks,
-    relative_error,
-    seeds,
-    token_batches,
-)
 
 from minilm.config import ACTIVATIONS, POSITION_KINDS, ModelConfig
 from minilm.numpy import Decoder, Encoder
 from minilm.numpy import functional as F
-from minilm.numpy.layers import Dropout, SinusoidalPositions, merge_heads, split_heads
+from minilm.numpy.layers import Dropout, merge_heads, split_heads
 from minilm.numpy.models import loss_and_backward
+from minilm.testing.oracles import relative_error
+from minilm.testing.strategies import model_configs, seeds, token_batches
 
 transformers.logging.set_verbosity_error()
-
-PROBES = 5
-GRAD_FLOOR = 1e-3
-WHOLE_MODEL_FD_TOL = 1e-6
-HF_LOGITS_TOL = 1e-10
-HF_GRAD_TOL = 1e-10
-
-# Example counts scale with the hypothesis profile: ci (15) -> 3 per parametrization for the finite
-# differences and 5 for Hugging Face; `thorough` (300) -> 60 and 100.
-FD_EXAMPLES = settings(max_examples=max(3, settings.default.max_examples // 5))
-HF_EXAMPLES = settings(max_examples=max(5, settings.default.max_examples // 3))
-
-
-def randomize(model, seed, std=0.3):
-    """Add N(0, std^2) to every parameter, in place: LayerNorm weights become 1 +- 0.3, biases
-    non-zero, weight matrices large enough that logits and gradients are of order one."""
-    rng = np.random.default_rng(seed)
-    for value in model.params.values():
-        value += rng.normal(0.0, std, value.shape)
-    return model
-
-
-def with_ignored(targets, rng, fraction=0.3, ignore_index=-100):
-    """About `fraction` of the targets set to ignore_index, always keeping the first one (torch's
-    mean over no targets is NaN; minilm's 0 is checked in test_functional)."""
-    targets = targets.copy()
-    targets[rng.random(targets.shape) < fraction] = ignore_index
-    if targets.flat[0] == ignore_index:
-        targets.flat[0] = 0
-    return targets
-
-
-@st.composite
-def encoder_batches(draw, config, time=None):
-    """(ids, attention_mask with right padding, token_type_ids, MLM targets with -100s)."""
-    ids = draw(token_batches(config, time=time))
-    rng = np.random.default_rng(draw(seeds))
-    mask = draw(padding_masks(*ids.shape))
-    segments = rng.integers(0, config.type_vocab_size, size=ids.shape)
-    targets = with_ignored(rng.integers(0, config.vocab_size, size=ids.shape), rng)
-    return ids, mask, segments, targets
-
 
 def modules(root):
     """Every Module in the tree under root (root included)."""
@@ -96,19 +62,6 @@ def modules(root):
 # ================================================================ finite differences, whole model
 
 
-def assert_gradients_match_finite_differences(model, loss, seed):
-    """`model.grads` (already filled for `loss`) against central differences of loss() on PROBES
-    random entries of every parameter."""
-    rng = np.random.default_rng(seed)
-    errors = {}
-    for name, param in model.params.items():
-        probes = rng.choice(param.size, size=min(PROBES, param.size), replace=False)
-        numeric = numerical_gradient(lambda _: loss(), param, indices=probes)
-        errors[name] = relative_error(numeric, model.grads[name].reshape(-1)[probes], GRAD_FLOOR)
-    worst = max(errors, key=errors.get)
-    assert errors[worst] <= WHOLE_MODEL_FD_TOL, (worst, errors[worst])
-
-
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("positions", POSITION_KINDS)
 @FD_EXAMPLES
@@ -117,7 +70,7 @@ def test_encoder_gradients_match_finite_differences(positions, activation, data)
     """Encoder.backward gives d loss / d every parameter (MLM loss with ignored targets, padding,
     token types, tied head): it matches central differences."""
     config = data.draw(model_configs(positions=positions, activation=activation, max_heads=2))
-    model = randomize(Encoder(config, seed=data.draw(seeds), dtype=np.float64), data.draw(seeds))
+    model = add_weight_noise(Encoder(config, seed=data.draw(seeds), dtype=np.float64), data.draw(seeds))
     # T = max_len, so that every row of a learned position table has a gradient to check
     ids, mask, segments, targets = data.draw(encoder_batches(config, time=config.max_len))
 
@@ -136,7 +89,7 @@ def test_decoder_gradients_match_finite_differences(positions, activation, data)
     """Decoder.backward gives d loss / d every parameter (next-token loss, tied head): it matches
     central differences."""
     config = data.draw(model_configs(positions=positions, activation=activation, max_heads=2))
-    model = randomize(Decoder(config, seed=data.draw(seeds), dtype=np.float64), data.draw(seeds))
+    model = add_weight_noise(Decoder(config, seed=data.draw(seeds), dtype=np.float64), data.draw(seeds))
     ids = data.draw(token_batches(config, time=config.max_len))  # every position row is used
     targets = with_ignored(np.roll(ids, -1, axis=1), np.random.default_rng(data.draw(seeds)))
 
@@ -155,7 +108,7 @@ def test_gradients_with_dropout_match_finite_differences(model_class, seed):
     reuses the forward's masks: replaying the generator's state before every forward fixes the
     masks, and the gradients then match central differences."""
     config = ModelConfig.preset("tiny", n_layers=1, max_len=5, dropout=0.2)
-    model = randomize(model_class(config, seed=seed, dtype=np.float64), seed + 1)
+    model = add_weight_noise(model_class(config, seed=seed, dtype=np.float64), seed + 1)
     rng = np.random.default_rng(seed + 2)
     ids = rng.integers(0, config.vocab_size, size=(2, 5))
     targets = with_ignored(rng.integers(0, config.vocab_size, size=(2, 5)), rng)
@@ -186,84 +139,11 @@ def test_backward_replaces_previous_gradients():
 
 # ================================================================ Hugging Face equivalence
 
-HF_ACTIVATIONS = {"gelu": "gelu", "gelu_tanh": "gelu_new"}
-GPT2_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-
-
-def hf_gpt2(config):
-    """A float64, eval-mode GPT2LMHeadModel of the same sizes, no dropout, eager attention."""
-    hf_config = transformers.GPT2Config(
-        vocab_size=config.vocab_size, n_positions=config.max_len, n_embd=config.d_model,
-        n_layer=config.n_layers, n_head=config.n_heads, n_inner=config.d_ff,
-        activation_function=HF_ACTIVATIONS[config.activation],
-        layer_norm_epsilon=config.layer_norm_eps,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
-        attn_implementation="eager",
-    )
-    return transformers.GPT2LMHeadModel(hf_config).double().eval()
-
-
-def hf_bert(config):
-    """pad_token_id=None: HF's `padding_idx` would stop the embedding lookup's gradient into the
-    pad row, which minilm does not do (the values are unaffected)."""
-    hf_config = transformers.BertConfig(
-        vocab_size=config.vocab_size, hidden_size=config.d_model,
-        num_hidden_layers=config.n_layers, num_attention_heads=config.n_heads,
-        intermediate_size=config.d_ff, hidden_act=HF_ACTIVATIONS[config.activation],
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-        max_position_embeddings=config.max_len, type_vocab_size=config.type_vocab_size,
-        layer_norm_eps=config.layer_norm_eps, pad_token_id=None, attn_implementation="eager",
-    )
-    return transformers.BertForMaskedLM(hf_config).double().eval()
-
-
-def hf_layout(name, value):
-    """minilm stores every weight (out, in); GPT-2's Conv1D stores (in, out)."""
-    return value.T if name.endswith(GPT2_CONV1D) else value
-
-
-def load_into_hf(model, hf, position_name):
-    """Copy every minilm parameter into the HF model by name; a sinusoidal table, which HF does
-    not have, goes into HF's learned position embeddings (as a constant for this comparison)."""
-    params = dict(model.params)
-    if isinstance(model.positions, SinusoidalPositions):
-        params[position_name] = model.positions.table
-    hf_names = {name for name, _ in hf.named_parameters()}
-    assert hf_names == set(params), hf_names ^ set(params)
-    with torch.no_grad():
-        for name, tensor in hf.named_parameters():
-            tensor.copy_(torch.from_numpy(np.ascontiguousarray(hf_layout(name, params[name]))))
-    return hf
-
-
-def hf_loss_and_backward(hf_logits, targets):
-    """torch's mean cross-entropy over the kept targets, backpropagated into the HF model."""
-    vocab = hf_logits.shape[-1]
-    loss = torch.nn.functional.cross_entropy(
-        hf_logits.reshape(-1, vocab), torch.as_tensor(targets).reshape(-1), ignore_index=-100
-    )
-    loss.backward()
-    return loss.item()
-
-
-def assert_gradients_match_hf(model, hf, loss, hf_loss):
-    """Same loss, and every minilm gradient within HF_GRAD_TOL of HF's (in minilm's layout)."""
-    assert abs(loss - hf_loss) <= HF_LOGITS_TOL * max(1.0, abs(hf_loss))
-    errors = {
-        name: relative_error(hf_layout(name, tensor.grad.numpy()), model.grads[name], GRAD_FLOOR)
-        for name, tensor in hf.named_parameters()
-        if name in model.grads  # not a sinusoidal table, which minilm does not learn
-    }
-    assert set(errors) == set(model.grads)
-    worst = max(errors, key=errors.get)
-    assert errors[worst] <= HF_GRAD_TOL, (worst, errors[worst])
-
-
 @st.composite
 def decoder_setups(draw):
     """A random tiny config, a randomized float64 Decoder, the same weights in HF GPT-2, a batch."""
     config = draw(model_configs(max_heads=4))
-    model = randomize(Decoder(config, seed=draw(seeds), dtype=np.float64), draw(seeds))
+    model = add_weight_noise(Decoder(config, seed=draw(seeds), dtype=np.float64), draw(seeds))
     hf = load_into_hf(model, hf_gpt2(config), "transformer.wpe.weight")
     ids = draw(token_batches(config))
     targets = with_ignored(np.roll(ids, -1, axis=1), np.random.default_rng(draw(seeds)))
@@ -275,7 +155,7 @@ def encoder_setups(draw):
     """A random tiny config, a randomized float64 Encoder, the same weights in HF BERT, a batch
     with padding and token types."""
     config = draw(model_configs(max_heads=4))
-    model = randomize(Encoder(config, seed=draw(seeds), dtype=np.float64), draw(seeds))
+    model = add_weight_noise(Encoder(config, seed=draw(seeds), dtype=np.float64), draw(seeds))
     hf = load_into_hf(model, hf_bert(config), "bert.embeddings.position_embeddings.weight")
     return (model, hf, *draw(encoder_batches(config)))
 
@@ -342,7 +222,7 @@ def test_encoder_gradients_equal_hugging_face_autograd(setup):
 @given(model_configs(), seeds, st.data())
 def test_decoder_does_not_see_the_future(config, seed, data):
     """Changing the tokens after position t leaves the Decoder's logits at 0..t unchanged."""
-    model = randomize(Decoder(config, seed=seed, dtype=np.float64), seed)
+    model = add_weight_noise(Decoder(config, seed=seed, dtype=np.float64), seed)
     ids = data.draw(token_batches(config), label="ids")
     t = data.draw(st.integers(0, ids.shape[1] - 1), label="t")
     changed = ids.copy()
@@ -358,7 +238,7 @@ def test_encoder_ignores_padded_tokens(config, seed, data):
     """Padded positions are never attended: changing their tokens and token types leaves the
     real positions' logits unchanged, and those equal the logits of each sequence run alone,
     without its padding."""
-    model = randomize(Encoder(config, seed=seed, dtype=np.float64), seed)
+    model = add_weight_noise(Encoder(config, seed=seed, dtype=np.float64), seed)
     ids, mask, segments, _ = data.draw(encoder_batches(config), label="batch")
     rng = np.random.default_rng(seed)
     pad = ~mask.astype(bool)

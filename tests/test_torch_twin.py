@@ -30,37 +30,23 @@ import re
 import numpy as np
 import pytest
 import torch
+from helpers import FLOAT64_TOL, FLOOR, TRITON_TOL, assert_within, needs_triton, twin_errors
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from strategies import (
-    padding_masks,
-    randomise,
-    relative_error,
-    seeds,
-    token_batches,
-    twin_configs,
-)
 
 from minilm import ModelConfig
-from minilm.numpy import functional as NF
+from minilm.numpy import functional as F
 from minilm.numpy import models as numpy_models
+from minilm.testing.oracles import randomise, relative_error
+from minilm.testing.strategies import padding_masks, seeds, token_batches, twin_configs
 from minilm.torch import Decoder, Encoder, params_to_state_dict, state_dict_to_params
-from minilm.torch import functional as F
+from minilm.torch import functional as TF
 from minilm.torch.layers import MultiHeadAttention
-
-FLOOR = 1e-6
-FLOAT64_TOL = 1e-9
-TRITON_TOL = 1e-4
 
 NUMPY_MODELS = {"encoder": numpy_models.Encoder, "decoder": numpy_models.Decoder}
 TWINS = {"encoder": Encoder, "decoder": Decoder}
 KINDS = sorted(TWINS)
-
-needs_triton = pytest.mark.skipif(
-    not F.triton_can_run(), reason="needs triton and a CUDA GPU or TRITON_INTERPRET=1"
-)
-
 
 def flash_attention_module():
     """The kernel's module. (The attribute `kernels.flash_attention` is the function, which the
@@ -96,40 +82,22 @@ def twin_problems(draw, kind, max_len=12, min_head_dim=1, max_batch=3):
     return config, ids, inputs, targets, draw(seeds)
 
 
-def twin_errors(kind, problem, attention, dtype):
-    """Run the reference (float64) and the twin on the same weights and inputs; relative errors of
-    logits, loss and every parameter gradient, keyed by what they measure."""
+def twin_model_errors(kind, problem, attention, dtype):
+    """The reference (float64, trained-scale weights) and the twin on the same weights and inputs:
+    `helpers.twin_errors` (logits, loss, every parameter gradient); and every layer ran the
+    attention asked for."""
     config, ids, inputs, targets, seed = problem
     reference = randomise(NUMPY_MODELS[kind](config, dtype=np.float64), seed)
     twin = TWINS[kind](config, attention=attention, dtype=dtype)
     twin.load_state_dict(params_to_state_dict(reference.params))
-
-    logits = reference.forward(ids, **inputs)
-    loss = numpy_models.loss_and_backward(reference, logits, targets)
-
-    twin_logits = twin(torch.from_numpy(ids), **{k: torch.from_numpy(v) for k, v in inputs.items()})
-    twin_loss = F.cross_entropy(twin_logits, torch.from_numpy(targets))
-    twin_loss.backward()
-
-    grads = {name: p.grad for name, p in twin.named_parameters()}
-    assert grads.keys() == reference.grads.keys()
-    errors = {
-        "logits": relative_error(logits, twin_logits.detach().double(), FLOOR),
-        "loss": relative_error(loss, twin_loss.detach().double(), FLOOR),
-    }
-    largest_grad = max(float(np.abs(g).max()) for g in reference.grads.values())
-    for name, grad in grads.items():
-        errors[f"grad {name}"] = relative_error(
-            reference.grads[name], grad.double(), max(largest_grad, FLOOR)
-        )
+    errors = twin_errors(
+        reference, twin, {"input_ids": ids, **inputs},
+        lambda model, logits: numpy_models.loss_and_backward(model, logits, targets),
+        lambda logits: TF.cross_entropy(logits, torch.from_numpy(targets)),
+    )
     for block in twin.blocks:
         assert block.attn.last_backend == attention
     return errors
-
-
-def assert_within(errors, tol):
-    worst = max(errors, key=errors.get)
-    assert errors[worst] <= tol, f"{worst}: relative error {errors[worst]:.3g} > {tol}"
 
 
 # ---------------------------------------------------------------- NumPy <-> twin: the same numbers
@@ -141,7 +109,7 @@ def assert_within(errors, tol):
 def test_twin_matches_numpy_in_float64(kind, attention, data):
     """Same weights -> same logits, loss and gradient of every parameter, to 1e-9 in float64."""
     problem = data.draw(twin_problems(kind))
-    assert_within(twin_errors(kind, problem, attention, torch.float64), FLOAT64_TOL)
+    assert_within(twin_model_errors(kind, problem, attention, torch.float64), FLOAT64_TOL)
 
 
 @needs_triton
@@ -152,7 +120,7 @@ def test_twin_with_triton_kernel_matches_numpy(kind, data):
     """The same property through our FlashAttention kernel (float32, the kernel's dtype), with
     head widths the kernel accepts (16..48 here) and T <= 24."""
     problem = data.draw(twin_problems(kind, max_len=24, min_head_dim=16, max_batch=2))
-    assert_within(twin_errors(kind, problem, "triton", torch.float32), TRITON_TOL)
+    assert_within(twin_model_errors(kind, problem, "triton", torch.float32), TRITON_TOL)
 
 
 @pytest.mark.parametrize("attention", ["math", "sdpa"])
@@ -170,11 +138,11 @@ def test_attention_backends_match_numpy_op_pair(attention, shape, causal, seed):
     q, dout = (rng.normal(size=(batch, heads, n_queries, 8)) for _ in range(2))
     k, v = (rng.normal(size=(batch, heads, n_keys, 8)) for _ in range(2))
     mask = rng.random((batch, 1, n_queries, n_keys)) < 0.6
-    out, cache = NF.attention_forward(q, k, v, attn_mask=mask, causal=causal)
-    dq, dk, dv = NF.attention_backward(dout, cache)
+    out, cache = F.attention_forward(q, k, v, attn_mask=mask, causal=causal)
+    dq, dk, dv = F.attention_backward(dout, cache)
 
     tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
-    run = {"math": F.math_attention, "sdpa": F.sdpa_attention}[attention]
+    run = {"math": TF.math_attention, "sdpa": TF.sdpa_attention}[attention]
     twin_out = run(tq, tk, tv, attn_mask=torch.from_numpy(mask), causal=causal)
     twin_out.backward(torch.from_numpy(dout))
     for expected, actual in ((out, twin_out), (dq, tq.grad), (dk, tk.grad), (dv, tv.grad)):
@@ -187,12 +155,12 @@ def test_cross_entropy_matches_numpy_and_is_zero_when_every_target_is_ignored():
     logits = rng.normal(size=(2, 5, 7))
     targets = rng.integers(-1, 7, (2, 5))
     targets[targets == -1] = -100
-    expected, _ = NF.cross_entropy_forward(logits, targets)
-    assert float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(targets))) == pytest.approx(
+    expected, _ = F.cross_entropy_forward(logits, targets)
+    assert float(TF.cross_entropy(torch.from_numpy(logits), torch.from_numpy(targets))) == pytest.approx(
         expected, rel=1e-12
     )
     twin_logits = torch.tensor(logits, requires_grad=True)
-    loss = F.cross_entropy(twin_logits, torch.full((2, 5), -100))
+    loss = TF.cross_entropy(twin_logits, torch.full((2, 5), -100))
     loss.backward()
     assert float(loss.detach()) == 0.0 and not twin_logits.grad.any()
 
@@ -276,21 +244,21 @@ def test_default_attention_is_triton_exactly_when_the_kernel_can_run(monkeypatch
     f32 = torch.float32
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    assert F.check_attention(None, 16, f32) == "sdpa"  # no GPU, no interpreter
+    assert TF.check_attention(None, 16, f32) == "sdpa"  # no GPU, no interpreter
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    assert F.check_attention(None, 16, f32) == "triton"
-    assert F.check_attention(None, 8, f32) == "sdpa"  # head_dim below the kernel's 16
-    assert F.check_attention(None, 16, torch.float64) == "sdpa"  # no float64 kernel
+    assert TF.check_attention(None, 16, f32) == "triton"
+    assert TF.check_attention(None, 8, f32) == "sdpa"  # head_dim below the kernel's 16
+    assert TF.check_attention(None, 16, torch.float64) == "sdpa"  # no float64 kernel
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert F.check_attention(None, 64, f32) == "triton"
-    monkeypatch.setattr(F.importlib.util, "find_spec", lambda name: None)  # triton not installed
-    assert F.check_attention(None, 64, f32) == "sdpa"
+    assert TF.check_attention(None, 64, f32) == "triton"
+    monkeypatch.setattr(TF.importlib.util, "find_spec", lambda name: None)  # triton not installed
+    assert TF.check_attention(None, 64, f32) == "sdpa"
 
 
 def test_model_default_and_explicit_attention():
     config = ModelConfig(d_model=32, n_heads=2)
-    expected = "triton" if F.triton_can_run() else "sdpa"
+    expected = "triton" if TF.triton_can_run() else "sdpa"
     assert Encoder(config).attention == expected
     assert Decoder(config, dtype=torch.float64).attention == "sdpa"
     assert Decoder(ModelConfig.preset("tiny")).attention == "sdpa"  # head_dim 8

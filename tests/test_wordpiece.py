@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import unicode_text, vocabulary_text
 
-from minilm.tokenizers import WordPieceTokenizer, _split_on_punctuation
+from minilm.testing.strategies import unicode_text, vocabulary_text
+from minilm.tokenizers import WordPieceTokenizer
+from minilm.tokenizers.wordpiece import _split_on_punctuation
 
 # The oracle reads local files only: never reach for the hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

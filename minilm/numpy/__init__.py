@@ -1,8 +1,8 @@
 """The NumPy reference: every forward and backward written by hand."""
 
+from minilm.common.kv_cache import KVCache
 from minilm.numpy import functional
 from minilm.numpy.heads import QuestionAnswering, SequenceClassifier, TokenClassifier
-from minilm.numpy.layers import KVCache
 from minilm.numpy.models import Decoder, Encoder
 
 __all__ = [

@@ -23,15 +23,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from minilm.common.checks import check_head_encoder, positive_int
+from minilm.common.spans import align_word_labels, best_span
 from minilm.numpy import functional as F
 from minilm.numpy.layers import Dropout, Linear, Module
 from minilm.numpy.models import Encoder
 
-
-def _positive_int(name, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return int(value)
+__all__ = [
+    "QuestionAnswering",
+    "SequenceClassifier",
+    "TokenClassifier",
+    "align_word_labels",
+    "best_span",
+    "qa_loss_and_backward",
+]
 
 
 class _Head(Module):
@@ -42,15 +47,7 @@ class _Head(Module):
     needs_pooler = False
 
     def __init__(self, encoder):
-        if not isinstance(encoder, Encoder):
-            # ValueError, as the models raise for a bad config: one error type for bad arguments
-            raise ValueError(
-                f"encoder must be a minilm.numpy.Encoder, got {type(encoder).__name__}"
-            )
-        if self.needs_pooler and encoder.pooler is None:
-            raise ValueError(
-                f"{type(self).__name__} needs BERT's pooler: build the Encoder with pooler=True"
-            )
+        check_head_encoder(self, encoder, Encoder)
         self.encoder = encoder
         self.config = encoder.config
 
@@ -61,6 +58,10 @@ class _Head(Module):
     @property
     def grads(self) -> dict[str, np.ndarray]:
         return self.encoder.grads
+
+    def load_params(self, params: dict[str, np.ndarray]) -> None:
+        """Copy in every weight, encoder and head, by name (the store is the encoder's)."""
+        self.encoder.load_params(params)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         return self.head_forward(self.encoder.encode(input_ids, attention_mask, token_type_ids))
@@ -77,10 +78,11 @@ class _Classifier(_Head):
 
     def __init__(self, encoder, num_labels, seed=0):
         super().__init__(encoder)
-        c, num_labels = self.config.d_model, _positive_int("num_labels", num_labels)
+        self.num_labels = positive_int("num_labels", num_labels)
         self.dropout = Dropout(self.config.dropout, encoder.rng)
         rng = np.random.default_rng(seed)
-        self.classifier = Linear(encoder.store, "classifier", c, num_labels, rng)
+        c = self.config.d_model
+        self.classifier = Linear(encoder.store, "classifier", c, self.num_labels, rng)
 
 
 class SequenceClassifier(_Classifier):
@@ -119,32 +121,6 @@ class TokenClassifier(_Classifier):
         return self.dropout.backward(self.classifier.backward(dlogits))
 
 
-def align_word_labels(word_ids, word_labels, ignore_index=-100):
-    """Word-level labels -> token-level targets for `TokenClassifier` (the usual NER recipe).
-
-    WordPiece splits a word into pieces ("unaffable" -> una ##ffa ##ble). The word's label goes on
-    its first piece; every other token (later pieces, [CLS], [SEP], padding) gets ignore_index, so
-    the loss counts each word once. `word_ids` (T,) gives, for each token, the index of the word it
-    came from, or -1 (or None) for special tokens and padding. With minilm's WordPieceTokenizer and
-    text already split into words:
-
-        pieces = [tokenizer.tokenize(word) for word in words]
-        word_ids = [-1] + [w for w, p in enumerate(pieces) for _ in p] + [-1]   # [CLS] ... [SEP]
-
-    >>> align_word_labels([-1, 0, 1, 1, 1, 2, -1], [3, 0, 5]).tolist()
-    [-100, 3, 0, -100, -100, 5, -100]
-    """
-    ids = np.array([-1 if w is None else w for w in word_ids], dtype=np.int64).reshape(-1)  # (T,)
-    labels = np.asarray(word_labels, dtype=np.int64).reshape(-1)  # (W,)
-    if ids.size and ids.max() >= len(labels):
-        raise ValueError(f"word_ids refer to word {ids.max()}, but there are {len(labels)} labels")
-    previous = np.concatenate([[-1], ids[:-1]])  # the word of the token before
-    first = (ids >= 0) & (ids != previous)  # (T,) a word's first piece
-    targets = np.full(ids.shape, ignore_index, dtype=np.int64)
-    targets[first] = labels[ids[first]]
-    return targets
-
-
 class QuestionAnswering(_Head):
     """Extractive question answering: for "[CLS] question [SEP] context [SEP]" a Linear(C -> 2)
     scores every token as the answer's start and as its end.
@@ -180,39 +156,3 @@ def qa_loss_and_backward(model, start_logits, end_logits, start_positions, end_p
     dend = F.cross_entropy_backward(end_cache, dloss=0.5)  # (B, T)
     model.backward(dstart, dend)
     return float(start_loss + end_loss) / 2
-
-
-def best_span(start_logits, end_logits, max_answer_len=30, allowed_mask=None):
-    """The most likely answer of each example: the span i..j (inclusive) maximising
-
-        score(i, j) = start_i + end_j   over   i <= j < i + max_answer_len,  i and j both allowed
-
-    (the argmax of the probability p_start(i) p_end(j), the logits' normalisers being constants).
-    `allowed_mask` (B, T), True where an answer may lie: the context tokens, i.e. for
-    "[CLS] question [SEP] context [SEP]" token_type_ids == 1 without the final [SEP] and padding.
-    All pairs at once: S[b, i, j] (B, T, T), -inf where not allowed, one argmax over (i, j); ties
-    go to the smallest i, then the smallest j. Returns starts (B,), ends (B,) and scores (B,).
-    """
-    start, end = np.asarray(start_logits), np.asarray(end_logits)
-    if start.ndim != 2 or start.shape != end.shape:
-        raise ValueError(
-            f"start_logits and end_logits must both be (B, T), got {start.shape} and {end.shape}"
-        )
-    max_answer_len = _positive_int("max_answer_len", max_answer_len)
-    batch, time = start.shape
-    i = np.arange(time)[:, None]
-    j = np.arange(time)[None, :]
-    valid = np.broadcast_to((i <= j) & (j < i + max_answer_len), (batch, time, time))  # (B, T, T)
-    if allowed_mask is not None:
-        allowed = np.asarray(allowed_mask)
-        if allowed.shape != start.shape:
-            raise ValueError(f"allowed_mask must have the shape {start.shape}, got {allowed.shape}")
-        allowed = allowed.astype(bool)
-        valid = valid & allowed[:, :, None] & allowed[:, None, :]
-    empty = ~valid.any(axis=(1, 2))
-    if empty.any():
-        raise ValueError(f"examples {np.flatnonzero(empty).tolist()} allow no answer span")
-    scores = np.where(valid, start[:, :, None] + end[:, None, :], -np.inf)  # (B, T, T)
-    flat = scores.reshape(batch, -1).argmax(axis=1)  # (B,) index i * T + j
-    starts, ends = np.divmod(flat, time)
-    return starts, ends, scores.reshape(batch, -1)[np.arange(batch), flat]

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from minilm.common.names import gelu_approximate
 from minilm.numpy import functional as F
 
 
@@ -163,10 +164,7 @@ class Dropout(Module):
 
 class Gelu(Module):
     def __init__(self, activation):
-        approximations = {"gelu": "none", "gelu_tanh": "tanh"}  # config.activation -> F.gelu's
-        if activation not in approximations:  # e.g. a config edited after its checks ran
-            raise ValueError(f"activation must be one of {tuple(approximations)}, got {activation!r}")
-        self.approximate = approximations[activation]
+        self.approximate = gelu_approximate(activation)  # config.activation -> F.gelu's argument
 
     def forward(self, x):
         out, self.cache = F.gelu_forward(x, self.approximate)
@@ -188,55 +186,16 @@ def merge_heads(x):
     return x.transpose(0, 2, 1, 3).reshape(batch, time, heads * dim)
 
 
-class LayerKVCache:
-    """The keys and values (B, H, T_past, D) one attention layer has computed so far (None before
-    the first cached forward). Plain storage: each backend's attention appends to it."""
-
-    def __init__(self):
-        self.keys = None
-        self.values = None
-
-
-class KVCache:
-    """A decoder's memory of the tokens it has already read, for generating one token at a time.
-
-    Without it, step t of generation runs the model on all t tokens again, recomputing the keys
-    and values of the t - 1 old ones, which are the same as before: causal attention means a token's
-    hidden states (hence its K and V in every layer) never depend on later tokens. Over T steps
-    that is O(T^2) token projections. With it, each step projects only the new token, appends its K
-    and V to `layers[i]`, and lets its query attend every cached key: O(T) projections in all
-    (the attention itself still reads all t keys at step t).
-
-    `layers[i]` holds layer i's keys and values (B, H, T_past, D); `length` is T_past, the position
-    the next token gets. The cache is extended in place by `Decoder.forward(new_ids, kv_cache)`,
-    NumPy or torch (the arrays are the backend's), and serves one batch of sequences.
-    """
-
-    def __init__(self, n_layers: int):
-        self.layers = [LayerKVCache() for _ in range(n_layers)]
-
-    @property
-    def length(self) -> int:
-        """How many tokens are cached (T_past)."""
-        keys = self.layers[0].keys if self.layers else None
-        return 0 if keys is None else keys.shape[2]
-
-    @property
-    def batch_size(self) -> int | None:
-        """The batch the cache serves; None while it is empty."""
-        keys = self.layers[0].keys if self.layers else None
-        return None if keys is None else keys.shape[0]
-
-
 class MultiHeadAttention(Module):
     """softmax(Q K^T / sqrt(D) + mask) V on H heads, then an output projection.
 
     `qkv_names` is one name (GPT-2's fused `c_attn`, weight (3C, C)) or three (BERT's query, key,
     value, each (C, C)); either way the projections produce [Q | K | V] along the last axis.
 
-    With a `LayerKVCache`, x holds only the new tokens: their keys and values are appended to the
-    cached ones and their queries attend past + new keys (Nq = T_new < Nk = T_past + T_new; causal
-    masks are bottom-right aligned, so new token i sees the past and new tokens 0..i).
+    With a `LayerKVCache` (`minilm.common.kv_cache`), x holds only the new tokens: their keys and
+    values are appended to the cached ones and their queries attend past + new keys (Nq = T_new <
+    Nk = T_past + T_new; causal masks are bottom-right aligned, so new token i sees the past and
+    new tokens 0..i).
     """
 
     def __init__(self, store, qkv_names, out_name, config, rng, out_std):
@@ -284,18 +243,6 @@ class FeedForward(Module):
 
     def backward(self, dout):
         return self.fc_in.backward(self.act.backward(self.fc_out.backward(dout)))
-
-
-# Parameter names inside one block of each checkpoint family.
-BERT_BLOCK_NAMES = {
-    "qkv": ("attention.self.query", "attention.self.key", "attention.self.value"),
-    "attn_out": "attention.output.dense", "attn_norm": "attention.output.LayerNorm",
-    "ff_in": "intermediate.dense", "ff_out": "output.dense", "ff_norm": "output.LayerNorm",
-}
-GPT2_BLOCK_NAMES = {
-    "qkv": "attn.c_attn", "attn_out": "attn.c_proj", "attn_norm": "ln_1",
-    "ff_in": "mlp.c_fc", "ff_out": "mlp.c_proj", "ff_norm": "ln_2",
-}
 
 
 class TransformerBlock(Module):

@@ -8,22 +8,22 @@ Parameter names, shapes and the arithmetic are Hugging Face's `BertForMaskedLM` 
     Decoder:  x = wte[ids] + wpe[t];  x = pre-LN causal blocks(x);  logits = LN_f(x) @ wte^T
 
 The Decoder can also read a sequence a few tokens at a time, keeping the keys and values of the
-tokens it has read in a `KVCache` (see `minilm/numpy/layers.py`): that is how it generates.
+tokens it has read in a `KVCache` (see `minilm/common/kv_cache.py`): that is how it generates.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from minilm.common.checks import check_attention_mask, check_input_ids, check_token_type_ids
+from minilm.common.kv_cache import KVCache, check_kv_cache
+from minilm.common.names import BERT_BLOCK_NAMES, GPT2_BLOCK_NAMES, IGNORE_INDEX
 from minilm.config import ModelConfig
 from minilm.numpy import functional as F
 from minilm.numpy.layers import (
-    BERT_BLOCK_NAMES,
-    GPT2_BLOCK_NAMES,
     Dropout,
     Embedding,
     Gelu,
-    KVCache,
     LayerNorm,
     Linear,
     Module,
@@ -31,70 +31,6 @@ from minilm.numpy.layers import (
     SinusoidalPositions,
     TransformerBlock,
 )
-
-
-def check_input_ids(input_ids, config: ModelConfig) -> np.ndarray:
-    """Token ids must be a (B, T) integer array with 1 <= T <= max_len and ids in the vocabulary."""
-    ids = np.asarray(input_ids)
-    if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"input_ids must be a (batch, time) integer array, got {ids.dtype} {ids.shape}")
-    if ids.shape[0] == 0:
-        raise ValueError("input_ids has batch size 0; expected at least one sequence")
-    if not 1 <= ids.shape[1] <= config.max_len:
-        raise ValueError(f"input_ids has length {ids.shape[1]}; expected 1..max_len={config.max_len}")
-    if ids.min() < 0 or ids.max() >= config.vocab_size:
-        raise ValueError(
-            f"input_ids must lie in [0, vocab_size={config.vocab_size}), got [{ids.min()}, {ids.max()}]"
-        )
-    return ids
-
-
-def check_kv_cache(kv_cache, ids: np.ndarray, config: ModelConfig) -> int:
-    """The number of cached tokens (0 without a cache), after checking that `kv_cache` fits: a
-    KVCache with one entry per layer, for the batch of `ids`, with room for its T_new tokens."""
-    if kv_cache is None:
-        return 0
-    if not isinstance(kv_cache, KVCache):
-        raise ValueError(
-            f"kv_cache must be a KVCache, got {type(kv_cache).__name__}"
-        )
-    if len(kv_cache.layers) != config.n_layers:
-        raise ValueError(
-            f"kv_cache has {len(kv_cache.layers)} layers; the model has n_layers={config.n_layers}"
-        )
-    if kv_cache.batch_size not in (None, ids.shape[0]):
-        raise ValueError(
-            f"kv_cache holds a batch of {kv_cache.batch_size} sequences; input_ids has "
-            f"{ids.shape[0]}"
-        )
-    past, new = kv_cache.length, ids.shape[1]
-    if past + new > config.max_len:
-        raise ValueError(
-            f"kv_cache holds {past} tokens and input_ids adds {new}: more than max_len="
-            f"{config.max_len} positions (generate() stops caching there and crops the context)"
-        )
-    return past
-
-
-def _check_like_ids(name, array, ids):
-    array = np.asarray(array)
-    if array.shape != ids.shape:
-        raise ValueError(f"{name} must have the shape of input_ids {ids.shape}, got {array.shape}")
-    return array
-
-
-def check_token_type_ids(token_type_ids, ids, config: ModelConfig) -> np.ndarray:
-    """Segment ids: the shape of input_ids, integers in [0, type_vocab_size); zeros when None."""
-    if token_type_ids is None:
-        return np.zeros_like(ids)
-    segments = _check_like_ids("token_type_ids", token_type_ids, ids)
-    n_types = config.type_vocab_size
-    if not np.issubdtype(segments.dtype, np.integer) or segments.min() < 0 or segments.max() >= n_types:
-        raise ValueError(
-            f"token_type_ids must be integers in [0, type_vocab_size={n_types}), got "
-            f"{segments.dtype} values in [{segments.min()}, {segments.max()}]"
-        )
-    return segments
 
 
 class _Model(Module):
@@ -198,7 +134,7 @@ class Encoder(_Model):
         x = self.embedding_dropout.forward(self.embedding_norm.forward(x))
         keys = None
         if attention_mask is not None:
-            keys = _check_like_ids("attention_mask", attention_mask, ids).astype(bool)[:, None, None, :]
+            keys = check_attention_mask(attention_mask, ids)[:, None, None, :]
         for block in self.blocks:  # keys (B, 1, 1, T) broadcasts over heads and queries
             x = block.forward(x, attn_mask=keys)
         return x
@@ -301,7 +237,7 @@ class Decoder(_Model):
         self.positions.backward(dx.sum(axis=0))
 
 
-def loss_and_backward(model, logits, targets, ignore_index=-100):
+def loss_and_backward(model, logits, targets, ignore_index=IGNORE_INDEX):
     """Cross-entropy of `logits` against `targets`, then the model's backward; returns the loss."""
     loss, cache = F.cross_entropy_forward(logits, targets, ignore_index)
     model.backward(F.cross_entropy_backward(cache))

@@ -382,16 +382,11 @@ def layerwise_lr_scale(
     Depth counts from the input: for an L-layer encoder, embeddings 0, block i → i + 1, the
     task head L + 1 = max_depth. The head then learns at the full rate and each step down
     multiplies by `decay`, so the embeddings get decay^(L+1): general low-level features move
-    least while fine-tuning. Pass the result as the optimizers' `lr_scale`. For BERT names:
+    least while fine-tuning. Pass the result as the optimizers' `lr_scale`. For BERT names
+    (`minilm.common.names.bert_depth`, as `minilm.layerwise.layerwise_scales` does):
 
-        def bert_depth(name):
-            if name.startswith("bert.embeddings."):
-                return 0
-            if name.startswith("bert.encoder.layer."):
-                return int(name.split(".")[3]) + 1
-            return n_layers + 1                      # pooler, classifier, MLM head
-
-        lr_scale = layerwise_lr_scale(model.params, bert_depth, n_layers + 1, decay=0.9)
+        depth = lambda name: bert_depth(name, n_layers)
+        lr_scale = layerwise_lr_scale(model.params, depth, n_layers + 1, decay=0.9)
     """
     if not 0 < decay <= 1:
         raise ValueError(f"decay must be in (0, 1], got {decay}")

@@ -24,7 +24,9 @@ import os
 import warnings
 
 import torch
-import torch.nn.functional as F
+from torch import nn
+
+from minilm.common.names import IGNORE_INDEX
 
 ATTENTION_BACKENDS = ("triton", "sdpa", "math")
 
@@ -137,7 +139,7 @@ def math_attention(q, k, v, attn_mask=None, causal=False, scale=None, dropout_p=
         total = e.sum(dim=-1, keepdim=True)
         probs = e / torch.where(total > 0, total, 1.0)
     if dropout_p > 0.0:
-        probs = F.dropout(probs, dropout_p, training=True)
+        probs = nn.functional.dropout(probs, dropout_p, training=True)
     return probs @ v  # (..., Nq, Nk) @ (..., Nk, Dv) -> (..., Nq, Dv)
 
 
@@ -151,12 +153,12 @@ def sdpa_attention(q, k, v, attn_mask=None, causal=False, scale=None, dropout_p=
     """
     n_queries, n_keys = q.shape[-2], k.shape[-2]
     if attn_mask is None and (not causal or n_queries == n_keys):
-        return F.scaled_dot_product_attention(
+        return nn.functional.scaled_dot_product_attention(
             q, k, v, dropout_p=dropout_p, is_causal=causal, scale=scale
         )
     allowed = allowed_keys(attn_mask, causal, n_queries, n_keys, q.device)
     has_key = allowed.any(dim=-1, keepdim=True)  # (..., Nq, 1)
-    out = F.scaled_dot_product_attention(
+    out = nn.functional.scaled_dot_product_attention(
         q, k, v, attn_mask=allowed | ~has_key, dropout_p=dropout_p, scale=scale
     )
     return out * has_key  # (..., Nq, Dv)
@@ -191,13 +193,13 @@ def attention(q, k, v, key_mask=None, causal=False, scale=None, dropout_p=0.0, b
 # ---------------------------------------------------------------- cross-entropy
 
 
-def cross_entropy(logits, targets, ignore_index=-100):
+def cross_entropy(logits, targets, ignore_index=IGNORE_INDEX):
     """Mean over kept positions of -log softmax(logits)[target], like numpy `cross_entropy_forward`.
 
     logits (..., V), targets (...). Where torch's mean would divide by zero (every target ignored,
     e.g. an MLM batch with nothing masked) this returns 0 with zero gradient, as the reference does.
     """
-    total = F.cross_entropy(
+    total = nn.functional.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
         ignore_index=ignore_index, reduction="sum",
     )

@@ -12,9 +12,12 @@ modules are the same objects, so training the head trains the encoder, and `head
 `head.train()` / `head.eval()` reach every layer once. The encoder's own `state_dict()` stays
 the encoder's (the NumPy encoder, whose store the head shares, lists the head's layer too).
 
-    twin_encoder = Encoder(config, attention="math", mlm_head=False, pooler=True, dtype=...)
-    twin = SequenceClassifier(twin_encoder, num_labels)
+    twin = SequenceClassifier.from_numpy(numpy_head, attention="math")   # same config and weights
+    # which is:
+    twin = SequenceClassifier(Encoder.shaped_like(numpy_head.encoder, attention="math"), num_labels)
     twin.load_state_dict(params_to_state_dict(numpy_head.params))
+
+`best_span` and `align_word_labels` (minilm.common.spans) serve both twins: they read host copies.
 
 Dropout masks come from torch's global generator (`torch.manual_seed`); `seed` sets the init.
 """
@@ -24,11 +27,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from minilm.numpy import heads as numpy_heads
-from minilm.numpy.heads import _positive_int, align_word_labels
-from minilm.torch import functional as F
+from minilm.common.checks import check_head_encoder, positive_int
+from minilm.common.spans import align_word_labels, best_span
+from minilm.torch import functional as TF
 from minilm.torch.layers import Linear, Module
-from minilm.torch.models import Encoder, _on_host
+from minilm.torch.models import Encoder, params_to_state_dict
 
 __all__ = [
     "QuestionAnswering",
@@ -48,15 +51,7 @@ class _Head(Module):
 
     def __init__(self, encoder):
         super().__init__()
-        if not isinstance(encoder, Encoder):
-            # ValueError, as the models raise for a bad config: one error type for bad arguments
-            raise ValueError(
-                f"encoder must be a minilm.torch.Encoder, got {type(encoder).__name__}"
-            )
-        if self.needs_pooler and encoder.pooler is None:
-            raise ValueError(
-                f"{type(self).__name__} needs BERT's pooler: build the Encoder with pooler=True"
-            )
+        check_head_encoder(self, encoder, Encoder)
         for name, module in encoder.named_children():
             self.add_module(name, module)  # "bert", "cls", ...: state_dict() keys without a prefix
         object.__setattr__(self, "encoder", encoder)  # a reference, not a sub-module
@@ -68,6 +63,20 @@ class _Head(Module):
         generator = torch.Generator().manual_seed(seed)
         layer = Linear(self, name, self.config.d_model, out_features, generator)
         return layer.to(device=weight.device, dtype=weight.dtype)
+
+    @classmethod
+    def from_numpy(cls, numpy_head, attention=None):
+        """The twin of a NumPy head: the twin of its encoder with this head on top, every weight
+        (encoder and head) copied by name."""
+        encoder = Encoder.shaped_like(numpy_head.encoder, attention)
+        twin = cls(encoder, **cls._arguments_of(numpy_head))
+        twin.load_state_dict(params_to_state_dict(numpy_head.params))
+        return twin
+
+    @staticmethod
+    def _arguments_of(numpy_head) -> dict:
+        """The constructor arguments, beyond the encoder, that rebuild `numpy_head`'s shape."""
+        return {}
 
     def train(self, mode: bool = True):
         self.encoder.train(mode)  # the encoder's own flag too, not only the layers adopted here
@@ -83,9 +92,13 @@ class _Classifier(_Head):
 
     def __init__(self, encoder, num_labels, seed=0):
         super().__init__(encoder)
-        num_labels = _positive_int("num_labels", num_labels)
+        self.num_labels = positive_int("num_labels", num_labels)
         self.dropout = nn.Dropout(self.config.dropout)
-        self.classifier = self._linear("classifier", num_labels, seed)
+        self.classifier = self._linear("classifier", self.num_labels, seed)
+
+    @staticmethod
+    def _arguments_of(numpy_head) -> dict:
+        return {"num_labels": numpy_head.num_labels}
 
 
 class SequenceClassifier(_Classifier):
@@ -134,14 +147,5 @@ def qa_loss(start_logits, end_logits, start_positions, end_positions):
     """(CE(start_logits, start_positions) + CE(end_logits, end_positions)) / 2, as HF; positions
     (B,) in [0, T), or -100 to leave an example out of that term (see the NumPy twin)."""
     return (
-        F.cross_entropy(start_logits, start_positions) + F.cross_entropy(end_logits, end_positions)
+        TF.cross_entropy(start_logits, start_positions) + TF.cross_entropy(end_logits, end_positions)
     ) / 2
-
-
-def best_span(start_logits, end_logits, max_answer_len=30, allowed_mask=None):
-    """The NumPy twin's `best_span` on host copies of the tensors (decoding needs no gradient):
-    returns NumPy starts (B,), ends (B,), scores (B,)."""
-    allowed = None if allowed_mask is None else _on_host(allowed_mask)
-    return numpy_heads.best_span(
-        _on_host(start_logits), _on_host(end_logits), max_answer_len, allowed
-    )

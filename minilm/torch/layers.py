@@ -24,7 +24,8 @@ import math
 import torch
 from torch import nn
 
-from minilm.torch import functional as F
+from minilm.common.names import gelu_approximate
+from minilm.torch import functional as TF
 
 
 def register(store: nn.Module, name: str, value: nn.Module | nn.Parameter):
@@ -139,7 +140,7 @@ class MultiHeadAttention(Module):
     kernel has no dropout: while training with attention dropout > 0 a "triton" layer runs
     through "sdpa" for that call (with a warning); `last_backend` records what ran last.
 
-    With a `LayerKVCache` (minilm.numpy.layers, holding tensors here), x holds only the new tokens,
+    With a `LayerKVCache` (minilm.common.kv_cache, holding tensors here), x holds only the new tokens,
     as in the NumPy twin: every backend takes Nq = T_new < Nk = T_past + T_new with the causal mask
     aligned bottom-right (SDPA's own `is_causal` is top-left, so `functional.sdpa_attention` passes
     an explicit mask then; the Triton kernel aligns bottom-right itself).
@@ -167,8 +168,8 @@ class MultiHeadAttention(Module):
                 v = torch.cat([kv_cache.values, v], dim=2)  # (B, H, T_past + T, D)
             kv_cache.keys, kv_cache.values = k, v
         dropout_p = self.attention_dropout if self.training else 0.0
-        self.last_backend = F.backend_for_call(self.attention, dropout_p)
-        heads = F.attention(
+        self.last_backend = TF.backend_for_call(self.attention, dropout_p)
+        heads = TF.attention(
             q, k, v, key_mask=key_mask, causal=causal, dropout_p=dropout_p, backend=self.last_backend
         )  # (B, H, T, D): one output per query
         return self.out(merge_heads(heads))  # (B, T, C)
@@ -180,7 +181,7 @@ class FeedForward(Module):
     def __init__(self, store, in_name, out_name, config, generator, out_std):
         super().__init__()
         self.fc_in = Linear(store, in_name, config.d_model, config.d_ff, generator)
-        self.approximate = {"gelu": "none", "gelu_tanh": "tanh"}[config.activation]
+        self.approximate = gelu_approximate(config.activation)
         self.fc_out = Linear(store, out_name, config.d_ff, config.d_model, generator, std=out_std)
 
     def forward(self, x):
@@ -194,7 +195,7 @@ class TransformerBlock(Module):
     post-LN (BERT, the original Transformer):  h = LN(x + drop(attn(x)));  y = LN(h + drop(ff(h)))
     pre-LN  (GPT-2):                           h = x + drop(attn(LN(x)));  y = h + drop(ff(LN(h)))
 
-    `names` is the NumPy twin's BERT_BLOCK_NAMES or GPT2_BLOCK_NAMES (the checkpoint names of the
+    `names` is BERT_BLOCK_NAMES or GPT2_BLOCK_NAMES of `minilm.common.names` (the checkpoint names of the
     six sub-layers, relative to `prefix`).
     """
 

@@ -8,7 +8,7 @@ hand-written backward passes, and attention can run through our Triton kernel.
               logits = LN(gelu(dense(x))) @ word^T + bias            (the MLM head, tied weights)
     Decoder:  x = wte[ids] + wpe[t];  x = pre-LN causal blocks(x);  logits = LN_f(x) @ wte^T
 
-Tied heads reuse the embedding matrix in `F.linear`, so there is no `lm_head.weight` or
+Tied heads reuse the embedding matrix in `nn.functional.linear`, so there is no `lm_head.weight` or
 `cls.predictions.decoder.weight` key. Weights move between the twins by name:
 
     twin.load_state_dict(params_to_state_dict(numpy_model.params))
@@ -24,15 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from minilm.common.backends import to_numpy
+from minilm.common.checks import check_attention_mask, check_input_ids, check_token_type_ids
+from minilm.common.kv_cache import KVCache, check_kv_cache
+from minilm.common.names import BERT_BLOCK_NAMES, GPT2_BLOCK_NAMES, gelu_approximate
 from minilm.config import ModelConfig
-from minilm.numpy.layers import BERT_BLOCK_NAMES, GPT2_BLOCK_NAMES, KVCache
-from minilm.numpy.models import (
-    _check_like_ids,
-    check_input_ids,
-    check_kv_cache,
-    check_token_type_ids,
-)
-from minilm.torch import functional as F
+from minilm.torch import functional as TF
 from minilm.torch.layers import (
     Embedding,
     LayerNorm,
@@ -67,14 +64,6 @@ def _torch_dtype(dtype) -> torch.dtype:
     return dtype
 
 
-def _on_host(values) -> np.ndarray:
-    """The NumPy checks' view of ids or masks: free for CPU tensors and arrays; for CUDA tensors a
-    copy of the (B, T) integers to the host (one sync, as any check that can raise needs)."""
-    if isinstance(values, torch.Tensor):
-        return values.detach().cpu().numpy()
-    return np.asarray(values)
-
-
 class _Model(Module):
     """What both models share: config, attention backend, positions, embedding dropout.
 
@@ -88,7 +77,7 @@ class _Model(Module):
             # ValueError, as the NumPy twin raises: one error type for every bad argument
             raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
         self.config = config
-        self._attention = F.check_attention(attention, config.head_dim, dtype)
+        self._attention = TF.check_attention(attention, config.head_dim, dtype)
         c = config.d_model
         if config.positions == "learned":
             self.positions = Embedding(self, position_name, config.max_len, c, generator)
@@ -112,19 +101,25 @@ class _Model(Module):
 
     @attention.setter
     def attention(self, name) -> None:
-        self._attention = F.check_attention(name, self.config.head_dim, self.word.weight.dtype)
+        self._attention = TF.check_attention(name, self.config.head_dim, self.word.weight.dtype)
         for module in self.modules():
             if isinstance(module, MultiHeadAttention):
                 module.attention = self._attention
 
     @classmethod
-    def from_numpy(cls, numpy_model, attention=None):
-        """The twin of a NumPy model: same config, dtype and weights."""
+    def shaped_like(cls, numpy_model, attention=None):
+        """A twin with the NumPy model's config, dtype and heads (mlm_head, pooler), weights not
+        copied: the first half of `from_numpy`, and what a task head's twin builds on."""
         dtype = next(iter(numpy_model.params.values())).dtype
         flags = {}
         if hasattr(numpy_model, "mlm_head"):  # an Encoder: build the same heads
             flags = dict(mlm_head=numpy_model.mlm_head, pooler=numpy_model.pooler is not None)
-        twin = cls(numpy_model.config, attention=attention, dtype=dtype, **flags)
+        return cls(numpy_model.config, attention=attention, dtype=dtype, **flags)
+
+    @classmethod
+    def from_numpy(cls, numpy_model, attention=None):
+        """The twin of a NumPy model: same config, dtype and weights."""
+        twin = cls.shaped_like(numpy_model, attention)
         twin.load_state_dict(params_to_state_dict(numpy_model.params))
         return twin
 
@@ -143,13 +138,14 @@ class _Model(Module):
     def _input_ids(self, input_ids) -> tuple[torch.Tensor, np.ndarray]:
         """(B, T) ids checked by the NumPy model's `check_input_ids` (same rules, same errors), as a
         tensor on the model's device and as the host array that was checked."""
-        host = check_input_ids(_on_host(input_ids), self.config)
+        host = check_input_ids(to_numpy(input_ids), self.config)
         return self._tensor(input_ids, host).long(), host
 
-    def _like_ids(self, name, values, host_ids) -> tuple[torch.Tensor, np.ndarray]:
-        """attention_mask / token_type_ids: the shape of input_ids (the NumPy model's check)."""
-        host = _check_like_ids(name, _on_host(values), host_ids)
-        return self._tensor(values, host), host
+    def _key_mask(self, attention_mask, host_ids) -> torch.Tensor:
+        """attention_mask (B, T) of 0/1 or bools, checked as the NumPy model checks it, as the
+        kernel's key_mask: a bool tensor on the model's device, True = a real token."""
+        host = check_attention_mask(to_numpy(attention_mask), host_ids)
+        return self._tensor(attention_mask, host).bool()
 
 
 class Encoder(_Model):
@@ -179,7 +175,7 @@ class Encoder(_Model):
         self.mlm_head = mlm_head
         if mlm_head:
             self.head_dense = Linear(self, "cls.predictions.transform.dense", c, c, generator)
-            self.head_approximate = {"gelu": "none", "gelu_tanh": "tanh"}[config.activation]
+            self.head_approximate = gelu_approximate(config.activation)
             self.head_norm = LayerNorm(self, "cls.predictions.transform.LayerNorm", c, eps)
             register(self, "cls.predictions.bias", nn.Parameter(torch.zeros(config.vocab_size)))
         self.pooler = Linear(self, "bert.pooler.dense", c, c, generator) if pooler else None
@@ -189,7 +185,7 @@ class Encoder(_Model):
         """(B, T) segment ids in [0, type_vocab_size); zeros when not given."""
         if token_type_ids is None:
             return torch.zeros_like(ids)
-        host = check_token_type_ids(_on_host(token_type_ids), host_ids, self.config)
+        host = check_token_type_ids(to_numpy(token_type_ids), host_ids, self.config)
         return self._tensor(token_type_ids, host).long()
 
     def encode(self, input_ids, attention_mask=None, token_type_ids=None):
@@ -204,7 +200,7 @@ class Encoder(_Model):
         x = self.embedding_dropout(self.embedding_norm(x))
         key_mask = None  # (B, T) bool, True = real token: the kernel's key_mask
         if attention_mask is not None:
-            key_mask = self._like_ids("attention_mask", attention_mask, host_ids)[0].bool()
+            key_mask = self._key_mask(attention_mask, host_ids)
         for block in self.blocks:
             x = block(x, key_mask=key_mask)
         return x

@@ -1,8 +1,5 @@
-"""Tokenizers: text <-> integer ids.
-
-`CharTokenizer` maps each character to an id (the demo models are character-level, so the loss is in
-nats per character and can be compared to the built-in corpus's exact entropy rate).
-`WordPieceTokenizer` is BERT's tokenizer, read from a pretrained model's vocab.txt (MiniLM's, say).
+"""WordPiece: BERT's tokenizer, read from a pretrained model's vocab.txt (MiniLM's, say), with ids
+equal to Hugging Face's.
 """
 
 from __future__ import annotations
@@ -15,63 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-
-class CharTokenizer:
-    """One id per character. Id 0 is reserved for padding, id 1 for [MASK] (MLM needs one)."""
-
-    PAD, MASK = "<pad>", "<mask>"
-
-    def __init__(self, chars: str | list[str]):
-        unique = sorted(set(chars) - {self.PAD, self.MASK})
-        self.itos: list[str] = [self.PAD, self.MASK, *unique]
-        self.stoi: dict[str, int] = {ch: i for i, ch in enumerate(self.itos)}
-
-    @classmethod
-    def from_text(cls, text: str) -> CharTokenizer:
-        if not text:
-            raise ValueError("text must be non-empty to build a CharTokenizer")
-        return cls(sorted(set(text)))
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.itos)
-
-    @property
-    def pad_id(self) -> int:
-        return 0
-
-    @property
-    def mask_id(self) -> int:
-        return 1
-
-    @property
-    def special_ids(self) -> list[int]:
-        return [self.pad_id, self.mask_id]
-
-    def encode(self, text: str) -> np.ndarray:
-        unknown = sorted(set(text) - set(self.stoi))
-        if unknown:
-            raise ValueError(f"text contains characters outside the vocabulary: {unknown[:10]!r}")
-        return np.array([self.stoi[ch] for ch in text], dtype=np.int64)
-
-    def decode(self, ids) -> str:
-        ids = np.asarray(ids).reshape(-1)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
-            raise ValueError(f"ids must lie in [0, {self.vocab_size}), got {ids.min()}..{ids.max()}")
-        return "".join(self.itos[i] for i in ids if i >= len(self.special_ids))
-
-    def to_json(self) -> str:
-        return json.dumps({"type": "char", "chars": self.itos[len(self.special_ids):]})
-
-    @classmethod
-    def from_json(cls, text: str) -> CharTokenizer:
-        data = json.loads(text)
-        if data.get("type") != "char":
-            raise ValueError(f"tokenizer JSON has type {data.get('type')!r}, expected 'char'")
-        return cls(data["chars"])
-
-
-# ---------------------------------------------------------------- WordPiece (BERT)
 #
 # BERT does not see characters or whole words: it sees *word pieces*. A fixed vocabulary of ~30k
 # strings (vocab.txt) holds whole frequent words ("the", "attention") and sub-word pieces that glue
@@ -275,6 +215,19 @@ class WordPieceTokenizer:
             strip_accents=config.get("strip_accents"),
             model_max_length=max_length,
         )
+
+    def save(self, directory) -> None:
+        """Write vocab.txt (one token per line, id = line number) and tokenizer_config.json, the
+        files `from_pretrained` (and Hugging Face's BertTokenizer) read."""
+        directory = Path(directory)
+        if sorted(self.id_to_token) != list(range(self.vocab_size)):
+            raise ValueError("save: the vocabulary's ids are not 0..vocab_size-1, which vocab.txt "
+                             "(id = line number) cannot express")
+        tokens = [self.id_to_token[i] for i in range(self.vocab_size)]
+        (directory / "vocab.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+        config = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.lowercase,
+                  "strip_accents": self.strip_accents, "model_max_length": self.model_max_length}
+        (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
 
     # ------------------------------------------------------------ vocabulary
 

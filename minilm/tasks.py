@@ -13,7 +13,7 @@ order of `LABELS`):
 The split is built to *need* generalisation. The test sentences come from other domains and mostly
 use other sentiment words than the training ones ("superb", "dreadful", "sluggish", "spotless" where
 train says "great", "terrible", "slow", "clean"), so about 40% of the test words never occur in
-train. A bag-of-words classifier fitted on train (tests/test_datasets.py fits one) scores ~97% on
+train. A bag-of-words classifier fitted on train (tests/test_tasks.py fits one) scores ~97% on
 train and close to chance on test: it only knows the words it was shown. A pretrained encoder such
 as MiniLM already knows that "dreadful" is like "terrible", which is the point of pre-training that
 the fine-tuning lessons measure. Both splits mix lengths (3 to 35 words) and include negation

@@ -9,7 +9,7 @@ from itertools import product
 import numpy as np
 import pytest
 
-from minilm.datasets import LABELS, Task, load_labelled_file, load_sentiment, load_task
+from minilm.tasks import LABELS, Task, load_labelled_file, load_sentiment, load_task
 
 
 def words(text: str) -> list[str]:

@@ -1,0 +1,71 @@
+"""The KV cache: a decoder's memory of the tokens it has already read. One class serves both twins
+(the arrays it holds are the backend's: NumPy arrays or torch tensors)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class LayerKVCache:
+    """The keys and values (B, H, T_past, D) one attention layer has computed so far (None before
+    the first cached forward). Plain storage: each backend's attention appends to it."""
+
+    def __init__(self):
+        self.keys = None
+        self.values = None
+
+
+class KVCache:
+    """A decoder's memory of the tokens it has already read, for generating one token at a time.
+
+    Without it, step t of generation runs the model on all t tokens again, recomputing the keys
+    and values of the t - 1 old ones, which are the same as before: causal attention means a token's
+    hidden states (hence its K and V in every layer) never depend on later tokens. Over T steps
+    that is O(T^2) token projections. With it, each step projects only the new token, appends its K
+    and V to `layers[i]`, and lets its query attend every cached key: O(T) projections in all
+    (the attention itself still reads all t keys at step t).
+
+    `layers[i]` holds layer i's keys and values (B, H, T_past, D); `length` is T_past, the position
+    the next token gets. The cache is extended in place by `Decoder.forward(new_ids, kv_cache)`,
+    NumPy or torch (the arrays are the backend's), and serves one batch of sequences.
+    """
+
+    def __init__(self, n_layers: int):
+        self.layers = [LayerKVCache() for _ in range(n_layers)]
+
+    @property
+    def length(self) -> int:
+        """How many tokens are cached (T_past)."""
+        keys = self.layers[0].keys if self.layers else None
+        return 0 if keys is None else keys.shape[2]
+
+    @property
+    def batch_size(self) -> int | None:
+        """The batch the cache serves; None while it is empty."""
+        keys = self.layers[0].keys if self.layers else None
+        return None if keys is None else keys.shape[0]
+
+
+def check_kv_cache(kv_cache, ids: np.ndarray, config) -> int:
+    """The number of cached tokens (0 without a cache), after checking that `kv_cache` fits: a
+    KVCache with one entry per layer, for the batch of `ids`, with room for its T_new tokens."""
+    if kv_cache is None:
+        return 0
+    if not isinstance(kv_cache, KVCache):
+        raise ValueError(f"kv_cache must be a KVCache, got {type(kv_cache).__name__}")
+    if len(kv_cache.layers) != config.n_layers:
+        raise ValueError(
+            f"kv_cache has {len(kv_cache.layers)} layers; the model has n_layers={config.n_layers}"
+        )
+    if kv_cache.batch_size not in (None, ids.shape[0]):
+        raise ValueError(
+            f"kv_cache holds a batch of {kv_cache.batch_size} sequences; input_ids has "
+            f"{ids.shape[0]}"
+        )
+    past, new = kv_cache.length, ids.shape[1]
+    if past + new > config.max_len:
+        raise ValueError(
+            f"kv_cache holds {past} tokens and input_ids adds {new}: more than max_len="
+            f"{config.max_len} positions (generate() stops caching there and crops the context)"
+        )
+    return past

@@ -1,0 +1,38 @@
+"""The layer-wise fine-tuning strategies of seed §3.4, as functions of parameter names and steps
+(why they help: `minilm/finetune.py`'s docstring). Both backends use them the same way: the scales
+become `lr_scale`, the frozen set goes to each step (`minilm.steps`).
+
+Depth counts from the input (`minilm.common.names.bert_depth`): embeddings 0, block i -> i + 1,
+everything above the last block (pooler, classifier) L + 1 for an L-layer encoder.
+"""
+
+from __future__ import annotations
+
+from minilm.common.names import bert_depth
+from minilm.numpy.optim import layerwise_lr_scale
+
+
+def layerwise_scales(names, n_layers: int, decay: float) -> dict[str, float]:
+    """Learning-rate multipliers decay^(n_layers + 1 − depth): 1 for the head, decay for the top
+    block, ..., decay^(n_layers + 1) for the embeddings."""
+    return layerwise_lr_scale(names, lambda name: bert_depth(name, n_layers), n_layers + 1, decay)
+
+
+def default_unfreeze_every(total_steps: int, n_layers: int) -> int:
+    """Steps between unfreezings so that the embeddings (the last of n_layers + 1 thaws) become
+    trainable halfway through training: max(1, (total_steps // 2) // (n_layers + 1))."""
+    return max(1, (total_steps // 2) // (n_layers + 1))
+
+
+def lowest_trainable_depth(step: int, unfreeze_every: int, n_layers: int) -> int:
+    """Gradual unfreezing: parameters with bert_depth >= this are trainable at `step` (0-based).
+
+    Steps [0, K) train depth n_layers + 1 only (pooler + classifier), [K, 2K) add the top block,
+    and so on, one group down every K = unfreeze_every steps, until depth 0 (everything).
+    """
+    return max(0, n_layers + 1 - step // unfreeze_every)
+
+
+def frozen_names(names, n_layers: int, lowest_depth: int) -> frozenset[str]:
+    """The parameters below `lowest_depth`: frozen at this step."""
+    return frozenset(name for name in names if bert_depth(name, n_layers) < lowest_depth)

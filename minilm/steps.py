@@ -1,0 +1,119 @@
+"""One training step, per backend: the one place in minilm where a batch becomes a weight update.
+
+    step = make_step(model, weight_decay=0.1, betas=(0.9, 0.99), grad_clip=1.0)
+    for t in range(total_steps):
+        loss = step(inputs, targets, lr=lr_schedule(t, ...))
+
+Every loop uses it: pre-training (`minilm.train`, a Decoder or an Encoder on next-token or masked
+targets), fine-tuning (`minilm.finetune`, a SequenceClassifier on labels) and the CPU benchmark.
+`inputs` is the tuple of arrays the model's `forward` takes (`(ids,)` for a Decoder, `(ids, mask,
+segments)` for BERT); `targets` are class ids, IGNORE_INDEX (-100) where nothing is to be predicted.
+One step is
+
+    logits = model(*inputs)                       (B, T, V) or (B, L)
+    loss   = mean cross-entropy over kept targets
+    g      = d loss / d params                    the hand-written backward, or autograd
+    g      = g * min(1, max_norm / ||g||)         clipping by the global norm of trainable grads
+    params = AdamW(params, g, lr * lr_scale[name])    frozen parameters neither move nor advance
+
+Two fine-tuning controls are arguments with neutral defaults (seed §3.4): `lr_scale` (name ->
+multiplier of the learning rate, e.g. layer-wise decay; default 1 everywhere) and, at each step,
+`frozen` (names not updated this step, e.g. gradual unfreezing; default none).
+
+Both classes do exactly the same arithmetic, so with the same weights, batches and no dropout their
+loss curves agree to float rounding (tests/test_steps.py). Weight decay follows one rule in both:
+matrices and embeddings (ndim >= 2) decay, biases and LayerNorm parameters do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from minilm.common.backends import is_torch_model
+from minilm.common.names import IGNORE_INDEX
+from minilm.numpy.models import loss_and_backward
+from minilm.numpy.optim import AdamW, clip_grad_norm
+
+
+class NumpyStep:
+    """The reference: the model's hand-written backward and minilm's AdamW."""
+
+    def __init__(self, model, weight_decay: float, betas=(0.9, 0.999), grad_clip: float = 1.0,
+                 lr_scale: Mapping[str, float] | None = None):
+        self.model = model
+        # lr=0 until the first step: each step gives the learning rate of the schedule
+        self.optimizer = AdamW(model.params, lr=0.0, betas=betas, weight_decay=weight_decay,
+                               lr_scale=lr_scale)
+        self.grad_clip = grad_clip
+
+    def __call__(self, inputs: tuple, targets: np.ndarray, lr: float,
+                 frozen: frozenset[str] = frozenset()) -> float:
+        model = self.model.train()
+        loss = loss_and_backward(model, model.forward(*inputs), targets, IGNORE_INDEX)
+        # Frozen gradients are computed (the backward passes through them) but not applied, so
+        # the clipping norm counts only the trainable ones, as in torch where they do not exist.
+        clip_grad_norm({n: g for n, g in model.grads.items() if n not in frozen}, self.grad_clip)
+        self.optimizer.frozen = frozen
+        self.optimizer.step(model.grads, lr=lr)
+        return loss
+
+
+class TorchStep:
+    """The twin: autograd and torch.optim.AdamW, arranged to do exactly what NumpyStep does.
+
+    Parameters with the same learning-rate scale and the same weight decay share a parameter group
+    (two groups without `lr_scale`); each step sets group["lr"] = lr * scale. A frozen parameter
+    gets requires_grad=False, so autograd leaves its .grad None and torch's AdamW skips it (no
+    move, no decay, no state advance), which is the NumPy optimizer's `frozen`.
+    """
+
+    def __init__(self, model, weight_decay: float, betas=(0.9, 0.999), grad_clip: float = 1.0,
+                 lr_scale: Mapping[str, float] | None = None):
+        import torch
+
+        from minilm.torch import functional as TF
+
+        self.torch, self.cross_entropy = torch, TF.cross_entropy
+        self.model = model
+        self.named = list(model.named_parameters())
+        unknown = sorted(set(lr_scale or {}) - {name for name, _ in self.named})
+        if unknown:
+            raise ValueError(f"lr_scale names unknown parameters: {unknown}")
+        groups: dict[tuple[float, float], list] = {}
+        for name, p in self.named:
+            scale = (lr_scale or {}).get(name, 1.0)
+            decay = weight_decay if p.ndim >= 2 else 0.0
+            groups.setdefault((scale, decay), []).append(p)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": ps, "lr_scale": scale, "weight_decay": decay}
+             for (scale, decay), ps in groups.items()],
+            lr=0.0, betas=betas,
+        )
+        self.grad_clip = grad_clip
+
+    def __call__(self, inputs: tuple, targets: np.ndarray, lr: float,
+                 frozen: frozenset[str] = frozenset()) -> float:
+        torch = self.torch
+        model = self.model.train()
+        for name, p in self.named:
+            p.requires_grad_(name not in frozen)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group["lr_scale"]
+        logits = model(*inputs)  # the twin takes NumPy inputs and moves them to its device
+        device = logits.device
+        loss = self.cross_entropy(logits, torch.as_tensor(targets, device=device), IGNORE_INDEX)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        trainable = [p for _, p in self.named if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(trainable, self.grad_clip)
+        self.optimizer.step()
+        return loss.item()
+
+
+def make_step(model, weight_decay: float, betas=(0.9, 0.999), grad_clip: float = 1.0,
+              lr_scale: Mapping[str, float] | None = None):
+    """The step for `model`'s backend: `TorchStep` for a torch module, else `NumpyStep`."""
+    step_class = TorchStep if is_torch_model(model) else NumpyStep
+    return step_class(model, weight_decay, betas=betas, grad_clip=grad_clip, lr_scale=lr_scale)

