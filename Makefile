@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-thorough lessons gpu-check bench-cpu lint clean
+.PHONY: demo test test-thorough lessons lessons-execute gpu-check bench-cpu lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test-thorough: $(STAMP)
 lessons: $(STAMP)
 	$(PY) -m pip install -q -c constraints.txt -e ".[lessons]"
 	$(PY) -m jupyter lab lessons/
+
+# re-run every lesson in place, so the committed notebooks hold outputs from the current code
+lessons-execute: $(STAMP)
+	$(PY) lessons/execute.py
 
 gpu-check: $(STAMP)
 	bash benchmarks/gpu_check.sh

@@ -176,6 +176,24 @@ def command_finetune(args) -> dict:
     return metrics
 
 
+def command_check(args) -> int:
+    """`minilm check`: grade a learner's file with the project's own properties; exit status 0
+    when everything attempted holds, 1 otherwise."""
+    from hypothesis import settings
+
+    from minilm.check import check, listing
+
+    if args.list:
+        print(listing())
+        return 0
+    if args.file is None:
+        raise ValueError("give a FILE.py to check, or --list to see the checkable names")
+    report = check(args.file, lesson=args.lesson,
+                   settings=settings(max_examples=args.max_examples, derandomize=True))
+    print(report.table())
+    return 0 if report.ok else 1
+
+
 # ---------------------------------------------------------------- the parser
 
 
@@ -225,6 +243,21 @@ def build_parser():
                    help="save the embeddings (N, C) to FILE.npy or FILE.safetensors")
     p.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass")
 
+    p = command("check", "grade your own implementations of the lessons' exercises",
+                command_check,
+                "Find every function FILE defines with the name of an exercise (op pairs such as "
+                "softmax_forward / softmax_backward, and each lesson's exercise functions) and run "
+                "the project's own properties and oracles on it: finite differences, PyTorch in "
+                "float64, the library's reference. A stub raising NotImplementedError is 'not "
+                "attempted'. Exit status 0 when everything attempted passes, 1 otherwise.\n\n"
+                "example: minilm check lessons/exercises/00_language_models.py")
+    p.add_argument("file", nargs="?", metavar="FILE.py", help="a Python file of your functions")
+    p.add_argument("--list", action="store_true", help="list the checkable names per lesson")
+    p.add_argument("--lesson", default=None, metavar="NN",
+                   help="check only that lesson's exercises (e.g. 03)")
+    p.add_argument("--max-examples", type=int, default=25,
+                   help="hypothesis examples per property")
+
     p = command("finetune", "fine-tune a pretrained BERT (MiniLM-L6) for sentence classification",
                 command_finetune)
     add_settings_arguments(p, FinetuneSettings)
@@ -235,8 +268,8 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        status = args.run(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"minilm {args.command}: error: {error}", file=sys.stderr)
         return 2
-    return 0
+    return status if isinstance(status, int) else 0  # a command may return its exit status

@@ -1,54 +1,109 @@
-"""Every lesson notebook in lessons/ runs top to bottom without a cell error.
+"""The course's exercises, graded by `minilm check` (the notebooks themselves run under nbval, see
+the Makefile's `test` target: every cell executes and its output must equal the stored one).
 
-The notebooks carry their own assertions (each checks its math against the library or against
-finite differences), so executing them is the test. One test per notebook, found by glob, so a new
-lesson is picked up without editing this file.
-
-The kernel: a private "python3" kernelspec is written into a temporary directory with
-`ipykernel.kernelspec.write_kernel_spec`, whose command is *this* interpreter (`sys.executable`),
-and only that directory is searched. So the lessons run in the same environment as the tests, on a
-fresh machine where only the virtual environment exists, and whatever other "python3" kernelspecs
-(user-level, system-wide, another Python) the machine may have installed are never picked up.
+For every lesson NN:
+- lessons/solutions/NN_*.py, the reference solutions, pass every property of their lesson, and
+  define every exercise of it;
+- lessons/exercises/NN_*.py, the stubs a learner starts from, read "not attempted" (or "blocked",
+  for a backward whose forward is a stub) everywhere, and define every exercise of the lesson;
+- every mistake of lessons/mistakes/NN_*.py (a wrong implementation marked with
+  `@mistake(description, breaks=property)`) fails the property it names, with a message and a
+  hint, when it replaces the solution's function of the same name.
 """
 
-import sys
+import importlib.util
+import re
 from pathlib import Path
 
-import nbformat
 import pytest
-from ipykernel.kernelspec import write_kernel_spec
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
-from nbclient import NotebookClient
+from hypothesis import settings
 
-LESSONS_DIR = Path(__file__).resolve().parent.parent / "lessons"
-NOTEBOOKS = sorted(path.name for path in LESSONS_DIR.glob("*.ipynb"))
-CELL_TIMEOUT_S = 300
+from minilm.check import check
+from minilm.check.catalogue import EXERCISES, PROPERTIES
+from minilm.check.framework import MISTAKES
 
-
-@pytest.fixture(scope="module")
-def kernel_spec_manager(tmp_path_factory):
-    """A kernelspec manager that knows one kernel, "python3", launched with sys.executable."""
-    kernels_dir = tmp_path_factory.mktemp("kernels")
-    write_kernel_spec(kernels_dir / "python3")
-    return KernelSpecManager(kernel_dirs=[str(kernels_dir)], ensure_native_kernel=False)
+LESSONS = Path(__file__).resolve().parent.parent / "lessons"
 
 
-@pytest.mark.parametrize("notebook", NOTEBOOKS)
-def test_lesson_runs(notebook, kernel_spec_manager, tmp_path, monkeypatch):
-    """The notebook executes in lessons/ with a non-interactive matplotlib backend; any cell error
-    (a failed assertion included) fails the test with the cell's traceback."""
-    monkeypatch.setenv("MPLBACKEND", "Agg")  # the kernel inherits this environment
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))  # connection files
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))  # leave ~/.ipython alone
-    km = AsyncKernelManager(kernel_name="python3", kernel_spec_manager=kernel_spec_manager)
-    assert km.kernel_spec.argv[0] == sys.executable, km.kernel_spec.argv
+def lesson_of(path: Path) -> str:
+    return re.match(r"(\d\d)_", path.name).group(1)
 
-    nb = nbformat.read(LESSONS_DIR / notebook, as_version=4)
-    client = NotebookClient(
-        nb,
-        km=km,
-        timeout=CELL_TIMEOUT_S,
-        resources={"metadata": {"path": str(LESSONS_DIR)}},  # the kernel's working directory
-    )
-    client.execute()
+
+def files(folder: str) -> list[Path]:
+    return sorted((LESSONS / folder).glob("[0-9][0-9]_*.py"))
+
+
+def load(path: Path):
+    """Import a lesson file by path, under a name of its own."""
+    name = f"lesson_{path.parent.name}_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def exercises_of(lesson: str) -> set[str]:
+    return {name for name, exercise in EXERCISES.items() if exercise.lesson == lesson}
+
+
+def defined(module) -> dict:
+    """The exercise functions a lesson file defines itself."""
+    return {name: value for name, value in vars(module).items()
+            if name in EXERCISES and getattr(value, "__module__", None) == module.__name__}
+
+
+def solution_functions(lesson: str) -> dict:
+    (path,) = [p for p in files("solutions") if lesson_of(p) == lesson]
+    return defined(load(path))
+
+
+def catalogued_mistakes():
+    """(lesson, function) for every @mistake of lessons/mistakes/, in file order."""
+    found = []
+    for path in files("mistakes"):
+        before = len(MISTAKES)
+        load(path)
+        found += [(lesson_of(path), function) for function in MISTAKES[before:]]
+    return found
+
+
+MISTAKE_CASES = catalogued_mistakes()
+
+
+def test_every_lesson_with_exercises_has_stubs_solutions_and_mistakes():
+    lessons = {exercise.lesson for exercise in EXERCISES.values()}
+    for folder in ("exercises", "solutions"):
+        assert {lesson_of(p) for p in files(folder)} == lessons, folder
+    assert len(MISTAKE_CASES) >= 20
+
+
+@pytest.mark.parametrize("path", files("solutions"), ids=lambda p: p.name)
+def test_every_solution_passes(path):
+    lesson = lesson_of(path)
+    assert set(defined(load(path))) == exercises_of(lesson)
+    report = check(path, settings=settings())
+    assert report.ok and report.count("passed") == len(report.results), report.table()
+    assert {r.exercise for r in report.results} == exercises_of(lesson)
+
+
+@pytest.mark.parametrize("path", files("exercises"), ids=lambda p: p.name)
+def test_every_stub_reads_not_attempted(path):
+    lesson = lesson_of(path)
+    assert set(defined(load(path))) == exercises_of(lesson)
+    report = check(path, settings=settings(max_examples=2))
+    assert {r.status for r in report.results} <= {"not attempted", "blocked"}, report.table()
+    assert report.ok  # nothing attempted, nothing failed: exit status 0
+
+
+@pytest.mark.parametrize("lesson, wrong", MISTAKE_CASES,
+                         ids=[f"{lesson}-{f.__name__}: {f.mistake[0]}" for lesson, f in
+                              MISTAKE_CASES])
+def test_every_catalogued_mistake_is_caught(lesson, wrong):
+    description, breaks = wrong.mistake
+    functions = {**solution_functions(lesson), wrong.__name__: wrong}
+    relevant = [p for p in PROPERTIES if wrong.__name__ in p.needs]
+    assert breaks in {p.name for p in relevant}, f"{breaks!r} is not a property of {wrong.__name__}"
+    report = check(list(functions.values()), settings=settings(), properties=relevant)
+    caught = [r for r in report.failed() if r.property == breaks]
+    assert caught, f"{description}: {breaks!r} did not fail\n{report.table()}"
+    assert caught[0].message and caught[0].hint

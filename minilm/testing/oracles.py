@@ -68,3 +68,49 @@ def randomise(numpy_model, seed):
         else:
             value[...] = 0.2 * rng.normal(size=value.shape)
     return numpy_model
+
+
+def finite_difference_error(forward, dout, pairs) -> float:
+    """Worst relative_error over `pairs` of (input array, its analytic gradient), where the
+    numerical gradient is that of L = sum(forward() * dout); `forward` reads the inputs through a
+    closure, so perturbing one in place changes its output."""
+    loss = lambda _: float(np.sum(np.asarray(forward(), dtype=np.float64) * dout))
+    return max(relative_error(numerical_gradient(loss, x), grad) for x, grad in pairs)
+
+
+def torch_forward_backward(fn, arrays, dout):
+    """Run fn on float64 leaf tensors made from `arrays`, backpropagate `dout`: (out, grads) as
+    NumPy arrays. PyTorch's autograd is the independent oracle of every hand-written backward."""
+    import torch
+
+    leaves = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+    out = fn(*leaves)
+    out.backward(torch.as_tensor(dout, dtype=torch.float64))
+    return out.detach().numpy(), [leaf.grad.numpy() for leaf in leaves]
+
+
+def allowed_keys(attn_mask, causal: bool, n_queries: int, n_keys: int) -> np.ndarray:
+    """The boolean (.., Nq, Nk) matrix of which query may attend which key (True = may attend,
+    causal aligned bottom-right), built independently of minilm's attention."""
+    allowed = np.ones((n_queries, n_keys), dtype=bool)
+    if attn_mask is not None:
+        allowed = allowed & attn_mask
+    if causal:
+        allowed = allowed & np.tril(np.ones((n_queries, n_keys), dtype=bool), k=n_keys - n_queries)
+    return allowed
+
+
+def torch_attention(q, k, v, allowed, scale, keep_scaled=None):
+    """softmax(q k^T * scale) v in torch with a boolean `allowed` (True = may attend); a row with
+    nothing allowed outputs zeros (its scores are set to 0 before the softmax, then zeroed, so no
+    NaN reaches autograd). `keep_scaled`: a dropout mask already divided by 1 - p."""
+    import torch
+
+    scores = (q @ k.transpose(-1, -2)) * scale
+    allowed = torch.as_tensor(allowed).expand(scores.shape)
+    any_allowed = allowed.any(dim=-1, keepdim=True)
+    scores = torch.where(any_allowed, scores.masked_fill(~allowed, float("-inf")), 0.0)
+    probs = torch.softmax(scores, dim=-1) * any_allowed
+    if keep_scaled is not None:
+        probs = probs * torch.as_tensor(keep_scaled)
+    return probs @ v

@@ -183,3 +183,109 @@ def twin_configs(draw, max_len=12, min_head_dim=1):
         type_vocab_size=draw(st.integers(1, 3)),
         positions=draw(st.sampled_from(POSITION_KINDS)),
     )
+
+# ---------------------------------------------------------------- the op pairs (numpy/functional)
+#
+# Each strategy draws one case: a dict of the op's named inputs, plus "seed" for the random
+# upstream gradient a backward check multiplies by (every entry of dout then matters).
+
+small_dims = st.integers(1, 4)
+lead_shapes = st.lists(st.integers(1, 3), min_size=0, max_size=2).map(tuple)
+
+
+@st.composite
+def linear_cases(draw):
+    """x (..., in), weight (out, in), bias (out,) or None."""
+    rng = np.random.default_rng(draw(seeds))
+    lead, n_in, n_out = draw(lead_shapes), draw(small_dims), draw(small_dims)
+    bias = rng.standard_normal(n_out) if draw(st.booleans()) else None
+    return {"x": rng.standard_normal(lead + (n_in,)), "weight": rng.standard_normal((n_out, n_in)),
+            "bias": bias, "seed": draw(seeds)}
+
+
+@st.composite
+def embedding_cases(draw):
+    """A few rows and many ids, so ids repeat and their gradients must add up."""
+    rng = np.random.default_rng(draw(seeds))
+    vocab = draw(st.integers(1, 4))
+    ids = rng.integers(0, vocab, size=draw(st.sampled_from([(6,), (2, 5), (3, 4)])))
+    return {"ids": ids, "weight": rng.standard_normal((vocab, draw(small_dims))),
+            "seed": draw(seeds)}
+
+
+@st.composite
+def layer_norm_cases(draw):
+    """Rows with standard deviation drawn in [0.1, 3]: near a row of equal values 1/sqrt(var + eps)
+    explodes and so do the derivatives that finite differences neglect."""
+    rng = np.random.default_rng(draw(seeds))
+    channels = draw(st.integers(2, 6))
+    z = rng.standard_normal(draw(lead_shapes) + (channels,))
+    z = (z - z.mean(-1, keepdims=True)) / z.std(-1, keepdims=True)
+    x = draw(st.floats(-3, 3)) + rng.uniform(0.1, 3, z.shape[:-1] + (1,)) * z
+    return {"x": x, "weight": 1 + 0.5 * rng.standard_normal(channels),
+            "bias": rng.standard_normal(channels), "eps": draw(st.sampled_from([1e-5, 1e-12])),
+            "seed": draw(seeds)}
+
+
+@st.composite
+def gelu_cases(draw, low=-3.0, high=3.0):
+    """x in [low, high] (finite differences stay well conditioned in [-3, 3]), either form."""
+    x = draw(float_arrays(st.tuples(small_dims, small_dims), low=low, high=high))
+    return {"x": x, "approximate": draw(st.sampled_from(("none", "tanh"))), "seed": draw(seeds)}
+
+
+@st.composite
+def softmax_cases(draw):
+    rng = np.random.default_rng(draw(seeds))
+    shape = tuple(draw(st.lists(small_dims, min_size=1, max_size=3)))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    return {"x": 2 * rng.standard_normal(shape), "axis": axis, "seed": draw(seeds)}
+
+
+@st.composite
+def dropout_cases(draw):
+    """x, p and the seed of the generator the mask is drawn from."""
+    rng = np.random.default_rng(draw(seeds))
+    return {"x": rng.standard_normal(draw(lead_shapes) + (draw(small_dims),)),
+            "p": draw(st.sampled_from([0.0, 0.1, 0.5, 0.9])), "rng_seed": draw(seeds),
+            "seed": draw(seeds)}
+
+
+MASK_KINDS = ("none", "keys", "square", "full")
+
+
+@st.composite
+def attention_cases(draw, dropout=True):
+    """q (B, H, Nq, D), k (B, H, Nk, D), v (B, H, Nk, Dv) and every kind of mask the op accepts:
+    none, key padding (B, 1, 1, Nk), one (Nq, Nk) mask shared by all heads, a full
+    (B, H, Nq, Nk) mask; optionally causal (Nq != Nk allowed, so some rows may be fully masked),
+    a given scale and (with `dropout`) attention dropout with the seed of its generator."""
+    rng = np.random.default_rng(draw(seeds))
+    batch, heads = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    nq, nk, d, dv = draw(small_dims), draw(small_dims), draw(small_dims), draw(small_dims)
+    kind = draw(st.sampled_from(MASK_KINDS))
+    mask_shape = {"keys": (batch, 1, 1, nk), "square": (nq, nk), "full": (batch, heads, nq, nk)}
+    return {
+        "q": rng.standard_normal((batch, heads, nq, d)),
+        "k": rng.standard_normal((batch, heads, nk, d)),
+        "v": rng.standard_normal((batch, heads, nk, dv)),
+        "attn_mask": None if kind == "none" else rng.random(mask_shape[kind]) < 0.7,
+        "causal": draw(st.booleans()),
+        "scale": draw(st.sampled_from([None, 0.3, 2.0])),
+        "dropout_p": draw(st.sampled_from([0.0, 0.0, 0.3])) if dropout else 0.0,
+        "rng_seed": draw(seeds),
+        "seed": draw(seeds),
+    }
+
+
+@st.composite
+def cross_entropy_cases(draw):
+    """logits (..., V), targets (...) with some (perhaps all) set to ignore_index, a dloss."""
+    rng = np.random.default_rng(draw(seeds))
+    lead = tuple(draw(st.lists(small_dims, min_size=1, max_size=2)))
+    vocab = draw(st.integers(1, 5))
+    ignore_index = draw(st.sampled_from([-100, -1]))
+    targets = rng.integers(0, vocab, size=lead)
+    targets[rng.random(lead) < draw(st.sampled_from([0.0, 0.3, 1.0]))] = ignore_index
+    return {"logits": 3 * rng.standard_normal(lead + (vocab,)), "targets": targets,
+            "ignore_index": ignore_index, "dloss": float(rng.normal())}

@@ -1,0 +1,54 @@
+"""Execute lesson notebooks in place, so that they are committed with their outputs (numbers and
+pictures read on GitHub without running anything), and report how long each took.
+
+    python lessons/execute.py                       # every lesson (make lessons-execute)
+    python lessons/execute.py lessons/03_gpt.ipynb  # some of them
+
+The kernel is this interpreter (the project's virtual environment), started in lessons/, as the
+test suite's nbval run starts it, so the stored outputs are what `make test` compares against: a
+lesson whose code (or the library under it) changed without re-executing fails there.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from ipykernel.kernelspec import write_kernel_spec
+from jupyter_client.kernelspec import KernelSpecManager
+from nbclient import NotebookClient
+
+LESSONS = Path(__file__).resolve().parent
+CELL_TIMEOUT_S = 600
+
+
+def execute(path: Path, kernel_specs: KernelSpecManager) -> float:
+    """Run every cell of the notebook at `path`, store the outputs in it; returns the seconds."""
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, kernel_name="python3", kernel_spec_manager=kernel_specs,
+                            timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(LESSONS)}})
+    started = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - started
+    nbformat.write(notebook, path)
+    return seconds
+
+
+def main(paths: list[str]) -> None:
+    notebooks = [Path(p).resolve() for p in paths] or sorted(LESSONS.glob("[0-9][0-9]_*.ipynb"))
+    os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend stores the pictures
+    with tempfile.TemporaryDirectory() as kernels:
+        # a private "python3" kernelspec whose command is this interpreter: never another Python
+        write_kernel_spec(Path(kernels) / "python3")
+        kernel_specs = KernelSpecManager(kernel_dirs=[kernels], ensure_native_kernel=False)
+        for notebook in notebooks:
+            seconds = execute(notebook, kernel_specs)
+            print(f"{notebook.name:40s} {seconds:6.1f} s")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

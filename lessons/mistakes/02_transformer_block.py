@@ -1,0 +1,64 @@
+"""Common mistakes of lesson 02, each a small wrong implementation and the property of
+`minilm check` that catches it (tests/test_lessons.py proves every one is caught)."""
+
+import math
+
+import numpy as np
+from scipy.special import erf
+
+from minilm.check.framework import mistake
+
+
+@mistake("LayerNorm backward missing the mean term",
+         breaks="is the gradient of your layer_norm_forward (finite differences)")
+def layer_norm_backward(dout, cache):
+    xhat, inv_std, weight = cache
+    dxhat = dout * weight
+    dx = inv_std * (dxhat - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))  # no - mean(dxhat)
+    lead = tuple(range(dout.ndim - 1))
+    return dx, (dout * xhat).sum(axis=lead), dout.sum(axis=lead)
+
+
+@mistake("LayerNorm with the unbiased variance",
+         breaks="normalises each row to mean 0 and variance 1 (biased)")
+def layer_norm_forward(x, weight, bias, eps=1e-5):
+    mean = x.mean(axis=-1, keepdims=True)
+    inv_std = 1.0 / np.sqrt(x.var(axis=-1, ddof=1, keepdims=True) + eps)  # divides by C - 1
+    xhat = (x - mean) * inv_std
+    return xhat * weight + bias, (xhat, inv_std, weight)
+
+
+@mistake("GELU backward of the wrong variant",
+         breaks="is the gradient of your gelu_forward (finite differences)")
+def gelu_backward(dout, cache):
+    x, approximate = cache  # ignores `approximate`: always the exact form's derivative
+    cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
+    pdf = np.exp(-0.5 * x**2) / math.sqrt(2 * math.pi)
+    return dout * (cdf + x * pdf)
+
+
+@mistake("embedding backward that overwrites repeated ids",
+         breaks="is the gradient of your embedding_forward (finite differences)")
+def embedding_backward(dout, cache):
+    ids, shape = cache
+    dweight = np.zeros(shape)
+    dweight[ids] = dout  # the last occurrence wins: repeated ids lose gradient
+    return dweight
+
+
+@mistake("linear backward that forgets to sum dW over the batch",
+         breaks="is the gradient of your linear_forward (finite differences)")
+def linear_backward(dout, cache):
+    x, weight, has_bias = cache
+    x2, d2 = x.reshape(-1, x.shape[-1]), dout.reshape(-1, dout.shape[-1])
+    dbias = d2[-1] if has_bias else None  # the last row's gradient only
+    return dout @ weight, np.outer(d2[-1], x2[-1]), dbias
+
+
+@mistake("dropout that does not rescale the survivors",
+         breaks="zeroes with probability p and scales the rest by 1/(1-p)")
+def dropout_forward(x, p, rng=None, training=True):
+    if not training or p == 0:
+        return x, None
+    keep = (rng.random(x.shape) >= p).astype(float)  # the expectation shrinks by 1 - p
+    return x * keep, keep

@@ -1,0 +1,152 @@
+"""What a check is made of: exercises (the functions a learner writes), properties (what must hold
+of them, each with the inputs it is tried on) and failures (what broke, by how much, and a hint).
+
+    @prop("softmax_forward", "rows sum to 1", softmax_cases(), needs=("softmax_forward",),
+          hint="divide exp(x - max) by its sum along `axis`")
+    def softmax_rows_sum_to_one(impl, case):
+        probs, _ = impl.softmax_forward(case["x"], case["axis"])
+        assert_close("row sums", np.ones(...), probs.sum(axis=case["axis"]), tol=1e-12)
+
+A property receives `impl` (the learner's functions, or the library's, as attributes) and one case
+(a dict of named inputs drawn by its hypothesis strategy) and raises `Failure` when it does not
+hold. The cache an op pair's forward returns is opaque: a property only ever hands it back to the
+same implementation's backward, so a learner's cache of any form works.
+
+The catalogue (`minilm.check.catalogue`) registers the exercises and properties of every lesson;
+`minilm.check.runner` runs them. The project's own tests run the same properties against the
+library (tests/test_functional.py and the lessons' tests), so there is one copy of each check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class Failure(AssertionError):
+    """A property that does not hold: what broke (`message`), the largest error seen when there is
+    one, and the hint of the property (filled in by the runner)."""
+
+    def __init__(self, message: str, error: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """A function a learner writes, with the library's name and signature."""
+
+    name: str
+    lesson: str  # "00".."99": the lesson whose exercises it belongs to
+    signature: str  # "softmax_forward(x, axis=-1) -> (out, cache)"
+    summary: str
+
+
+@dataclass(frozen=True)
+class Property:
+    """One claim about an exercise, tried on the cases its strategy draws."""
+
+    target: str  # the exercise it is listed under
+    name: str  # stated as the property: "rows sum to 1"
+    strategy: object  # a hypothesis SearchStrategy of cases (dicts of named inputs)
+    check: Callable[[object, dict], None]
+    needs: tuple[str, ...]  # the learner's functions it calls (target included)
+    hint: str  # one line: what usually breaks this property
+    max_examples: int | None = None  # None: the runner's default
+    labels: dict = field(default_factory=dict, compare=False)
+
+
+EXERCISES: dict[str, Exercise] = {}
+PROPERTIES: list[Property] = []
+MISTAKES: list[Callable] = []  # filled by @mistake as lessons/mistakes/ files are imported
+
+
+def exercise(name: str, lesson: str, signature: str, summary: str) -> Exercise:
+    """Register a checkable function name."""
+    if name in EXERCISES:
+        raise ValueError(f"exercise {name!r} is registered twice")
+    EXERCISES[name] = Exercise(name, lesson, signature, summary)
+    return EXERCISES[name]
+
+
+def prop(target: str, name: str, strategy, needs: tuple[str, ...] = (), hint: str = "",
+         max_examples: int | None = None):
+    """Decorator: register `check(impl, case)` as a property of the exercise `target`."""
+
+    def register(check):
+        if target not in EXERCISES:
+            raise ValueError(f"property {name!r}: unknown exercise {target!r}")
+        required = tuple(dict.fromkeys((target, *needs)))
+        unknown = [n for n in required if n not in EXERCISES]
+        if unknown:
+            raise ValueError(f"property {name!r} needs unknown exercises {unknown}")
+        PROPERTIES.append(Property(target, name, strategy, check, required, hint, max_examples))
+        return check
+
+    return register
+
+
+def mistake(description: str, breaks: str):
+    """Mark a function as a catalogued mistake (lessons/mistakes/): a wrong implementation of an
+    exercise, and `breaks`, the property that must catch it. The test suite runs the checker on
+    each one and asserts that this property fails with a message: a checker is proven by the
+    wrong answers it rejects, not only by the right ones it accepts."""
+
+    def mark(function):
+        function.mistake = (description, breaks)
+        MISTAKES.append(function)  # several mistakes of one file may share a name
+        return function
+
+    return mark
+
+
+# ---------------------------------------------------------------- what properties assert with
+
+
+def max_error(expected, actual, floor: float = 1.0) -> float:
+    """max|expected - actual| / max(floor, max|expected|): relative where values are large, absolute
+    where they are small (the metric of `minilm.testing.oracles.relative_error`), NaN if `actual`
+    holds a NaN or an inf that `expected` does not."""
+    from minilm.testing.oracles import relative_error
+
+    expected, actual = np.asarray(expected, np.float64), np.asarray(actual, np.float64)
+    if expected.shape != actual.shape:
+        raise Failure(f"shape {actual.shape}, expected {expected.shape}")
+    if not np.isfinite(actual).all() and np.isfinite(expected).all():
+        return float("nan")
+    return relative_error(expected, actual, floor)
+
+
+def assert_close(what: str, expected, actual, tol: float, floor: float = 1.0) -> None:
+    """Failure unless `actual` is within `tol` of `expected` (by `max_error`)."""
+    if actual is None:
+        raise Failure(f"{what}: got None")
+    error = max_error(expected, actual, floor)
+    if not error <= tol:  # NaN fails too
+        raise Failure(f"{what}: error {error:.3g} > {tol:g}", error)
+
+
+def assert_true(condition, message: str, error: float | None = None) -> None:
+    if not condition:
+        raise Failure(message, error)
+
+
+def as_array(value, what: str) -> np.ndarray:
+    """A learner's return value as a NumPy array, or a Failure saying what came back."""
+    if value is None:
+        raise Failure(f"{what}: got None (did the function forget to return?)")
+    try:
+        return np.asarray(value)
+    except Exception:  # noqa: BLE001 - anything that is not array-like
+        raise Failure(f"{what}: expected an array, got {type(value).__name__}") from None
+
+
+def pair(value, what: str):
+    """An op-pair forward's return value must be (out, cache)."""
+    if not (isinstance(value, tuple) and len(value) == 2):
+        raise Failure(f"{what} must return (out, cache), got {type(value).__name__}"
+                      + (f" of length {len(value)}" if isinstance(value, tuple) else ""))
+    return value

@@ -1,0 +1,296 @@
+"""Run the catalogue's properties against a learner's functions and report what held.
+
+    report = check("lessons/exercises/00_language_models.py")     # a file, a module,
+    report = check(globals())                                      # a notebook's namespace,
+    report = check([softmax_forward, softmax_backward])            # or the functions themselves
+    print(report.table()); report.ok
+
+Every function of the source whose name is an exercise of the catalogue is checked (the library's
+own functions, imported into a notebook, are not). Each property runs under hypothesis: on failure
+hypothesis shrinks the case to a small one, and the report shows that counterexample, the largest
+error and the property's hint. A stub that raises NotImplementedError is "not attempted"; a
+property that also calls a stub is "blocked" (a backward needs its own forward's cache).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+import sys
+import textwrap
+import types
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from minilm.check.catalogue import EXERCISES, PROPERTIES
+from minilm.check.framework import Failure, Property
+
+STATUSES = ("passed", "failed", "not attempted", "blocked")
+
+
+@dataclass
+class Result:
+    """The outcome of one property for one learner's exercise."""
+
+    exercise: str
+    property: str
+    status: str  # one of STATUSES
+    message: str = ""
+    error: float | None = None
+    counterexample: str = ""
+    hint: str = ""
+
+
+@dataclass
+class Report:
+    results: list[Result]
+    source: str
+
+    @property
+    def ok(self) -> bool:
+        """Everything attempted held (what is not attempted or blocked does not count)."""
+        return all(r.status != "failed" for r in self.results)
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    def failed(self) -> list[Result]:
+        return [r for r in self.results if r.status == "failed"]
+
+    def table(self) -> str:
+        """One row per exercise and property; under a failure its counterexample, largest error
+        and hint; a summary line last."""
+        width = max([len(r.exercise) for r in self.results] + [8])
+        prop_width = max([len(r.property) for r in self.results] + [8])
+        lines = [f"minilm check {self.source}", "",
+                 f"{'function':<{width}}  {'property':<{prop_width}}  result"]
+        for r in self.results:
+            status = r.status.upper() if r.status == "failed" else r.status
+            lines.append(f"{r.exercise:<{width}}  {r.property:<{prop_width}}  {status}")
+            if r.status == "failed":
+                indent = " " * 4
+                lines.append(f"{indent}what broke: {r.message}")
+                if r.error is not None:
+                    lines.append(f"{indent}largest error: {r.error:.3g}")
+                if r.counterexample:
+                    lines.append(f"{indent}counterexample (shrunk):")
+                    lines += [f"{indent}  {line}" for line in r.counterexample.splitlines()]
+                if r.hint:
+                    lines.append(f"{indent}hint: {r.hint}")
+            elif r.status == "blocked":
+                lines.append(f"    ({r.message})")
+        summary = ", ".join(f"{self.count(s)} {s}" for s in STATUSES if self.count(s))
+        lines += ["", summary or "nothing to check"]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- finding the learner's functions
+
+
+def _functions_of(source) -> tuple[dict[str, Callable], str]:
+    """(exercise name -> function, a label for the report) from a file, module, namespace or
+    iterable of functions. From a file, module or namespace only the functions defined there are
+    taken: what a notebook imported from minilm is the library's, not the learner's."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        if path.suffix != ".py":
+            raise ValueError(f"{path}: minilm check reads a .py file (in a notebook, call "
+                             "minilm.check.check(globals()))")
+        name = f"minilm_check_{abs(hash(path.resolve()))}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses and pickling look modules up by name
+        spec.loader.exec_module(module)
+        namespace, label = vars(module), str(path)
+        owner = name
+    elif isinstance(source, types.ModuleType):
+        namespace, label, owner = vars(source), source.__name__, source.__name__
+    elif isinstance(source, Mapping):
+        namespace, label, owner = source, "namespace", "__main__"
+    else:  # the functions themselves: every one given is checked
+        functions = {getattr(f, "__name__", ""): f for f in source}
+        label = ", ".join(functions)
+        return {n: f for n, f in functions.items() if n in EXERCISES and callable(f)}, label
+    found = {}
+    for name, value in namespace.items():
+        if name in EXERCISES and callable(value) and getattr(value, "__module__", None) == owner:
+            found[name] = value  # written there, not imported (the library's own are not checked)
+    return found, label
+
+
+class _Implementation:
+    """The learner's functions as attributes; arrays are copied on the way in, so a function that
+    writes into its arguments cannot corrupt the case (or the next call)."""
+
+    def __init__(self, functions: dict[str, Callable]):
+        for name, function in functions.items():
+            setattr(self, name, self._copying(function))
+
+    @staticmethod
+    def _copying(function):
+        def call(*args, **kwargs):
+            args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+            kwargs = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+            return function(*args, **kwargs)
+
+        call.__wrapped__ = function
+        return call
+
+
+# ---------------------------------------------------------------- running one property
+
+
+class _Stub(Exception):
+    """A learner's function raised NotImplementedError: which one."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+def is_stub(function) -> bool:
+    """Whether the function's body (after its docstring) is only `raise NotImplementedError...`:
+    read from its source, so a stub is recognised without running anything."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):
+        return False  # no source to read: a stub is then recognised when it raises
+    body = tree.body[0].body if tree.body and hasattr(tree.body[0], "body") else []
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    if len(body) != 1 or not isinstance(body[0], ast.Raise) or body[0].exc is None:
+        return False
+    raised = body[0].exc.func if isinstance(body[0].exc, ast.Call) else body[0].exc
+    return isinstance(raised, ast.Name) and raised.id == "NotImplementedError"
+
+
+def _stub_name(error: NotImplementedError, functions: dict[str, Callable]) -> str | None:
+    """Which of the learner's functions raised NotImplementedError (the innermost one on the
+    traceback), or None when it came from somewhere else."""
+    codes = {getattr(f, "__code__", None): name for name, f in functions.items()}
+    found = None
+    traceback = error.__traceback__
+    while traceback is not None:
+        found = codes.get(traceback.tb_frame.f_code, found)
+        traceback = traceback.tb_next
+    return found
+
+
+def describe(case: dict) -> str:
+    """The counterexample, one input per line, arrays printed small."""
+    lines = []
+    for key, value in case.items():
+        if key.startswith("_"):
+            continue
+        if isinstance(value, np.ndarray):
+            text = np.array2string(value, precision=4, threshold=24, edgeitems=2,
+                                   max_line_width=88, separator=", ")
+            text = text.replace("\n", "\n" + " " * (len(key) + 3))
+            lines.append(f"{key} = {text}  # shape {value.shape}, {value.dtype}")
+        elif isinstance(value, np.random.Generator):
+            continue
+        else:
+            lines.append(f"{key} = {value!r}")
+    return "\n".join(lines)
+
+
+def run_property(prop: Property, functions: dict[str, Callable], settings=None) -> Result:
+    """Try `prop` on its strategy's cases (hypothesis; shrunk on failure) -> Result."""
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hypothesis_settings
+
+    impl = _Implementation(functions)
+    last: dict = {}
+
+    def attempt(case):
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                prop.check(impl, case)
+        except NotImplementedError as error:
+            stub = _stub_name(error, functions)
+            if stub is not None:
+                raise _Stub(stub) from None
+            last.update(case=case, failure=Failure(f"raised NotImplementedError: {error}"))
+            raise
+        except Failure as failure:
+            last.update(case=case, failure=failure)
+            raise
+        except Exception as error:  # the learner's code crashed: a failure
+            last.update(case=case, failure=Failure(f"raised {type(error).__name__}: {error}"))
+            raise
+
+    base = settings if settings is not None else hypothesis_settings(
+        max_examples=25, derandomize=True)
+    options = dict(deadline=None, database=None, report_multiple_bugs=False,
+                   suppress_health_check=list(HealthCheck))
+    if prop.max_examples is not None:
+        options["max_examples"] = min(prop.max_examples, base.max_examples)
+    run = hypothesis_settings(base, **options)(given(prop.strategy)(attempt))
+    try:
+        run()
+    except _Stub as stub:
+        status = "not attempted" if stub.name == prop.target else "blocked"
+        return Result(prop.target, prop.name, status,
+                      message="" if status == "not attempted" else f"needs {stub.name}")
+    except Exception:  # noqa: BLE001 - recorded in `last` by attempt()
+        failure = last.get("failure", Failure("failed"))
+        return Result(prop.target, prop.name, "failed", failure.message, failure.error,
+                      describe(last.get("case", {})), prop.hint)
+    return Result(prop.target, prop.name, "passed")
+
+
+# ---------------------------------------------------------------- checking a source
+
+
+def check(source, lesson: str | None = None, settings=None, properties=None) -> Report:
+    """Check every exercise that `source` defines against its properties.
+
+    source: a .py path, a module, a namespace dict (`globals()` in a notebook) or an iterable of
+    functions. lesson: only that lesson's exercises ("03"). settings: hypothesis settings (default
+    25 derandomized examples per property; the project's tests pass their profile's).
+    properties: run only these (default: the whole catalogue). A property whose functions are not
+    all defined is skipped: a forward without its backward is checked alone.
+    """
+    functions, label = _functions_of(source)
+    if lesson is not None:
+        functions = {n: f for n, f in functions.items() if EXERCISES[n].lesson == lesson}
+    if not functions:
+        where = f" of lesson {lesson}" if lesson else ""
+        raise ValueError(f"{label} defines no checkable function{where}; `minilm check --list` "
+                         "shows the names")
+    stubs = {name for name, function in functions.items() if is_stub(function)}
+    results = []
+    for prop in PROPERTIES if properties is None else properties:
+        if not all(name in functions for name in prop.needs):
+            continue
+        if prop.target in stubs:
+            results.append(Result(prop.target, prop.name, "not attempted"))
+        elif stubs.intersection(prop.needs):
+            blocking = min(stubs.intersection(prop.needs))
+            results.append(Result(prop.target, prop.name, "blocked", f"needs {blocking}"))
+        else:
+            results.append(run_property(prop, functions, settings))
+    return Report(results, label)
+
+
+def listing() -> str:
+    """The checkable names per lesson, with their signatures and how many properties each has."""
+    lines = []
+    by_lesson: dict[str, list] = {}
+    for exercise in EXERCISES.values():
+        by_lesson.setdefault(exercise.lesson, []).append(exercise)
+    for lesson in sorted(by_lesson):
+        lines.append(f"lesson {lesson}")
+        for exercise in by_lesson[lesson]:
+            n = sum(p.target == exercise.name for p in PROPERTIES)
+            lines.append(f"  {exercise.signature}")
+            lines.append(f"      {exercise.summary} ({n} {'property' if n == 1 else 'properties'})")
+    return "\n".join(lines)
