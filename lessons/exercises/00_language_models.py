@@ -30,3 +30,24 @@ def cross_entropy_forward(logits, targets, ignore_index=-100):
 def cross_entropy_backward(cache, dloss=1.0):
     """d loss / d logits, times dloss (the gradient flowing into the loss)."""
     raise NotImplementedError
+
+
+def bigram_log_probs(ids, vocab_size, smoothing=1.0):
+    """The bigram model of the token stream `ids` (a 1-D int array), fitted by counting.
+
+    Return a (vocab_size, vocab_size) array whose entry [a, b] is the natural log of
+
+        p(next = b | previous = a) = (n(a, b) + smoothing) / (n(a) + smoothing * vocab_size),
+
+    where n(a, b) counts the positions t with ids[t] == a and ids[t + 1] == b, and n(a) is the
+    sum of row a. Without smoothing a pair never seen gets log 0 = -inf, and a row with no
+    count at all is uniform: log(1 / vocab_size) everywhere.
+    """
+    raise NotImplementedError
+
+
+def bigram_cross_entropy(log_probs, ids):
+    """The cross-entropy of the bigram model `log_probs` (V, V) on the stream `ids`, in nats:
+    the mean over t = 1 .. T-1 of -log_probs[ids[t-1], ids[t]] (a float; the first token has
+    no previous one and is not predicted)."""
+    raise NotImplementedError

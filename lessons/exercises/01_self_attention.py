@@ -9,6 +9,13 @@ import math  # noqa: F401 - you will need them
 import numpy as np  # noqa: F401
 
 
+def causal_mask(n_queries, n_keys):
+    """The (n_queries, n_keys) boolean mask of causal attention, True = may attend: query i may
+    attend key j iff j <= i + (n_keys - n_queries). The queries are the last n_queries positions
+    of the sequence (aligned bottom-right), so the last query sees every key."""
+    raise NotImplementedError
+
+
 def attention_forward(q, k, v, attn_mask=None, causal=False, scale=None):
     """softmax(q k^T * scale, masked) v. q (..., Nq, D), k (..., Nk, D), v (..., Nk, Dv).
 

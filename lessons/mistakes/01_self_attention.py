@@ -68,3 +68,28 @@ def attention_backward(dout, cache):
     dprobs = dout @ np.swapaxes(v, -1, -2)
     dscores = probs * (dprobs - (dprobs * probs).sum(axis=-1, keepdims=True))
     return dscores @ k * scale, np.swapaxes(dscores, -1, -2) @ q, dv  # dk lacks * scale
+
+
+@mistake("causal mask aligned top-left (np.tril of a rectangle)",
+         breaks="the last query sees every key (aligned bottom-right)")
+def causal_mask(n_queries, n_keys):
+    return np.tril(np.ones((n_queries, n_keys), dtype=bool))  # j <= i: right only if Nq == Nk
+
+
+@mistake("causal mask without its diagonal (a token may not attend itself)",
+         breaks="with Nq == Nk, query i sees keys 0..i (itself included)")
+def causal_mask(n_queries, n_keys):  # noqa: F811
+    return np.tril(np.ones((n_queries, n_keys), dtype=bool), k=n_keys - n_queries - 1)  # j < i
+
+
+@mistake("causal mask as True = masked (the upper triangle)",
+         breaks="with Nq == Nk, query i sees keys 0..i (itself included)")
+def causal_mask(n_queries, n_keys):  # noqa: F811
+    return np.triu(np.ones((n_queries, n_keys), dtype=bool), k=n_keys - n_queries + 1)
+
+
+@mistake("causal mask as an additive float mask (0 / -inf), not a boolean one",
+         breaks="is a boolean (Nq, Nk) array, True = may attend")
+def causal_mask(n_queries, n_keys):  # noqa: F811
+    allowed = np.tril(np.ones((n_queries, n_keys), dtype=bool), k=n_keys - n_queries)
+    return np.where(allowed, 0.0, -np.inf)  # a convention of some libraries, not minilm's

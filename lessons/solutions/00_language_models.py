@@ -34,3 +34,18 @@ def cross_entropy_backward(cache, dloss=1.0):
     dlogits[np.arange(len(safe)), safe] -= 1.0  # softmax - onehot(target)
     dlogits *= kept[:, None] * (dloss / n_kept)
     return dlogits.reshape(shape)
+
+
+def bigram_log_probs(ids, vocab_size, smoothing=1.0):
+    counts = np.zeros((vocab_size, vocab_size))
+    np.add.at(counts, (ids[:-1], ids[1:]), 1)  # unlike counts[a, b] += 1, counts repeated pairs
+    counts += smoothing
+    totals = counts.sum(axis=1, keepdims=True)  # n(a) + k V, one per previous token
+    with np.errstate(divide="ignore", invalid="ignore"):  # log 0 = -inf; 0 / 0 handled below
+        log_probs = np.log(counts / totals)
+    return np.where(totals > 0, log_probs, -np.log(vocab_size))  # a row never seen: uniform
+
+
+def bigram_cross_entropy(log_probs, ids):
+    previous, following = ids[:-1], ids[1:]  # every token but the first is predicted
+    return float(-log_probs[previous, following].mean())

@@ -5,15 +5,20 @@ import math
 import numpy as np
 
 
+def causal_mask(n_queries, n_keys):
+    query = np.arange(n_queries)[:, None]  # (Nq, 1): the queries are the last Nq positions
+    key = np.arange(n_keys)[None, :]  # (1, Nk)
+    return key <= query + (n_keys - n_queries)  # (Nq, Nk) bool, broadcast
+
+
 def attention_forward(q, k, v, attn_mask=None, causal=False, scale=None):
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = q @ np.swapaxes(k, -1, -2) * scale  # (..., Nq, Nk)
-    n_queries, n_keys = scores.shape[-2:]
     allowed = np.ones(scores.shape, dtype=bool)
     if attn_mask is not None:
         allowed = allowed & attn_mask  # True = may attend
-    if causal:  # bottom-right: query i sees key j iff j <= i + (Nk - Nq)
-        allowed = allowed & np.tril(np.ones((n_queries, n_keys), dtype=bool), k=n_keys - n_queries)
+    if causal:
+        allowed = allowed & causal_mask(*scores.shape[-2:])
     scores = np.where(allowed, scores, -np.inf)
     row_max = scores.max(axis=-1, keepdims=True)
     e = np.exp(scores - np.where(np.isfinite(row_max), row_max, 0.0))  # 0 where masked

@@ -114,3 +114,23 @@ def torch_attention(q, k, v, allowed, scale, keep_scaled=None):
     if keep_scaled is not None:
         probs = probs * torch.as_tensor(keep_scaled)
     return probs @ v
+
+
+def counted_bigram_log_probs(ids, vocab_size: int, smoothing: float) -> np.ndarray:
+    """log((n(a, b) + k) / (n(a) + k V)), counted one pair at a time in plain Python, independently
+    of minilm.bigram: -inf for a pair with no count and no smoothing, uniform for a row that
+    holds nothing at all."""
+    import math
+
+    counts = [[0] * vocab_size for _ in range(vocab_size)]
+    for previous, following in zip(list(ids)[:-1], list(ids)[1:]):
+        counts[previous][following] += 1
+    table = np.empty((vocab_size, vocab_size))
+    for a, row in enumerate(counts):
+        total = sum(row) + smoothing * vocab_size
+        for b, count in enumerate(row):
+            if total == 0:
+                table[a, b] = -math.log(vocab_size)
+            else:
+                table[a, b] = math.log((count + smoothing) / total) if count + smoothing else -math.inf
+    return table

@@ -289,3 +289,26 @@ def cross_entropy_cases(draw):
     targets[rng.random(lead) < draw(st.sampled_from([0.0, 0.3, 1.0]))] = ignore_index
     return {"logits": 3 * rng.standard_normal(lead + (vocab,)), "targets": targets,
             "ignore_index": ignore_index, "dloss": float(rng.normal())}
+
+# ---------------------------------------------------------------- counting language models (bigram.py)
+
+
+@st.composite
+def bigram_cases(draw, min_length=0):
+    """A stream `ids` of min_length..40 tokens over a vocabulary of 1..5 (so pairs repeat and others
+    never occur; drawn by hypothesis, so a failing stream shrinks to a short one) and a smoothing k
+    (0 included: unseen pairs are -inf, unseen rows uniform): the inputs of a bigram fit."""
+    vocab = draw(st.integers(1, 5))
+    ids = draw(st.lists(st.integers(0, vocab - 1), min_size=min_length, max_size=40))
+    return {"ids": np.array(ids, dtype=np.int64), "vocab_size": vocab,
+            "smoothing": draw(st.sampled_from([0.0, 0.5, 1.0, 3.0]))}
+
+
+@st.composite
+def bigram_scoring_cases(draw):
+    """A random (V, V) table of log-probabilities `log_probs` (each row a log-softmax) and a stream
+    `ids` of 2..40 tokens to score with it."""
+    case = draw(bigram_cases(min_length=2))
+    table = 2 * np.random.default_rng(draw(seeds)).standard_normal((case["vocab_size"],) * 2)
+    log_probs = table - np.log(np.exp(table).sum(axis=-1, keepdims=True))
+    return {"log_probs": log_probs, "ids": case["ids"]}

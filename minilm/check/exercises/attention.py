@@ -7,7 +7,8 @@ nothing outputs zeros and passes zero gradient, never NaN.
 
 The oracle is the same mathematics in PyTorch float64 (`minilm.testing.oracles.torch_attention`),
 and torch's own scaled_dot_product_attention wherever every query may attend something.
-Tolerances as in lesson 00: TORCH_TOL = 1e-10, FD_TOL = 1e-8 (float64).
+Tolerances as in lesson 00: TORCH_TOL = 1e-10, FD_TOL = 1e-8 (float64). The causal mask is
+checked exactly, against the same rule written independently (`minilm.testing.oracles.allowed_keys`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from minilm.testing.strategies import attention_cases
 
 LESSON = "01"
 
+exercise("causal_mask", LESSON, "causal_mask(n_queries, n_keys) -> (Nq, Nk) bool",
+         "True where query i may attend key j: j <= i + (Nk - Nq), aligned bottom-right")
 exercise("attention_forward", LESSON,
          "attention_forward(q, k, v, attn_mask=None, causal=False, scale=None) -> (out, cache)",
          "softmax(q k^T * scale, masked) v, on any leading axes")
@@ -36,6 +39,59 @@ exercise("attention_backward", LESSON, "attention_backward(dout, cache) -> (dq, 
          "the gradients of attention in q, k and v")
 
 cases = attention_cases(dropout=False)
+
+
+# ---------------------------------------------------------------- the causal mask
+
+mask_sizes = st.fixed_dictionaries({"n_queries": st.integers(1, 7), "n_keys": st.integers(1, 7)})
+
+
+def causal_of(impl, case):
+    """The implementation's mask for the case's sizes, checked for its shape."""
+    mask = as_array(impl.causal_mask(case["n_queries"], case["n_keys"]), "mask")
+    shape = (case["n_queries"], case["n_keys"])
+    assert_true(mask.shape == shape, f"shape {mask.shape}, expected (n_queries, n_keys) = {shape}")
+    return mask
+
+
+@prop("causal_mask", "is a boolean (Nq, Nk) array, True = may attend", mask_sizes,
+      hint="return the comparison itself (a bool array): attn_mask is boolean, not 0/1 or 0/-inf")
+def causal_mask_is_boolean(impl, case):
+    mask = causal_of(impl, case)
+    assert_true(mask.dtype == np.bool_, f"dtype {mask.dtype}, expected bool (True = may attend)")
+
+
+@prop("causal_mask", "with Nq == Nk, query i sees keys 0..i (itself included)",
+      st.integers(1, 7).map(lambda n: {"n_queries": n, "n_keys": n}),
+      hint="the lower triangle with its diagonal, True where j <= i: a token may attend itself")
+def causal_mask_square(impl, case):
+    mask = causal_of(impl, case).astype(bool)
+    n = case["n_queries"]
+    lower = np.tril(np.ones((n, n), dtype=bool))
+    wrong = np.argwhere(mask != lower)
+    assert_true(not wrong.size, f"{len(wrong)} wrong entries of {n * n}, first (query, key) = "
+                                f"{tuple(int(i) for i in wrong[0]) if wrong.size else None}")
+
+
+@prop("causal_mask", "the last query sees every key (aligned bottom-right)", mask_sizes,
+      hint="with a KV cache the queries are the last Nq positions: query i sees j <= i + (Nk - Nq)")
+def causal_mask_last_query(impl, case):
+    mask = causal_of(impl, case).astype(bool)
+    assert_true(mask[-1].all(), f"the last query may not attend keys "
+                                f"{np.flatnonzero(~mask[-1]).tolist()} of {case['n_keys']}")
+
+
+@prop("causal_mask", "matches j <= i + (Nk - Nq) for any Nq, Nk", mask_sizes,
+      hint="compare np.arange(Nk)[None, :] with np.arange(Nq)[:, None] + (Nk - Nq)")
+def causal_mask_matches(impl, case):
+    mask = causal_of(impl, case).astype(bool)
+    expected = allowed_keys(None, True, case["n_queries"], case["n_keys"])
+    wrong = np.argwhere(mask != expected)
+    assert_true(not wrong.size, f"{len(wrong)} wrong entries, first (query, key) = "
+                                f"{tuple(int(i) for i in wrong[0]) if wrong.size else None}")
+
+
+# ---------------------------------------------------------------- attention
 
 
 def attend(impl, case, **changes):

@@ -1,24 +1,40 @@
 """Lesson 00, language models: softmax and cross-entropy, the two ops that turn scores into a
-probability and a probability into a loss (`minilm.numpy.functional`'s op pairs).
+probability and a probability into a loss (`minilm.numpy.functional`'s op pairs), and the bigram
+model fitted by counting with its cross-entropy (`minilm.bigram`).
 
 Tolerances (float64, the metric of `framework.max_error`): TORCH_TOL = 1e-10 against PyTorch
 (the same mathematics, rounded differently), FD_TOL = 1e-8 against fourth-order central
 differences (truncation and roundoff both ~1e-12 here). Worst seen over 300 examples per property
-with the library's own op pairs: 6e-11 (finite differences), 2e-14 (torch).
+with the library's own op pairs: 6e-11 (finite differences), 2e-14 (torch). The bigram's
+oracles count pairs one at a time in plain Python (`counted_bigram_log_probs`) or loop over the
+stream; they agree with minilm.bigram to rounding (COUNT_TOL = 1e-12).
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 from hypothesis import strategies as st
 
 from minilm.check.framework import as_array, assert_close, assert_true, exercise, pair, prop
-from minilm.testing.oracles import finite_difference_error, torch_forward_backward
-from minilm.testing.strategies import cross_entropy_cases, seeds, softmax_cases
+from minilm.testing.oracles import (
+    counted_bigram_log_probs,
+    finite_difference_error,
+    torch_forward_backward,
+)
+from minilm.testing.strategies import (
+    bigram_cases,
+    bigram_scoring_cases,
+    cross_entropy_cases,
+    seeds,
+    softmax_cases,
+)
 
 LESSON = "00"
 TORCH_TOL = 1e-10
 FD_TOL = 1e-8
+COUNT_TOL = 1e-12
 
 exercise("softmax_forward", LESSON, "softmax_forward(x, axis=-1) -> (probs, cache)",
          "probabilities from scores along one axis")
@@ -29,6 +45,10 @@ exercise("cross_entropy_forward", LESSON,
          "mean of -log p(target) over the targets that are not ignore_index")
 exercise("cross_entropy_backward", LESSON, "cross_entropy_backward(cache, dloss=1.0) -> dlogits",
          "the gradient of the mean cross-entropy in the logits")
+exercise("bigram_log_probs", LESSON, "bigram_log_probs(ids, vocab_size, smoothing=1.0) -> (V, V)",
+         "log p(next | previous) by counting pairs, add-k smoothed (minilm.bigram)")
+exercise("bigram_cross_entropy", LESSON, "bigram_cross_entropy(log_probs, ids) -> float",
+         "mean of -log p(ids[t] | ids[t-1]) over the T-1 predicted tokens, in nats")
 
 
 def upstream(case, shape):
@@ -198,3 +218,89 @@ def cross_entropy_backward_is_stable(impl, case):
     _, (expected,) = torch_forward_backward(
         lambda t: torch_cross_entropy(t, case["targets"], -100), [case["logits"]], np.float64(1.0))
     assert_close("dlogits at huge logits", expected, dlogits, TORCH_TOL)
+
+
+# ---------------------------------------------------------------- the bigram model (minilm.bigram)
+
+
+def bigram_table(impl, case, smoothing=None):
+    """The implementation's (V, V) table on the case's stream, checked for its shape."""
+    vocab = case["vocab_size"]
+    k = case["smoothing"] if smoothing is None else smoothing
+    table = as_array(impl.bigram_log_probs(case["ids"], vocab, k), "log_probs")
+    assert_true(table.shape == (vocab, vocab),
+                f"shape {table.shape}, expected (vocab_size, vocab_size) = ({vocab}, {vocab})")
+    return table.astype(np.float64)
+
+
+@prop("bigram_log_probs", "each row is a distribution over the next token", bigram_cases(),
+      hint="row a is p(next | previous = a): divide (counts + k) by that row's own total, "
+           "n(a) + k V")
+def bigram_rows_are_distributions(impl, case):
+    table = bigram_table(impl, case)
+    assert_true(not np.isnan(table).any(), "NaN in the table (0 / 0 for a row never seen? "
+                                           "such a row is uniform)")
+    assert_true((table <= 1e-12).all(), "a log-probability above 0 (probabilities, not logs?)")
+    vocab = case["vocab_size"]
+    assert_close("exp(log_probs).sum(axis=1), the total of each row", np.ones(vocab),
+                 np.exp(table).sum(axis=1), COUNT_TOL)
+
+
+@prop("bigram_log_probs", "matches log((n(a, b) + k) / (n(a) + k V)), every pair counted",
+      bigram_cases(),
+      hint="count every occurrence of (ids[t], ids[t+1]) (np.add.at or np.bincount; "
+           "counts[a, b] += 1 counts a repeated pair once), then take natural logs")
+def bigram_matches_counting(impl, case):
+    table = bigram_table(impl, case)
+    expected = counted_bigram_log_probs(case["ids"], case["vocab_size"], case["smoothing"])
+    never = np.isneginf(expected)  # pairs never seen, without smoothing
+    assert_true(np.array_equal(np.isneginf(table), never),
+                f"log-probability -inf at {np.argwhere(np.isneginf(table)).tolist()}, expected "
+                f"exactly at the pairs never seen without smoothing {np.argwhere(never).tolist()}")
+    assert_close("log-probabilities vs counting pair by pair", np.where(never, 0, expected),
+                 np.where(never, 0, table), COUNT_TOL)
+
+
+@prop("bigram_log_probs", "without smoothing, no table gives its training text a lower loss",
+      bigram_cases(min_length=2).map(lambda c: {**c, "smoothing": 0.0}),
+      hint="smoothing=0 means the plain counts n(a, b) / n(a): the maximum-likelihood table")
+def bigram_is_the_maximum_likelihood(impl, case):
+    """The training cross-entropy of the table equals the minimum over all tables,
+    -sum_ab n(a, b) / (T - 1) log(n(a, b) / n(a)) (Gibbs' inequality, row by row)."""
+    ids = case["ids"]
+    table = bigram_table(impl, case)
+    counts = np.zeros((case["vocab_size"],) * 2)
+    np.add.at(counts, (ids[:-1], ids[1:]), 1)
+    seen = counts > 0
+    rows = np.maximum(counts.sum(axis=1, keepdims=True), 1)  # n(a); rows never seen do not count
+    minimum = -(counts[seen] * np.log((counts / rows)[seen])).sum()
+    loss = -table[ids[:-1], ids[1:]].mean()
+    assert_close("training cross-entropy vs its minimum", minimum / (len(ids) - 1), loss,
+                 COUNT_TOL)
+
+
+def bigram_loss(impl, case, log_probs):
+    loss = as_array(impl.bigram_cross_entropy(log_probs, case["ids"]), "loss")
+    assert_true(loss.size == 1, f"expected one number, got an array of shape {loss.shape}")
+    return float(loss.reshape(()))
+
+
+@prop("bigram_cross_entropy", "is the mean of -log p(ids[t] | ids[t-1]) over the T-1 predictions",
+      bigram_scoring_cases(),
+      hint="-log_probs[ids[:-1], ids[1:]].mean(): row = the previous token, column = the next")
+def bigram_cross_entropy_is_the_mean(impl, case):
+    ids, log_probs = case["ids"], case["log_probs"]
+    expected = -sum(log_probs[a, b] for a, b in itertools.pairwise(ids)) / (len(ids) - 1)
+    assert_close("loss vs the mean over the pairs", expected, bigram_loss(impl, case, log_probs),
+                 COUNT_TOL)
+
+
+@prop("bigram_cross_entropy", "a uniform model scores ln V nats on any text",
+      bigram_scoring_cases(),
+      hint="average over the T-1 predicted tokens (the first one is not predicted), in nats "
+           "(natural log)")
+def bigram_cross_entropy_of_uniform(impl, case):
+    vocab = len(case["log_probs"])
+    uniform = np.full((vocab, vocab), -np.log(vocab))
+    assert_close(f"loss of the uniform model over V = {vocab}", np.log(vocab),
+                 bigram_loss(impl, case, uniform), COUNT_TOL)
