@@ -29,6 +29,8 @@ CELL_TIMEOUT_S = 600
 def execute(path: Path, kernel_specs: KernelSpecManager) -> float:
     """Run every cell of the notebook at `path`, store the outputs in it; returns the seconds."""
     notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)  # timestamps of an earlier run
     client = NotebookClient(notebook, kernel_name="python3", kernel_spec_manager=kernel_specs,
                             timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(LESSONS)}},
                             record_timing=False)  # no timestamps: a re-run changes only outputs
