@@ -1,39 +1,62 @@
 """Run directories: the one format that pre-training and fine-tuning write and every command reads.
 
     runs/clm/
-        model.safetensors     the weights by Hugging Face name (both backends: `numpy_params`)
-        config.json           {"kind": ..., "config": ModelConfig, "num_labels": ..., "metadata": ...}
-        char_tokenizer.json   the tokenizer's own files: this, or vocab.txt + tokenizer_config.json
-        metrics.json          what the loop measured (written by the loop, not read back here)
+        config.json                  {"kind", "config": ModelConfig, "num_labels", "metadata"}
+        char_tokenizer.json          the tokenizer's own files (or vocab.txt + tokenizer_config.json)
+        model.safetensors            the weights by Hugging Face name (both backends: `numpy_params`)
+        training_state.safetensors   the last checkpoint, whole: what `--resume` continues from
+        metrics.json                 what the loop measured (written by the loop, not read back here)
 
 `kind` says which model the weights belong to, and so how to rebuild it: "decoder" (GPT-2, CLM),
 "encoder" (BERT with its MLM head) or "sequence_classifier" (BERT, pooler and a `classifier` of
 `num_labels` outputs). `metadata` is whatever the loop wants to keep (the objective, the label names,
 the settings, the base model).
 
-Never pickle: safetensors files hold only named arrays, so loading a run cannot run code. Each file
-is written atomically (a temporary file in the same directory, flushed to disk, then renamed over
-the old one), so a save that fails or is killed half way leaves the previous file intact.
+A training loop writes the directory in two steps. When the run starts (`start_run`): config.json
+and the tokenizer, which never change. At every checkpoint (`save_checkpoint`, every `save_every`
+steps and at the end): `training_state.safetensors`, then `model.safetensors`. The training state
+holds the whole checkpoint in one file: the weights (`model.<name>`), the optimizer's state
+(`optimizer.<slot>.<name>`, see `minilm.steps`) and, in its JSON header, the step, the states of
+the generators (`minilm.common.backends.rng_state`) and the loop's own progress (its data
+generator, the loss history so far). One file, so that one rename commits a checkpoint; the weights
+are then written again into model.safetensors for everything that reads a run (`minilm generate`,
+`load_run`), the price of a commit that is a single rename.
+
+Never pickle: safetensors files hold only named arrays, so loading a run cannot run code. Every file
+is written atomically (`write_atomic`: a temporary file in the same directory, flushed to disk, then
+renamed over the old one), so a save that fails or is killed half way leaves the previous file, and
+so the previous checkpoint, intact: killed before the training state's rename, the directory holds
+the previous checkpoint; killed after it, the new one (and model.safetensors may hold the previous
+weights until the next save).
+
+Test hook: with MINILM_TEST_SAVE_PAUSE="NAME:SECONDS" in the environment, each atomic write of a
+file called NAME waits SECONDS between writing its temporary file and renaming it, so a test can
+kill a real training process in the middle of a save (tests/test_checkpoints.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load, save
 
-from minilm.common.backends import check_backend, numpy_params, on_backend
+from minilm.common.backends import check_backend, numpy_params, on_backend, set_rng_state
+from minilm.common.backends import rng_state as generator_states
 from minilm.config import ModelConfig
+from minilm.steps import TrainingDiverged
 from minilm.tokenizers import load_tokenizer
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+TRAINING_STATE_FILE = "training_state.safetensors"
+METRICS_FILE = "metrics.json"
 # the class of a model (either backend) -> its kind in config.json
 KIND_OF_CLASS = {"Decoder": "decoder", "Encoder": "encoder",
                  "SequenceClassifier": "sequence_classifier"}
@@ -49,47 +72,228 @@ class Run(NamedTuple):
     tokenizer: object
     metadata: dict
     num_labels: int | None = None
+    directory: Path | None = None  # where it was read from, for error messages
+
+
+class TrainingState(NamedTuple):
+    """A checkpoint, as read by `read_training_state`."""
+
+    step: int  # steps completed: the next one to run
+    total_steps: int
+    params: dict[str, np.ndarray]  # the model's weights at `step`
+    optimizer: dict[str, np.ndarray]  # the training step's `state_dict()`
+    generators: dict  # `rng_state(model)`: where the dropout masks continue from
+    progress: dict  # the loop's own (data generator, loss history, ...), JSON
+
+
+# ---------------------------------------------------------------- writing files atomically
 
 
 def write_atomic(path, data: bytes) -> None:
     """Write `data` to `path` so that `path` always holds either its old or its new contents."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    # created with the permissions of an ordinary file (0o666 less the umask): mkstemp's 0o600
+    # would make every file of a run private to its owner
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _test_pause(path)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # make the rename itself durable
+    finally:
+        os.close(directory)
+
+
+def _test_pause(path: Path) -> None:
+    """The test hook of the module docstring (MINILM_TEST_SAVE_PAUSE="NAME:SECONDS")."""
+    name, _, seconds = os.environ.get("MINILM_TEST_SAVE_PAUSE", "").partition(":")
+    if name == path.name:
+        time.sleep(float(seconds))
 
 
 def write_json(path, data) -> None:
     write_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 
+def remove_temporaries(directory) -> None:
+    """Delete the temporary files that saves killed half way left behind (never read)."""
+    for name in (WEIGHTS_FILE, CONFIG_FILE, TRAINING_STATE_FILE, METRICS_FILE):
+        for leftover in Path(directory).glob(f".{name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- a finished model
+
+
 def save_run(directory, model, tokenizer, **metadata) -> Path:
     """Write `model` (NumPy or torch), its tokenizer and `metadata` (JSON-serialisable) into a run
-    directory, created if needed; returns its path."""
+    directory, created if needed; returns its path. (A training loop writes the same files in two
+    steps, `start_run` and `save_checkpoint`.)"""
+    directory = _describe_run(directory, model, tokenizer, metadata)
+    write_atomic(directory / WEIGHTS_FILE, save(_contiguous(numpy_params(model))))
+    return directory
+
+
+def _describe_run(directory, model, tokenizer, metadata: dict) -> Path:
+    """config.json and the tokenizer: what the weights are and how to read text into them."""
     kind = KIND_OF_CLASS.get(type(model).__name__)
     if kind is None:
         raise ValueError(f"save_run: cannot save a {type(model).__name__}; expected one of "
                          f"{sorted(KIND_OF_CLASS)}")
+    if tokenizer.vocab_size != model.config.vocab_size:  # read_run would refuse the directory
+        raise ValueError(f"save_run: the tokenizer has {tokenizer.vocab_size} tokens but the "
+                         f"model's vocab_size is {model.config.vocab_size}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    params = {name: np.ascontiguousarray(value) for name, value in numpy_params(model).items()}
-    write_atomic(directory / WEIGHTS_FILE, save(params))
     tokenizer.save(directory)
-    meta = {"kind": kind, "config": model.config.to_dict(),
-            "num_labels": getattr(model, "num_labels", None), "metadata": metadata}
-    write_json(directory / CONFIG_FILE, meta)
+    write_json(directory / CONFIG_FILE, {"kind": kind, "config": model.config.to_dict(),
+                                         "num_labels": getattr(model, "num_labels", None),
+                                         "metadata": metadata})
     return directory
 
 
+def _contiguous(arrays: dict) -> dict[str, np.ndarray]:
+    """C-ordered arrays for safetensors (np.asarray keeps a 0-d count 0-d, where
+    np.ascontiguousarray would make it 1-d)."""
+    return {name: np.asarray(value, order="C") for name, value in arrays.items()}
+
+
+# ---------------------------------------------------------------- a run being trained
+
+
+def prepare_run_directory(directory) -> Path:
+    """Check, before anything is trained, that a new run can be written to `directory` (--out),
+    and create it. Refused: an existing file; a path that cannot be created or written; a directory
+    holding an unfinished run, which `--resume` would continue (starting afresh there would
+    throw its checkpoint away). A finished run there is replaced."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"--out {str(directory)!r} is an existing file; expected a run directory "
+                         "(a new one, or a finished run to replace)")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"--out {str(directory)!r} cannot be created: {error.strerror}") from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {str(directory)!r} is not writable")
+    if (directory / TRAINING_STATE_FILE).is_file():
+        try:
+            step, total_steps = _read_header(directory / TRAINING_STATE_FILE)[:2]
+        except ValueError:  # a damaged checkpoint cannot be resumed: nothing to protect
+            return directory
+        if step < total_steps:
+            raise ValueError(
+                f"--out {str(directory)!r} holds an unfinished run (checkpoint at step {step} of "
+                f"{total_steps}): continue it with --resume {directory}, or give another --out "
+                "(or delete it) to start afresh"
+            )
+    return directory
+
+
+def start_run(directory, model, tokenizer, **metadata) -> Path:
+    """Begin a run in a directory checked by `prepare_run_directory`: the files of the finished
+    run it replaces go first (so nothing of it can be mistaken for this one's), then config.json
+    and the tokenizer are written once for the whole run."""
+    directory = Path(directory)
+    for name in (WEIGHTS_FILE, TRAINING_STATE_FILE, METRICS_FILE):
+        (directory / name).unlink(missing_ok=True)
+    remove_temporaries(directory)
+    return _describe_run(directory, model, tokenizer, metadata)
+
+
+def save_checkpoint(directory, model, step_fn, step: int, total_steps: int,
+                    progress: dict) -> None:
+    """Commit a checkpoint after `step` steps: the training state (weights, `step_fn`'s optimizer
+    state, generator states, the loop's JSON `progress`) in one atomic write, then the weights
+    into model.safetensors. Non-finite weights are never saved: the previous checkpoint stays."""
+    params = numpy_params(model)
+    for name, value in params.items():
+        if not np.isfinite(value).all():
+            raise TrainingDiverged(
+                f"training diverged by step {step}: {name} holds NaN or inf, so this checkpoint "
+                "is not saved and the previous one stays. Try a lower --lr"
+            )
+    arrays = {f"model.{name}": value for name, value in params.items()}
+    arrays |= {f"optimizer.{key}": value for key, value in step_fn.state_dict().items()}
+    header = {"step": step, "total_steps": total_steps, "generators": generator_states(model),
+              "progress": progress}
+    directory = Path(directory)
+    write_atomic(directory / TRAINING_STATE_FILE,
+                 save(_contiguous(arrays), metadata={"minilm": json.dumps(header)}))
+    write_atomic(directory / WEIGHTS_FILE, save(_contiguous(params)))
+
+
+def _read_header(path: Path) -> tuple[int, int, dict, dict[str, np.ndarray]]:
+    """(step, total_steps, header, arrays) of a training-state file, or ValueError naming it."""
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            header = json.loads(f.metadata()["minilm"])
+            names = f.keys()  # a safe_open is not iterable
+            arrays = {name: f.get_tensor(name) for name in names}
+        step, total_steps = header["step"], header["total_steps"]
+        if not (isinstance(step, int) and isinstance(total_steps, int)
+                and 0 <= step <= total_steps):
+            raise TypeError(f"step {step!r} of {total_steps!r}")
+    except (SafetensorError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a readable minilm checkpoint ({error})") from None
+    return step, total_steps, header, arrays
+
+
+def read_training_state(directory) -> TrainingState:
+    """The checkpoint in a run directory, with an error that names the path if there is none."""
+    path = Path(directory) / TRAINING_STATE_FILE
+    if not path.is_file():
+        raise ValueError(
+            f"{str(directory)!r} holds no checkpoint to resume ({TRAINING_STATE_FILE}): the run "
+            "was stopped before its first save, or was not written by a training loop"
+        )
+    step, total_steps, header, arrays = _read_header(path)
+
+    def part(prefix):
+        return {name.removeprefix(prefix): value for name, value in arrays.items()
+                if name.startswith(prefix)}
+
+    return TrainingState(step, total_steps, part("model."), part("optimizer."),
+                         header.get("generators", {}), header.get("progress", {}))
+
+
+def read_checkpoint(directory) -> tuple[Run, TrainingState]:
+    """(the run, its last checkpoint) of a run to resume; ValueError if there is nothing to resume.
+    Temporary files of a save killed half way are removed."""
+    run = read_run(directory)
+    state = read_training_state(directory)
+    if state.step == state.total_steps:
+        raise ValueError(f"nothing to resume: the run in {str(directory)!r} finished all its "
+                         f"{state.total_steps} steps")
+    remove_temporaries(directory)
+    return run, state
+
+
+def restore_model(run: Run, state: TrainingState, backend: str):
+    """The model of a checkpoint, in train mode, on `backend`: its weights, and its dropout
+    generator where the checkpoint left it. (The optimizer's state goes into the loop's training
+    step: `step_fn.load_state_dict(state.optimizer)`.)"""
+    model = build_model(run._replace(params=state.params), backend).train()
+    set_rng_state(model, state.generators)  # after build_model, whose on_backend reseeds torch
+    return model
+
+
+# ---------------------------------------------------------------- reading a run
+
+
 def read_run(directory) -> Run:
-    """Read a run directory, with an error that names the path for anything missing or damaged."""
+    """Read a run directory, with an error that names the path for anything missing or damaged:
+    config.json (JSON object, known kind, a valid ModelConfig), the weights (a safetensors file of
+    floating-point arrays) and the tokenizer (its vocabulary the config's)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ValueError(f"run directory {str(directory)!r} does not exist")
@@ -99,26 +303,50 @@ def read_run(directory) -> Run:
             f"run directory {str(directory)!r} lacks {missing}; expected {WEIGHTS_FILE} and "
             f"{CONFIG_FILE} as written by `minilm train` or `minilm finetune`"
         )
-    where = directory / CONFIG_FILE
+    kind, config, num_labels, metadata = _read_config(directory / CONFIG_FILE)
+    where = directory / WEIGHTS_FILE
     try:
-        meta = json.loads(where.read_text(encoding="utf-8"))
-        kind, config = meta["kind"], ModelConfig.from_dict(meta["config"])
-        num_labels, metadata = meta.get("num_labels"), meta.get("metadata", {})
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError,
-            AttributeError) as error:
-        raise ValueError(f"{where} is not a minilm run config ({error!r})") from None
-    if kind not in KINDS:
-        raise ValueError(f"{where}: kind must be one of {KINDS}, got {kind!r}")
-    try:
-        params = load((directory / WEIGHTS_FILE).read_bytes())
+        params = load(where.read_bytes())
     except SafetensorError as error:
-        raise ValueError(f"{directory / WEIGHTS_FILE} is not a readable safetensors file "
-                         f"({error})") from None
-    tokenizer = load_tokenizer(directory)
+        raise ValueError(f"{where} is not a readable safetensors file ({error})") from None
+    for name, value in params.items():
+        if value.dtype.kind != "f":
+            raise ValueError(f"{where}: {name} holds {value.dtype} values; expected floating-point "
+                             "weights")
+    try:
+        tokenizer = load_tokenizer(directory)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{directory}: the tokenizer cannot be read ({error})") from None
     if tokenizer.vocab_size != config.vocab_size:
         raise ValueError(f"{directory}: the tokenizer has {tokenizer.vocab_size} tokens but "
-                         f"{where} says vocab_size={config.vocab_size}")
-    return Run(params, kind, config, tokenizer, metadata, num_labels)
+                         f"{directory / CONFIG_FILE} says vocab_size={config.vocab_size}")
+    return Run(params, kind, config, tokenizer, metadata, num_labels, directory)
+
+
+def _read_config(where: Path) -> tuple[str, ModelConfig, int | None, dict]:
+    """(kind, config, num_labels, metadata) of a run's config.json, or ValueError naming it."""
+    try:
+        meta = json.loads(where.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise TypeError(f"a JSON object was expected, not a {type(meta).__name__}")
+        unknown = sorted(set(meta) - {"kind", "config", "num_labels", "metadata"})
+        if unknown:
+            raise ValueError(f"unknown keys {unknown}; expected kind, config, num_labels, "
+                             "metadata")
+        kind, config = meta["kind"], ModelConfig.from_dict(meta["config"])
+        num_labels, metadata = meta.get("num_labels"), meta.get("metadata", {})
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError,
+            ValueError) as error:
+        raise ValueError(f"{where} is not a minilm run config ({error})") from None
+    if kind not in KINDS:
+        raise ValueError(f"{where}: kind must be one of {KINDS}, got {kind!r}")
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{where}: metadata must be a JSON object, got {metadata!r}")
+    if kind == "sequence_classifier" and (isinstance(num_labels, bool)
+                                          or not isinstance(num_labels, int) or num_labels < 2):
+        raise ValueError(f"{where}: num_labels must be an int >= 2 for a sequence classifier, "
+                         f"got {num_labels!r}")
+    return kind, config, num_labels, metadata
 
 
 def build_model(run: Run, backend: str = "numpy"):
@@ -136,7 +364,8 @@ def build_model(run: Run, backend: str = "numpy"):
     try:
         model.load_params(run.params)
     except ValueError as error:
-        raise ValueError(f"the weights do not fit the {run.kind} the config describes: "
+        source = "" if run.directory is None else f"{run.directory / WEIGHTS_FILE}: "
+        raise ValueError(f"{source}the weights do not fit the {run.kind} the config describes: "
                          f"{error}") from None
     return on_backend(model, backend).eval()
 

@@ -22,8 +22,8 @@ import numpy as np
 
 from minilm.common.backends import BACKENDS
 from minilm.config import PRESETS, ModelConfig
-from minilm.finetune import FinetuneSettings, finetune
-from minilm.train import TrainSettings, train
+from minilm.finetune import FinetuneSettings, finetune, resume_finetuning
+from minilm.train import TrainSettings, resume_training, train
 
 # ~4.5 minutes on 2 CPU cores (0.12-0.15 s per step of 2048 tokens)
 DEMO_SETTINGS = dict(objective="clm", steps=1800, batch_size=16, seq_len=128, lr=5e-3,
@@ -74,9 +74,26 @@ def settings_from(args, settings_class, **overrides):
 
 
 def command_train(args):
-    metrics = train(settings_from(args, TrainSettings), ModelConfig.preset(args.preset), args.text,
-                    args.out)
-    _print_summary(metrics, args.out)
+    if args.resume is not None:
+        _refuse_flags_beside_resume(args)
+        metrics, out = resume_training(args.resume), args.resume
+    else:
+        metrics, out = train(settings_from(args, TrainSettings), ModelConfig.preset(args.preset),
+                             args.text, args.out), args.out
+    _print_summary(metrics, out)
+
+
+def _refuse_flags_beside_resume(args) -> None:
+    """`--resume DIR` continues a run with the settings it was started with (kept in
+    DIR/config.json): any other flag would silently not apply, so giving one is an error. (A flag
+    is "given" when its value differs from the one a bare `minilm COMMAND` parses.)"""
+    bare = vars(build_parser().parse_args([args.command]))
+    given = sorted(name for name, value in vars(args).items()
+                   if name != "resume" and value != bare[name])
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise ValueError(f"--resume continues the run in {args.resume!r} with the settings it "
+                         f"was started with; drop {flags}")
 
 
 def _print_summary(metrics, out):
@@ -91,8 +108,10 @@ def _print_summary(metrics, out):
 
 def command_generate(args):
     from minilm.checkpoint import load_run
+    from minilm.common.checks import positive_int
     from minilm.generation import generate
 
+    positive_int("--samples", args.samples)
     model, run = load_run(args.checkpoint, backend="numpy")
     if run.kind != "decoder":
         raise ValueError(f"--checkpoint {args.checkpoint!r} holds an {run.kind}; generation needs "
@@ -165,14 +184,18 @@ def command_finetune(args) -> dict:
     """Run `minilm finetune`; bad input (an unknown label, an empty file, a vocabulary that does
     not match the model) raises ValueError / FileNotFoundError, which `main` prints as one line
     and exit status 2."""
-    metrics = finetune(settings_from(args, FinetuneSettings), args.out)
+    if args.resume is not None:
+        _refuse_flags_beside_resume(args)
+        metrics, out = resume_finetuning(args.resume), args.resume
+    else:
+        metrics, out = finetune(settings_from(args, FinetuneSettings), args.out), args.out
     per_epoch = ", ".join(f"{a:.3f}" for a in metrics["eval_accuracy_per_epoch"])
     print(f"eval accuracy {metrics['eval_accuracy']:.3f} (per epoch: {per_epoch}) on "
           f"{metrics['num_test']} test examples; "
           f"final train loss {metrics['final_train_loss']:.4f}")
     print(f"{metrics['steps']} steps in {metrics['wall_seconds']:.0f} s "
           f"({metrics['seconds_per_epoch']:.1f} s per epoch, {metrics['examples_per_second']:.1f} "
-          f"examples/s); run directory: {args.out}")
+          f"examples/s); run directory: {out}")
     return metrics
 
 
@@ -213,6 +236,9 @@ def build_parser():
     p.add_argument("--preset", choices=sorted(PRESETS), default="demo",
                    help="the model's shape (ModelConfig.preset); vocab_size comes from the text")
     p.add_argument("--out", default="runs/train", help="run directory")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the interrupted run in DIR from its last checkpoint, with the "
+                        "settings it was started with (no other flag)")
     add_settings_arguments(p, TrainSettings)
 
     p = command("generate", "sample text from a CLM checkpoint", command_generate)
@@ -262,6 +288,9 @@ def build_parser():
                 command_finetune)
     add_settings_arguments(p, FinetuneSettings)
     p.add_argument("--out", default="runs/finetune", help="run directory")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the interrupted run in DIR from its last checkpoint, with the "
+                        "settings it was started with (no other flag)")
     return parser
 
 

@@ -64,24 +64,49 @@ computed once here, and one training step (`minilm.steps`) applies them. Only dr
 (NumPy's generator vs torch's), so with `dropout=0` the two loss curves agree to float32 rounding
 (the tests check it with every strategy on).
 
-The run directory (`minilm.checkpoint`, the format pre-training writes too) holds
-`model.safetensors` (all weights, encoder and head, by Hugging Face name), `config.json` (the
-ModelConfig; label names, settings and base model as metadata), the tokenizer's vocab.txt and
-tokenizer_config.json (so the directory is self-contained: `load_finetuned(directory)`), and
-`metrics.json`.
+The run directory (`minilm.checkpoint`, the format pre-training writes too; `--out`, checked before
+anything is loaded) holds `model.safetensors` (all weights, encoder and head, by Hugging Face name),
+`config.json` (the ModelConfig; label names, settings and base model as metadata), the tokenizer's
+vocab.txt and tokenizer_config.json (so the directory is self-contained:
+`load_finetuned(directory)`), `training_state.safetensors` (the last checkpoint: saved every
+`save_every` steps, by default after each epoch's evaluation, and at the end) and `metrics.json`.
+`resume_finetuning(directory)` (`minilm finetune --resume DIR`) continues from the checkpoint, in
+the middle of an epoch if need be (the checkpoint keeps the epoch's order of examples), and ends
+where the uninterrupted run would have.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from minilm.checkpoint import build_model, read_run, save_run, write_json
-from minilm.common.backends import BACKENDS, inference, on_backend, to_numpy
+from minilm.checkpoint import (
+    METRICS_FILE,
+    build_model,
+    prepare_run_directory,
+    read_checkpoint,
+    read_run,
+    restore_model,
+    save_checkpoint,
+    start_run,
+    write_json,
+)
+from minilm.common.backends import (
+    BACKENDS,
+    inference,
+    numpy_params,
+    on_backend,
+    restored_generator,
+    to_numpy,
+)
+from minilm.common.checks import number_in
 from minilm.common.settings import setting
 from minilm.config import ModelConfig
 from minilm.layerwise import (
@@ -95,7 +120,7 @@ from minilm.numpy import functional as F
 from minilm.numpy.heads import SequenceClassifier
 from minilm.numpy.optim import DECAY_KINDS, lr_schedule
 from minilm.pretrained import check_vocab, default_model_path, load_pretrained, read_hf_config
-from minilm.steps import make_step
+from minilm.steps import check_finite_loss, make_step
 from minilm.tasks import Task, load_task
 from minilm.tokenizers import WordPieceTokenizer
 
@@ -138,6 +163,9 @@ class FinetuneSettings:
     max_length: int = setting(64, "tokens per sentence, [CLS] and [SEP] included (longer ones are "
                                   "cut)")
     grad_clip: float = setting(1.0, "clip the global gradient norm to this")
+    save_every: int | None = setting(
+        None, "steps between checkpoints in --out (default: after each epoch's evaluation); one "
+              "is always saved at the end", metavar="STEPS")
     seed: int = setting(0, "seeds the classifier's initialisation, the batch order and dropout")
 
     def __post_init__(self):
@@ -153,20 +181,16 @@ class FinetuneSettings:
         if self.max_length < 3:
             raise ValueError(
                 f"max_length must be >= 3 ([CLS], a token, [SEP]), got {self.max_length}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.warmup_ratio <= 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1], got {self.warmup_ratio}")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.layerwise_lr_decay is not None and not 0 < self.layerwise_lr_decay <= 1:
-            raise ValueError(f"layerwise_lr_decay must be in (0, 1], got {self.layerwise_lr_decay}")
-        if self.unfreeze_every is not None and self.unfreeze_every < 1:
-            raise ValueError(f"unfreeze_every must be >= 1, got {self.unfreeze_every}")
-        if not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be > 0, got {self.grad_clip}")
+        number_in("lr", self.lr, "(0, inf)")
+        number_in("warmup_ratio", self.warmup_ratio, "[0, 1]")
+        number_in("weight_decay", self.weight_decay, "[0, inf)")
+        number_in("dropout", self.dropout, "[0, 1)")
+        if self.layerwise_lr_decay is not None:
+            number_in("layerwise_lr_decay", self.layerwise_lr_decay, "(0, 1]")
+        for name in ("unfreeze_every", "save_every"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        number_in("grad_clip", self.grad_clip, "(0, inf)")
 
 
 # ---------------------------------------------------------------- the model
@@ -229,78 +253,183 @@ def predict_logits(model, tokenizer, texts, max_length: int = 64,
     return np.concatenate(logits)
 
 
-# ---------------------------------------------------------------- the loop
+# ---------------------------------------------------------------- starting and resuming
 
 
-def batches(n: int, batch_size: int, rng: np.random.Generator):
-    """One epoch of index arrays: a permutation drawn from `rng`, cut into batches (the last one
-    may be smaller). The same generator serves both backends, so they see the same batches."""
-    order = rng.permutation(n)
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
-
-
-def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
-             task: Task | None = None, config: ModelConfig | None = None) -> dict:
-    """Fine-tune, evaluate after every epoch, write the run directory; returns the metrics.
-
-    `task` overrides `settings.task` / `settings.test` with an in-memory `Task`; `config` gives the
-    architecture for init="random" (default: the model directory's config.json).
-    """
-    from tqdm.auto import tqdm
-
-    if task is None:
-        task = load_task(settings.task, settings.test, seed=settings.seed)
+def check_task(task: Task) -> None:
+    """A task fine-tuning can learn: both splits non-empty, and at least two classes among the
+    training labels (with one, every prediction is right and nothing is learnt)."""
     if len(task.train_texts) == 0 or len(task.test_texts) == 0:
         raise ValueError(f"task {task.name!r} has {len(task.train_texts)} training and "
                          f"{len(task.test_texts)} test examples; both splits need at least one")
-    numpy_model, tokenizer, base = build_classifier(settings, task.num_labels, config)
-    config, names = numpy_model.config, list(numpy_model.params)
-    n_layers = config.n_layers
+    classes = np.unique(task.train_labels)
+    if len(classes) < 2:
+        raise ValueError(
+            f"task {task.name!r} has a single class in its training split "
+            f"({[task.label_names[i] for i in classes]}); classification needs examples of at "
+            "least two labels"
+        )
+
+
+def task_digest(task: Task) -> str:
+    """sha256 of a task's texts and labels: a resumed run checks it trains on the same."""
+    content = [task.label_names, task.train_texts, task.train_labels.tolist(), task.test_texts,
+               task.test_labels.tolist()]
+    return hashlib.sha256(json.dumps(content).encode("utf-8")).hexdigest()
+
+
+class Plan(NamedTuple):
+    """What the settings, the task and the model fix for the whole run."""
+
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    names: list[str]  # the parameters, by checkpoint name
+    num_parameters: int
+    lr_scale: dict[str, float] | None  # layer-wise learning-rate decay
+    unfreeze_every: int | None  # gradual unfreezing
+
+
+def plan(settings: FinetuneSettings, task: Task, model) -> Plan:
+    params, n_layers = numpy_params(model), model.config.n_layers
+    names = list(params)
     steps_per_epoch = math.ceil(len(task.train_texts) / settings.batch_size)
     total_steps = settings.epochs * steps_per_epoch
-    warmup_steps = math.ceil(settings.warmup_ratio * total_steps)
     lr_scale = (None if settings.layerwise_lr_decay is None
                 else layerwise_scales(names, n_layers, settings.layerwise_lr_decay))
     unfreeze_every = None
     if settings.gradual_unfreezing:
         unfreeze_every = settings.unfreeze_every or default_unfreeze_every(total_steps, n_layers)
-    model = on_backend(numpy_model, settings.backend, settings.seed)
-    step_fn = make_step(model, settings.weight_decay, grad_clip=settings.grad_clip,
-                        lr_scale=lr_scale)
+    return Plan(steps_per_epoch, total_steps, math.ceil(settings.warmup_ratio * total_steps),
+                names, sum(p.size for p in params.values()), lr_scale, unfreeze_every)
 
-    order_rng = np.random.default_rng(settings.seed)
+
+def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
+             task: Task | None = None, config: ModelConfig | None = None) -> dict:
+    """Fine-tune, evaluate after every epoch, checkpoint into the run directory `out_dir` (checked
+    first); returns the metrics.
+
+    `task` overrides `settings.task` / `settings.test` with an in-memory `Task`; `config` gives the
+    architecture for init="random" (default: the model directory's config.json).
+    """
+    if out_dir is not None:
+        out_dir = prepare_run_directory(out_dir)
+    if task is None:
+        task = load_task(settings.task, settings.test, seed=settings.seed)
+    check_task(task)
+    numpy_model, tokenizer, base = build_classifier(settings, task.num_labels, config)
+    base = None if base is None else str(base)
+    model = on_backend(numpy_model, settings.backend, settings.seed)
+    if out_dir is not None:
+        start_run(out_dir, model, tokenizer, label_names=list(task.label_names), base_model=base,
+                  settings=asdict(settings), task_sha256=task_digest(task))
+    run_plan = plan(settings, task, numpy_model)
+    step_fn = make_step(model, settings.weight_decay, grad_clip=settings.grad_clip,
+                        lr_scale=run_plan.lr_scale)
     history = {"loss": [], "lr": [], "lowest_trainable_depth": [], "epoch_accuracy": [],
                "epoch_eval_loss": [], "epoch_train_seconds": []}
-    bar = tqdm(total=total_steps, disable=not progress, unit="step", dynamic_ncols=True,
+    position = Position(0, np.random.default_rng(settings.seed), None, 0.0)
+    return _finetune_from(position, settings, task, model, tokenizer, step_fn, run_plan, history,
+                          base, out_dir, progress)
+
+
+def resume_finetuning(directory, progress: bool = True, task: Task | None = None) -> dict:
+    """Continue the fine-tuning run in `directory` from its last checkpoint (its settings, task,
+    batch order and generators), checkpointing into the same directory; returns the metrics of the
+    whole run. `task`: the in-memory Task the run was started with, if it was given one."""
+    run, state = read_checkpoint(directory)
+    try:
+        settings = FinetuneSettings(**run.metadata["settings"])
+        label_names, sha256 = tuple(run.metadata["label_names"]), run.metadata["task_sha256"]
+        base, history = run.metadata["base_model"], state.progress["history"]
+        position = Position.from_json(state.step, state.progress)
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{directory} does not hold a `minilm finetune` run to resume (reading "
+                         f"its config.json and checkpoint: {error!r})") from None
+    if task is None:
+        task = load_task(settings.task, settings.test, seed=settings.seed)
+    if tuple(task.label_names) != label_names or task_digest(task) != sha256:
+        raise ValueError(f"task {task.name!r} is not the one the run in {directory} started with "
+                         "(its examples or labels differ): resuming would train on other data")
+    model = restore_model(run, state, settings.backend)
+    run_plan = plan(settings, task, model)
+    step_fn = make_step(model, settings.weight_decay, grad_clip=settings.grad_clip,
+                        lr_scale=run_plan.lr_scale)
+    step_fn.load_state_dict(state.optimizer)
+    return _finetune_from(position, settings, task, model, run.tokenizer, step_fn, run_plan,
+                          history, base, Path(directory), progress)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+class Position(NamedTuple):
+    """Where a run stands in its data: steps done, the generator of the epochs' orders, this
+    epoch's order (None before the first), and the training seconds of earlier sessions."""
+
+    step: int
+    order_rng: np.random.Generator
+    order: np.ndarray | None
+    seconds: float
+
+    def to_json(self) -> dict:
+        return {"order_generator": self.order_rng.bit_generator.state,
+                "order": None if self.order is None else self.order.tolist(),
+                "seconds": self.seconds}
+
+    @classmethod
+    def from_json(cls, step: int, saved: dict) -> Position:
+        order = None if saved["order"] is None else np.array(saved["order"], dtype=np.int64)
+        return cls(step, restored_generator(saved["order_generator"]), order, saved["seconds"])
+
+
+def _finetune_from(position: Position, settings, task, model, tokenizer, step_fn, run_plan, history,
+                   base, out_dir, progress) -> dict:
+    """Steps position.step .. total_steps - 1, one flat loop over (epoch, batch) = divmod(step,
+    steps_per_epoch): each epoch starts by drawing an order of the examples from the one NumPy
+    generator both backends share; each epoch ends with an evaluation on the test split. A
+    checkpoint every save_every steps (default: each epoch's end) and after the last."""
+    from tqdm.auto import tqdm
+
+    step, order_rng, order, seconds_before = position
+    n_layers, per_epoch, total = model.config.n_layers, run_plan.steps_per_epoch, run_plan.total_steps
+    save_every = settings.save_every or per_epoch
+    bar = tqdm(initial=step, total=total, disable=not progress, unit="step", dynamic_ncols=True,
                desc=f"finetune {settings.backend}")
-    step, started = 0, time.perf_counter()
-    for epoch in range(settings.epochs):
-        epoch_started, seen = time.perf_counter(), 0
-        for index in batches(len(task.train_texts), settings.batch_size, order_rng):
-            batch = tokenizer([task.train_texts[i] for i in index], padding=True, truncation=True,
-                              max_length=settings.max_length)
-            inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-            lr = lr_schedule(step, settings.lr, total_steps, warmup_steps, settings.lr_decay)
-            depth = 0 if unfreeze_every is None else lowest_trainable_depth(step, unfreeze_every,
-                                                                           n_layers)
-            loss = step_fn(inputs, task.train_labels[index], lr,
-                           frozen_names(names, n_layers, depth))
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss} at step {step}; lower --lr")
-            history["loss"].append(loss)
-            history["lr"].append(lr)
-            history["lowest_trainable_depth"].append(depth)
-            step, seen = step + 1, seen + len(index)
-            bar.update()
-            bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}",
-                            ex_s=f"{seen / (time.perf_counter() - epoch_started):.1f}")
-        history["epoch_train_seconds"].append(time.perf_counter() - epoch_started)
-        accuracy, eval_loss = evaluate(model, tokenizer, task, settings.max_length)
-        history["epoch_accuracy"].append(accuracy)
-        history["epoch_eval_loss"].append(eval_loss)
-        bar.write(f"epoch {epoch + 1}: eval accuracy {accuracy:.3f}, eval loss {eval_loss:.4f}")
+    started = epoch_started = time.perf_counter()
+    while step < total:
+        epoch, batch_number = divmod(step, per_epoch)
+        if batch_number == 0:
+            order, epoch_started = order_rng.permutation(len(task.train_texts)), time.perf_counter()
+        index = order[batch_number * settings.batch_size:(batch_number + 1) * settings.batch_size]
+        batch = tokenizer([task.train_texts[i] for i in index], padding=True, truncation=True,
+                          max_length=settings.max_length)
+        inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        lr = lr_schedule(step, settings.lr, total, run_plan.warmup_steps, settings.lr_decay)
+        depth = (0 if run_plan.unfreeze_every is None
+                 else lowest_trainable_depth(step, run_plan.unfreeze_every, n_layers))
+        loss = step_fn(inputs, task.train_labels[index], lr,
+                       frozen_names(run_plan.names, n_layers, depth))
+        check_finite_loss(loss, step)
+        history["loss"].append(loss)
+        history["lr"].append(lr)
+        history["lowest_trainable_depth"].append(depth)
+        step += 1
+        bar.update()
+        bar.set_postfix(epoch=epoch + 1, loss=f"{loss:.3f}")
+        if step % per_epoch == 0:
+            history["epoch_train_seconds"].append(time.perf_counter() - epoch_started)
+            accuracy, eval_loss = evaluate(model, tokenizer, task, settings.max_length)
+            history["epoch_accuracy"].append(accuracy)
+            history["epoch_eval_loss"].append(eval_loss)
+            bar.write(f"epoch {epoch + 1}: eval accuracy {accuracy:.3f}, eval loss {eval_loss:.4f}")
+        if out_dir is not None and (step % save_every == 0 or step == total):
+            seconds = seconds_before + time.perf_counter() - started
+            save_checkpoint(out_dir, model, step_fn, step, total,
+                            {"history": history,
+                             **Position(step, order_rng, order, seconds).to_json()})
     bar.close()
-    wall = time.perf_counter() - started
+    wall = seconds_before + time.perf_counter() - started
 
     seconds_per_epoch = float(np.mean(history["epoch_train_seconds"]))
     metrics = {
@@ -310,27 +439,25 @@ def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
         "eval_accuracy": history["epoch_accuracy"][-1],
         "eval_accuracy_per_epoch": history["epoch_accuracy"],
         "eval_loss_per_epoch": history["epoch_eval_loss"],
-        "final_train_loss": float(np.mean(history["loss"][-steps_per_epoch:])),  # last epoch's mean
+        "final_train_loss": float(np.mean(history["loss"][-per_epoch:])),  # last epoch's mean
         "loss_curve": history["loss"],
         "lr_curve": history["lr"],
         "lowest_trainable_depth": history["lowest_trainable_depth"],
-        "unfreeze_every": unfreeze_every,
-        "steps": total_steps,
-        "warmup_steps": warmup_steps,
+        "unfreeze_every": run_plan.unfreeze_every,
+        "steps": total,
+        "warmup_steps": run_plan.warmup_steps,
         "train_seconds_per_epoch": history["epoch_train_seconds"],
         "seconds_per_epoch": seconds_per_epoch,
         "examples_per_second": len(task.train_texts) / seconds_per_epoch,
         "wall_seconds": wall,
         "num_train": len(task.train_texts),
         "num_test": len(task.test_texts),
-        "num_parameters": int(sum(p.size for p in numpy_model.params.values())),
-        "base_model": None if base is None else str(base),
+        "num_parameters": run_plan.num_parameters,
+        "base_model": base,
         "settings": asdict(settings),
     }
     if out_dir is not None:
-        save_run(out_dir, model, tokenizer, label_names=list(task.label_names),
-                 base_model=metrics["base_model"], settings=asdict(settings))
-        write_json(Path(out_dir) / "metrics.json", metrics)
+        write_json(Path(out_dir) / METRICS_FILE, metrics)
     return metrics
 
 

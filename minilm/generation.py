@@ -18,18 +18,25 @@ from __future__ import annotations
 import numpy as np
 
 from minilm.common.backends import inference, to_numpy
+from minilm.common.checks import check_finite, number_in, positive_int
 from minilm.numpy import functional as F
 
 
+def check_sampling(temperature, top_k, vocab_size: int) -> None:
+    """temperature a finite number >= 0 (NaN would turn every probability into NaN, and the
+    sampler would then always pick token 0); top_k None or an int in [1, vocab_size]."""
+    number_in("temperature", temperature, "[0, inf)")
+    if top_k is not None and positive_int("top_k", top_k) > vocab_size:
+        raise ValueError(f"top_k must be in [1, vocab_size={vocab_size}], got {top_k}")
+
+
 def sample_next(logits, rng, temperature=1.0, top_k=None):
-    """logits (B, V) -> next ids (B,).
+    """logits (B, V) -> next ids (B,). NaN or inf logits are an error, not token 0.
 
     Draws exactly one uniform number per row from `rng` when sampling, none when greedy.
     """
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and not 1 <= top_k <= logits.shape[-1]:
-        raise ValueError(f"top_k must be in [1, vocab_size={logits.shape[-1]}], got {top_k}")
+    check_sampling(temperature, top_k, logits.shape[-1])
+    check_finite("logits", logits)
     if temperature == 0:
         return logits.argmax(axis=-1)
     scaled = logits.astype(np.float64) / temperature
@@ -64,6 +71,7 @@ def generate(model, prompt_ids, max_new_tokens, rng=None, temperature=1.0, top_k
         )
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    check_sampling(temperature, top_k, model.config.vocab_size)
     rng = np.random.default_rng(0) if rng is None else rng
     max_len = model.config.max_len
     kv_cache = model.new_kv_cache() if use_cache else None

@@ -29,7 +29,7 @@ import re
 from pathlib import Path
 
 import numpy as np
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from minilm.common.backends import check_backend
 from minilm.config import ModelConfig
@@ -87,14 +87,19 @@ def _model_directory(path) -> Path:
 
 
 def _read_weights(file: Path) -> dict[str, np.ndarray]:
-    """Every tensor of a safetensors file as a NumPy array (NumPy has no bfloat16: say so)."""
-    with safe_open(str(file), framework="numpy") as f:
-        names = list(f.keys())
-        bf16 = [name for name in names if f.get_slice(name).get_dtype() == "BF16"]
-        if bf16:
-            raise ValueError(f"{file} stores bfloat16 tensors (e.g. {bf16[0]}), which NumPy cannot "
-                             "hold; save the model in float32 or float16")
-        return {name: f.get_tensor(name) for name in names}
+    """Every tensor of a safetensors file as a NumPy array (NumPy has no bfloat16: say so), or an
+    error naming the file when it is damaged (empty, truncated, not safetensors at all)."""
+    try:
+        with safe_open(str(file), framework="numpy") as f:
+            names = list(f.keys())
+            dtypes = {name: f.get_slice(name).get_dtype() for name in names}
+            if "BF16" in dtypes.values():
+                raise ValueError(f"{file} stores bfloat16 tensors, which NumPy cannot hold; save "
+                                 "the model in float32 or float16")
+            weights = {name: f.get_tensor(name) for name in names}
+    except SafetensorError as error:
+        raise ValueError(f"{file} is not a readable safetensors file ({error})") from None
+    return weights
 
 
 def _field(hf: dict, names: tuple[str, ...], where: Path, default=None):
@@ -237,7 +242,8 @@ def gpt2_params(weights: dict, where: Path) -> dict:
 
 
 def _check_params(params: dict, expected: dict, where: Path) -> None:
-    """Every parameter the model has is in the checkpoint with its shape, and nothing else is."""
+    """Every parameter the model has is in the checkpoint, floating-point, with its shape, and
+    nothing else is."""
     missing = sorted(set(expected) - set(params))
     unexpected = sorted(set(params) - set(expected))
     if missing or unexpected:
@@ -246,6 +252,9 @@ def _check_params(params: dict, expected: dict, where: Path) -> None:
             f"weights {missing[:5]}, unexpected {len(unexpected)} weights {unexpected[:5]}"
         )
     for name, shape in expected.items():
+        if params[name].dtype.kind != "f":
+            raise ValueError(f"{where}: {name} holds {params[name].dtype} values; expected "
+                             "floating-point weights")
         if tuple(params[name].shape) != tuple(shape):
             raise ValueError(
                 f"{where}: {name} has shape {tuple(params[name].shape)} in the checkpoint but "
@@ -265,16 +274,25 @@ def _numpy_dtype(dtype) -> np.dtype:
 
 
 def _parse_config(where: Path) -> tuple[dict, str, ModelConfig]:
-    """(HF config dict, model_type, ModelConfig) of a config.json, with errors naming the file."""
+    """(HF config dict, model_type, ModelConfig) of a config.json, with errors naming the file:
+    not UTF-8, not JSON, not a JSON object, fields of the wrong type or value."""
     try:
         hf = json.loads(where.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{where} is not valid JSON ({error})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{where} is not valid UTF-8 JSON ({error})") from None
+    if not isinstance(hf, dict):
+        raise ValueError(f"{where} holds a JSON {type(hf).__name__}; expected an object of "
+                         "Hugging Face config fields")
     model_type = hf.get("model_type")
     if model_type not in SUPPORTED_MODEL_TYPES:
         raise ValueError(f"{where}: model_type {model_type!r} is not supported; minilm loads "
                          f"{list(SUPPORTED_MODEL_TYPES)}")
-    config = bert_config(hf, where) if model_type == "bert" else gpt2_config(hf, where)
+    try:
+        config = bert_config(hf, where) if model_type == "bert" else gpt2_config(hf, where)
+    except TypeError as error:  # e.g. "layer_norm_eps": "small" compared with 0
+        raise ValueError(f"{where}: a field has the wrong type ({error})") from None
+    except ValueError as error:
+        raise ValueError(error if str(where) in str(error) else f"{where}: {error}") from None
     return hf, model_type, config
 
 
@@ -342,7 +360,25 @@ def load_pretrained(path, backend: str = "numpy", dtype=None, **model_kwargs):
         _check_params(params, {name: t.shape for name, t in model.state_dict().items()},
                       directory / WEIGHTS_FILE)
         model.load_state_dict(models.params_to_state_dict(params))  # copies, casting to dtype
+    _check_tokenizer(directory, config)
     return model.eval()
+
+
+def _check_tokenizer(directory: Path, config: ModelConfig) -> None:
+    """A tokenizer saved beside the weights must share their vocabulary (`check_vocab`), or its
+    ids would index the wrong rows of the embedding table, or none at all."""
+    from minilm.tokenizers import load_tokenizer
+
+    try:
+        tokenizer = load_tokenizer(directory)
+    except FileNotFoundError:
+        return  # weights without a tokenizer: the caller brings one
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{directory}: the tokenizer cannot be read ({error})") from None
+    try:
+        check_vocab(tokenizer, config)
+    except ValueError as error:
+        raise ValueError(f"{directory}: {error}") from None
 
 
 def check_vocab(tokenizer, config: ModelConfig) -> None:

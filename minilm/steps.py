@@ -23,15 +23,21 @@ multiplier of the learning rate, e.g. layer-wise decay; default 1 everywhere) an
 Both classes do exactly the same arithmetic, so with the same weights, batches and no dropout their
 loss curves agree to float rounding (tests/test_steps.py). Weight decay follows one rule in both:
 matrices and embeddings (ndim >= 2) decay, biases and LayerNorm parameters do not.
+
+A step's `state_dict()` is its optimizer's state (Adam's moments and step counts) by parameter name,
+in one format for both backends (`<slot>.<name>`, NumPy arrays), which is what a checkpoint saves
+and `load_state_dict` puts back when a run resumes. `check_finite_loss` is how both loops notice
+that a run has diverged.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
 
-from minilm.common.backends import is_torch_model
+from minilm.common.backends import is_torch_model, to_numpy
 from minilm.common.names import IGNORE_INDEX
 from minilm.numpy.models import loss_and_backward
 from minilm.numpy.optim import AdamW, clip_grad_norm
@@ -58,6 +64,13 @@ class NumpyStep:
         self.optimizer.frozen = frozen
         self.optimizer.step(model.grads, lr=lr)
         return loss
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """AdamW's state: `exp_avg.<name>`, `exp_avg_sq.<name>` (arrays), `step.<name>` (int64)."""
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        self.optimizer.load_state_dict(state)
 
 
 class TorchStep:
@@ -111,9 +124,56 @@ class TorchStep:
         self.optimizer.step()
         return loss.item()
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """torch's AdamW state in NumpyStep's format: per parameter *name* (torch numbers them)
+        `exp_avg.<name>`, `exp_avg_sq.<name>` as arrays and `step.<name>` as an int64."""
+        state = {}
+        for name, p in self.named:
+            for slot, value in self.optimizer.state.get(p, {}).items():
+                state[f"{slot}.{name}"] = (np.array(int(value), dtype=np.int64) if slot == "step"
+                                           else to_numpy(value).copy())
+        return state
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Put back what `state_dict` returned, through torch's own `load_state_dict`, which
+        numbers parameters in the order of the groups and casts to each one's dtype and device."""
+        torch = self.torch
+        number = {name: i for i, name in enumerate(self._names_in_group_order())}
+        per_parameter: dict[int, dict] = {}
+        for key, value in state.items():
+            slot, _, name = key.partition(".")
+            if slot not in ("step", "exp_avg", "exp_avg_sq") or name not in number:
+                raise ValueError(f"optimizer state: unexpected entry {key!r}")
+            tensor = (torch.tensor(float(value), dtype=torch.float32) if slot == "step"
+                      else torch.from_numpy(np.array(value)))
+            per_parameter.setdefault(number[name], {})[slot] = tensor
+        saved = self.optimizer.state_dict()
+        self.optimizer.load_state_dict({"state": per_parameter,
+                                        "param_groups": saved["param_groups"]})
+
+    def _names_in_group_order(self) -> list[str]:
+        name_of = {id(p): name for name, p in self.named}
+        return [name_of[id(p)] for group in self.optimizer.param_groups for p in group["params"]]
+
 
 def make_step(model, weight_decay: float, betas=(0.9, 0.999), grad_clip: float = 1.0,
               lr_scale: Mapping[str, float] | None = None):
     """The step for `model`'s backend: `TorchStep` for a torch module, else `NumpyStep`."""
     step_class = TorchStep if is_torch_model(model) else NumpyStep
     return step_class(model, weight_decay, betas=betas, grad_clip=grad_clip, lr_scale=lr_scale)
+
+
+class TrainingDiverged(ValueError):
+    """The training loss stopped being a finite number: the run cannot go on. (A ValueError: the
+    cause is almost always a setting, the learning rate first of all.)"""
+
+
+def check_finite_loss(loss: float, step: int) -> float:
+    """`loss` if it is a finite number, else TrainingDiverged naming the step and what to try."""
+    if not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"training diverged at step {step}: the loss is {loss}. Try a lower --lr (or a longer "
+            "warmup, a smaller --grad-clip); the last checkpoint in the run directory, if any, "
+            "holds the weights from before"
+        )
+    return loss

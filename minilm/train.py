@@ -5,10 +5,17 @@
     every eval_every steps:  validation loss on held-out text (nats per token)
 
 The model is built in NumPy from `seed` and, for `--backend torch`, handed to its twin with the same
-weights (`minilm.common.backends.on_backend`), so both backends start from the same point.
-A run directory (`minilm.checkpoint`) receives `model.safetensors` + `config.json` + the tokenizer
-(the checkpoint), `metrics.json` (validation loss, the corpus's entropy floor when known, the loss
-curve) and `loss_curve.png`.
+weights (`minilm.common.backends.on_backend`), so both backends start from the same point; the
+seeding rule for weights, dropout and batches is written out in `minilm.common.backends`.
+
+A run directory (`minilm.checkpoint`, `--out`) is checked before anything is trained, receives
+`config.json` + the tokenizer when the run starts, a checkpoint every `save_every` steps (by
+default at each evaluation) and at the end: `training_state.safetensors` (weights, AdamW's moments,
+the step, the generators' states, the loss history) and `model.safetensors`; then `metrics.json`
+(validation loss, the corpus's entropy floor when known, the loss curve) and `loss_curve.png`.
+`resume_training(directory)` (`minilm train --resume DIR`) continues from the last checkpoint with
+the run's own settings, text and generators, so an interrupted and resumed run ends with the
+weights and the loss curve of the uninterrupted one.
 
 Validation is a sliding window: windows of `seq_len` tokens advance by half a window and only the
 second half of each window is scored (all of the first window), so every validation token is
@@ -17,23 +24,39 @@ predicted from at least seq_len/2 tokens of context and each is scored exactly o
 
 from __future__ import annotations
 
-import math
+import hashlib
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from minilm import corpus, data
-from minilm.checkpoint import save_run, write_json
-from minilm.common.backends import BACKENDS, inference, on_backend, to_numpy
+from minilm.checkpoint import (
+    METRICS_FILE,
+    prepare_run_directory,
+    read_checkpoint,
+    restore_model,
+    save_checkpoint,
+    start_run,
+    write_json,
+)
+from minilm.common.backends import (
+    BACKENDS,
+    inference,
+    on_backend,
+    restored_generator,
+    to_numpy,
+)
+from minilm.common.checks import number_in
 from minilm.common.settings import setting
 from minilm.config import ModelConfig
 from minilm.numpy import Decoder, Encoder
 from minilm.numpy import functional as F
 from minilm.numpy.optim import lr_schedule
 from minilm.plots import plot_loss_curve
-from minilm.steps import make_step
+from minilm.steps import check_finite_loss, make_step
 from minilm.tokenizers import CharTokenizer
 
 OBJECTIVES = ("clm", "mlm")
@@ -60,6 +83,9 @@ class TrainSettings:
     grad_clip: float = setting(1.0, "clip the global gradient norm to this")
     eval_every: int = setting(100, "steps between validation-loss evaluations")
     eval_tokens: int = setting(20_000, "validation tokens scored at each evaluation")
+    save_every: int | None = setting(
+        None, "steps between checkpoints in --out (default: at each evaluation, --eval-every); "
+              "one is always saved at the end")
     seed: int = setting(0, "seeds the corpus, the initial weights, the batches and dropout")
 
     def __post_init__(self):
@@ -67,13 +93,18 @@ class TrainSettings:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        for name in ("steps", "batch_size", "seq_len", "eval_every", "eval_tokens"):
+        if self.save_every is None:
+            self.save_every = self.eval_every
+        for name in ("steps", "batch_size", "seq_len", "eval_every", "eval_tokens", "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.seq_len < 2:
             raise ValueError(f"seq_len must be >= 2, got {self.seq_len}")
-        if not 0 <= self.adam_beta2 < 1:
-            raise ValueError(f"adam_beta2 must be in [0, 1), got {self.adam_beta2}")
+        number_in("lr", self.lr, "(0, inf)")
+        number_in("min_lr", self.min_lr, f"[0, {self.lr}]")
+        number_in("weight_decay", self.weight_decay, "[0, inf)")
+        number_in("adam_beta2", self.adam_beta2, "[0, 1)")
+        number_in("grad_clip", self.grad_clip, "(0, inf)")
         if self.warmup_steps is None:
             self.warmup_steps = min(50, self.steps // 10)
         if not 0 <= self.warmup_steps <= self.steps:
@@ -124,7 +155,18 @@ def evaluate(model, batches) -> float:
     return total / count
 
 
-# ---------------------------------------------------------------- the loop
+# ---------------------------------------------------------------- the data
+
+
+class TrainingData(NamedTuple):
+    """The text a run trains on, tokenized and split."""
+
+    tokenizer: CharTokenizer
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+    floor: float | None  # the corpus's entropy rate, when known (the built-in corpus)
+    text_path: str | None  # absolute, or None for the built-in corpus
+    sha256: str  # of the text: a resumed run checks that it trains on the same
 
 
 def load_corpus(text_path=None, seed=0):
@@ -135,57 +177,116 @@ def load_corpus(text_path=None, seed=0):
     return text, corpus.corpus_entropy_rate()
 
 
+def training_data(text_path=None, seed=0) -> TrainingData:
+    """`load_corpus`, its character tokenizer and the 90/10 train/validation split."""
+    text, floor = load_corpus(text_path, seed)
+    tokenizer = CharTokenizer.from_text(text)
+    train_ids, val_ids = data.split_train_val(tokenizer.encode(text), val_fraction=0.1)
+    path = None if text_path is None else str(Path(text_path).resolve())
+    return TrainingData(tokenizer, train_ids, val_ids, floor, path,
+                        hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
 def initial_model(kind: str, config: ModelConfig, settings: TrainSettings):
     """The model to pre-train, initialised in NumPy from `settings.seed`, on `settings.backend`."""
     numpy_model = (Decoder if kind == "decoder" else Encoder)(config, seed=settings.seed)
     return on_backend(numpy_model, settings.backend, settings.seed)
 
 
+# ---------------------------------------------------------------- starting and resuming
+
+
 def train(settings: TrainSettings, config: ModelConfig | None = None, text_path=None,
           out_dir=None, progress=True) -> dict:
-    """Train, evaluate, save the run directory; returns the metrics dict (also `metrics.json`)."""
-    from tqdm.auto import tqdm
-
-    text, floor = load_corpus(text_path, settings.seed)
-    tokenizer = CharTokenizer.from_text(text)
-    ids = tokenizer.encode(text)
-    train_ids, val_ids = data.split_train_val(ids, val_fraction=0.1)
+    """Train from fresh weights, evaluate, checkpoint into `out_dir` (checked first); returns the
+    metrics dict (also `metrics.json`)."""
+    if out_dir is not None:
+        out_dir = prepare_run_directory(out_dir)
+    corpus_data = training_data(text_path, settings.seed)
+    tokenizer = corpus_data.tokenizer
     config = config or ModelConfig.preset("demo")
     config = ModelConfig.from_dict({**config.to_dict(), "vocab_size": tokenizer.vocab_size,
                                     "max_len": max(config.max_len, settings.seq_len)})
     model = initial_model(settings.kind, config, settings)
+    if out_dir is not None:
+        start_run(out_dir, model, tokenizer, objective=settings.objective,
+                  settings=asdict(settings), text=corpus_data.text_path,
+                  text_sha256=corpus_data.sha256)
     step_fn = make_step(model, settings.weight_decay, betas=(0.9, settings.adam_beta2),
                         grad_clip=settings.grad_clip)
-    rng = np.random.default_rng(settings.seed)
-
     history = {"step": [], "train_loss": [], "val_step": [], "val_loss": []}
+    rng = np.random.default_rng(settings.seed)
+    return _train_from(0, settings, model, step_fn, corpus_data, history, rng, 0.0, out_dir,
+                       progress)
+
+
+def resume_training(directory, progress=True) -> dict:
+    """Continue the run in `directory` from its last checkpoint, with the settings, text and
+    generators it had, checkpointing into the same directory; returns the metrics of the whole
+    run. The weights and the loss curve at the end are those of the uninterrupted run."""
+    run, state = read_checkpoint(directory)
+    try:
+        settings = TrainSettings(**run.metadata["settings"])
+        text_path, sha256 = run.metadata["text"], run.metadata["text_sha256"]
+        history, generator = state.progress["history"], state.progress["data_generator"]
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{directory} does not hold a `minilm train` run to resume (reading "
+                         f"its config.json and checkpoint: {error!r})") from None
+    corpus_data = training_data(text_path, settings.seed)
+    if corpus_data.sha256 != sha256:
+        raise ValueError(f"{text_path} has changed since the run in {directory} started: "
+                         "resuming would train on different text")
+    model = restore_model(run, state, settings.backend)
+    step_fn = make_step(model, settings.weight_decay, betas=(0.9, settings.adam_beta2),
+                        grad_clip=settings.grad_clip)
+    step_fn.load_state_dict(state.optimizer)
+    return _train_from(state.step, settings, model, step_fn, corpus_data, history,
+                       restored_generator(generator), state.progress["seconds"], Path(directory),
+                       progress)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
+                seconds_before, out_dir, progress) -> dict:
+    """Steps `first_step` .. settings.steps - 1, evaluating every eval_every steps and saving a
+    checkpoint every save_every steps and after the last; then the metrics (and their files)."""
+    from tqdm.auto import tqdm
+
+    tokenizer = corpus_data.tokenizer
     tokens_per_step = settings.batch_size * settings.seq_len
     started = time.perf_counter()
-    bar = tqdm(range(settings.steps), disable=not progress, desc=f"train {settings.objective}",
-               unit="step", dynamic_ncols=True)
+    bar = tqdm(range(first_step, settings.steps), initial=first_step, total=settings.steps,
+               disable=not progress, desc=f"train {settings.objective}", unit="step",
+               dynamic_ncols=True)
     for step in bar:
         lr = lr_schedule(step, settings.lr, settings.steps, settings.warmup_steps, "cosine",
                          settings.min_lr)
-        inputs, targets = training_batch(train_ids, settings, tokenizer, rng)
-        loss = step_fn((inputs,), targets, lr)
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss} at step {step}; lower --lr")
+        inputs, targets = training_batch(corpus_data.train_ids, settings, tokenizer, rng)
+        loss = check_finite_loss(step_fn((inputs,), targets, lr), step)
         history["step"].append(step)
         history["train_loss"].append(loss)
-        if (step + 1) % settings.eval_every == 0 or step + 1 == settings.steps:
-            history["val_step"].append(step + 1)
+        done = step + 1
+        if done % settings.eval_every == 0 or done == settings.steps:
+            history["val_step"].append(done)
             history["val_loss"].append(
-                evaluate(model, validation_batches(val_ids, settings, tokenizer)))
+                evaluate(model, validation_batches(corpus_data.val_ids, settings, tokenizer)))
+        if out_dir is not None and (done % settings.save_every == 0 or done == settings.steps):
+            save_checkpoint(out_dir, model, step_fn, done, settings.steps, {
+                "history": history, "data_generator": rng.bit_generator.state,
+                "seconds": seconds_before + time.perf_counter() - started})
         elapsed = time.perf_counter() - started
-        bar.set_postfix(loss=f"{loss:.3f}", val=f"{history['val_loss'][-1]:.3f}" if history["val_loss"] else "-",
-                        tok_s=f"{(step + 1) * tokens_per_step / elapsed:.0f}")
-    wall = time.perf_counter() - started
+        bar.set_postfix(loss=f"{loss:.3f}",
+                        val=f"{history['val_loss'][-1]:.3f}" if history["val_loss"] else "-",
+                        tok_s=f"{(done - first_step) * tokens_per_step / elapsed:.0f}")
+    wall = seconds_before + time.perf_counter() - started
 
     metrics = {
         "objective": settings.objective,
         "backend": settings.backend,
         "val_loss": history["val_loss"][-1],
-        "entropy_floor": floor,
+        "entropy_floor": corpus_data.floor,
         "unit": "nats per token (one token = one character)",
         "steps": settings.steps,
         "wall_seconds": wall,
@@ -195,8 +296,7 @@ def train(settings: TrainSettings, config: ModelConfig | None = None, text_path=
         "history": history,
     }
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        save_run(out_dir, model, tokenizer, objective=settings.objective)
-        write_json(out_dir / "metrics.json", metrics)
-        plot_loss_curve(history, floor, out_dir / "loss_curve.png", settings.objective)
+        write_json(out_dir / METRICS_FILE, metrics)
+        plot_loss_curve(history, corpus_data.floor, out_dir / "loss_curve.png",
+                        settings.objective)
     return metrics

@@ -1,6 +1,22 @@
 """Moving between the two builds: which backend a model is, its weights as NumPy arrays, its
-outputs as NumPy arrays, and running it for inference. Every loop in minilm (training,
-fine-tuning, evaluation, generation, embeddings) takes a model of either backend through these.
+outputs as NumPy arrays, running it for inference, and the generators it draws from. Every loop in
+minilm (training, fine-tuning, evaluation, generation, embeddings) takes a model of either backend
+through these.
+
+The seeding rule, the same for both backends and every loop: one integer `seed` decides
+
+    the initial weights    the NumPy model's generator, np.random.default_rng(seed); the twin is
+                           built from the NumPy model (`on_backend`), so it starts from the same
+    dropout masks          NumPy: that same generator, continued after the initialisation;
+                           torch: torch's global generator (CPU and every GPU), reset by
+                           `on_backend` with torch.manual_seed(seed)
+    the data               the loop's own np.random.default_rng(seed): random windows and MLM masks
+                           (pre-training), the order of the examples (fine-tuning)
+
+and nothing else draws random numbers, so the same seed gives the same loss curve in one process
+or in another. (Across the two backends the curves agree too when there is no dropout: the masks
+come from different generators.) A checkpoint saves every generator's state (`rng_state`) and
+resuming restores it (`set_rng_state`), so a resumed run draws what the uninterrupted one would.
 
 torch is never imported here unless a torch model exists (then it already is), so NumPy-only use
 of minilm never loads it.
@@ -75,11 +91,8 @@ def on_backend(numpy_model, backend: str, seed: int = 0):
     the same name in `minilm.torch`, with the same weights) on the training device: a CUDA GPU with
     the Triton kernel when there is one, else the CPU with SDPA (the Triton interpreter is for
     testing, far too slow to train with). Building in NumPy first gives both backends the same
-    initial weights from the same seed.
-
-    The seeding rule: a NumPy model draws its dropout masks from its own generator (seeded when
-    it was built); the twin draws them from torch's global generator, seeded here with `seed`, so
-    the same seed gives the same run, on either backend, every time."""
+    initial weights from the same seed; for the twin, torch's global generator (its dropout masks)
+    is reset here with `seed` (the seeding rule at the top of this module)."""
     if check_backend(backend) == "numpy":
         return numpy_model
     import torch
@@ -92,3 +105,47 @@ def on_backend(numpy_model, backend: str, seed: int = 0):
     device, attention = training_device_and_attention()
     twin_class = getattr(twin, type(numpy_model).__name__)
     return twin_class.from_numpy(numpy_model, attention=attention).to(device)
+
+
+def rng_state(model) -> dict:
+    """The state of the generator that draws `model`'s dropout masks, as JSON-ready data: the NumPy
+    model's own generator (a task head's is its encoder's), or torch's global generators (the
+    CPU's and, when there is one, every GPU's) for a torch model."""
+    if not is_torch_model(model):
+        return {"numpy": _numpy_generator(model).bit_generator.state}
+    import torch
+
+    state = {"torch": torch.get_rng_state().tolist()}
+    if torch.cuda.is_available():
+        state["cuda"] = [device_state.tolist() for device_state in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(model, state: dict) -> None:
+    """Put back what `rng_state` returned, so the next dropout masks are the ones that would have
+    followed. A state saved on the other backend cannot be restored (ValueError)."""
+    expected = "torch" if is_torch_model(model) else "numpy"
+    if expected not in state:
+        raise ValueError(f"the saved generator state is for {sorted(state)}, not this "
+                         f"{expected} model")
+    if expected == "numpy":
+        _numpy_generator(model).bit_generator.state = state["numpy"]
+        return
+    import torch
+
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    if torch.cuda.is_available() and "cuda" in state:
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
+
+
+def restored_generator(state: dict) -> np.random.Generator:
+    """A NumPy generator that continues from `bit_generator.state` (a loop's data generator, as
+    a checkpoint saved it)."""
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
+
+
+def _numpy_generator(model) -> np.random.Generator:
+    """A NumPy model's generator; a task head draws from its encoder's."""
+    return getattr(model, "encoder", model).rng

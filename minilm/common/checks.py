@@ -4,11 +4,21 @@ A model checks what it is given once, where it enters (`forward`, `encode`), and
 ValueError that names the argument and the form it expected, never a NaN, a silent broadcast or an
 exception from deep inside NumPy or torch. The twin runs these same checks on a host copy of its
 (B, T) integer inputs (one small copy; a check that can raise must look at the values).
+
+The op-level checks (`check_attention_inputs`, `check_cross_entropy_inputs`) read only what NumPy
+arrays and torch tensors share (`shape`, `ndim`, `dtype`, comparisons), so the reference's op pairs
+and the twin's functional call the same function, each naming its own array type. One error type
+for every bad argument, types included: ValueError (see the ruff configuration in pyproject.toml).
 """
 
 from __future__ import annotations
 
+import math
+import sys
+
 import numpy as np
+
+# ---------------------------------------------------------------- numbers
 
 
 def positive_int(name: str, value) -> int:
@@ -16,6 +26,126 @@ def positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be an int >= 1, got {value!r}")
     return int(value)
+
+
+def number_in(name: str, value, interval: str) -> float:
+    """`value` as a float in `interval`, written as in mathematics: "[0, 1)", "(0, inf)".
+
+    NaN and +-inf are refused whatever the interval says, so `--lr inf` or `temperature=nan` stops
+    before anything runs instead of turning every later number into NaN."""
+    low, high = (float(end) for end in interval[1:-1].split(","))
+    is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, bool)
+    if not (is_number and math.isfinite(value)
+            and (low < value if interval[0] == "(" else low <= value)
+            and (value < high if interval[-1] == ")" else value <= high)):
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return float(value)
+
+
+def check_finite(name: str, array) -> None:
+    """Every entry of a NumPy array is a finite number; else the first NaN or inf and where."""
+    bad = ~np.isfinite(array)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} must be finite numbers, got {array[where]} at index {where}")
+
+
+def floating_dtype(dtype) -> np.dtype:
+    """A model's weight dtype as a NumPy floating dtype (float16, float32, float64). Integer or bool
+    weights would round every initial value (std 0.02) to 0 and every update away."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype must be a NumPy floating dtype such as np.float32, got "
+                         f"{dtype!r}") from None
+    if dtype.kind != "f":
+        raise ValueError(f"dtype must be a floating dtype (np.float32, np.float64), got {dtype}")
+    return dtype
+
+
+# ---------------------------------------------------------------- arrays of either twin
+
+
+def _kind(array) -> str:
+    """NumPy's dtype.kind ('f' floating, 'i'/'u' integer, 'b' bool, 'c' complex) of a NumPy array
+    or a torch tensor (a tensor can only exist if torch is imported)."""
+    dtype = array.dtype
+    if isinstance(dtype, np.dtype):
+        return dtype.kind
+    if dtype.is_floating_point:
+        return "f"
+    if dtype.is_complex:
+        return "c"
+    return "b" if dtype == sys.modules["torch"].bool else "i"
+
+
+def check_array(name: str, value, array_type) -> None:
+    """`value` is an array of the op's own kind: np.ndarray for the reference, torch.Tensor for
+    the twin (a NumPy array handed to the twin would fail deep inside torch)."""
+    if not isinstance(value, array_type):
+        raise ValueError(f"{name} must be a {array_type.__module__}.{array_type.__name__}, got "
+                         f"{type(value).__module__}.{type(value).__name__}")
+
+
+def check_attention_inputs(q, k, v, scale, array_type) -> None:
+    """q (..., Nq, D), k (..., Nk, D), v (..., Nk, Dv), `array_type` arrays of one floating dtype
+    with the same leading (batch, head) axes and at least one key; `scale` None or finite.
+
+    What each rule prevents: integer inputs would compute the scale 1/sqrt(D) in integers (0);
+    leading axes that differ would broadcast, and the backward return gradients of the broadcast
+    shape, not the input's; k and v of different lengths pair keys with the wrong values; with no
+    key at all the softmax has nothing to normalise."""
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        check_array(f"attention: {name}", x, array_type)
+        if x.ndim < 2 or _kind(x) != "f":
+            raise ValueError(f"attention: {name} must be a floating-point array (..., N, D), got "
+                             f"{x.dtype} of shape {tuple(x.shape)}")
+    if not q.dtype == k.dtype == v.dtype:
+        raise ValueError(f"attention: q, k and v must have one dtype, got {q.dtype}, {k.dtype}, "
+                         f"{v.dtype}")
+    if not q.shape[:-2] == k.shape[:-2] == v.shape[:-2]:
+        raise ValueError(
+            f"attention: q, k and v must have the same leading (batch, head) axes before "
+            f"(N, D), got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+        )
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"attention: q has head dim {q.shape[-1]} but k has {k.shape[-1]}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"attention: k has {k.shape[-2]} keys but v has {v.shape[-2]}")
+    if k.shape[-2] == 0:
+        raise ValueError("attention: k and v hold no keys (Nk = 0); expected at least one")
+    if scale is not None:
+        number_in("attention: scale", scale, "(-inf, inf)")
+
+
+def check_cross_entropy_inputs(logits, targets, ignore_index, array_type) -> None:
+    """logits (..., V) floating, targets (...) integer class ids in [0, V) or `ignore_index`, both
+    `array_type` arrays. (Float targets would be read as class ids after rounding, wrong shapes be
+    flattened into a pairing of the wrong rows.)"""
+    check_array("cross_entropy: logits", logits, array_type)
+    check_array("cross_entropy: targets", targets, array_type)
+    if logits.ndim < 1 or _kind(logits) != "f":
+        raise ValueError(f"cross_entropy: logits must be a floating-point array (..., V), got "
+                         f"{logits.dtype} of shape {tuple(logits.shape)}")
+    if _kind(targets) not in "iu":
+        raise ValueError(f"cross_entropy: targets must be integer class ids, got dtype "
+                         f"{targets.dtype}")
+    if tuple(logits.shape[:-1]) != tuple(targets.shape):
+        raise ValueError(
+            f"cross_entropy: targets shape {tuple(targets.shape)} must equal logits shape "
+            f"without its last axis {tuple(logits.shape[:-1])}"
+        )
+    vocab = logits.shape[-1]
+    bad = (targets != ignore_index) & ((targets < 0) | (targets >= vocab))
+    if bad.any():
+        raise ValueError(
+            f"cross_entropy: targets must lie in [0, {vocab}) or equal ignore_index="
+            f"{ignore_index}, got {targets[bad][:5].tolist()}"
+        )
+
+
+# ---------------------------------------------------------------- models
 
 
 def check_head_encoder(head, encoder, encoder_class) -> None:

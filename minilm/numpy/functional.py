@@ -6,6 +6,10 @@ with respect to its output. The backward reads as the chain rule of the forward 
 
 Notation in shape comments: B batch, T (or Nq, Nk) sequence, H heads, D head width, C channels.
 Everything is vectorised: no Python loop runs over batch, time or heads.
+
+Attention and cross-entropy check their inputs first (`minilm.common.checks`, the rules the PyTorch
+twin applies too) and compute in at least float32: with float16 inputs, scores q.k overflow
+float16's largest value (65504) long before float32's, and so does a log-sum-exp over a wide range.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy.special import erf
+
+from minilm.common.checks import check_attention_inputs, check_cross_entropy_inputs
 
 # ---------------------------------------------------------------- linear: y = x W^T + b
 
@@ -215,13 +221,14 @@ def dropout_backward(dout, cache):
 
 
 class AttentionCache(NamedTuple):
-    q: np.ndarray
+    q: np.ndarray  # q, k, v in the working dtype (float32 for float16 inputs)
     k: np.ndarray
     v: np.ndarray
     probs: np.ndarray  # softmax weights, zero on masked keys (B.., Nq, Nk)
     dropped: np.ndarray  # probs after dropout: what multiplied v
     dropout: DropoutCache
     scale: float
+    dtype: np.dtype  # the inputs' dtype, which the output and the gradients come back in
 
 
 def causal_mask(n_queries, n_keys):
@@ -264,11 +271,11 @@ def attention_forward(q, k, v, attn_mask=None, causal=False, scale=None, dropout
     attn_mask: boolean, broadcastable to (..., Nq, Nk), True = may attend (as PyTorch SDPA).
     A query row that may attend nothing outputs zeros (and passes zero gradient), not NaN.
     dropout_p > 0 drops attention weights (with `rng`), as BERT and GPT-2 do in training.
+    float16 inputs are computed in float32 and the output returned in float16.
     """
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"attention: q has head dim {q.shape[-1]} but k has {k.shape[-1]}")
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"attention: k has {k.shape[-2]} keys but v has {v.shape[-2]}")
+    check_attention_inputs(q, k, v, scale, np.ndarray)
+    dtype = q.dtype
+    q, k, v = (x.astype(np.promote_types(dtype, np.float32), copy=False) for x in (q, k, v))
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(scale)  # (..., Nq, Nk)
     allowed = _allowed_keys(attn_mask, causal, scores.shape)
@@ -283,7 +290,8 @@ def attention_forward(q, k, v, attn_mask=None, causal=False, scale=None, dropout
         probs = e / np.where(total > 0, total, 1.0)  # fully masked rows stay all zero
     dropped, dropout_cache = dropout_forward(probs, dropout_p, rng, training=dropout_p > 0)
     out = dropped @ v  # (..., Nq, Nk) @ (..., Nk, Dv) -> (..., Nq, Dv)
-    return out, AttentionCache(q, k, v, probs, dropped, dropout_cache, scale)
+    return out.astype(dtype, copy=False), AttentionCache(q, k, v, probs, dropped, dropout_cache,
+                                                         scale, dtype)
 
 
 def attention_backward(dout, cache):
@@ -294,24 +302,26 @@ def attention_backward(dout, cache):
 
     Masked entries have P = 0, so they receive dS = 0; fully masked rows give dq = 0.
     """
-    q, k, v, probs, dropped, dropout_cache, scale = cache
+    q, k, v, probs, dropped, dropout_cache, scale, dtype = cache
+    dout = dout.astype(q.dtype, copy=False)  # the working dtype of the forward
     dv = np.swapaxes(dropped, -1, -2) @ dout  # (..., Nk, Nq) @ (..., Nq, Dv) -> (..., Nk, Dv)
     dprobs = dropout_backward(dout @ np.swapaxes(v, -1, -2), dropout_cache)  # (..., Nq, Nk)
     dscores = softmax_backward(dprobs, SoftmaxCache(probs, -1)) * q.dtype.type(scale)
     dq = dscores @ k  # (..., Nq, D)
     dk = np.swapaxes(dscores, -1, -2) @ q  # (..., Nk, D)
-    return dq, dk, dv
+    return tuple(grad.astype(dtype, copy=False) for grad in (dq, dk, dv))
 
 
 # ---------------------------------------------------------------- cross-entropy
 
 
 class CrossEntropyCache(NamedTuple):
-    probs: np.ndarray  # (N, V)
+    probs: np.ndarray  # (N, V), in the working dtype (float32 for float16 logits)
     targets: np.ndarray  # (N,), ignore_index replaced by 0
     keep: np.ndarray  # (N,) bool
     n_kept: int
     logits_shape: tuple
+    logits_dtype: np.dtype  # the gradient comes back in the logits' dtype
 
 
 def cross_entropy_forward(logits, targets, ignore_index=-100):
@@ -319,24 +329,16 @@ def cross_entropy_forward(logits, targets, ignore_index=-100):
 
     logits (..., V), targets (...) integer; positions whose target is ignore_index do not count.
     log softmax = x - logsumexp(x), with logsumexp computed as m + log sum exp(x - m), m = max x.
-    If every target is ignored the loss is 0 (and so is its gradient), not NaN.
+    If every target is ignored the loss is 0 (and so is its gradient), not NaN. float16 logits
+    are computed in float32: the loss is a float32, the gradient float16.
     """
     targets = np.asarray(targets)
-    if logits.shape[:-1] != targets.shape:
-        raise ValueError(
-            f"cross_entropy: targets shape {targets.shape} must equal logits shape without its "
-            f"last axis {logits.shape[:-1]}"
-        )
+    check_cross_entropy_inputs(logits, targets, ignore_index, np.ndarray)
     vocab = logits.shape[-1]
-    flat_logits = logits.reshape(-1, vocab)  # (N, V)
+    work = np.promote_types(logits.dtype, np.float32)
+    flat_logits = logits.reshape(-1, vocab).astype(work, copy=False)  # (N, V)
     flat_targets = targets.reshape(-1)  # (N,)
     keep = flat_targets != ignore_index
-    bad = keep & ((flat_targets < 0) | (flat_targets >= vocab))
-    if bad.any():
-        raise ValueError(
-            f"cross_entropy: targets must lie in [0, {vocab}) or equal ignore_index={ignore_index}, "
-            f"got {flat_targets[bad][:5].tolist()}"
-        )
     safe_targets = np.where(keep, flat_targets, 0)
     row_max = flat_logits.max(axis=-1, keepdims=True)
     shifted = flat_logits - row_max
@@ -345,14 +347,15 @@ def cross_entropy_forward(logits, targets, ignore_index=-100):
     n_kept = int(keep.sum())
     picked = log_probs[np.arange(len(safe_targets)), safe_targets]  # (N,)
     loss = -(picked * keep).sum() / max(n_kept, 1)
-    cache = CrossEntropyCache(np.exp(log_probs), safe_targets, keep, n_kept, logits.shape)
+    cache = CrossEntropyCache(np.exp(log_probs), safe_targets, keep, n_kept, logits.shape,
+                              logits.dtype)
     return loss, cache
 
 
 def cross_entropy_backward(cache, dloss=1.0):
     """d loss / d logits = (softmax(logits) - onehot(target)) / n_kept on kept rows, 0 elsewhere."""
-    probs, targets, keep, n_kept, logits_shape = cache
+    probs, targets, keep, n_kept, logits_shape, logits_dtype = cache
     dlogits = probs.copy()
     dlogits[np.arange(len(targets)), targets] -= 1.0
     dlogits *= (keep[:, None] * (dloss / max(n_kept, 1))).astype(probs.dtype)
-    return dlogits.reshape(logits_shape)
+    return dlogits.reshape(logits_shape).astype(logits_dtype, copy=False)

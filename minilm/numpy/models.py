@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from minilm.common.checks import check_attention_mask, check_input_ids, check_token_type_ids
+from minilm.common.checks import (
+    check_attention_mask,
+    check_input_ids,
+    check_token_type_ids,
+    floating_dtype,
+)
 from minilm.common.kv_cache import KVCache, check_kv_cache
 from minilm.common.names import BERT_BLOCK_NAMES, GPT2_BLOCK_NAMES, IGNORE_INDEX
 from minilm.config import ModelConfig
@@ -42,7 +47,7 @@ class _Model(Module):
                 f"config must be a ModelConfig, got {type(config).__name__}"
             )
         self.config = config
-        self.store = ParameterStore(dtype)
+        self.store = ParameterStore(floating_dtype(dtype))
         self.rng = np.random.default_rng(seed)  # initialisation, then dropout masks
         if config.positions == "learned":
             self.positions = Embedding(self.store, position_name, config.max_len, config.d_model, self.rng)

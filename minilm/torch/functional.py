@@ -13,7 +13,9 @@ Attention backends (the semantics are the NumPy reference's `attention_forward`,
 
 Shared rules: boolean masks mean True = may attend; causal masks are aligned bottom-right (query i
 sees key j iff j <= i + Nk - Nq); a query row that may attend nothing outputs zeros and passes zero
-gradient, never NaN.
+gradient, never NaN. Each entry point checks q, k, v (and the loss its targets) with the NumPy
+reference's own rules (`minilm.common.checks`), and the "math" path and the loss compute float16
+inputs in float32, as the reference does.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import warnings
 import torch
 from torch import nn
 
+from minilm.common.checks import check_attention_inputs, check_cross_entropy_inputs
 from minilm.common.names import IGNORE_INDEX
 
 ATTENTION_BACKENDS = ("triton", "sdpa", "math")
@@ -122,7 +125,11 @@ def math_attention(q, k, v, attn_mask=None, causal=False, scale=None, dropout_p=
 
     q (..., Nq, D), k (..., Nk, D), v (..., Nk, Dv) -> (..., Nq, Dv).
     Dropout (training only, p = dropout_p) zeroes attention weights and rescales by 1 / (1 - p).
+    float16 / bfloat16 inputs are computed in float32 (scores overflow float16 at 65504).
     """
+    check_attention_inputs(q, k, v, scale, torch.Tensor)
+    dtype = q.dtype
+    q, k, v = (x.to(torch.promote_types(dtype, torch.float32)) for x in (q, k, v))
     n_queries, n_keys = q.shape[-2], k.shape[-2]
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ k.transpose(-1, -2)) * scale  # (..., Nq, Nk)
@@ -140,7 +147,7 @@ def math_attention(q, k, v, attn_mask=None, causal=False, scale=None, dropout_p=
         probs = e / torch.where(total > 0, total, 1.0)
     if dropout_p > 0.0:
         probs = nn.functional.dropout(probs, dropout_p, training=True)
-    return probs @ v  # (..., Nq, Nk) @ (..., Nk, Dv) -> (..., Nq, Dv)
+    return (probs @ v).to(dtype)  # (..., Nq, Nk) @ (..., Nk, Dv) -> (..., Nq, Dv)
 
 
 def sdpa_attention(q, k, v, attn_mask=None, causal=False, scale=None, dropout_p=0.0):
@@ -151,6 +158,7 @@ def sdpa_attention(q, k, v, attn_mask=None, causal=False, scale=None, dropout_p=
     NaN in some versions and backends) are let to attend everything and then multiplied by 0,
     which zeroes their output and their gradient.
     """
+    check_attention_inputs(q, k, v, scale, torch.Tensor)
     n_queries, n_keys = q.shape[-2], k.shape[-2]
     if attn_mask is None and (not causal or n_queries == n_keys):
         return nn.functional.scaled_dot_product_attention(
@@ -168,6 +176,7 @@ def triton_attention(q, k, v, key_mask=None, causal=False, scale=None):
     """kernels.flash_attention: q (B, H, Nq, D), k, v (B, H, Nk, D), key_mask (B, Nk) bool."""
     from kernels import flash_attention  # imported here: triton reads TRITON_INTERPRET on import
 
+    check_attention_inputs(q, k, v, scale, torch.Tensor)
     return flash_attention(q, k, v, causal=causal, key_mask=key_mask, scale=scale)
 
 
@@ -196,11 +205,14 @@ def attention(q, k, v, key_mask=None, causal=False, scale=None, dropout_p=0.0, b
 def cross_entropy(logits, targets, ignore_index=IGNORE_INDEX):
     """Mean over kept positions of -log softmax(logits)[target], like numpy `cross_entropy_forward`.
 
-    logits (..., V), targets (...). Where torch's mean would divide by zero (every target ignored,
-    e.g. an MLM batch with nothing masked) this returns 0 with zero gradient, as the reference does.
+    logits (..., V), targets (...) integer. Where torch's mean would divide by zero (every target
+    ignored, e.g. an MLM batch with nothing masked) this returns 0 with zero gradient, as the
+    reference does. float16 / bfloat16 logits are computed in float32 (a finite float32 loss).
     """
+    check_cross_entropy_inputs(logits, targets, ignore_index, torch.Tensor)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
     total = nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1).long(),
         ignore_index=ignore_index, reduction="sum",
     )
     n_kept = (targets != ignore_index).sum().clamp(min=1)

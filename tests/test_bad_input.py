@@ -1,0 +1,432 @@
+"""Bad input is refused clearly at every layer: a ValueError whose message names the argument (or
+the file) and the form expected, or else the correct finite answer, never a silent broadcast, a
+NaN, token 0 or an exception from deep inside NumPy, torch or safetensors.
+
+Where a family of malformed inputs fits, it is a hypothesis strategy (attention inputs, cross-entropy
+targets, attention-mask values, non-finite logits, the bytes of a weights file); the rest are listed
+cases. Every assertion matches the message, so a case refused for another reason fails. The
+checks themselves live in one place, `minilm.common.checks`, which both twins call.
+"""
+
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from safetensors.numpy import save_file
+
+from minilm import ModelConfig
+from minilm.checkpoint import load_run, read_run, save_run
+from minilm.cli import main
+from minilm.finetune import FinetuneSettings, finetune
+from minilm.generation import generate, sample_next
+from minilm.numpy import Decoder, Encoder
+from minilm.numpy import functional as F
+from minilm.pretrained import load_pretrained
+from minilm.tasks import Task
+from minilm.testing.strategies import seeds
+from minilm.tokenizers import CharTokenizer
+from minilm.torch import Decoder as TorchDecoder
+from minilm.torch import Encoder as TorchEncoder
+from minilm.torch import functional as TF
+
+TINY = ModelConfig(vocab_size=8, max_len=8, d_model=8, n_heads=2, n_layers=1, d_ff=16)
+
+# ---------------------------------------------------------------- functional attention
+
+# each corruption of valid (q, k, v, scale): (what the message must say, how to corrupt)
+ATTENTION_CORRUPTIONS = {
+    "integer q": ("q must be a floating-point array", lambda a: {**a, "q": a["q"].astype(int)}),
+    "integer k": ("k must be a floating-point array", lambda a: {**a, "k": a["k"].astype(int)}),
+    "bool v": ("v must be a floating-point array", lambda a: {**a, "v": a["v"] > 0}),
+    "batch of k": ("same leading (batch, head) axes",
+                   lambda a: {**a, "k": np.concatenate([a["k"], a["k"]]),
+                              "v": np.concatenate([a["v"], a["v"]])}),
+    "rank of q": ("same leading (batch, head) axes", lambda a: {**a, "q": a["q"][0]}),
+    "rank of v": ("same leading (batch, head) axes", lambda a: {**a, "v": a["v"][None]}),
+    "length of v": ("keys but v has", lambda a: {**a, "v": np.concatenate([a["v"], a["v"]], -2)}),
+    "head dim of k": ("q has head dim",
+                      lambda a: {**a, "k": np.concatenate([a["k"], a["k"]], -1)}),
+    "zero keys": ("hold no keys", lambda a: {**a, "k": a["k"][..., :0, :], "v": a["v"][..., :0, :]}),
+    "mixed dtypes": ("q, k and v must have one dtype",
+                     lambda a: {**a, "k": a["k"].astype(np.float32)}),
+    "nan scale": ("scale must be a finite number", lambda a: {**a, "scale": math.nan}),
+    "inf scale": ("scale must be a finite number", lambda a: {**a, "scale": math.inf}),
+}
+ATTENTION_PATHS = {
+    "numpy": lambda a: F.attention_forward(a["q"], a["k"], a["v"], scale=a["scale"]),
+    "math": lambda a: TF.math_attention(*_tensors(a), scale=a["scale"]),
+    "sdpa": lambda a: TF.sdpa_attention(*_tensors(a), scale=a["scale"]),
+}
+
+
+def _tensors(arrays):
+    return [torch.from_numpy(np.ascontiguousarray(arrays[name])) for name in ("q", "k", "v")]
+
+
+@st.composite
+def malformed_attention(draw):
+    """(corruption name, message, inputs): valid q (B, H, Nq, D), k, v (B, H, Nk, Dv) in float64,
+    then one corruption."""
+    rng = np.random.default_rng(draw(seeds))
+    b, h, nq, nk, d, dv = (draw(st.integers(1, 3)) for _ in range(6))
+    arrays = {"q": rng.standard_normal((b, h, nq, d)), "k": rng.standard_normal((b, h, nk, d)),
+              "v": rng.standard_normal((b, h, nk, dv)), "scale": draw(st.none() | st.floats(0.1, 2))}
+    name = draw(st.sampled_from(sorted(ATTENTION_CORRUPTIONS)))
+    message, corrupt = ATTENTION_CORRUPTIONS[name]
+    return name, message, corrupt(arrays)
+
+
+@pytest.mark.parametrize("path", sorted(ATTENTION_PATHS))
+@given(case=malformed_attention())
+def test_malformed_attention_inputs_are_refused_by_name(path, case):
+    """NumPy's op pair and the twin's math and sdpa paths refuse the same inputs with the same
+    message: integer or bool q/k/v (the scale would be 0), batch or rank mismatches (which would
+    broadcast, and the backward return gradients of the wrong shape), k and v of different
+    lengths, no keys at all, mixed dtypes, a non-finite scale."""
+    _, message, arrays = case
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ATTENTION_PATHS[path](arrays)
+
+
+def test_the_twin_refuses_numpy_arrays_and_says_which():
+    q = np.zeros((1, 1, 2, 4), dtype=np.float32)
+    tensor = torch.from_numpy(q)
+    for attention in (TF.math_attention, TF.sdpa_attention):
+        with pytest.raises(ValueError, match=r"attention: k must be a torch\.Tensor, got numpy"):
+            attention(tensor, q, tensor)
+    with pytest.raises(ValueError, match=r"targets must be a torch\.Tensor"):
+        TF.cross_entropy(torch.zeros(2, 3), np.zeros(2, dtype=np.int64))
+
+
+def test_float16_attention_computes_scores_in_float32():
+    """q.k = 60 * 60 * 32 = 115200 overflows float16 (max 65504); the reference and the twin's
+    math path compute the scores and the softmax in float32 and return float16 outputs equal to the
+    float32 result rounded, with finite gradients."""
+    rng = np.random.default_rng(0)
+    q = k = np.full((1, 2, 3, 32), 60.0, dtype=np.float16)
+    v = rng.standard_normal((1, 2, 3, 32)).astype(np.float16)
+    k = k.copy()
+    k[..., 1, :] = -60.0  # one very low, two equal very high scores: a finite, non-uniform answer
+    expected, _ = F.attention_forward(q.astype(np.float32), k.astype(np.float32),
+                                      v.astype(np.float32))
+    out, cache = F.attention_forward(q, k, v)
+    assert out.dtype == np.float16 and np.isfinite(out).all()
+    np.testing.assert_allclose(out, expected, rtol=1e-3, atol=1e-3)
+    grads = F.attention_backward(np.ones_like(out), cache)
+    assert all(g.dtype == np.float16 and np.isfinite(g).all() for g in grads)
+    twin = TF.math_attention(*_tensors({"q": q, "k": k, "v": v}))
+    assert twin.dtype == torch.float16
+    np.testing.assert_allclose(twin.float().numpy(), expected, rtol=1e-3, atol=1e-3)
+
+
+# ---------------------------------------------------------------- cross-entropy targets
+
+TARGET_CORRUPTIONS = {
+    "float": ("targets must be integer class ids", lambda t, v: t.astype(np.float64)),
+    "bool": ("targets must be integer class ids", lambda t, v: t > 0),
+    "too large": ("targets must lie in", lambda t, v: np.where(t == t.flat[0], v, t)),
+    "negative": ("targets must lie in", lambda t, v: np.where(t == t.flat[0], -3, t)),
+    "extra axis": ("targets shape", lambda t, v: t[..., None]),
+    "one fewer": ("targets shape", lambda t, v: t.reshape(-1)[:-1]),
+    "flattened": ("targets shape", lambda t, v: t.reshape(-1) if t.ndim > 1 else t[None]),
+}
+
+
+@st.composite
+def malformed_targets(draw):
+    """(message, logits (..., V), targets): valid class ids for the logits, then one corruption."""
+    rng = np.random.default_rng(draw(seeds))
+    lead = tuple(draw(st.lists(st.integers(2, 3), min_size=1, max_size=2)))
+    vocab = draw(st.integers(2, 5))
+    targets = rng.integers(0, vocab, size=lead)
+    message, corrupt = TARGET_CORRUPTIONS[draw(st.sampled_from(sorted(TARGET_CORRUPTIONS)))]
+    return message, rng.standard_normal(lead + (vocab,)), corrupt(targets, vocab)
+
+
+@given(case=malformed_targets())
+def test_malformed_targets_are_refused_by_both_twins(case):
+    """Float or bool targets, ids outside [0, V) (that are not ignore_index) and targets whose
+    shape is not the logits' without the last axis: the same ValueError from the reference's
+    cross_entropy_forward and the twin's cross_entropy (which used to flatten a wrong shape)."""
+    message, logits, targets = case
+    with pytest.raises(ValueError, match=message):
+        F.cross_entropy_forward(logits, targets)
+    with pytest.raises(ValueError, match=message):
+        TF.cross_entropy(torch.from_numpy(logits), torch.from_numpy(np.asarray(targets)))
+
+
+def test_float16_cross_entropy_is_finite_for_large_logits():
+    """Logits 80000 apart: the true loss, 80000 nats, exceeds float16's range, so both twins
+    compute in float32 and return it finite; the gradient keeps the logits' dtype."""
+    logits = np.array([[-40000.0, 40000.0], [1.0, 2.0]], dtype=np.float16)
+    targets = np.array([0, 1])
+    loss, cache = F.cross_entropy_forward(logits, targets)
+    reference = float(F.cross_entropy_forward(logits.astype(np.float32), targets)[0])
+    assert np.isfinite(loss) and float(loss) == pytest.approx(reference) and reference > 3e4
+    dlogits = F.cross_entropy_backward(cache)
+    assert dlogits.dtype == np.float16 and np.isfinite(dlogits).all()
+    twin_logits = torch.tensor(logits, requires_grad=True)
+    twin_loss = TF.cross_entropy(twin_logits, torch.from_numpy(targets))
+    twin_loss.backward()
+    assert twin_loss.item() == pytest.approx(reference)
+    assert twin_logits.grad.dtype == torch.float16 and torch.isfinite(twin_logits.grad).all()
+
+
+# ---------------------------------------------------------------- models: masks and dtypes
+
+
+@given(value=st.floats(allow_nan=True, allow_infinity=True).filter(lambda x: x not in (0, 1))
+       | st.integers(-5, 5).filter(lambda x: x not in (0, 1)),
+       where=st.tuples(st.integers(0, 1), st.integers(0, 3)))
+def test_attention_mask_values_other_than_0_and_1_are_refused(value, where):
+    """An Encoder's attention_mask holds 1 (a real token) or 0 (padding): 0.5, 2, -1, inf, NaN
+    used to count as "attend"; both twins now name the value and where it is."""
+    ids = np.ones((2, 4), dtype=np.int64)
+    mask = np.ones((2, 4), dtype=np.float64 if isinstance(value, float) else np.int64)
+    mask[where] = value
+    for model in (Encoder(TINY), TorchEncoder(TINY, attention="math")):
+        with pytest.raises(ValueError, match=r"attention_mask must hold only 0 \(padding\) and 1"):
+            model.forward(ids, attention_mask=mask)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8, np.bool_, np.complex64, "text"])
+@pytest.mark.parametrize("model_class", [Encoder, Decoder])
+def test_numpy_models_refuse_non_floating_dtypes(model_class, dtype):
+    """Integer or bool weights would round the initialisation (std 0.02) to all zeros."""
+    with pytest.raises(ValueError, match="dtype must be a"):
+        model_class(TINY, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, np.int32])
+@pytest.mark.parametrize("model_class", [TorchEncoder, TorchDecoder])
+def test_twin_models_refuse_non_floating_dtypes(model_class, dtype):
+    with pytest.raises(ValueError, match="dtype must be a floating"):
+        model_class(TINY, attention="math", dtype=dtype)
+
+
+# ---------------------------------------------------------------- sampling
+
+
+@pytest.mark.parametrize("temperature", [math.nan, math.inf, -1.0, "0.8"])
+def test_sampling_refuses_a_temperature_that_is_not_a_finite_number(temperature):
+    """A NaN temperature made every probability NaN and the sampler return token 0."""
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="temperature must be a finite number"):
+        sample_next(np.zeros((1, 4)), rng, temperature)
+    with pytest.raises(ValueError, match="temperature must be a finite number"):
+        generate(Decoder(TINY), np.ones((1, 2), dtype=np.int64), 0, rng, temperature)
+
+
+@given(bad=st.sampled_from([math.nan, math.inf, -math.inf]), row=st.integers(0, 2),
+       column=st.integers(0, 4), temperature=st.sampled_from([0.0, 0.7, 1.0]))
+def test_sampling_refuses_non_finite_logits(bad, row, column, temperature):
+    logits = np.zeros((3, 5))
+    logits[row, column] = bad
+    with pytest.raises(ValueError, match=rf"logits must be finite numbers, got .* \({row}, "
+                                         rf"{column}\)"):
+        sample_next(logits, np.random.default_rng(0), temperature)
+
+
+def test_generate_command_refuses_a_nan_temperature(tmp_path, capsys):
+    tokenizer = CharTokenizer("ab ")
+    save_run(tmp_path, Decoder(ModelConfig(**{**TINY.to_dict(), "vocab_size": 5})), tokenizer)
+    assert main(["generate", "--checkpoint", str(tmp_path), "--prompt", "ab",
+                 "--temperature", "nan"]) == 2
+    assert "temperature must be a finite number" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- training and fine-tuning
+
+
+def test_fine_tuning_a_task_with_a_single_class_is_refused(tmp_path, capsys):
+    """Every prediction of a one-class task is right: accuracy 1.000 and nothing learnt. Refused
+    before any model is loaded, from the library and from the command line."""
+    task = Task("one", ("yes", "no"), ["a", "b"], np.zeros(2, np.int64), ["c"], np.zeros(1, np.int64))
+    with pytest.raises(ValueError, match=r"single class in its training split \(\['yes'\]\)"):
+        finetune(FinetuneSettings(), progress=False, task=task)
+    single = tmp_path / "single.jsonl"
+    single.write_text("".join(json.dumps({"text": f"s{i}", "label": "yes"}) + "\n"
+                              for i in range(10)))
+    assert main(["finetune", "--task", str(single), "--out", str(tmp_path / "run")]) == 2
+    assert "single class" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("text") / "text.txt"
+    path.write_text("the cat sat on the mat. " * 60)
+    return path
+
+
+def train_argv(text_file, out, *flags):
+    return ["train", "--text", str(text_file), "--preset", "tiny", "--steps", "6",
+            "--warmup-steps", "2", "--batch-size", "2", "--seq-len", "8", "--eval-every", "3",
+            "--eval-tokens", "50", "--out", str(out), *flags]
+
+
+@pytest.mark.parametrize("lr", ["inf", "nan", "-1", "0"])
+def test_a_learning_rate_that_is_not_a_finite_positive_number_is_refused(lr, text_file, tmp_path,
+                                                                         capsys):
+    assert main(train_argv(text_file, tmp_path / "run", "--lr", lr)) == 2
+    assert "lr must be a finite number in (0, inf)" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=re.escape("lr must be a finite number in (0, inf)")):
+        FinetuneSettings(lr=float(lr))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
+def test_a_diverging_run_ends_with_one_line_naming_the_step(text_file, tmp_path, capsys):
+    """lr = 1e30 is finite but sends the weights to inf at the first update: one line on stderr,
+    exit status 2, naming the step and what to try; no traceback, no checkpoint of NaN weights."""
+    assert main(train_argv(text_file, tmp_path / "run", "--lr", "1e30")) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.fullmatch(r"minilm train: error: training diverged (at|by) step \d+: .*--lr.*", error)
+    assert "Traceback" not in error and not (tmp_path / "run" / "model.safetensors").exists()
+
+
+# ---------------------------------------------------------------- damaged run directories
+
+
+def _rewrite(name, content):
+    return lambda d: (d / name).write_bytes(content)
+
+
+def _edit_run_config(config=None, **top_level):
+    """Change fields of config.json's ModelConfig (`config`) or of the file itself."""
+    def edit(directory):
+        meta = json.loads((directory / "config.json").read_text())
+        meta["config"].update(config or {})
+        meta.update(top_level)
+        (directory / "config.json").write_text(json.dumps(meta))
+    return edit
+
+
+def _save_weights(transform):
+    def edit(directory):
+        weights = Decoder(RUN_CONFIG).params
+        save_file(transform(weights), str(directory / "model.safetensors"))
+    return edit
+
+
+RUN_TOKENIZER = CharTokenizer("abc ")
+RUN_CONFIG = ModelConfig(**{**TINY.to_dict(), "vocab_size": RUN_TOKENIZER.vocab_size})
+DAMAGED_RUNS = {  # case: (damage, what the message must say besides the path)
+    "empty weights": (_rewrite("model.safetensors", b""), "not a readable safetensors"),
+    "truncated weights": (lambda d: _rewrite("model.safetensors", (
+        d / "model.safetensors").read_bytes()[:200])(d), "not a readable safetensors"),
+    "config not UTF-8": (_rewrite("config.json", b"\xff\xfe{\x00"), "not a minilm run config"),
+    "config a JSON list": (_rewrite("config.json", b"[1, 2]"), "not a minilm run config"),
+    "d_model a string": (_edit_run_config({"d_model": "8"}), "d_model must be a positive int"),
+    "dropout a string": (_edit_run_config({"dropout": "x"}), "not a minilm run config"),
+    "unknown ModelConfig field": (_edit_run_config({"colour": "blue"}), "unknown fields"),
+    "unknown config.json key": (_edit_run_config(colour="blue"), "unknown keys ['colour']"),
+    "unknown kind": (_edit_run_config(kind="transformer"), "kind must be one of"),
+    "metadata a list": (_edit_run_config(metadata=[1]), "metadata must be a JSON object"),
+    "weights of another width": (_edit_run_config({"d_model": 16}), "do not fit"),
+    "integer weights": (_save_weights(lambda w: {n: v.astype(np.int32) for n, v in w.items()}),
+                        "expected floating-point weights"),
+    "a missing weight": (_save_weights(lambda w: dict(list(w.items())[1:])), "do not fit"),
+    "tokenizer of another vocabulary": (
+        lambda d: CharTokenizer("abcdefg ").save(d), "the tokenizer has 10 tokens"),
+    "tokenizer file not JSON": (_rewrite("char_tokenizer.json", b"{"), "tokenizer"),
+}
+
+
+@pytest.fixture
+def damaged_run(tmp_path, request):
+    directory = tmp_path / "run"
+    save_run(directory, Decoder(RUN_CONFIG), RUN_TOKENIZER)
+    damage, message = DAMAGED_RUNS[request.param]
+    damage(directory)
+    return directory, message
+
+
+@pytest.mark.parametrize("damaged_run", sorted(DAMAGED_RUNS), indirect=True)
+def test_damaged_run_directories_are_errors_naming_the_path(damaged_run, capsys):
+    """read_run / load_run (both backends) and `minilm generate` say which file is wrong and how:
+    no raw safetensors, JSON or KeyError exceptions, and no silent success. (Weights that do not
+    fit the config are found when the model is built, so read_run alone lets them through.)"""
+    directory, message = damaged_run
+    readers = [lambda d: load_run(d, "numpy"), lambda d: load_run(d, "torch")]
+    if message != "do not fit":
+        readers.append(read_run)
+    for load in readers:
+        with pytest.raises(ValueError, match=re.escape(message)) as raised:
+            load(directory)
+        assert str(directory) in str(raised.value)
+    assert main(["generate", "--checkpoint", str(directory), "--prompt", "ab"]) == 2
+    error = capsys.readouterr().err
+    assert str(directory) in error and message in error
+
+
+@given(content=st.binary(max_size=300))
+def test_any_bytes_as_weights_are_an_error_naming_the_file_or_load(tmp_path_factory, content):
+    """Random bytes as model.safetensors: a ValueError naming the file (or, for the rare bytes that
+    form a valid empty safetensors file, an error naming what is missing)."""
+    directory = tmp_path_factory.mktemp("run")
+    save_run(directory, Decoder(RUN_CONFIG), RUN_TOKENIZER)
+    (directory / "model.safetensors").write_bytes(content)
+    with pytest.raises(ValueError, match=re.escape(str(directory))):
+        load_run(directory)
+
+
+# ---------------------------------------------------------------- damaged pretrained directories
+
+
+@pytest.fixture(scope="module")
+def hf_bert(tmp_path_factory):
+    """A tiny Hugging Face BertModel directory: config.json, model.safetensors, vocab.txt."""
+    directory = tmp_path_factory.mktemp("hf_bert")
+    (directory / "config.json").write_text(json.dumps({
+        "model_type": "bert", "vocab_size": TINY.vocab_size, "hidden_size": TINY.d_model,
+        "num_hidden_layers": TINY.n_layers, "num_attention_heads": TINY.n_heads,
+        "intermediate_size": TINY.d_ff, "max_position_embeddings": TINY.max_len}))
+    save_file(Encoder(TINY, mlm_head=False).params, str(directory / "model.safetensors"))
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c"]
+    (directory / "vocab.txt").write_text("\n".join(tokens) + "\n")
+    return directory
+
+
+def _edit_hf_config(**changes):
+    def edit(directory):
+        hf = json.loads((directory / "config.json").read_text())
+        (directory / "config.json").write_text(json.dumps({**hf, **changes}))
+    return edit
+
+
+DAMAGED_PRETRAINED = {
+    "empty weights": (_rewrite("model.safetensors", b""), "not a readable safetensors"),
+    "random weights": (_rewrite("model.safetensors", bytes(range(256)) * 2),
+                       "not a readable safetensors"),
+    "config not UTF-8": (_rewrite("config.json", b"\xff\xfe{\x00"), "not valid UTF-8 JSON"),
+    "config a JSON list": (_rewrite("config.json", b"[]"), "holds a JSON list"),
+    "hidden_size a string": (_edit_hf_config(hidden_size="8"), "must be a positive int, got '8'"),
+    "eps a string": (_edit_hf_config(layer_norm_eps="small"), "a field has the wrong type"),
+    "another width": (_edit_hf_config(hidden_size=16), "in the checkpoint but"),
+    "tokenizer of another vocabulary": (
+        lambda d: (d / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n"),
+        "the tokenizer has 5 tokens"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_PRETRAINED))
+def test_damaged_pretrained_directories_are_errors_naming_the_path(hf_bert, tmp_path, case):
+    import shutil
+
+    directory = tmp_path / "model"
+    shutil.copytree(hf_bert, directory)
+    damage, message = DAMAGED_PRETRAINED[case]
+    damage(directory)
+    for backend in ("numpy", "torch"):
+        with pytest.raises(ValueError, match=re.escape(message)) as raised:
+            load_pretrained(directory, backend=backend)
+        assert str(directory) in str(raised.value)
+
+
+def test_the_undamaged_pretrained_directory_loads(hf_bert):
+    """The fixture the damage is done to is itself fine (so each error above is the damage's)."""
+    assert load_pretrained(hf_bert).config.d_model == TINY.d_model

