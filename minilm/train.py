@@ -228,7 +228,8 @@ def resume_training(directory, progress=True) -> dict:
     try:
         settings = TrainSettings(**run.metadata["settings"])
         text_path, sha256 = run.metadata["text"], run.metadata["text_sha256"]
-        history, generator = state.progress["history"], state.progress["data_generator"]
+        history, generator, seconds = (state.progress[key] for key in
+                                       ("history", "data_generator", "seconds"))
     except (KeyError, TypeError) as error:
         raise ValueError(f"{directory} does not hold a `minilm train` run to resume (reading "
                          f"its config.json and checkpoint: {error!r})") from None
@@ -241,8 +242,7 @@ def resume_training(directory, progress=True) -> dict:
                         grad_clip=settings.grad_clip)
     step_fn.load_state_dict(state.optimizer)
     return _train_from(state.step, settings, model, step_fn, corpus_data, history,
-                       restored_generator(generator), state.progress["seconds"], Path(directory),
-                       progress)
+                       restored_generator(generator), seconds, Path(directory), progress)
 
 
 # ---------------------------------------------------------------- the loop

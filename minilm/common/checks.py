@@ -34,9 +34,9 @@ def number_in(name: str, value, interval: str) -> float:
     NaN and +-inf are refused whatever the interval says, so `--lr inf` or `temperature=nan` stops
     before anything runs instead of turning every later number into NaN."""
     low, high = (float(end) for end in interval[1:-1].split(","))
-    is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, bool)
-    if not (is_number and math.isfinite(value)
+    is_number = isinstance(value, (int, float, np.integer, np.floating))
+    if isinstance(value, bool) or not (
+            is_number and math.isfinite(value)
             and (low < value if interval[0] == "(" else low <= value)
             and (value < high if interval[-1] == ")" else value <= high)):
         raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
