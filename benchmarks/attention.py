@@ -3,7 +3,7 @@
 For every sequence length N, head dim D, causal or not, and dtype (bf16, fp16), this times the
 forward pass, the backward pass and both together with `triton.testing.do_bench` (median), for
 
-    triton           kernels.flash_attention
+    triton           minilm.kernels.flash_attention
     sdpa-flash       torch's scaled_dot_product_attention pinned to FLASH_ATTENTION
     sdpa-cudnn       ... pinned to CUDNN_ATTENTION
     sdpa-efficient   ... pinned to EFFICIENT_ATTENTION (memory-efficient, xFormers-style)
@@ -64,7 +64,7 @@ def implementations():
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.nn.functional import scaled_dot_product_attention
 
-    from kernels import flash_attention
+    from minilm.kernels import flash_attention
 
     def sdpa(q, k, v, causal):
         return scaled_dot_product_attention(q, k, v, is_causal=causal)
@@ -244,7 +244,6 @@ def main(argv=None):
                  "is for testing, not timing.)")
     if os.environ.get("TRITON_INTERPRET") == "1":
         sys.exit("unset TRITON_INTERPRET: the interpreter is for testing, not timing")
-    sys.path.insert(0, str(REPO))  # `import kernels` without installing the package
     import triton
 
     args.out.mkdir(parents=True, exist_ok=True)

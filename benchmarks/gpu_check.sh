@@ -3,7 +3,9 @@
 #   1. pytest -m gpu tests/        the GPU-only tests (long sequences, tensor-core fp16/bf16 math)
 #   2. benchmarks/attention.py     Triton vs PyTorch's SDPA backends, in the time that is left
 # Results and logs go to benchmarks/results/, and are copied to $OUT when it is set.
-# Installs nothing: it uses .venv/bin/python if the checkout has one, else python3.
+# It uses .venv/bin/python if the checkout has one, else python3, and installs nothing but minilm
+# itself (editable, without dependencies) where `minilm.kernels` is not importable yet: kernels/
+# becomes minilm.kernels only through the install (pyproject.toml maps it into the package).
 #
 #   bash benchmarks/gpu_check.sh                  # whole-script budget 450 s
 #   GPU_CHECK_BUDGET=300 bash benchmarks/gpu_check.sh
@@ -16,6 +18,8 @@ RESULTS=benchmarks/results
 start=$SECONDS
 mkdir -p "$RESULTS"
 unset TRITON_INTERPRET  # the kernels must compile for the GPU, not run in the interpreter
+"$PYTHON" -c "import minilm.kernels" 2>/dev/null ||
+    "$PYTHON" -m pip install -q --no-deps --no-build-isolation -e .
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$RESULTS/gpu.txt"
 "$PYTHON" -c "import pytest, hypothesis" || echo "gpu_check: the tests need pytest and hypothesis"

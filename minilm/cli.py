@@ -4,6 +4,7 @@ default and help text, `minilm.common.settings.setting`), so a new setting is a 
 
     minilm train --objective clm --steps 600 --out runs/clm
     minilm generate --checkpoint runs/clm --prompt "once" --temperature 0.8 --top-k 10
+    minilm tokenizer train --vocab-size 1000 corpus.txt --out runs/bpe
     minilm demo
     minilm embed "a cat sits on the mat" "a kitten rests on a rug" "stock prices fell"
     minilm finetune --task sentiment --backend numpy --epochs 3 --out runs/sentiment
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import types
 import typing
@@ -106,24 +108,65 @@ def _print_summary(metrics, out):
           f"{metrics['tokens_per_second']:.0f} tokens/s; run directory: {out}")
 
 
-def command_generate(args):
+def _model_type(directory) -> str | None:
+    """The `model_type` that a Hugging Face config.json names ("gpt2", ...); None for a minilm run
+    directory (whose config.json has none) or a directory without a readable config.json."""
+    try:
+        config = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))
+        return config.get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None  # load_run then says what is wrong with the directory
+
+
+def load_decoder(directory):
+    """(model, tokenizer) to generate with, on the NumPy backend: any Hugging Face GPT-2 directory
+    (config.json with model_type "gpt2", model.safetensors, vocab.json + merges.txt), or a run
+    directory of `minilm train --objective clm`."""
     from minilm.checkpoint import load_run
+    from minilm.pretrained import check_vocab, load_pretrained
+    from minilm.tokenizers import load_tokenizer
+
+    if _model_type(directory) == "gpt2":
+        model, tokenizer = load_pretrained(directory, backend="numpy"), load_tokenizer(directory)
+        check_vocab(tokenizer, model.config)
+        return model, tokenizer
+    model, run = load_run(directory, backend="numpy")
+    if run.kind != "decoder":
+        raise ValueError(f"--checkpoint {str(directory)!r} holds an {run.kind}; generation needs "
+                         "a decoder trained with --objective clm, or a GPT-2 directory")
+    return model, run.tokenizer
+
+
+def command_generate(args):
     from minilm.common.checks import positive_int
     from minilm.generation import generate
 
     positive_int("--samples", args.samples)
-    model, run = load_run(args.checkpoint, backend="numpy")
-    if run.kind != "decoder":
-        raise ValueError(f"--checkpoint {args.checkpoint!r} holds an {run.kind}; generation needs "
-                         "a decoder trained with --objective clm")
-    prompt = run.tokenizer.encode(args.prompt)[None]
+    model, tokenizer = load_decoder(args.checkpoint)
+    prompt = tokenizer.encode(args.prompt)[None]
     if prompt.shape[1] == 0:
         raise ValueError("--prompt must not be empty")
     ids = generate(model, np.repeat(prompt, args.samples, axis=0), args.max_new_tokens,
                    np.random.default_rng(args.seed), args.temperature, args.top_k)
     for row in ids:
-        print(run.tokenizer.decode(row))
+        print(tokenizer.decode(row))
         print("---")
+
+
+def command_tokenizer_train(args):
+    """`minilm tokenizer train`: learn byte-level BPE merges on a text file and write vocab.json +
+    merges.txt, which `load_tokenizer` and Hugging Face's GPT2Tokenizer read."""
+    from minilm.tokenizers import BPETokenizer
+
+    text = Path(args.corpus).read_text(encoding="utf-8")
+    tokenizer = BPETokenizer.train(text, args.vocab_size)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(out)
+    print(f"learned {len(tokenizer.merges)} merges on {args.corpus} ({len(text)} characters): "
+          f"vocab_size {tokenizer.vocab_size}"
+          + (" (no pair was left to merge)" if tokenizer.vocab_size < args.vocab_size else ""))
+    print(f"wrote {out / 'vocab.json'} and {out / 'merges.txt'}")
 
 
 def command_demo(args):
@@ -242,7 +285,8 @@ def build_parser():
     add_settings_arguments(p, TrainSettings)
 
     p = command("generate", "sample text from a CLM checkpoint", command_generate)
-    p.add_argument("--checkpoint", required=True, help="a run directory of `minilm train`")
+    p.add_argument("--checkpoint", required=True,
+                   help="a run directory of `minilm train`, or a Hugging Face GPT-2 directory")
     p.add_argument("--prompt", required=True, help="the text to continue")
     p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to sample")
     p.add_argument("--temperature", type=float, default=0.8,
@@ -251,6 +295,22 @@ def build_parser():
                    help="sample among the k most likely tokens only")
     p.add_argument("--samples", type=int, default=1, help="independent samples to print")
     p.add_argument("--seed", type=int, default=0, help="seeds the sampling")
+
+    p = commands.add_parser("tokenizer", help="train GPT-2's byte-level BPE tokenizer",
+                            description="Byte-level BPE tokenizers (GPT-2's): `train` learns "
+                            "merges on a text file.")
+    p = p.add_subparsers(dest="tokenizer_command", required=True).add_parser(
+        "train", help="learn byte-level BPE merges on a text file",
+        description="Learn GPT-2-style byte-level BPE merges on a UTF-8 text file and write "
+        "vocab.json + merges.txt (the format of GPT-2 directories, read by `minilm generate` and "
+        "Hugging Face's GPT2Tokenizer).\n\n"
+        "example: minilm tokenizer train --vocab-size 1000 corpus.txt --out runs/bpe",
+        formatter_class=_HelpFormatter)
+    p.set_defaults(run=command_tokenizer_train)
+    p.add_argument("corpus", metavar="CORPUS.txt", help="a UTF-8 text file to learn merges on")
+    p.add_argument("--vocab-size", type=int, default=1000,
+                   help="tokens in the vocabulary: the 256 bytes, one per merge, <|endoftext|>")
+    p.add_argument("--out", default="runs/bpe", help="directory for vocab.json and merges.txt")
 
     p = command("demo", "train a small GPT on the built-in corpus (a few minutes)", command_demo)
     p.add_argument("--out", default="runs/demo", help="run directory")
@@ -291,6 +351,7 @@ def build_parser():
     p.add_argument("--resume", default=None, metavar="DIR",
                    help="continue the interrupted run in DIR from its last checkpoint, with the "
                         "settings it was started with (no other flag)")
+
     return parser
 
 

@@ -21,14 +21,14 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kernels import flash_attention
-from kernels.flash_attention import LAUNCHES, attention_reference
+from minilm.kernels import flash_attention
+from minilm.kernels.flash_attention import LAUNCHES, attention_reference
 from minilm.testing.oracles import relative_error
 from minilm.testing.strategies import attention_problems
 
-# `kernels.flash_attention` the attribute is the function; the module itself comes from the import
-# system (for monkeypatching its INTERPRETED flag).
-flash_attention_module = importlib.import_module("kernels.flash_attention")
+# `minilm.kernels.flash_attention` the attribute is the function; the module itself comes from the
+# import system (for monkeypatching its INTERPRETED flag).
+flash_attention_module = importlib.import_module("minilm.kernels.flash_attention")
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 FP32_TOLERANCE = 2e-5

@@ -113,7 +113,7 @@ def test_triton_cached_logits_equal_full_forward():
     twin = TorchDecoder(config, attention="triton", dtype=torch.float32)
     twin.load_state_dict(params_to_state_dict(numpy_model.params))  # rounded to float32
     ids = np.random.default_rng(0).integers(0, config.vocab_size, (2, 7))
-    launches = importlib.import_module("kernels.flash_attention").LAUNCHES
+    launches = importlib.import_module("minilm.kernels.flash_attention").LAUNCHES
     before = launches["forward"]
     cached = chunked_logits(twin, ids, [3, 2, 1, 1])
     assert launches["forward"] - before == 4 * config.n_layers

@@ -52,7 +52,7 @@ def test_minilm_numpy_matches_transformers(numpy_minilm, batch, hf_outputs):
 
 def test_minilm_torch_triton_matches_transformers(minilm_dir, batch, hf_outputs):
     """The twin, with attention in our Triton kernel (the interpreter on CPU), equals BertModel."""
-    launches = importlib.import_module("kernels.flash_attention").LAUNCHES
+    launches = importlib.import_module("minilm.kernels.flash_attention").LAUNCHES
     model = load_pretrained(minilm_dir, backend="torch", attention="triton")
     assert model.attention == "triton" and not model.training
     before = launches["forward"]

@@ -49,10 +49,10 @@ TWINS = {"encoder": Encoder, "decoder": Decoder}
 KINDS = sorted(TWINS)
 
 def flash_attention_module():
-    """The kernel's module. (The attribute `kernels.flash_attention` is the function, which the
-    package re-exports under its module's name, so `import kernels.flash_attention as m` gives
-    the function.)"""
-    return importlib.import_module("kernels.flash_attention")
+    """The kernel's module. (The attribute `minilm.kernels.flash_attention` is the function, which
+    the package re-exports under its module's name, so `import minilm.kernels.flash_attention as m`
+    gives the function.)"""
+    return importlib.import_module("minilm.kernels.flash_attention")
 
 
 @st.composite

@@ -49,7 +49,7 @@ def triton_unsupported(head_dim: int, dtype: torch.dtype) -> str | None:
     """Why the Triton kernel cannot run a model with this head width and dtype, or None if it can."""
     if not triton_can_run():
         return "Triton needs to be installed and a CUDA GPU or TRITON_INTERPRET=1"
-    from kernels.flash_attention import MAX_HEAD_DIM, MIN_HEAD_DIM, SUPPORTED_DTYPES
+    from minilm.kernels.flash_attention import MAX_HEAD_DIM, MIN_HEAD_DIM, SUPPORTED_DTYPES
 
     if not MIN_HEAD_DIM <= head_dim <= MAX_HEAD_DIM:
         return f"the kernel needs {MIN_HEAD_DIM} <= head_dim <= {MAX_HEAD_DIM}, got {head_dim}"
@@ -174,7 +174,7 @@ def sdpa_attention(q, k, v, attn_mask=None, causal=False, scale=None, dropout_p=
 
 def triton_attention(q, k, v, key_mask=None, causal=False, scale=None):
     """kernels.flash_attention: q (B, H, Nq, D), k, v (B, H, Nk, D), key_mask (B, Nk) bool."""
-    from kernels import flash_attention  # imported here: triton reads TRITON_INTERPRET on import
+    from minilm.kernels import flash_attention  # here: triton reads TRITON_INTERPRET on import
 
     check_attention_inputs(q, k, v, scale, torch.Tensor)
     return flash_attention(q, k, v, causal=causal, key_mask=key_mask, scale=scale)
