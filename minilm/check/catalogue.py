@@ -5,6 +5,7 @@ from minilm.check import framework
 from minilm.check.exercises import (  # noqa: F401 - importing a module registers its lesson
     attention,
     block,
+    flash,
     language_models,
 )
 

@@ -116,6 +116,38 @@ def torch_attention(q, k, v, allowed, scale, keep_scaled=None):
     return probs @ v
 
 
+def attention_logsumexp(q, k, allowed, scale):
+    """L_i = log sum_j exp(S_ij) over the keys query i may attend, S = q k^T * scale, by SciPy's
+    logsumexp over the whole (.., Nq, Nk) matrix: the one number per query FlashAttention keeps for
+    its backward. +inf for a query that may attend nothing (the kernel's convention: exp(S - L) is
+    then 0, where the logarithm of an empty sum would be -inf)."""
+    from scipy.special import logsumexp
+
+    scores = np.where(allowed, (q @ np.swapaxes(k, -1, -2)) * scale, -np.inf)  # (.., Nq, Nk)
+    lse = logsumexp(scores, axis=-1)  # -inf where nothing is allowed
+    return np.where(np.isneginf(lse), np.inf, lse)
+
+
+def peak_bytes(function, *args, **kwargs) -> int:
+    """The most memory allocated while function(*args, **kwargs) runs, beyond what was allocated
+    when it started, in bytes, by Python's tracemalloc (NumPy reports its arrays to it). The result
+    is dropped. Works whether or not tracemalloc is already tracing."""
+    import tracemalloc
+
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    before, _ = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    try:
+        function(*args, **kwargs)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    return peak - before
+
+
 def counted_bigram_log_probs(ids, vocab_size: int, smoothing: float) -> np.ndarray:
     """log((n(a, b) + k) / (n(a) + k V)), counted one pair at a time in plain Python, independently
     of minilm.bigram: -inf for a pair with no count and no smoothing, uniform for a row that

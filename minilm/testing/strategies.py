@@ -290,6 +290,36 @@ def cross_entropy_cases(draw):
     return {"logits": 3 * rng.standard_normal(lead + (vocab,)), "targets": targets,
             "ignore_index": ignore_index, "dloss": float(rng.normal())}
 
+# ---------------------------------------------------------------- flash attention (numpy/flash)
+
+FLASH_BLOCKS = (1, 2, 3, 4, 5, 8, 16)  # tile sizes: most do not divide the sequence lengths
+
+
+@st.composite
+def flash_attention_cases(draw, max_len=20):
+    """q (B, H, Nq, D), k (B, H, Nk, D), v (B, H, Nk, Dv) in the kernel's layout; a key mask (B, Nk)
+    or None (sometimes with a batch entry that has no real key, so whole rows attend nothing);
+    causal or not (Nq != Nk allowed); a scale; tile sizes block_m, block_n drawn independently of
+    Nq and Nk, so the last tile is usually partial; a seed for the upstream gradient."""
+    rng = np.random.default_rng(draw(seeds))
+    batch, heads = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    nq, nk = draw(st.integers(1, max_len)), draw(st.integers(1, max_len))
+    d, dv = draw(small_dims), draw(small_dims)
+    key_mask = rng.random((batch, nk)) < 0.7 if draw(st.booleans()) else None
+    if key_mask is not None and draw(st.booleans()):
+        key_mask[-1] = False
+    return {
+        "q": rng.standard_normal((batch, heads, nq, d)),
+        "k": rng.standard_normal((batch, heads, nk, d)),
+        "v": rng.standard_normal((batch, heads, nk, dv)),
+        "causal": draw(st.booleans()),
+        "key_mask": key_mask,
+        "scale": draw(st.sampled_from([None, 0.3, 2.0])),
+        "block_m": draw(st.sampled_from(FLASH_BLOCKS)),
+        "block_n": draw(st.sampled_from(FLASH_BLOCKS)),
+        "seed": draw(seeds),
+    }
+
 # ---------------------------------------------------------------- counting language models (bigram.py)
 
 

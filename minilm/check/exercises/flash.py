@@ -1,0 +1,304 @@
+"""Lesson 08, FlashAttention: attention tile by tile with the online softmax, in NumPy
+(`minilm.numpy.flash`, the algorithm of kernels/flash_attention.py).
+
+Layout as in the kernel: q (B, H, Nq, D), k (B, H, Nk, D), v (B, H, Nk, Dv), key_mask (B, Nk) bool
+(True = may attend), causal aligned bottom-right; the forward returns (out, lse) with
+lse = L = log sum_j exp(S_ij) over the allowed keys (+inf for a query that may attend nothing).
+
+Oracles: plain attention over the whole (Nq, Nk) matrix, `functional.attention_forward` and
+`attention_backward` (lesson 01 checks them against PyTorch float64 and finite differences), and
+SciPy's logsumexp for L; TOL = 1e-10 in float64 (worst seen with the library's own functions over
+300 examples per property: 1e-15). NumPy oracles rather than torch: each property calls several
+of them per case, and torch's per-call overhead on tiny tensors dominated the run time. The
+memory properties run at N = 1024 under tracemalloc and allow a quarter of one (N, N) float64
+matrix (2 MiB); the library peaks at about 0.2 MiB (forward) and 0.5 MiB (backward) there, a
+materialised score matrix alone is 8 MiB.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import strategies as st
+
+from minilm.check.framework import as_array, assert_close, assert_true, exercise, prop
+from minilm.numpy import functional as F
+from minilm.testing.oracles import allowed_keys, attention_logsumexp, peak_bytes
+from minilm.testing.strategies import flash_attention_cases
+
+LESSON = "08"
+TOL = 1e-10  # float64; the same mathematics as the oracle, rounded differently
+MEMORY_N = 1024  # sequence length of the memory properties
+MEMORY_BUDGET = MEMORY_N * MEMORY_N * 8 // 4  # bytes: a quarter of one (N, N) float64 matrix
+
+exercise("flash_attention_forward", LESSON,
+         "flash_attention_forward(q, k, v, causal=False, key_mask=None, scale=None, block_m=32, "
+         "block_n=16) -> (out, lse)",
+         "attention over query tiles x key tiles with the online softmax (m, l, acc); O and L")
+exercise("flash_attention_backward", LESSON,
+         "flash_attention_backward(dout, q, k, v, out, lse, causal=False, key_mask=None, "
+         "scale=None, block_m=32, block_n=16) -> (dq, dk, dv)",
+         "the gradients, P recomputed tile by tile as exp(S - L), delta = rowsum(dout * out)")
+exercise("merge_attention", LESSON, "merge_attention(out_a, lse_a, out_b, lse_b) -> (out, lse)",
+         "attention over two disjoint sets of keys from each set's (out, lse)")
+
+
+# ---------------------------------------------------------------- the oracle
+
+
+def allowed_of(case):
+    """(B or 1, 1, Nq, Nk) or (Nq, Nk) bool: which query may attend which key."""
+    key_mask = case["key_mask"]
+    return allowed_keys(None if key_mask is None else key_mask[:, None, None, :], case["causal"],
+                        case["q"].shape[-2], case["k"].shape[-2])
+
+
+def scale_of(case):
+    return 1 / math.sqrt(case["q"].shape[-1]) if case["scale"] is None else case["scale"]
+
+
+def reference(case, allowed=None):
+    """(out, lse, cache) of the case by plain attention over the whole (Nq, Nk) matrix:
+    `functional.attention_forward` (itself checked against PyTorch in lesson 01) and SciPy's
+    logsumexp. `allowed` replaces the case's own mask (and causal)."""
+    allowed = allowed_of(case) if allowed is None else allowed
+    out, cache = F.attention_forward(case["q"], case["k"], case["v"], attn_mask=allowed,
+                                     scale=scale_of(case))
+    return out, attention_logsumexp(case["q"], case["k"], allowed, scale_of(case)), cache
+
+
+def with_empty_rows(case):
+    """The case with its last batch entry all padding: every one of its queries attends nothing."""
+    key_mask = np.ones((case["q"].shape[0], case["k"].shape[-2]), dtype=bool)
+    if case["key_mask"] is not None:
+        key_mask = case["key_mask"].copy()
+    key_mask[-1] = False
+    return {**case, "key_mask": key_mask}
+
+
+def huge_scores(case):
+    """Scores around +-1000: exp overflows float64 (above ~709) without a max subtracted."""
+    return {**case, "scale": 1000.0}
+
+
+def memory_case(choice, head_dim=8):
+    """One head of N = MEMORY_N queries and keys; `choice` is (causal, block_m, block_n)."""
+    causal, block_m, block_n = choice
+    rng = np.random.default_rng(MEMORY_N)
+    q, k, v = (rng.standard_normal((1, 1, MEMORY_N, head_dim)) for _ in range(3))
+    return {"q": q, "k": k, "v": v, "causal": causal, "key_mask": None, "scale": None,
+            "block_m": block_m, "block_n": block_n, "seed": 0}
+
+
+# two fixed cases (nothing for hypothesis to shrink: each call takes a while at N = 1024)
+memory_cases = st.sampled_from([(False, 64, 64), (True, 32, 64)]).map(memory_case)
+
+
+def within_budget(peak, what):
+    """Failure unless `peak` bytes stayed under MEMORY_BUDGET."""
+    n_by_n = MEMORY_N * MEMORY_N * 8
+    assert_true(peak < MEMORY_BUDGET,
+                f"{what} allocated {peak / 2**20:.2f} MiB at N = {MEMORY_N}; one (N, N) float64 "
+                f"matrix is {n_by_n / 2**20:.0f} MiB and the budget is {MEMORY_BUDGET / 2**20:.0f} "
+                "MiB: the (N, N) matrix was materialised", peak / n_by_n)
+
+
+# ---------------------------------------------------------------- forward
+
+
+def forward(impl, case):
+    """The implementation's (out, lse) on the case, as arrays."""
+    result = impl.flash_attention_forward(
+        case["q"], case["k"], case["v"], causal=case["causal"], key_mask=case["key_mask"],
+        scale=case["scale"], block_m=case["block_m"], block_n=case["block_n"])
+    assert_true(isinstance(result, tuple) and len(result) == 2,
+                "flash_attention_forward must return (out, lse)")
+    return as_array(result[0], "out"), as_array(result[1], "lse")
+
+
+def assert_out_is_attention(impl, case, what):
+    assert_close(what, reference(case)[0], forward(impl, case)[0], TOL)
+
+
+cases = flash_attention_cases()
+
+
+@prop("flash_attention_forward", "equals attention for any N and tile sizes",
+      cases.map(lambda c: {**c, "causal": False}),
+      hint="after the last key tile O = acc / l; rescale both l and acc by exp(m - m_new) "
+           "whenever the running max m grows")
+def flash_forward_equals_attention(impl, case):
+    assert_out_is_attention(impl, case, "out vs softmax(q k^T * scale, masked) v")
+
+
+@prop("flash_attention_forward", "causal: equals attention aligned bottom-right (Nq != Nk too)",
+      cases.map(lambda c: {**c, "causal": True}),
+      hint="query i may attend key j iff j <= i + (Nk - Nq); use global indices "
+           "(start_m + i, start_n + j), not the indices inside the tile")
+def flash_forward_causal(impl, case):
+    assert_out_is_attention(impl, case, "causal out vs bottom-right causal attention")
+
+
+@prop("flash_attention_forward", "returns L = log sum_j exp(S_ij) over the allowed keys", cases,
+      hint="L = m + log(l) with the final running max m and normaliser l")
+def flash_forward_logsumexp(impl, case):
+    _, lse = forward(impl, case)
+    expected = reference(case)[1]
+    assert_true(lse.shape == expected.shape, f"lse has shape {lse.shape}, expected "
+                                             f"{expected.shape} (B, H, Nq)")
+    has_keys = np.isfinite(expected)
+    assert_close("L vs log sum exp of the allowed scores", expected[has_keys], lse[has_keys],
+                 TOL)
+
+
+@prop("flash_attention_forward", "a query that may attend nothing outputs zeros and L = +inf",
+      cases.map(with_empty_rows),
+      hint="while m is still -inf, exp(s - m) is exp(-inf + inf) = NaN: subtract 0 instead; "
+           "at the end, where l = 0 divide by 1 and set L = +inf")
+def flash_forward_empty_rows(impl, case):
+    out, lse = forward(impl, case)
+    assert_true(np.isfinite(out).all(), "out holds NaN or inf")
+    empty = np.isinf(reference(case)[1])  # (B, H, Nq)
+    assert_true(not out[empty].any(), "a query that may attend nothing has a non-zero output")
+    assert_true(np.all(lse[empty] == np.inf), "a query that may attend nothing must have L = +inf "
+                                              f"(so that exp(S - L) = 0), got {lse[empty][:3]}")
+
+
+@prop("flash_attention_forward", "stays finite at scores of +-1000", cases.map(huge_scores),
+      hint="exp(1000) overflows: p = exp(s - m_new) with the running max subtracted, never exp(s)")
+def flash_forward_is_stable(impl, case):
+    assert_out_is_attention(impl, case, "out at huge scores")
+
+
+@prop("flash_attention_forward", f"never holds the (N, N) scores (peak memory at N = {MEMORY_N})",
+      memory_cases, max_examples=2,
+      hint="keep only one (block_m, block_n) tile of scores at a time; never q @ k.T over all keys")
+def flash_forward_memory(impl, case):
+    within_budget(peak_bytes(forward, impl, case), "flash_attention_forward")
+
+
+# ---------------------------------------------------------------- backward
+
+
+def backward(impl, case, dout, out, lse):
+    grads = impl.flash_attention_backward(
+        dout, case["q"], case["k"], case["v"], out, lse, causal=case["causal"],
+        key_mask=case["key_mask"], scale=case["scale"], block_m=case["block_m"],
+        block_n=case["block_n"])
+    assert_true(isinstance(grads, tuple) and len(grads) == 3,
+                "flash_attention_backward must return (dq, dk, dv)")
+    return [as_array(g, name) for g, name in zip(grads, ("dq", "dk", "dv"))]
+
+
+def upstream_and_reference(case):
+    """A random dout, and the oracle's out, lse and (dq, dk, dv) for it
+    (`functional.attention_backward`, checked against finite differences and torch autograd in
+    lesson 01)."""
+    out, lse, cache = reference(case)
+    dout = np.random.default_rng(case["seed"]).standard_normal(out.shape)
+    return dout, out, lse, F.attention_backward(dout, cache)
+
+
+@prop("flash_attention_backward", "equals the gradient of attention for any N and tile sizes",
+      cases,
+      hint="dv += P^T dout; dS = P * (dout v^T - delta) with delta = rowsum(dout * out); "
+           "dq = scale * dS k, dk = scale * dS^T q; P = exp(S - L) where allowed")
+def flash_backward_is_the_gradient(impl, case):
+    dout, out, lse, expected = upstream_and_reference(case)
+    for name, mine, theirs in zip(("dq", "dk", "dv"), backward(impl, case, dout, out, lse),
+                                  expected):
+        assert_close(f"{name} vs functional.attention_backward", theirs, mine, TOL)
+
+
+@prop("flash_attention_backward", "a query that may attend nothing passes zero gradient",
+      cases.map(with_empty_rows),
+      hint="with L = +inf, P = exp(S - L) is exactly 0: the row sends nothing to dq, dk or dv")
+def flash_backward_empty_rows(impl, case):
+    dout, out, lse, _ = upstream_and_reference(case)
+    dq, dk, dv = backward(impl, case, dout, out, lse)
+    assert_true(all(np.isfinite(g).all() for g in (dq, dk, dv)), "a gradient holds NaN or inf")
+    empty = np.isinf(lse)
+    assert_true(not dq[empty].any(), "a query that may attend nothing got a non-zero dq")
+    dout[empty] = 1e6  # what reaches an empty row must not reach k or v
+    _, dk2, dv2 = backward(impl, case, dout, out, lse)
+    assert_close("dk when the empty rows' upstream gradient changes", dk, dk2, 0.0)
+    assert_close("dv when the empty rows' upstream gradient changes", dv, dv2, 0.0)
+
+
+@prop("flash_attention_backward",
+      f"never holds the (N, N) probabilities (peak memory at N = {MEMORY_N})",
+      memory_cases, max_examples=2,
+      hint="recompute P = exp(S - L) one (block_m, block_n) tile at a time, inside both loops")
+def flash_backward_memory(impl, case):
+    from minilm.numpy.flash import flash_attention_forward  # O and L are inputs here, not checked
+
+    out, lse = flash_attention_forward(case["q"], case["k"], case["v"], causal=case["causal"],
+                                       block_m=64, block_n=64)
+    dout = np.random.default_rng(case["seed"]).standard_normal(out.shape)
+    within_budget(peak_bytes(backward, impl, case, dout, out, lse), "flash_attention_backward")
+
+
+# ---------------------------------------------------------------- merging two parts
+
+
+def split_keys(case, in_a):
+    """The oracle's (out, lse) over the keys in A (in_a (Nk,) bool), over the rest, and over all."""
+    allowed = allowed_of(case)
+    return (reference(case, allowed & in_a)[:2], reference(case, allowed & ~in_a)[:2],
+            reference(case)[:2])
+
+
+def merged(impl, part_a, part_b):
+    result = impl.merge_attention(part_a[0], part_a[1], part_b[0], part_b[1])
+    assert_true(isinstance(result, tuple) and len(result) == 2,
+                "merge_attention must return (out, lse)")
+    return as_array(result[0], "out"), as_array(result[1], "lse")
+
+
+def assert_merge_is_whole(impl, case, in_a):
+    part_a, part_b, (expected_out, expected_lse) = split_keys(case, in_a)
+    out, lse = merged(impl, part_a, part_b)
+    assert_true(np.isfinite(out).all(), "out holds NaN or inf")
+    assert_close("merged out vs attention over all the keys", expected_out, out, TOL)
+    has_keys = np.isfinite(expected_lse)
+    assert_true(np.all(lse[~has_keys] == np.inf),
+                "a query with nothing in either part must keep L = +inf")
+    assert_close("merged L vs L over all the keys", expected_lse[has_keys], lse[has_keys],
+                 TOL)
+
+
+def random_split(case):
+    """Keys dealt at random into A and B, each part holding at least one key."""
+    in_a = np.random.default_rng(case["seed"]).random(case["k"].shape[-2]) < 0.5
+    in_a[0], in_a[-1] = True, False
+    return in_a
+
+
+@prop("merge_attention", "attention over A and B together = the merge of attention over each",
+      cases.filter(lambda c: c["k"].shape[-2] >= 2).map(
+          lambda c: {**c, "causal": False, "key_mask": None}),
+      hint="L = log(exp(L_a) + exp(L_b)); out = exp(L_a - L) out_a + exp(L_b - L) out_b")
+def merge_is_attention_over_both(impl, case):
+    assert_merge_is_whole(impl, case, random_split(case))
+
+
+@prop("merge_attention", "a part that attended nothing (L = +inf) weighs nothing",
+      cases.map(with_empty_rows),
+      hint="L = +inf marks an empty part: its sum of exp(s) is 0, so treat its L as -inf "
+           "(weight 0); if both parts are empty, keep out 0 and L = +inf")
+def merge_empty_parts(impl, case):
+    cut = np.random.default_rng(case["seed"]).integers(0, case["k"].shape[-2] + 1)
+    assert_merge_is_whole(impl, case, np.arange(case["k"].shape[-2]) < cut)  # A: keys < cut
+
+
+@prop("merge_attention", "stays finite when L is large (every score + 1000)",
+      cases.filter(lambda c: c["k"].shape[-2] >= 2).map(
+          lambda c: {**c, "causal": False, "key_mask": None}),
+      hint="exp(L) overflows at L > 709: subtract max(L_a, L_b) before exp")
+def merge_is_stable(impl, case):
+    """Adding a constant c to every score adds c to L and leaves out unchanged."""
+    part_a, part_b, (expected_out, expected_lse) = split_keys(case, random_split(case))
+    out, lse = merged(impl, (part_a[0], part_a[1] + 1000), (part_b[0], part_b[1] + 1000))
+    assert_close("merged out when every L is 1000 larger", expected_out, out, TOL)
+    assert_close("merged L - 1000 when every L is 1000 larger", expected_lse, lse - 1000, TOL)
