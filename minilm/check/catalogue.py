@@ -3,8 +3,10 @@ here they are listed in lesson order (within a lesson, in the order the module d
 
 from minilm.check import framework
 from minilm.check.exercises import (  # noqa: F401 - importing a module registers its lesson
+    applications,
     attention,
     block,
+    finetuning,
     flash,
     language_models,
 )

@@ -342,3 +342,80 @@ def bigram_scoring_cases(draw):
     table = 2 * np.random.default_rng(draw(seeds)).standard_normal((case["vocab_size"],) * 2)
     log_probs = table - np.log(np.exp(table).sum(axis=-1, keepdims=True))
     return {"log_probs": log_probs, "ids": case["ids"]}
+
+# ---------------------------------------------------------------- fine-tuning (layerwise.py)
+
+# Parameter names of a BertForSequenceClassification / BertForQuestionAnswering checkpoint, by where
+# they sit: the embeddings (depth 0), one encoder block (block i: depth i + 1), above the blocks.
+BERT_EMBEDDING_SUFFIXES = ("word_embeddings.weight", "position_embeddings.weight",
+                           "token_type_embeddings.weight", "LayerNorm.weight", "LayerNorm.bias")
+BERT_BLOCK_SUFFIXES = tuple(
+    f"{layer}.{kind}"
+    for layer in ("attention.self.query", "attention.self.key", "attention.self.value",
+                  "attention.output.dense", "attention.output.LayerNorm", "intermediate.dense",
+                  "output.dense", "output.LayerNorm")
+    for kind in ("weight", "bias"))
+BERT_TOP_NAMES = ("bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight",
+                  "classifier.bias", "qa_outputs.weight", "qa_outputs.bias")
+
+
+@st.composite
+def bert_parameter_names(draw, max_layers=12):
+    """A BERT model's parameter names for n_layers in 1..max_layers (so two-digit block numbers
+    occur), in a shuffled order, with the depth of each known by construction (the oracle of
+    `bert_depth`): `{"names": [...], "depths": {name: depth}, "n_layers": L, "decay": d,
+    "lowest_depth": k}`, d a layer-wise decay in (0, 1], k in 0..L + 1."""
+    n_layers = draw(st.integers(1, max_layers))
+    depths = {f"bert.embeddings.{suffix}": 0 for suffix in BERT_EMBEDDING_SUFFIXES}
+    for block in range(n_layers):
+        depths.update({f"bert.encoder.layer.{block}.{suffix}": block + 1
+                       for suffix in BERT_BLOCK_SUFFIXES})
+    top = draw(st.lists(st.sampled_from(BERT_TOP_NAMES), min_size=1, unique=True))
+    depths.update({name: n_layers + 1 for name in top})
+    names = draw(st.permutations(sorted(depths)))
+    return {"names": list(names), "depths": depths, "n_layers": n_layers,
+            "decay": draw(st.sampled_from([0.5, 0.8, 0.9, 0.95, 1.0])),
+            "lowest_depth": draw(st.integers(0, n_layers + 1))}
+
+
+@st.composite
+def unfreezing_cases(draw):
+    """A gradual-unfreezing schedule: n_layers in 1..12, one group thawed every 1..8 steps."""
+    return {"n_layers": draw(st.integers(1, 12)), "unfreeze_every": draw(st.integers(1, 8))}
+
+# ---------------------------------------------------------------- task heads' outputs (common/spans.py)
+
+
+@st.composite
+def span_cases(draw, masked=None, tied=None):
+    """start_logits, end_logits (B, T); max_answer_len in 1..T + 1; an allowed_mask (B, T) with at
+    least one True per row, or None. Logits are Gaussian or (tied) small integers, where many
+    spans tie. `masked` / `tied` fix those choices (default: drawn)."""
+    rng = np.random.default_rng(draw(seeds))
+    batch, time = draw(st.integers(1, 3)), draw(st.integers(1, 12))
+    tied = draw(st.booleans()) if tied is None else tied
+    shape = (batch, time)
+    start, end = ((rng.integers(0, 3, shape) if tied else 3 * rng.standard_normal(shape))
+                  .astype(np.float64) for _ in range(2))
+    allowed = None
+    if draw(st.booleans()) if masked is None else masked:
+        allowed = rng.random(shape) < draw(st.sampled_from([0.3, 0.6, 0.9]))
+        allowed[np.arange(batch), rng.integers(0, time, batch)] = True  # every row allows one
+    return {"start_logits": start, "end_logits": end,
+            "max_answer_len": draw(st.integers(1, time + 1)), "allowed_mask": allowed}
+
+
+@st.composite
+def word_alignment_cases(draw):
+    """A tokenized sentence as `word_ids` (T,): [CLS], each of 1..6 words spread over 1..4 word
+    pieces, [SEP], then 0..3 padding tokens; special tokens and padding are -1 (as an int array) or
+    None (as a list, the way Hugging Face's `word_ids()` returns them). word_labels (W,) in
+    0..8 and an ignore_index."""
+    pieces = draw(st.lists(st.integers(1, 4), min_size=1, max_size=6))
+    special = draw(st.sampled_from([-1, None]))
+    word_ids = ([special] + [w for w, n in enumerate(pieces) for _ in range(n)] + [special]
+                + [special] * draw(st.integers(0, 3)))
+    labels = draw(st.lists(st.integers(0, 8), min_size=len(pieces), max_size=len(pieces)))
+    return {"word_ids": np.array(word_ids) if special == -1 else word_ids,
+            "word_labels": np.array(labels, dtype=np.int64),
+            "ignore_index": draw(st.sampled_from([-100, -1, 255]))}
