@@ -15,6 +15,7 @@ property that also calls a stub is "blocked" (a backward needs its own forward's
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
 import inspect
 import sys
@@ -201,6 +202,23 @@ def describe(case: dict) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def _one_torch_thread():
+    """The oracles run PyTorch on tiny tensors, where one thread is many times faster than a pool
+    (and does not fight a busy machine for its cores); the caller's setting is restored."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run_property(prop: Property, functions: dict[str, Callable], settings=None) -> Result:
     """Try `prop` on its strategy's cases (hypothesis; shrunk on failure) -> Result."""
     from hypothesis import HealthCheck, given
@@ -235,7 +253,8 @@ def run_property(prop: Property, functions: dict[str, Callable], settings=None) 
         options["max_examples"] = min(prop.max_examples, base.max_examples)
     run = hypothesis_settings(base, **options)(given(prop.strategy)(attempt))
     try:
-        run()
+        with _one_torch_thread():
+            run()
     except _Stub as stub:
         status = "not attempted" if stub.name == prop.target else "blocked"
         return Result(prop.target, prop.name, status,
