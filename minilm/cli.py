@@ -260,6 +260,38 @@ def command_check(args) -> int:
     return 0 if report.ok else 1
 
 
+def command_compute(args):
+    """`minilm compute`: parameters, FLOPs, memory and training time of a preset, counted from its
+    config (minilm.compute; nothing is built)."""
+    from minilm.compute import PRESET_MODELS, report
+
+    model, parts = PRESET_MODELS[args.preset]  # the heads as released, unless a flag says
+    flags = {part: getattr(args, part) for part in ("mlm_head", "pooler")}
+    parts = {**parts, **{part: value for part, value in flags.items() if value is not None}}
+    peak_flops = None if args.peak_tflops is None else args.peak_tflops * 1e12
+    print(report(ModelConfig.preset(args.preset), args.preset, model, args.tokens, args.batch,
+                 args.seq_len, args.dtype, peak_flops, args.mfu, **parts))
+
+
+def add_compute_arguments(p) -> None:
+    p.add_argument("preset", choices=sorted(PRESETS), help="the model (ModelConfig.preset)")
+    p.add_argument("--tokens", type=float, default=None,
+                   help="training tokens, e.g. 300e9 (default: 20 per parameter, compute-optimal)")
+    p.add_argument("--batch", type=int, default=1, help="sequences per batch (memory)")
+    p.add_argument("--seq-len", type=int, default=None,
+                   help="tokens per sequence (default: the preset's max_len)")
+    p.add_argument("--dtype", default="float32",
+                   help="float64, float32, bfloat16 (bf16) or float16 (fp16)")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="the hardware's peak TFLOP/s: adds the training time (default: not shown)")
+    p.add_argument("--mfu", type=float, default=0.4,
+                   help="model FLOPs utilisation assumed for the training time")
+    for flag, part in (("--mlm-head", "MLM head"), ("--pooler", "pooler")):
+        p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                       help=f"encoders: count BERT's {part} (default: as released, see "
+                            "minilm.compute.PRESET_MODELS)")
+
+
 # ---------------------------------------------------------------- the parser
 
 
@@ -348,6 +380,15 @@ def build_parser():
                 command_finetune)
     add_settings_arguments(p, FinetuneSettings)
     p.add_argument("--out", default="runs/finetune", help="run directory")
+
+    p = command("compute", "parameters, FLOPs, memory and training time of a preset",
+                command_compute,
+                "What a model costs, counted from its config alone (minilm.compute): parameters "
+                "per component, matmul FLOPs per token, training FLOPs beside the 6 N D rule, "
+                "memory (weights, gradients, AdamW, activations with naive or flash attention "
+                "and with checkpointing, KV cache) and, given --peak-tflops, the training time.\n\n"
+                "example: minilm compute gpt3-175b --tokens 300e9 --dtype bf16 --peak-tflops 312")
+    add_compute_arguments(p)
     p.add_argument("--resume", default=None, metavar="DIR",
                    help="continue the interrupted run in DIR from its last checkpoint, with the "
                         "settings it was started with (no other flag)")

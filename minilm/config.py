@@ -93,19 +93,32 @@ class ModelConfig:
         return cls(**{**PRESETS[name], **overrides})
 
 
+# What each family shares; its presets differ in size only.
+_BERT = dict(vocab_size=30522, max_len=512, dropout=0.1, activation="gelu", layer_norm_eps=1e-12,
+             pad_token_id=0)  # uncased WordPiece, 512 positions, 2 segments
+_GPT2 = dict(vocab_size=50257, max_len=1024, dropout=0.1, activation="gelu_tanh",
+             layer_norm_eps=1e-5, pad_token_id=50256)  # byte-level BPE, 1024 positions
+
 PRESETS: dict[str, dict] = {
     # small enough for finite-difference gradient checks
     "tiny": dict(vocab_size=32, max_len=16, d_model=16, n_heads=2, n_layers=2, d_ff=32),
     # the `make demo` model: a character-level GPT trained on the built-in corpus on 2 CPU cores
     "demo": dict(max_len=128, d_model=128, n_heads=4, n_layers=3, d_ff=512, activation="gelu_tanh"),
     # sentence-transformers/all-MiniLM-L6-v2 (BERT, uncased WordPiece)
-    "minilm-l6": dict(
-        vocab_size=30522, max_len=512, d_model=384, n_heads=12, n_layers=6, d_ff=1536,
-        dropout=0.1, activation="gelu", layer_norm_eps=1e-12, pad_token_id=0,
-    ),
-    # GPT-2 small
-    "gpt2": dict(
-        vocab_size=50257, max_len=1024, d_model=768, n_heads=12, n_layers=12, d_ff=3072,
-        dropout=0.1, activation="gelu_tanh", layer_norm_eps=1e-5, pad_token_id=50256,
-    ),
+    "minilm-l6": dict(_BERT, d_model=384, n_heads=12, n_layers=6, d_ff=1536),
+    # The published models whose size and cost `minilm.compute` reproduces (too large to build
+    # here; the tests count them from the config and on PyTorch's meta device).
+    # BERT (Devlin et al. 2019)
+    "bert-base": dict(_BERT, d_model=768, n_heads=12, n_layers=12, d_ff=3072),
+    "bert-large": dict(_BERT, d_model=1024, n_heads=16, n_layers=24, d_ff=4096),
+    # GPT-2 (Radford et al. 2019)
+    "gpt2": dict(_GPT2, d_model=768, n_heads=12, n_layers=12, d_ff=3072),
+    "gpt2-medium": dict(_GPT2, d_model=1024, n_heads=16, n_layers=24, d_ff=4096),
+    "gpt2-large": dict(_GPT2, d_model=1280, n_heads=20, n_layers=36, d_ff=5120),
+    "gpt2-xl": dict(_GPT2, d_model=1600, n_heads=25, n_layers=48, d_ff=6400),
+    # GPT-3 175B (Brown et al. 2020, Table 2.1): GPT-2's architecture and tokenizer, 2048 positions.
+    # Dropout is not reported; GPT-3 also alternates dense and locally banded sparse attention
+    # layers, which changes its attention FLOPs but not its parameters.
+    "gpt3-175b": dict(_GPT2, max_len=2048, d_model=12288, n_heads=96, n_layers=96, d_ff=49152,
+                      dropout=0.0),
 }
