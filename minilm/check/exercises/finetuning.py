@@ -43,7 +43,7 @@ def depth_rule(case) -> str:
 def bert_depth_is_the_depth(impl, case):
     for name in case["names"]:
         depth = impl.bert_depth(name, case["n_layers"])
-        expected = case["depths"][name]
+        expected = case["_depths"][name]
         assert_true(depth == expected, f"bert_depth({name!r}, {case['n_layers']}) = {depth!r}, "
                                        f"expected {expected} ({depth_rule(case)})")
 
@@ -67,10 +67,10 @@ def layerwise_scales_are_powers(impl, case):
     scales = scales_of(impl, case)
     top = case["n_layers"] + 1
     for name in case["names"]:
-        expected = case["decay"] ** (top - case["depths"][name])
+        expected = case["decay"] ** (top - case["_depths"][name])
         actual = float(as_array(scales[name], f"scale of {name}"))
         assert_true(abs(actual - expected) <= 1e-12 * expected,
-                    f"scale of {name!r} (depth {case['depths'][name]}, n_layers "
+                    f"scale of {name!r} (depth {case['_depths'][name]}, n_layers "
                     f"{case['n_layers']}, decay {case['decay']}) is {actual:.6g}, expected "
                     f"{expected:.6g}", abs(actual - expected))
 
@@ -82,7 +82,7 @@ def layerwise_scales_decrease_downwards(impl, case):
     scales = scales_of(impl, case)
     by_depth: dict[int, set] = {}
     for name in case["names"]:
-        by_depth.setdefault(case["depths"][name], set()).add(float(scales[name]))
+        by_depth.setdefault(case["_depths"][name], set()).add(float(scales[name]))
     top = case["n_layers"] + 1
     if top in by_depth:
         assert_true(by_depth[top] == {1.0}, f"the head (depth {top}) has scale "
@@ -139,12 +139,12 @@ def frozen_names_are_the_lower_ones(impl, case):
     frozen = impl.frozen_names(case["names"], case["n_layers"], case["lowest_depth"])
     assert_true(frozen is not None, "got None (did the function forget to return?)")
     frozen = set(frozen)
-    expected = {name for name in case["names"] if case["depths"][name] < case["lowest_depth"]}
-    wrongly = sorted(frozen - expected, key=case["depths"].get)
-    missed = sorted(expected - frozen, key=case["depths"].get)
+    expected = {name for name in case["names"] if case["_depths"][name] < case["lowest_depth"]}
+    wrongly = sorted(frozen - expected, key=case["_depths"].get)
+    missed = sorted(expected - frozen, key=case["_depths"].get)
     assert_true(not wrongly and not missed,
                 f"lowest_depth {case['lowest_depth']}, n_layers {case['n_layers']}: "
-                + (f"froze {len(wrongly)} trainable names (e.g. {wrongly[0]!r}, depth "
-                   f"{case['depths'][wrongly[0]]}) " if wrongly else "")
-                + (f"left {len(missed)} names unfrozen (e.g. {missed[0]!r}, depth "
-                   f"{case['depths'][missed[0]]})" if missed else ""))
+                + (f"froze {len(wrongly)} that should train (e.g. {wrongly[0]!r}, depth "
+                   f"{case['_depths'][wrongly[0]]}) " if wrongly else "")
+                + (f"left {len(missed)} below it unfrozen (e.g. {missed[0]!r}, depth "
+                   f"{case['_depths'][missed[0]]})" if missed else ""))
