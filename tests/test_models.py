@@ -42,8 +42,10 @@ from helpers import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minilm.check.catalogue import EXERCISES, PROPERTIES
+from minilm.check.runner import run_property
 from minilm.config import ACTIVATIONS, POSITION_KINDS, ModelConfig
-from minilm.numpy import Decoder, Encoder
+from minilm.numpy import Decoder, Encoder, layers
 from minilm.numpy import functional as F
 from minilm.numpy.layers import Dropout, merge_heads, split_heads
 from minilm.numpy.models import loss_and_backward
@@ -295,6 +297,28 @@ def test_dropout_draws_from_the_models_generator(model_class, seed):
     for name, grad in first.grads.items():
         np.testing.assert_array_equal(second.grads[name], grad)
     assert not np.array_equal(first.forward(ids), logits)
+
+
+# ================================================================ the layers' exercises (lesson 02)
+
+LAYER_EXERCISES = {name: getattr(layers, name) for name in EXERCISES if hasattr(layers, name)}
+
+
+@pytest.mark.parametrize("prop", [p for p in PROPERTIES if p.target in LAYER_EXERCISES],
+                         ids=lambda p: f"{p.target}: {p.name}")
+def test_the_layers_have_every_property_minilm_check_grades(prop):
+    """sinusoidal_positions and the residual sub-layers the blocks are made of pass the
+    properties a learner's versions are graded with (lesson 02)."""
+    result = run_property(prop, LAYER_EXERCISES, settings())
+    assert result.status == "passed", f"{result.message}\n{result.counterexample}"
+
+
+def test_sinusoidal_models_look_up_the_sinusoidal_table():
+    """A model with positions="sinusoidal" adds rows of `sinusoidal_positions` (in its dtype)."""
+    config = ModelConfig.preset("tiny", positions="sinusoidal")
+    model = Decoder(config, dtype=np.float64)
+    np.testing.assert_array_equal(model.positions.forward(np.arange(3)),
+                                  layers.sinusoidal_positions(config.max_len, config.d_model)[:3])
 
 
 # ================================================================ bad input -> ValueError

@@ -11,12 +11,16 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minilm.check.catalogue import EXERCISES, PROPERTIES
+from minilm.check.runner import run_property
+from minilm.numpy import optim
 from minilm.numpy.optim import (
     SGD,
     AdamW,
+    adamw_update,
     clip_grad_norm,
     layerwise_lr_scale,
     lr_schedule,
@@ -68,6 +72,40 @@ def run_torch(make_torch_optimizer, params, grads_per_step, lrs, lr_scale):
 def assert_params_close(actual, expected, **tolerance):
     for name in expected:
         np.testing.assert_allclose(actual[name], expected[name], err_msg=name, **tolerance)
+
+
+# ---------------------------------------------------------------- what lesson 03 grades
+
+OPTIM_EXERCISES = {name: getattr(optim, name) for name in EXERCISES if hasattr(optim, name)}
+
+
+@pytest.mark.parametrize("prop", [p for p in PROPERTIES if p.target in OPTIM_EXERCISES],
+                         ids=lambda p: f"{p.target}: {p.name}")
+def test_the_optimizer_functions_have_every_property_minilm_check_grades(prop):
+    """adamw_update (against torch.optim.AdamW), default_decay_rule and lr_schedule pass the
+    properties a learner's versions are graded with."""
+    result = run_property(prop, OPTIM_EXERCISES, settings())
+    assert result.status == "passed", f"{result.message}\n{result.counterexample}"
+
+
+def test_adamw_update_returns_new_arrays_and_adamw_updates_in_place():
+    """The function leaves its inputs alone; the class writes its result into the model's own
+    float32 arrays (and its moments), which stay float32."""
+    rng = np.random.default_rng(0)
+    param, grad = rng.standard_normal(5), rng.standard_normal(5)
+    before = param.copy()
+    moments = np.zeros(5), np.zeros(5)
+    new_param, *new_moments = adamw_update(param, grad, *moments, 1, 0.1, weight_decay=0.1)
+    np.testing.assert_array_equal(param, before)
+    assert not np.shares_memory(new_param, param) and not moments[0].any() and not moments[1].any()
+    assert all(moment.any() for moment in new_moments)
+    params = random_params(0, dtype=np.float32)
+    held = params[NAMES[0]]
+    optimizer = AdamW(params, lr=0.1)
+    optimizer.step(random_grads(rng, dtype=np.float32))
+    assert params[NAMES[0]] is held and not np.array_equal(held, random_params(0)[NAMES[0]])
+    assert all(value.dtype == np.float32 for value in optimizer.state_dict().values()
+               if value.ndim)
 
 
 # ---------------------------------------------------------------- against torch

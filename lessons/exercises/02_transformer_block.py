@@ -59,3 +59,38 @@ def dropout_forward(x, p, rng=None, training=True):
 def dropout_backward(dout, cache):
     """The forward's mask and scale applied to dout."""
     raise NotImplementedError
+
+
+def sinusoidal_positions(max_len, dim):
+    """The (max_len, dim) table PE[t, 2i] = sin(t / 10000^(2i/dim)), PE[t, 2i+1] =
+    cos(t / 10000^(2i/dim)): channel pair (2i, 2i+1) holds the sine and cosine of one angle. With
+    an odd dim the last channel is a sine without its cosine."""
+    raise NotImplementedError
+
+
+# The residual sub-layers take two layers of minilm.numpy.layers (or anything with the same
+# methods): `norm.forward(x)` / `norm.backward(dout)` and `branch.forward(x, *branch_args)` /
+# `branch.backward(dout)`. A layer remembers its own input; its backward returns the gradient of its
+# input and adds the gradients of its parameters into the model's grads.
+
+
+def pre_norm_residual_forward(x, norm, branch, *branch_args):
+    """Pre-LN (GPT-2): y = x + branch(norm(x)); pass *branch_args on to branch.forward.
+    Returns (y, cache): keep in the cache what your backward needs."""
+    raise NotImplementedError
+
+
+def pre_norm_residual_backward(dout, cache):
+    """dx, the gradient of the loss in x (through every path from x to y)."""
+    raise NotImplementedError
+
+
+def post_norm_residual_forward(x, norm, branch, *branch_args):
+    """Post-LN (BERT): y = norm(x + branch(x)); pass *branch_args on to branch.forward.
+    Returns (y, cache)."""
+    raise NotImplementedError
+
+
+def post_norm_residual_backward(dout, cache):
+    """dx, the gradient of the loss in x."""
+    raise NotImplementedError

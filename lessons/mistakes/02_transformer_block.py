@@ -31,7 +31,7 @@ def layer_norm_forward(x, weight, bias, eps=1e-5):
 @mistake("GELU backward of the wrong variant",
          breaks="is the gradient of your gelu_forward (finite differences)")
 def gelu_backward(dout, cache):
-    x, approximate = cache  # ignores `approximate`: always the exact form's derivative
+    x, _approximate = cache  # ignores `approximate`: always the exact form's derivative
     cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
     pdf = np.exp(-0.5 * x**2) / math.sqrt(2 * math.pi)
     return dout * (cdf + x * pdf)
@@ -62,3 +62,54 @@ def dropout_forward(x, p, rng=None, training=True):
         return x, None
     keep = (rng.random(x.shape) >= p).astype(float)  # the expectation shrinks by 1 - p
     return x * keep, keep
+
+
+@mistake("sinusoidal positions with the rate 10000^(-i/C) of the pair index i, not of 2i",
+         breaks="matches sin(t w_i), cos(t w_i) with w_i = 10000^(-2i/C)")
+def sinusoidal_positions(max_len, dim):
+    table = np.zeros((max_len, dim))
+    for i in range(0, dim, 2):
+        angle = np.arange(max_len) / 10000 ** ((i // 2) / dim)  # the pair's index, not 2i
+        table[:, i] = np.sin(angle)
+        if i + 1 < dim:
+            table[:, i + 1] = np.cos(angle)
+    return table
+
+
+@mistake("sinusoidal positions that break on an odd dim (the last sine has no cosine)",
+         breaks="matches sin(t w_i), cos(t w_i) with w_i = 10000^(-2i/C)")
+def sinusoidal_positions(max_len, dim):  # noqa: F811 - each mistake is a separate function
+    frequency = 10000.0 ** (-np.arange(0, dim, 2) / dim)
+    angle = np.arange(max_len)[:, None] * frequency  # (T, ceil(C/2))
+    table = np.zeros((max_len, dim))
+    table[:, 0::2], table[:, 1::2] = np.sin(angle), np.cos(angle)  # one cosine too many if odd
+    return table
+
+
+@mistake("residual gradient not summed: only the branch's path reaches x",
+         breaks="is the gradient of your pre_norm_residual_forward in x (finite differences)")
+def pre_norm_residual_backward(dout, cache):
+    norm, branch = cache
+    return norm.backward(branch.backward(dout))  # forgets the skip path's dout
+
+
+@mistake("pre-LN that normalises the skip path too: y = norm(x) + branch(norm(x))",
+         breaks="is x + branch(norm(x))")
+def pre_norm_residual_forward(x, norm, branch, *branch_args):
+    h = norm.forward(x)
+    return h + branch.forward(h, *branch_args), (norm, branch)
+
+
+@mistake("branch.backward called twice: its parameter gradients are added twice",
+         breaks="fills the parameter gradients of norm and branch (finite differences)")
+def pre_norm_residual_backward(dout, cache):  # noqa: F811
+    norm, branch = cache
+    branch.backward(dout)  # e.g. to print its gradient first...
+    return dout + norm.backward(branch.backward(dout))  # ...then again: grads accumulate twice
+
+
+@mistake("post-LN backward whose skip path bypasses the norm",
+         breaks="is the gradient of your post_norm_residual_forward in x (finite differences)")
+def post_norm_residual_backward(dout, cache):
+    norm, branch = cache
+    return dout + branch.backward(norm.backward(dout))  # dout, not norm'^T dout, goes straight

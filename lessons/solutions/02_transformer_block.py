@@ -72,3 +72,35 @@ def dropout_forward(x, p, rng=None, training=True):
 
 def dropout_backward(dout, cache):
     return dout if cache is None else dout * cache
+
+
+def sinusoidal_positions(max_len, dim):
+    table = np.zeros((max_len, dim))
+    for i in range(0, dim, 2):  # channel pair (i, i + 1) turns at the rate 10000^(-i/dim)
+        angle = np.arange(max_len) / 10000 ** (i / dim)  # (max_len,)
+        table[:, i] = np.sin(angle)
+        if i + 1 < dim:  # an odd dim has no last cosine
+            table[:, i + 1] = np.cos(angle)
+    return table
+
+
+def pre_norm_residual_forward(x, norm, branch, *branch_args):
+    y = x + branch.forward(norm.forward(x), *branch_args)  # the skip path carries x unchanged
+    return y, (norm, branch)
+
+
+def pre_norm_residual_backward(dout, cache):
+    norm, branch = cache
+    straight = dout  # d(x)/dx is the identity
+    through_branch = norm.backward(branch.backward(dout))
+    return straight + through_branch  # x feeds two paths: their gradients add
+
+
+def post_norm_residual_forward(x, norm, branch, *branch_args):
+    return norm.forward(x + branch.forward(x, *branch_args)), (norm, branch)
+
+
+def post_norm_residual_backward(dout, cache):
+    norm, branch = cache
+    dsum = norm.backward(dout)  # the gradient of s = x + branch(x)
+    return dsum + branch.backward(dsum)

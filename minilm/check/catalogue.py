@@ -8,6 +8,7 @@ from minilm.check.exercises import (  # noqa: F401 - importing a module register
     block,
     finetuning,
     flash,
+    gpt,
     language_models,
 )
 

@@ -106,20 +106,30 @@ class Embedding(Module):
         self.store.accumulate(self.key, F.embedding_backward(dout, self.cache))
 
 
-class SinusoidalPositions(Module):
-    """Fixed positions of "Attention Is All You Need" (seed §3.2), no parameters:
+def sinusoidal_positions(max_len, dim):
+    """The fixed position table of "Attention Is All You Need" (seed §3.2), (max_len, dim) float64:
 
-    PE[t, 2i] = sin(t / 10000^(2i/C)),  PE[t, 2i+1] = cos(t / 10000^(2i/C)).
-    Each pair of channels rotates at its own frequency, so relative offsets are linear maps.
+        PE[t, 2i] = sin(t / 10000^(2i/C)),   PE[t, 2i+1] = cos(t / 10000^(2i/C)),   C = dim.
+
+    Channel pair (2i, 2i+1) is a point on the unit circle turning at its own frequency
+    10000^(-2i/C): one radian per position for the first pair, a full turn over ~63000 positions
+    for the last. Moving k positions on turns every pair by a fixed angle, so PE[t + k] is the same
+    linear map (a rotation) of PE[t] for every t: relative offsets are easy to read off. An odd
+    `dim` ends with a sine channel whose cosine partner does not fit.
     """
+    position = np.arange(max_len)[:, None]  # (T, 1)
+    frequency = np.exp(-math.log(10000.0) * np.arange(0, dim, 2) / dim)  # (ceil(C/2),)
+    table = np.zeros((max_len, dim))
+    table[:, 0::2] = np.sin(position * frequency)  # (T, ceil(C/2))
+    table[:, 1::2] = np.cos(position * frequency[: dim // 2])  # (T, floor(C/2))
+    return table  # (T, C)
+
+
+class SinusoidalPositions(Module):
+    """Fixed positions (`sinusoidal_positions`), looked up like an embedding; no parameters."""
 
     def __init__(self, max_len, dim, dtype):
-        position = np.arange(max_len)[:, None]  # (T, 1)
-        frequency = np.exp(-math.log(10000.0) * np.arange(0, dim, 2) / dim)  # (ceil(C/2),)
-        table = np.zeros((max_len, dim))
-        table[:, 0::2] = np.sin(position * frequency)
-        table[:, 1::2] = np.cos(position * frequency[: dim // 2])
-        self.table = table.astype(dtype)  # (T, C)
+        self.table = sinusoidal_positions(max_len, dim).astype(dtype)  # (T, C)
 
     def forward(self, position_ids):
         return self.table[position_ids]
@@ -245,6 +255,50 @@ class FeedForward(Module):
         return self.fc_in.backward(self.act.backward(self.fc_out.backward(dout)))
 
 
+class Branch(Module):
+    """What a residual connection adds to its input: a sub-layer (attention or feed-forward),
+    then dropout. Extra forward arguments go to the sub-layer (the attention's mask)."""
+
+    def __init__(self, layer, p, rng):
+        self.layer, self.dropout = layer, Dropout(p, rng)
+
+    def forward(self, x, *args):
+        return self.dropout.forward(self.layer.forward(x, *args))
+
+    def backward(self, dout):
+        return self.layer.backward(self.dropout.backward(dout))
+
+
+# A residual sub-layer, the two ways a Transformer wraps a branch with a LayerNorm and a skip
+# connection. Op pairs whose inputs include layers: `norm` and `branch` remember what their own
+# backward needs, so the cache is just the two of them.
+
+
+def pre_norm_residual_forward(x, norm, branch, *branch_args):
+    """Pre-LN (GPT-2): y = x + branch(norm(x)). Returns (y, cache)."""
+    return x + branch.forward(norm.forward(x), *branch_args), (norm, branch)
+
+
+def pre_norm_residual_backward(dout, cache):
+    """dx = dy + norm'(x)^T branch'^T dy: the residual sends dy straight through *and* through the
+    branch, and the two gradients add (the sum rule). The straight path reaches x unchanged."""
+    norm, branch = cache
+    return dout + norm.backward(branch.backward(dout))
+
+
+def post_norm_residual_forward(x, norm, branch, *branch_args):
+    """Post-LN (BERT, the original Transformer): y = norm(x + branch(x)). Returns (y, cache)."""
+    return norm.forward(x + branch.forward(x, *branch_args)), (norm, branch)
+
+
+def post_norm_residual_backward(dout, cache):
+    """ds = norm'^T dy is the gradient of the sum s = x + branch(x), then dx = ds + branch'^T ds:
+    here every path to x goes through the norm, the straight one included."""
+    norm, branch = cache
+    dsum = norm.backward(dout)
+    return dsum + branch.backward(dsum)
+
+
 class TransformerBlock(Module):
     """Attention and feed-forward sub-layers, each with a residual connection and a LayerNorm.
 
@@ -264,28 +318,20 @@ class TransformerBlock(Module):
         self.attn_norm = LayerNorm(store, prefix + names["attn_norm"], config.d_model, config.layer_norm_eps)
         self.ff = FeedForward(store, prefix + names["ff_in"], prefix + names["ff_out"], config, rng, out_std)
         self.ff_norm = LayerNorm(store, prefix + names["ff_norm"], config.d_model, config.layer_norm_eps)
-        self.attn_dropout = Dropout(config.dropout, rng)
-        self.ff_dropout = Dropout(config.dropout, rng)
+        self.attn_branch = Branch(self.attn, config.dropout, rng)
+        self.ff_branch = Branch(self.ff, config.dropout, rng)
         self.norm_first = norm_first
 
     def forward(self, x, attn_mask=None, causal=False, kv_cache=None):
         """x (B, T, C) -> (B, T, C); `kv_cache` (a LayerKVCache) goes to the attention."""
-        if self.norm_first:
-            h = x + self.attn_dropout.forward(
-                self.attn.forward(self.attn_norm.forward(x), attn_mask, causal, kv_cache)
-            )
-            return h + self.ff_dropout.forward(self.ff.forward(self.ff_norm.forward(h)))
-        h = self.attn_norm.forward(
-            x + self.attn_dropout.forward(self.attn.forward(x, attn_mask, causal, kv_cache))
-        )
-        return self.ff_norm.forward(h + self.ff_dropout.forward(self.ff.forward(h)))
+        residual = pre_norm_residual_forward if self.norm_first else post_norm_residual_forward
+        h, self.attn_cache = residual(x, self.attn_norm, self.attn_branch, attn_mask, causal,
+                                      kv_cache)
+        y, self.ff_cache = residual(h, self.ff_norm, self.ff_branch)
+        return y
 
     def backward(self, dout):
-        """Each residual y = x + f(x) sends dy both straight through and through f."""
-        if self.norm_first:
-            dh = dout + self.ff_norm.backward(self.ff.backward(self.ff_dropout.backward(dout)))
-            return dh + self.attn_norm.backward(self.attn.backward(self.attn_dropout.backward(dh)))
-        dsum = self.ff_norm.backward(dout)  # gradient of h + ff(h)
-        dh = dsum + self.ff.backward(self.ff_dropout.backward(dsum))
-        dsum = self.attn_norm.backward(dh)  # gradient of x + attn(x)
-        return dsum + self.attn.backward(self.attn_dropout.backward(dsum))
+        """The forward's two residual sub-layers, in reverse order."""
+        backward = pre_norm_residual_backward if self.norm_first else post_norm_residual_backward
+        dh = backward(dout, self.ff_cache)  # through the feed-forward sub-layer
+        return backward(dh, self.attn_cache)  # through the attention sub-layer

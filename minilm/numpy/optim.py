@@ -250,7 +250,8 @@ class AdamW(Optimizer):
 
     `decay` chooses the parameters that are decayed: a callable `name -> bool`, by default
     `default_decay_rule` (ndim >= 2: weight matrices and embeddings, not biases or LayerNorm).
-    The chosen names are in `self.decayed_names`.
+    The chosen names are in `self.decayed_names`. Each parameter's update is `adamw_update`
+    (weight_decay 0 for the others).
     """
 
     buffer_slots = ("exp_avg", "exp_avg_sq")
@@ -282,26 +283,41 @@ class AdamW(Optimizer):
         self.decayed_names = frozenset(name for name in params if is_decayed(name))
 
     def _update(self, name: str, param: np.ndarray, grad: np.ndarray, lr: float) -> None:
-        if name in self.decayed_names:
-            param *= 1 - lr * self.weight_decay
         if name not in self.state["step"]:
             self.state["step"][name] = 0
             self.state["exp_avg"][name] = np.zeros_like(param)
             self.state["exp_avg_sq"][name] = np.zeros_like(param)
         self.state["step"][name] += 1
-        step = self.state["step"][name]
-        exp_avg = self.state["exp_avg"][name]  # m
-        exp_avg_sq = self.state["exp_avg_sq"][name]  # v
-        exp_avg *= self.beta1
-        exp_avg += (1 - self.beta1) * grad
-        exp_avg_sq *= self.beta2
-        exp_avg_sq += (1 - self.beta2) * grad * grad
-        bias_correction1 = 1 - self.beta1**step
-        bias_correction2 = 1 - self.beta2**step
-        # √v̂ + ε, and lr/(1 − β₁ᵗ) applied to m: the same grouping as PyTorch, so results agree
-        # to the last bits rather than just approximately.
-        denom = np.sqrt(exp_avg_sq) / math.sqrt(bias_correction2) + self.eps
-        param -= lr / bias_correction1 * (exp_avg / denom)
+        weight_decay = self.weight_decay if name in self.decayed_names else 0.0
+        new_param, exp_avg, exp_avg_sq = adamw_update(
+            param, grad, self.state["exp_avg"][name], self.state["exp_avg_sq"][name],
+            self.state["step"][name], lr, (self.beta1, self.beta2), self.eps, weight_decay)
+        # in place, in the parameter's dtype: the model holds the same arrays
+        param[...] = new_param
+        self.state["exp_avg"][name][...] = exp_avg
+        self.state["exp_avg_sq"][name][...] = exp_avg_sq
+
+
+def adamw_update(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.999), eps=1e-8,
+                 weight_decay=0.0):
+    """One AdamW update of one tensor -> (param, exp_avg, exp_avg_sq), new arrays (the inputs are
+    not modified). `step` counts this tensor's updates, this one included (1 on the first).
+
+        p ← p · (1 − lr · wd)                   decoupled decay: shrink p, whatever g says
+        m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²
+        p ← p − lr · m̂ / (√v̂ + ε),   m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)
+
+    The arithmetic is grouped as in `torch.optim.AdamW` (√v / √(1 − β₂ᵗ) + ε, and lr / (1 − β₁ᵗ)
+    applied to m), so the two agree to the last bits rather than just approximately.
+    """
+    beta1, beta2 = betas
+    param = param * (1 - lr * weight_decay)
+    exp_avg = beta1 * exp_avg + (1 - beta1) * grad  # m
+    exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * grad * grad  # v
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    denom = np.sqrt(exp_avg_sq) / math.sqrt(bias_correction2) + eps
+    return param - lr / bias_correction1 * (exp_avg / denom), exp_avg, exp_avg_sq
 
 
 def clip_grad_norm(grads: Params, max_norm: float) -> float:
