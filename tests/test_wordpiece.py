@@ -17,9 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minilm.check.catalogue import PROPERTIES
+from minilm.check.runner import run_property
 from minilm.testing.strategies import unicode_text, vocabulary_text
 from minilm.tokenizers import WordPieceTokenizer
-from minilm.tokenizers.wordpiece import _split_on_punctuation
+from minilm.tokenizers.wordpiece import _split_on_punctuation, wordpiece_split
 
 # The oracle reads local files only: never reach for the hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -394,3 +396,23 @@ def test_bad_batches_are_errors():
         ours()("a", pair="b", truncation=True, max_length=2)
     with pytest.raises(ValueError, match="ids must lie"):
         ours().decode([ours().vocab_size])
+
+
+# ---------------------------------------------------------------- the word-level step, as graded
+
+
+@pytest.mark.parametrize("prop", [p for p in PROPERTIES if p.target == "wordpiece_split"],
+                         ids=lambda p: p.name)
+def test_wordpiece_split_has_every_property_minilm_check_grades(prop):
+    """`wordpiece_split` (the function the tokenizer spells every word with, and lesson 05's
+    exercise) against Hugging Face's WordPiece model and the greedy rule, on random vocabularies
+    and on MiniLM's."""
+    result = run_property(prop, {"wordpiece_split": wordpiece_split}, settings())
+    assert result.status == "passed", f"{result.message}\n{result.counterexample}"
+
+
+def test_the_tokenizer_spells_words_with_wordpiece_split():
+    vocab = ours().vocab
+    for word in ("unaffable", "tokenizers", "a" * 101, "snow\u2603man"):
+        assert ours().wordpiece(word) == wordpiece_split(word, vocab)
+    assert wordpiece_split("unaffable", vocab) == ["una", "##ffa", "##ble"]

@@ -10,6 +10,8 @@ from minilm.check.exercises import (  # noqa: F401 - importing a module register
     flash,
     gpt,
     language_models,
+    masked_lm,
+    pretrained_model,
 )
 
 EXERCISES = dict(sorted(framework.EXERCISES.items(), key=lambda item: item[1].lesson))

@@ -166,3 +166,28 @@ def counted_bigram_log_probs(ids, vocab_size: int, smoothing: float) -> np.ndarr
             else:
                 table[a, b] = math.log((count + smoothing) / total) if count + smoothing else -math.inf
     return table
+
+
+def hf_wordpiece(word: str, vocab, unk_token: str = "[UNK]", continuation: str = "##",
+                 max_chars: int = 100) -> list[str]:
+    """The word pieces Hugging Face's `tokenizers` WordPiece model (the Rust code BertTokenizerFast
+    runs) gives one word, with the vocabulary `vocab` (an iterable of tokens that holds
+    unk_token)."""
+    return [token.value for token in
+            _hf_wordpiece_model(tuple(vocab), unk_token, continuation, max_chars).tokenize(word)]
+
+
+_HF_WORDPIECE_MODELS: dict = {}  # the last few models built, by their arguments
+
+
+def _hf_wordpiece_model(tokens: tuple, unk_token: str, continuation: str, max_chars: int):
+    from tokenizers.models import WordPiece
+
+    key = (tokens, unk_token, continuation, max_chars)
+    if key not in _HF_WORDPIECE_MODELS:
+        if len(_HF_WORDPIECE_MODELS) >= 8:
+            _HF_WORDPIECE_MODELS.clear()
+        _HF_WORDPIECE_MODELS[key] = WordPiece(
+            {token: i for i, token in enumerate(tokens)}, unk_token=unk_token,
+            continuing_subword_prefix=continuation, max_input_chars_per_word=max_chars)
+    return _HF_WORDPIECE_MODELS[key]

@@ -423,3 +423,136 @@ def word_alignment_cases(draw):
     return {"word_ids": np.array(word_ids) if special == -1 else word_ids,
             "word_labels": np.array(labels, dtype=np.int64),
             "ignore_index": draw(st.sampled_from([-100, -1, 255]))}
+
+# ---------------------------------------------------------------- masked language modelling (data.py)
+
+# (mask_token_prob, random_token_prob) pairs: BERT's 80/10/10 and others, the extremes included
+MASKING_SPLITS = ((0.8, 0.1), (0.6, 0.3), (0.3, 0.2), (0.5, 0.5), (1.0, 0.0), (0.0, 1.0))
+
+
+@st.composite
+def masking_cases(draw, n_tokens=8192, mask_prob=None, split=None):
+    """The inputs of `mask_tokens`: `ids` of ~n_tokens in one of three shapes, over a vocabulary
+    of 8..60 ids of which 2..4 are special, drawn anywhere in the vocabulary (`mask_id` and
+    `pad_id` among them); each row (the last axis) ends in 0..50% padding and holds ~5% other
+    special tokens; `mask_prob` and (`mask_token_prob`, `random_token_prob`) (default: drawn);
+    `rng_seed` for the generator the masking draws from. Thousands of tokens, so that a rate
+    counted on one case has a small standard error."""
+    rng = np.random.default_rng(draw(seeds))
+    vocab = draw(st.integers(8, 60))
+    special = rng.choice(vocab, size=draw(st.integers(2, 4)), replace=False)
+    mask_id, pad_id = int(special[0]), int(special[1])
+    shape = draw(st.sampled_from([(n_tokens,), (32, n_tokens // 32), (4, 8, n_tokens // 32)]))
+    ordinary = np.setdiff1d(np.arange(vocab), special)
+    ids = rng.choice(ordinary, size=shape)
+    sprinkled = rng.random(shape) < 0.05
+    ids[sprinkled] = rng.choice(special, size=int(sprinkled.sum()))
+    lengths = rng.integers(shape[-1] // 2, shape[-1] + 1, size=shape[:-1] + (1,))
+    ids = np.where(np.arange(shape[-1]) < lengths, ids, pad_id)  # right padding
+    mask_token_prob, random_token_prob = split or draw(st.sampled_from(MASKING_SPLITS))
+    return {"ids": ids, "vocab_size": vocab, "mask_id": mask_id, "pad_id": pad_id,
+            "special_ids": [int(i) for i in special],
+            "mask_prob": mask_prob if mask_prob is not None
+            else draw(st.sampled_from([0.15, 0.15, 0.3, 0.5, 1.0])),
+            "mask_token_prob": mask_token_prob, "random_token_prob": random_token_prob,
+            "rng_seed": draw(seeds)}
+
+# ---------------------------------------------------------------- sentence embeddings (embeddings.py)
+
+
+@st.composite
+def pooling_cases(draw):
+    """hidden (B, T, C) and an int attention mask (B, T): right padding, left padding or holes
+    anywhere, every row with at least one real token; `seed` for redrawing the padded positions."""
+    rng = np.random.default_rng(draw(seeds))
+    batch, time, channels = draw(st.integers(1, 4)), draw(st.integers(1, 8)), draw(small_dims)
+    kind = draw(st.sampled_from(["right", "left", "holes"]))
+    lengths = rng.integers(1, time + 1, size=(batch, 1))
+    if kind == "right":
+        mask = np.arange(time) < lengths
+    elif kind == "left":
+        mask = np.arange(time) >= time - lengths
+    else:
+        mask = rng.random((batch, time)) < 0.6
+        mask[np.arange(batch), rng.integers(0, time, batch)] = True
+    return {"hidden": 3 * rng.standard_normal((batch, time, channels)),
+            "attention_mask": mask.astype(np.int64), "seed": draw(seeds)}
+
+
+@st.composite
+def embedding_rows(draw):
+    """embeddings (N, C), N in 1..6, whose rows point anywhere and have lengths spread from 1e-2 to
+    1e2 (no zero row); `seed` for rescaling them."""
+    rng = np.random.default_rng(draw(seeds))
+    n, channels = draw(st.integers(1, 6)), draw(st.integers(1, 8))
+    lengths = 10.0 ** rng.uniform(-2, 2, size=(n, 1))
+    rows = rng.standard_normal((n, channels))
+    rows[np.linalg.norm(rows, axis=1) < 1e-3] = 1.0  # a direction for every row
+    return {"embeddings": lengths * rows / np.linalg.norm(rows, axis=1, keepdims=True),
+            "seed": draw(seeds)}
+
+# ---------------------------------------------------------------- WordPiece (tokenizers/wordpiece.py)
+
+
+@st.composite
+def wordpiece_cases(draw):
+    """A small random vocabulary over the letters "abc": word-initial pieces and "##" continuation
+    pieces of 1..4 letters (each single letter present with probability 0.9, longer pieces with a
+    drawn probability), plus "[UNK]"; a word of 1..12 letters, a few of them "d" (in no piece: such
+    a word cannot be spelled); `max_chars` in 4..16, so some words are too long."""
+    import itertools
+
+    rng = np.random.default_rng(draw(seeds))
+    density = draw(st.sampled_from([0.1, 0.3, 0.6]))
+    vocab = {"[UNK]"}
+    for length in range(1, 5):
+        for letters in itertools.product("abc", repeat=length):
+            piece = "".join(letters)
+            keep = 0.9 if length == 1 else density
+            vocab.update(p for p, r in ((piece, rng.random()), ("##" + piece, rng.random()))
+                         if r < keep)
+    alphabet = "abcd" if draw(st.booleans()) else "abc"
+    weights = [0.3, 0.3, 0.3, 0.1] if alphabet == "abcd" else None
+    word = "".join(rng.choice(list(alphabet), size=draw(st.integers(1, 12)), p=weights))
+    return {"word": word, "vocab": sorted(vocab), "unk_token": "[UNK]", "continuation": "##",
+            "max_chars": draw(st.integers(4, 16))}
+
+# ---------------------------------------------------------------- compression and interpretability
+# (compress/, interpret.py, numpy/functional's head gate)
+
+
+@st.composite
+def quantization_cases(draw, bits=None):
+    """A weight (out 1..6, in 1..10) whose rows differ in size by up to 10^4 (so that one scale
+    for the whole matrix would fail them), now and then a row of zeros; `bits` 8, or drawn in
+    2..8."""
+    shape = (draw(st.integers(1, 6)), draw(st.integers(1, 10)))
+    weight = draw(float_arrays(shape, low=-3.0, high=3.0))
+    weight *= 10.0 ** draw(hnp.arrays(np.int64, (shape[0], 1), elements=st.integers(-2, 2)))
+    if draw(st.integers(0, 4)) == 0:
+        weight[draw(st.integers(0, shape[0] - 1))] = 0.0
+    return {"weight": weight, "bits": draw(st.integers(2, 8)) if bits is None else bits}
+
+
+@st.composite
+def head_gate_cases(draw):
+    """Head outputs (B, H, T, D), a gate shared by the batch (H,) or one per example (B, H), and
+    an upstream gradient `dout` of the outputs' shape; every size 1..3."""
+    batch, heads, time, width = (draw(st.integers(1, 3)) for _ in range(4))
+    gate_shape = (batch, heads) if draw(st.booleans()) else (heads,)
+    return {"heads": draw(float_arrays((batch, heads, time, width))),
+            "gate": draw(float_arrays(gate_shape)),
+            "dout": draw(float_arrays((batch, heads, time, width)))}
+
+
+@st.composite
+def distillation_cases(draw):
+    """Student and teacher logits (N 1..5, L 2..4 labels) in [-6, 6], labels with some -100
+    (unlabelled examples), a temperature in [0.5, 8] and alpha in {0, 0.3, 0.5, 1}."""
+    n, labels = draw(st.integers(1, 5)), draw(st.integers(2, 4))
+    targets = np.random.default_rng(draw(seeds)).integers(-1, labels, n)
+    targets[targets < 0] = -100
+    return {"student_logits": draw(float_arrays((n, labels), low=-6.0, high=6.0)),
+            "teacher_logits": draw(float_arrays((n, labels), low=-6.0, high=6.0)),
+            "labels": targets, "temperature": draw(st.floats(0.5, 8.0)),
+            "alpha": draw(st.sampled_from([0.0, 0.3, 0.5, 1.0]))}

@@ -129,6 +129,36 @@ def _split_on_punctuation(text: str) -> list[str]:
     return words
 
 
+def wordpiece_split(word: str, vocab, unk_token: str = "[UNK]", continuation: str = "##",
+                    max_chars: int = 100) -> list[str]:
+    """Step 3, WordPiece: spell one word with vocabulary pieces, greedy longest-match-first.
+
+    From the start of the word, take the longest prefix that is in `vocab`; then, from where it
+    ended, the longest piece that is in `vocab` written with the `continuation` prefix ("##ffa"),
+    and so on to the end of the word. If at some point not even one character matches, the whole
+    word is `[unk_token]` (never a partial spelling); so is a word longer than `max_chars`.
+    `vocab` is anything that answers `piece in vocab` (a dict of token -> id, a set).
+
+        wordpiece_split("unaffable", minilm_vocab) -> ["una", "##ffa", "##ble"]
+    """
+    if len(word) > max_chars:
+        return [unk_token]
+    pieces = []
+    start = 0
+    while start < len(word):
+        end = len(word)
+        while end > start:  # shrink the candidate from the right until it is in the vocab
+            piece = word[start:end] if start == 0 else continuation + word[start:end]
+            if piece in vocab:
+                break
+            end -= 1
+        if end == start:  # not even one character matches here: the word is unknown
+            return [unk_token]
+        pieces.append(piece)
+        start = end
+    return pieces
+
+
 class WordPieceTokenizer:
     """BERT's tokenizer: basic tokenisation (clean, split, lower-case) followed by WordPiece.
 
@@ -292,27 +322,12 @@ class WordPieceTokenizer:
         return text
 
     def wordpiece(self, word: str) -> list[str]:
-        """Step 3: greedy longest-match-first spelling of one word, or [UNK] if there is none."""
+        """Step 3: `wordpiece_split` of one word with this vocabulary, remembered per word."""
         cached = self._word_cache.get(word)
         if cached is not None:
             return list(cached)
-        if len(word) > self.MAX_INPUT_CHARS_PER_WORD:
-            pieces = [self.UNK]
-        else:
-            pieces = []
-            start = 0
-            while start < len(word):
-                end = len(word)
-                while end > start:  # shrink the candidate from the right until it is in the vocab
-                    piece = word[start:end] if start == 0 else self.CONTINUATION + word[start:end]
-                    if piece in self._vocab:
-                        break
-                    end -= 1
-                if end == start:  # not even one character matches here: the word is unknown
-                    pieces = [self.UNK]
-                    break
-                pieces.append(piece)
-                start = end
+        pieces = wordpiece_split(word, self._vocab, self.UNK, self.CONTINUATION,
+                                 self.MAX_INPUT_CHARS_PER_WORD)
         if len(self._word_cache) < 1 << 16:  # words repeat: remember the spellings of the first 65k
             self._word_cache[word] = tuple(pieces)
         return pieces

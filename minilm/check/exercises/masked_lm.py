@@ -1,0 +1,195 @@
+"""Lesson 04, BERT and masked language modelling: BERT's masking (`minilm.data.mask_tokens`).
+
+mask_tokens is random, so most of its properties count: on thousands of tokens, a rate counted
+from n trials is asserted within 6 standard errors of its probability p (|k - n p| <= 6 sqrt(n p
+(1 - p)) + 3, the +3 for the normal approximation at small n p), which fails by chance with
+probability about 2e-9 per rate. The rest are exact: special tokens and padding are never
+touched, a label is the original token or -100, the same generator state gives the same masking.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from minilm.check.framework import Failure, as_array, assert_true, exercise, prop
+from minilm.testing.strategies import masking_cases
+
+LESSON = "04"
+IGNORE_INDEX = -100
+
+exercise("mask_tokens", LESSON,
+         "mask_tokens(ids, rng, vocab_size, mask_id, special_ids, mask_prob=0.15, "
+         "mask_token_prob=0.8, random_token_prob=0.1) -> (inputs, labels)",
+         "BERT's masking: select ~15% of the ordinary tokens, 80% -> [MASK], 10% -> random, "
+         "10% unchanged; labels -100 where nothing is predicted")
+
+
+def masked(impl, case, defaults=False, seed=None):
+    """(ids, inputs, labels) of the learner's mask_tokens on the case (its own probabilities, or
+    the function's defaults), checked to be integer arrays shaped like ids."""
+    ids = case["ids"]
+    rng = np.random.default_rng(case["rng_seed"] if seed is None else seed)
+    args = (ids, rng, case["vocab_size"], case["mask_id"], list(case["special_ids"]))
+    kwargs = {} if defaults else {k: case[k] for k in
+                                  ("mask_prob", "mask_token_prob", "random_token_prob")}
+    result = impl.mask_tokens(*args, **kwargs)
+    assert_true(isinstance(result, tuple) and len(result) == 2,
+                f"mask_tokens must return (inputs, labels), got {type(result).__name__}")
+    inputs, labels = as_array(result[0], "inputs"), as_array(result[1], "labels")
+    for name, array in (("inputs", inputs), ("labels", labels)):
+        assert_true(array.shape == ids.shape, f"{name} has shape {array.shape}, ids {ids.shape}")
+        assert_true(np.issubdtype(array.dtype, np.integer),
+                    f"{name} must hold integer ids, got dtype {array.dtype}")
+    return ids, inputs, labels
+
+
+def assert_rate(what: str, count: int, trials: int, p: float) -> None:
+    """Failure unless `count` successes in `trials` is within 6 standard errors (+3) of trials * p
+    (exactly 0 or `trials` when p is 0 or 1)."""
+    expected = trials * p
+    if p in (0.0, 1.0):
+        assert_true(count == expected, f"{what}: {count} of {trials}, expected exactly "
+                                        f"{expected:.0f} (probability {p:g})")
+        return
+    slack = 6 * math.sqrt(trials * p * (1 - p)) + 3
+    assert_true(abs(count - expected) <= slack,
+                f"{what}: {count} of {trials} ({count / max(trials, 1):.3f}), expected "
+                f"{expected:.0f} +- {slack:.0f} (probability {p:.3f})")
+
+
+def ordinary(case, ids):
+    """Where ids holds an ordinary (non-special) token."""
+    return ~np.isin(ids, case["special_ids"])
+
+
+def n_ordinary_ids(case) -> int:
+    return case["vocab_size"] - len(set(case["special_ids"]))
+
+
+# ---------------------------------------------------------------- exact properties
+
+
+@prop("mask_tokens", "never selects special tokens or padding", masking_cases(),
+      hint="select only where ~np.isin(ids, special_ids): [CLS], [SEP], [PAD] are never "
+           "predicted or changed")
+def never_selects_special_tokens(impl, case):
+    ids, inputs, labels = masked(impl, case)
+    special = ~ordinary(case, ids)
+    changed = special & (inputs != ids)
+    if changed.any():
+        raise Failure(f"{int(changed.sum())} special tokens or padding were changed (e.g. "
+                      f"{ids[changed][0]} -> {inputs[changed][0]})")
+    labelled = special & (labels != IGNORE_INDEX)
+    if labelled.any():
+        raise Failure(f"{int(labelled.sum())} special tokens or padding have a label (e.g. "
+                      f"{labels[labelled][0]}): the loss would be asked to predict them")
+
+
+@prop("mask_tokens", "labels are the original token where selected and -100 elsewhere",
+      masking_cases(),
+      hint="labels = np.where(selected, ids, -100): the loss must ignore every position that "
+           "was not selected, and only those")
+def labels_are_originals_or_ignored(impl, case):
+    ids, inputs, labels = masked(impl, case)
+    labelled = labels != IGNORE_INDEX
+    wrong = labelled & (labels != ids)
+    if wrong.any():
+        raise Failure(f"{int(wrong.sum())} labels are neither the original token nor -100 (e.g. "
+                      f"label {labels[wrong][0]} where the token was {ids[wrong][0]})")
+    untouched = ~labelled & (inputs != ids)
+    assert_true(not untouched.any(), f"{int(untouched.sum())} tokens were changed but have label "
+                                     "-100: the model is never told what they were")
+    kept = ordinary(case, ids)
+    assert_rate("ordinary tokens with a label (not -100)", int(labelled[kept].sum()),
+                int(kept.sum()), case["mask_prob"])
+
+
+@prop("mask_tokens", "draws its randomness from rng alone (same seed, same masking)",
+      masking_cases(mask_prob=0.5), max_examples=10,
+      hint="draw every random number from the `rng` argument (rng.random, rng.choice, "
+           "rng.integers), never from np.random's global functions")
+def reproducible(impl, case):
+    _, inputs, labels = masked(impl, case)
+    _, inputs2, labels2 = masked(impl, case)
+    assert_true(np.array_equal(inputs, inputs2) and np.array_equal(labels, labels2),
+                "two calls with generators of the same seed gave different maskings")
+    _, inputs3, labels3 = masked(impl, case, seed=case["rng_seed"] + 1)
+    assert_true(not (np.array_equal(inputs, inputs3) and np.array_equal(labels, labels3)),
+                "generators of different seeds gave the same masking: is rng used at all?")
+
+
+# ---------------------------------------------------------------- rates
+
+
+@prop("mask_tokens", "selected tokens become [MASK] with probability mask_token_prob",
+      masking_cases(),
+      hint="one uniform draw u per selected token: [MASK] if u < mask_token_prob, a random "
+           "token if u < mask_token_prob + random_token_prob, else unchanged")
+def mask_share(impl, case):
+    _, inputs, labels = masked(impl, case)
+    selected = labels != IGNORE_INDEX
+    assert_rate("selected tokens that became [MASK]", int((inputs[selected] ==
+                case["mask_id"]).sum()), int(selected.sum()), case["mask_token_prob"])
+
+
+@prop("mask_tokens", "the rest: a random token with probability random_token_prob, else unchanged",
+      masking_cases(),
+      hint="a random replacement can draw the original token again, so it looks unchanged with "
+           "probability 1/(number of ordinary ids)")
+def random_and_unchanged_shares(impl, case):
+    """A random replacement is uniform over the n ordinary ids, so it differs from the original
+    with probability random_token_prob (1 - 1/n), and a selected token reads unchanged with
+    probability 1 - mask_token_prob - random_token_prob + random_token_prob / n."""
+    ids, inputs, labels = masked(impl, case)
+    selected = labels != IGNORE_INDEX
+    n, p_random = n_ordinary_ids(case), case["random_token_prob"]
+    replaced = selected & (inputs != case["mask_id"]) & (inputs != ids)
+    unchanged = selected & (inputs == ids)
+    trials = int(selected.sum())
+    assert_rate("selected tokens replaced by another token", int(replaced.sum()), trials,
+                p_random * (1 - 1 / n))
+    assert_rate("selected tokens left unchanged", int(unchanged.sum()), trials,
+                1 - case["mask_token_prob"] - p_random + p_random / n)
+
+
+@prop("mask_tokens", "random replacements are ordinary tokens, each equally likely",
+      masking_cases(n_tokens=32768, mask_prob=1.0, split=(0.0, 1.0)), max_examples=10,
+      hint="draw replacements with rng.choice(ordinary_ids): never [MASK], [PAD] or another "
+           "special id, and every ordinary id (the last one too)")
+def replacements_are_uniform_over_ordinary_ids(impl, case):
+    _, inputs, labels = masked(impl, case)
+    selected = labels != IGNORE_INDEX
+    drawn = inputs[selected]
+    special = np.isin(drawn, case["special_ids"])
+    if special.any():
+        raise Failure(f"{int(special.sum())} random replacements are special tokens (e.g. "
+                      f"{drawn[special][0]}), which the model never has to predict and "
+                      "fine-tuning never shows")
+    outside = (drawn < 0) | (drawn >= case["vocab_size"])
+    if outside.any():
+        raise Failure(f"replacement {drawn[outside][0]} is not an id of the vocabulary "
+                      f"[0, {case['vocab_size']})")
+    counts = np.bincount(drawn, minlength=case["vocab_size"])
+    n = n_ordinary_ids(case)
+    for token in np.setdiff1d(np.arange(case["vocab_size"]), case["special_ids"]):
+        assert_rate(f"replacements by token {token}", int(counts[token]), len(drawn), 1 / n)
+
+
+@prop("mask_tokens", "defaults are BERT's: 15% selected, then 80/10/10",
+      masking_cases(mask_prob=0.15, split=(0.8, 0.1)),
+      hint="mask_prob=0.15, mask_token_prob=0.8, random_token_prob=0.1 (the unchanged 10% is "
+           "what is left)")
+def defaults_are_berts(impl, case):
+    ids, inputs, labels = masked(impl, case, defaults=True)
+    kept = ordinary(case, ids)
+    selected = labels != IGNORE_INDEX
+    assert_rate("ordinary tokens selected", int(selected[kept].sum()), int(kept.sum()), 0.15)
+    trials = int(selected.sum())
+    assert_rate("selected tokens that became [MASK]",
+                int((inputs[selected] == case["mask_id"]).sum()), trials, 0.8)
+    n = n_ordinary_ids(case)
+    assert_rate("selected tokens replaced by another token",
+                int((selected & (inputs != case["mask_id"]) & (inputs != ids)).sum()), trials,
+                0.1 * (1 - 1 / n))
