@@ -4,9 +4,10 @@ pictures read on GitHub without running anything), and report how long each took
     python lessons/execute.py                       # every lesson (make lessons-execute)
     python lessons/execute.py lessons/03_gpt.ipynb  # some of them
 
-The kernel is this interpreter (the project's virtual environment), started in lessons/, as the
-test suite's nbval run starts it, so the stored outputs are what `make test` compares against: a
-lesson whose code (or the library under it) changed without re-executing fails there.
+The kernel is this interpreter (the project's virtual environment), started in lessons/ with one
+BLAS thread, as the test suite's nbval run starts it, so the stored outputs are what `make test`
+compares against: a lesson whose code (or the library under it) changed without re-executing
+fails there.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def execute(path: Path, kernel_specs: KernelSpecManager) -> float:
 def main(paths: list[str]) -> None:
     notebooks = [Path(p).resolve() for p in paths] or sorted(LESSONS.glob("[0-9][0-9]_*.ipynb"))
     os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend stores the pictures
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = "1"  # as tests/conftest.py runs them under nbval: same outputs
     with tempfile.TemporaryDirectory() as kernels:
         # a private "python3" kernelspec whose command is this interpreter: never another Python
         write_kernel_spec(Path(kernels) / "python3")

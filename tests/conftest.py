@@ -7,8 +7,15 @@ select with `pytest --hypothesis-profile=thorough` or HYPOTHESIS_PROFILE=thoroug
 
 import os
 
-import pytest
-from hypothesis import HealthCheck, settings
+# One BLAS / OpenMP thread for the tests and for the lessons' kernels, which inherit this
+# environment: the lessons' stored outputs are computed that way (lessons/execute.py sets the same),
+# float sums may round differently with another thread count, and on 2 cores BLAS and torch
+# threads oversubscribe each other. Set before NumPy or torch is imported.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_variable] = "1"
+
+import pytest  # noqa: E402 - after the thread settings
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
     "ci", deadline=None, max_examples=30, derandomize=True,
