@@ -14,8 +14,8 @@ import os
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_variable] = "1"
 
-import pytest  # noqa: E402 - after the thread settings
-from hypothesis import HealthCheck, settings  # noqa: E402
+import pytest  # (imported after the thread settings above)
+from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "ci", deadline=None, max_examples=30, derandomize=True,
