@@ -8,8 +8,9 @@
         metrics.json                 what the loop measured (written by the loop, not read back here)
 
 `kind` says which model the weights belong to, and so how to rebuild it: "decoder" (GPT-2, CLM),
-"encoder" (BERT with its MLM head) or "sequence_classifier" (BERT, pooler and a `classifier` of
-`num_labels` outputs). `metadata` is whatever the loop wants to keep (the objective, the label names,
+"encoder" (BERT with its MLM head), "sequence_classifier" (BERT, pooler and a `classifier` of
+`num_labels` outputs) or "seq2seq" (the BART encoder-decoder; an untied output layer shows as an
+`lm_head.weight` among the weights). `metadata` is whatever the loop wants to keep (the objective, the label names,
 the settings, the base model).
 
 A training loop writes the directory in two steps. When the run starts (`start_run`): config.json
@@ -59,7 +60,7 @@ TRAINING_STATE_FILE = "training_state.safetensors"
 METRICS_FILE = "metrics.json"
 # the class of a model (either backend) -> its kind in config.json
 KIND_OF_CLASS = {"Decoder": "decoder", "Encoder": "encoder",
-                 "SequenceClassifier": "sequence_classifier"}
+                 "SequenceClassifier": "sequence_classifier", "Seq2Seq": "seq2seq"}
 KINDS = tuple(KIND_OF_CLASS.values())
 
 
@@ -352,13 +353,15 @@ def _read_config(where: Path) -> tuple[str, ModelConfig, int | None, dict]:
 
 def build_model(run: Run, backend: str = "numpy"):
     """The model a `Run` describes, its weights loaded, on `backend`, in eval mode."""
-    from minilm.numpy import Decoder, Encoder, SequenceClassifier
+    from minilm.numpy import Decoder, Encoder, Seq2Seq, SequenceClassifier
 
     check_backend(backend)
     if run.kind == "decoder":
         model = Decoder(run.config)
     elif run.kind == "encoder":
         model = Encoder(run.config)
+    elif run.kind == "seq2seq":
+        model = Seq2Seq(run.config, tie_word_embeddings="lm_head.weight" not in run.params)
     else:
         model = SequenceClassifier(Encoder(run.config, mlm_head=False, pooler=True),
                                    run.num_labels)

@@ -4,6 +4,8 @@ default and help text, `minilm.common.settings.setting`), so a new setting is a 
 
     minilm train --objective clm --steps 600 --out runs/clm
     minilm generate --checkpoint runs/clm --prompt "once" --temperature 0.8 --top-k 10
+    minilm train --objective seq2seq --steps 1500 --batch-size 64 --out runs/translation
+    minilm translate --checkpoint runs/translation "then she sings softly." --beams 4
     minilm tokenizer train --vocab-size 1000 corpus.txt --out runs/bpe
     minilm demo
     minilm embed "a cat sits on the mat" "a kitten rests on a rug" "stock prices fell"
@@ -80,7 +82,8 @@ def command_train(args):
         _refuse_flags_beside_resume(args)
         metrics, out = resume_training(args.resume), args.resume
     else:
-        metrics, out = train(settings_from(args, TrainSettings), ModelConfig.preset(args.preset),
+        preset = args.preset or ("translation" if args.objective == "seq2seq" else "demo")
+        metrics, out = train(settings_from(args, TrainSettings), ModelConfig.preset(preset),
                              args.text, args.out), args.out
     _print_summary(metrics, out)
 
@@ -104,8 +107,13 @@ def _print_summary(metrics, out):
     if floor is not None:
         line += f"; entropy floor {floor:.4f} (ratio {metrics['val_loss'] / floor:.3f})"
     print(line)
+    unit = "sentences" if "sentences_per_second" in metrics else "tokens"
     print(f"{metrics['steps']} steps in {metrics['wall_seconds']:.0f} s, "
-          f"{metrics['tokens_per_second']:.0f} tokens/s; run directory: {out}")
+          f"{metrics[f'{unit}_per_second']:.0f} {unit}/s; run directory: {out}")
+    if "translation" in metrics:
+        scores = metrics["translation"]
+        print(f"held-out sentences ({scores['sentences']}), greedy: exact match "
+              f"{scores['exact_match']:.3f}, BLEU {scores['bleu']:.1f}, chrF {scores['chrf']:.1f}")
 
 
 def _model_type(directory) -> str | None:
@@ -151,6 +159,37 @@ def command_generate(args):
     for row in ids:
         print(tokenizer.decode(row))
         print("---")
+
+
+def command_translate(args):
+    """`minilm translate`: English sentences -> Kelish with a `minilm train --objective seq2seq`
+    run, greedy or by beam search."""
+    from minilm.checkpoint import load_run
+    from minilm.common.checks import number_in, positive_int
+    from minilm.translation import translate
+
+    positive_int("--beams", args.beams)
+    number_in("--length-penalty", args.length_penalty, "[0, inf)")
+    model, run = load_run(args.checkpoint, backend=args.backend)
+    if run.kind != "seq2seq":
+        raise ValueError(f"--checkpoint {str(args.checkpoint)!r} holds a {run.kind}; translation "
+                         "needs a run of `minilm train --objective seq2seq`")
+    tokenizer = run.tokenizer
+    sentences = [s.strip() + "." for text in args.texts for s in text.split(".") if s.strip()]
+    if not sentences:
+        raise ValueError("give the English text to translate, e.g. \"then she sings softly.\"")
+    unknown = sorted({word for s in sentences for word in s.replace(".", " ").split()
+                      if tokenizer.tokenize(word) == [tokenizer.UNK]})
+    if unknown:
+        raise ValueError(f"words the model has no token for: {unknown[:10]} (it knows the "
+                         f"{tokenizer.vocab_size} words of the story corpus)")
+    too_long = [s for s in sentences if len(tokenizer.tokenize(s)) + 1 > model.config.max_len]
+    if too_long:
+        raise ValueError(f"a sentence longer than the model's max_len={model.config.max_len} "
+                         f"tokens: {too_long[0]!r}")
+    for source, target in zip(sentences, translate(model, tokenizer, sentences, args.beams,
+                                                    args.length_penalty)):
+        print(f"{source}\n  -> {target}")
 
 
 def command_tokenizer_train(args):
@@ -308,8 +347,9 @@ def build_parser():
 
     p = command("train", "pre-train a model with the CLM or MLM objective", command_train)
     p.add_argument("--text", default=None, help="a UTF-8 text file (default: the built-in corpus)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="demo",
-                   help="the model's shape (ModelConfig.preset); vocab_size comes from the text")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="the model's shape (ModelConfig.preset; default: demo, or translation for "
+                        "--objective seq2seq); vocab_size comes from the text")
     p.add_argument("--out", default="runs/train", help="run directory")
     p.add_argument("--resume", default=None, metavar="DIR",
                    help="continue the interrupted run in DIR from its last checkpoint, with the "
@@ -327,6 +367,22 @@ def build_parser():
                    help="sample among the k most likely tokens only")
     p.add_argument("--samples", type=int, default=1, help="independent samples to print")
     p.add_argument("--seed", type=int, default=0, help="seeds the sampling")
+
+    p = command("translate", "translate English sentences into Kelish with a seq2seq run",
+                command_translate,
+                "Translate English sentences of the story corpus into Kelish, the synthetic "
+                "language of minilm's parallel corpus (minilm.corpus.translation), with a run of "
+                "`minilm train --objective seq2seq`: greedy, or beam search with --beams K.\n\n"
+                'example: minilm translate --checkpoint runs/translation "then she sings softly."')
+    p.add_argument("texts", nargs="+", metavar="TEXT",
+                   help="English text; each sentence (ending with '.') is translated")
+    p.add_argument("--checkpoint", required=True,
+                   help="a run directory of `minilm train --objective seq2seq`")
+    p.add_argument("--beams", type=int, default=1, help="beam search width (1: greedy)")
+    p.add_argument("--length-penalty", type=float, default=1.0,
+                   help="beam search: a hypothesis scores sum(log p) / length ** this")
+    p.add_argument("--backend", choices=BACKENDS, default="numpy",
+                   help="numpy: the hand-written reference; torch: the twin")
 
     p = commands.add_parser("tokenizer", help="train GPT-2's byte-level BPE tokenizer",
                             description="Byte-level BPE tokenizers (GPT-2's): `train` learns "

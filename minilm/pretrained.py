@@ -1,4 +1,4 @@
-"""Real pretrained weights: Hugging Face checkpoints into both builds, and sentence embeddings.
+"""Real pretrained weights: Hugging Face checkpoints (BERT, GPT-2, BART) into both builds.
 
     model = load_pretrained(directory, backend="numpy")          # or backend="torch"
     model_type, config = read_hf_config(directory)               # the architecture alone
@@ -13,6 +13,10 @@ loading is a walk over a dict with a little bookkeeping, each kind explained whe
     ties       copies of the word embeddings saved as the output layer (`lm_head.weight`): checked
                equal, then dropped, since minilm's heads reuse the embedding matrix
     Conv1D     GPT-2 stores its projections (in, out); minilm stores every matrix (out, in)
+    BART       `BartForConditionalGeneration` -> `Seq2Seq`: the encoder's and decoder's
+               `embed_tokens` (and a tied `lm_head`) are copies of `model.shared`, checked equal and
+               dropped; an `lm_head` that differs makes an untied head; a missing
+               `final_logits_bias` (HF treats it as optional) is zeros
     legacy     TensorFlow-era `LayerNorm.gamma/beta` names; BertForPreTraining's next-sentence
                head (`cls.seq_relationship`), which minilm does not build, is dropped
 
@@ -37,7 +41,7 @@ from minilm.config import ModelConfig
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 PICKLE_FILES = ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack")
-SUPPORTED_MODEL_TYPES = ("bert", "gpt2")
+SUPPORTED_MODEL_TYPES = ("bert", "gpt2", "bart")
 
 # HF's `hidden_act` / `activation_function` -> ModelConfig.activation. "gelu" in HF is the exact
 # erf form; "gelu_new" and "gelu_pytorch_tanh" are both the tanh approximation GPT-2 was trained
@@ -177,6 +181,32 @@ def gpt2_config(hf: dict, where: Path) -> ModelConfig:
     )
 
 
+def bart_config(hf: dict, where: Path) -> ModelConfig:
+    """HF `BartConfig` fields -> ModelConfig. minilm's Seq2Seq has one size for both sides, so
+    the encoder and the decoder must agree on layers, heads and feed-forward width; BART's
+    LayerNorms use torch's default eps, 1e-5."""
+    _reject(hf, where, scale_embedding=False)
+    sides = {name: (hf.get(f"encoder_{name}"), hf.get(f"decoder_{name}"))
+             for name in ("layers", "attention_heads", "ffn_dim")}
+    for name, (encoder, decoder) in sides.items():
+        if encoder != decoder:
+            raise ValueError(f"{where}: encoder_{name}={encoder!r} but decoder_{name}={decoder!r};"
+                             " minilm's Seq2Seq has the same size on both sides")
+    pad = hf.get("pad_token_id")
+    return ModelConfig(
+        vocab_size=_field(hf, ("vocab_size",), where),
+        max_len=_field(hf, ("max_position_embeddings",), where),
+        d_model=_field(hf, ("d_model",), where),
+        n_heads=_field(hf, ("encoder_attention_heads",), where),
+        n_layers=_field(hf, ("encoder_layers",), where),
+        d_ff=_field(hf, ("encoder_ffn_dim",), where),
+        dropout=hf.get("dropout", 0.1),
+        activation=_activation(hf.get("activation_function", "gelu"), where),
+        layer_norm_eps=1e-5,
+        pad_token_id=pad if isinstance(pad, int) else 0,
+    )
+
+
 # ---------------------------------------------------------------- HF names -> minilm names
 
 
@@ -241,6 +271,22 @@ def gpt2_params(weights: dict, where: Path) -> dict:
     return params
 
 
+def bart_params(weights: dict, where: Path) -> dict:
+    """HF BART weights -> minilm params (see the module docstring): tied copies of
+    `model.shared.weight` dropped, `final_logits_bias` zeros if it was not saved."""
+    params = {name: value for name, value in weights.items()
+              if name not in ("model.encoder.version", "model.decoder.version")}
+    shared = "model.shared.weight"
+    for copy in ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight"):
+        _drop_tied_copy(params, copy, shared, where)
+    if "lm_head.weight" in params and shared in params and np.array_equal(
+            params["lm_head.weight"], params[shared]):
+        del params["lm_head.weight"]  # tied: the head reuses model.shared
+    if "final_logits_bias" not in params and shared in params:
+        params["final_logits_bias"] = np.zeros((1, params[shared].shape[0]), params[shared].dtype)
+    return params
+
+
 def _check_params(params: dict, expected: dict, where: Path) -> None:
     """Every parameter the model has is in the checkpoint, floating-point, with its shape, and
     nothing else is."""
@@ -288,7 +334,8 @@ def _parse_config(where: Path) -> tuple[dict, str, ModelConfig]:
         raise ValueError(f"{where}: model_type {model_type!r} is not supported; minilm loads "
                          f"{list(SUPPORTED_MODEL_TYPES)}")
     try:
-        config = bert_config(hf, where) if model_type == "bert" else gpt2_config(hf, where)
+        config = {"bert": bert_config, "gpt2": gpt2_config, "bart": bart_config}[model_type](
+            hf, where)
     except TypeError as error:  # e.g. "layer_norm_eps": "small" compared with 0
         raise ValueError(f"{where}: a field has the wrong type ({error})") from None
     except ValueError as error:
@@ -307,7 +354,7 @@ def read_hf_config(path) -> tuple[str, ModelConfig]:
 
 
 def load_pretrained(path, backend: str = "numpy", dtype=None, **model_kwargs):
-    """A Hugging Face BERT or GPT-2 directory (config.json + model.safetensors) -> a minilm model.
+    """A Hugging Face BERT, GPT-2 or BART directory (config.json + model.safetensors) -> a model.
 
     model_type "bert":  `BertModel` -> Encoder(mlm_head=False, pooler=<pooler weights saved>);
                         MiniLM-L6 is one: it ships without MLM-head weights, so `encode()` gives
@@ -315,6 +362,7 @@ def load_pretrained(path, backend: str = "numpy", dtype=None, **model_kwargs):
                         `BertForMaskedLM` / `BertForPreTraining` -> Encoder(mlm_head=True) (the
                         next-sentence head of the latter is dropped).
     model_type "gpt2":  `GPT2LMHeadModel` or `GPT2Model` -> Decoder.
+    model_type "bart":  `BartForConditionalGeneration` -> Seq2Seq (equal encoder and decoder sizes).
 
     backend: "numpy" (the reference) or "torch" (the twin); dtype: float32 unless given (NumPy or
     torch spelling). `model_kwargs` go to the constructor, e.g. `attention="triton"` for the twin,
@@ -340,12 +388,15 @@ def load_pretrained(path, backend: str = "numpy", dtype=None, **model_kwargs):
             if (model_kwargs["mlm_head"] or not name.startswith("cls."))
             and (model_kwargs["pooler"] or not name.startswith("bert.pooler."))
         }
+    elif model_type == "bart":
+        params = bart_params(weights, directory / WEIGHTS_FILE)
+        model_kwargs = {"tie_word_embeddings": "lm_head.weight" not in params, **model_kwargs}
     else:
         params = gpt2_params(weights, directory / WEIGHTS_FILE)
     if backend == "numpy":
-        from minilm.numpy import models
+        from minilm.numpy import Seq2Seq, models
 
-        model_class = models.Encoder if model_type == "bert" else models.Decoder
+        model_class = {"bert": models.Encoder, "gpt2": models.Decoder, "bart": Seq2Seq}[model_type]
         model = model_class(config, dtype=_numpy_dtype(dtype or np.float32), **model_kwargs)
         _check_params(params, {name: p.shape for name, p in model.params.items()},
                       directory / WEIGHTS_FILE)
@@ -353,9 +404,9 @@ def load_pretrained(path, backend: str = "numpy", dtype=None, **model_kwargs):
     else:
         import torch
 
-        from minilm.torch import models
+        from minilm.torch import Seq2Seq, models
 
-        model_class = models.Encoder if model_type == "bert" else models.Decoder
+        model_class = {"bert": models.Encoder, "gpt2": models.Decoder, "bart": Seq2Seq}[model_type]
         model = model_class(config, dtype=dtype or torch.float32, **model_kwargs)
         _check_params(params, {name: t.shape for name, t in model.state_dict().items()},
                       directory / WEIGHTS_FILE)

@@ -1,5 +1,10 @@
 """One pre-training loop for both backends (the NumPy reference and the PyTorch twin).
 
+Three objectives: clm (a GPT-style Decoder predicts the next character), mlm (a BERT-style Encoder
+the masked ones) and seq2seq (an encoder-decoder `Seq2Seq` translates English into Kelish, the
+built-in parallel corpus of `minilm.translation`; batches are sentence pairs, validation is held-out
+stories' sentences, and the run ends by translating them: exact match, BLEU, chrF).
+
     for each step:  batch -> one training step (minilm.steps): loss, gradients, clip, AdamW
                     with the learning rate of warmup + cosine decay
     every eval_every steps:  validation loss on held-out text (nats per token)
@@ -32,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from minilm import corpus, data
+from minilm import corpus, data, translation
 from minilm.checkpoint import (
     METRICS_FILE,
     prepare_run_directory,
@@ -52,14 +57,15 @@ from minilm.common.backends import (
 from minilm.common.checks import number_in
 from minilm.common.settings import setting
 from minilm.config import ModelConfig
-from minilm.numpy import Decoder, Encoder
+from minilm.numpy import Decoder, Encoder, Seq2Seq
 from minilm.numpy import functional as F
 from minilm.numpy.optim import lr_schedule
 from minilm.plots import plot_loss_curve
 from minilm.steps import check_finite_loss, make_step
 from minilm.tokenizers import CharTokenizer
 
-OBJECTIVES = ("clm", "mlm")
+OBJECTIVES = ("clm", "mlm", "seq2seq")
+MODEL_OF_KIND = {"decoder": Decoder, "encoder": Encoder, "seq2seq": Seq2Seq}
 
 
 @dataclass
@@ -67,12 +73,13 @@ class TrainSettings:
     """Everything that defines a pre-training run; each field is a flag of `minilm train`."""
 
     objective: str = setting("clm", "clm: next token (a GPT-style Decoder); mlm: masked tokens "
-                                    "(a BERT-style Encoder)", choices=OBJECTIVES)
+                                    "(a BERT-style Encoder); seq2seq: English -> Kelish "
+                                    "translation (an encoder-decoder)", choices=OBJECTIVES)
     backend: str = setting("numpy", "numpy: the hand-written reference; torch: the twin (Triton "
                                     "attention on CUDA, SDPA on CPU)", choices=BACKENDS)
     steps: int = setting(1000, "optimizer steps")
-    batch_size: int = setting(16, "sequences per step")
-    seq_len: int = setting(128, "tokens (characters) per sequence")
+    batch_size: int = setting(16, "sequences (seq2seq: sentence pairs) per step")
+    seq_len: int = setting(128, "tokens (characters) per sequence (clm, mlm)")
     lr: float = setting(3e-3, "peak learning rate, reached after warmup")
     min_lr: float = setting(3e-4, "learning rate at the end of the cosine decay")
     warmup_steps: int | None = setting(
@@ -112,18 +119,25 @@ class TrainSettings:
 
     @property
     def kind(self) -> str:
-        return "decoder" if self.objective == "clm" else "encoder"
+        return {"clm": "decoder", "mlm": "encoder", "seq2seq": "seq2seq"}[self.objective]
 
 
 # ---------------------------------------------------------------- batches
 
 
 def training_batch(ids, settings, tokenizer, rng):
-    """(inputs, targets) for one step: next-token targets (CLM) or 80/10/10 masking (MLM)."""
+    """(inputs, targets) for one step, inputs the tuple of the model's forward arguments:
+    next-token targets (CLM), 80/10/10 masking (MLM) or random sentence pairs (seq2seq)."""
+    if settings.objective == "seq2seq":  # ids: the encoded training pairs
+        rows = rng.integers(0, len(ids), size=settings.batch_size)
+        return translation.seq2seq_batch(ids, rows, tokenizer)
     if settings.objective == "clm":
-        return data.clm_batch(ids, settings.batch_size, settings.seq_len, rng)
-    return data.mlm_batch(ids, settings.batch_size, settings.seq_len, rng, tokenizer.vocab_size,
-                          tokenizer.mask_id, tokenizer.special_ids)
+        inputs, targets = data.clm_batch(ids, settings.batch_size, settings.seq_len, rng)
+    else:
+        inputs, targets = data.mlm_batch(ids, settings.batch_size, settings.seq_len, rng,
+                                         tokenizer.vocab_size, tokenizer.mask_id,
+                                         tokenizer.special_ids)
+    return (inputs,), targets
 
 
 def validation_batches(ids, settings, tokenizer):
@@ -131,7 +145,11 @@ def validation_batches(ids, settings, tokenizer):
 
     CLM: a sliding window, stride seq_len/2, scoring each window's second half (`data.eval_batches`).
     MLM: consecutive windows masked with a fixed generator, so every evaluation sees the same masks.
+    seq2seq: every held-out sentence pair, in order.
     """
+    if settings.objective == "seq2seq":
+        yield from translation.batches_in_order(ids, settings.batch_size, tokenizer)
+        return
     ids = ids[: settings.eval_tokens + 1]
     if settings.objective == "clm":
         yield from data.eval_batches(ids, settings.batch_size, settings.seq_len,
@@ -146,11 +164,12 @@ def validation_batches(ids, settings, tokenizer):
 
 def evaluate(model, batches) -> float:
     """Mean cross-entropy in nats per scored token over (inputs, targets) batches, in inference
-    mode, for a model of either backend."""
+    mode, for a model of either backend. `inputs`: ids, or the tuple of the forward's arguments."""
     total, count = 0.0, 0
     with inference(model):
         for inputs, targets in batches:
-            loss, cache = F.cross_entropy_forward(to_numpy(model.forward(inputs)), targets)
+            logits = model.forward(*inputs) if isinstance(inputs, tuple) else model.forward(inputs)
+            loss, cache = F.cross_entropy_forward(to_numpy(logits), targets)
             total, count = total + float(loss) * cache.n_kept, count + cache.n_kept
     return total / count
 
@@ -187,9 +206,18 @@ def training_data(text_path=None, seed=0) -> TrainingData:
                         hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
+def translation_training_data(seed=0) -> TrainingData:
+    """The English -> Kelish pairs (`minilm.translation`): train_ids and val_ids hold the encoded
+    pairs of the training and the held-out stories."""
+    pairs = translation.translation_data(seed=seed)
+    text = "\n".join(f"{source}\t{target}" for source, target in pairs.train_pairs)
+    return TrainingData(pairs.tokenizer, pairs.train, pairs.heldout, None, None,
+                        hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
 def initial_model(kind: str, config: ModelConfig, settings: TrainSettings):
     """The model to pre-train, initialised in NumPy from `settings.seed`, on `settings.backend`."""
-    numpy_model = (Decoder if kind == "decoder" else Encoder)(config, seed=settings.seed)
+    numpy_model = MODEL_OF_KIND[kind](config, seed=settings.seed)
     return on_backend(numpy_model, settings.backend, settings.seed)
 
 
@@ -200,13 +228,20 @@ def train(settings: TrainSettings, config: ModelConfig | None = None, text_path=
           out_dir=None, progress=True) -> dict:
     """Train from fresh weights, evaluate, checkpoint into `out_dir` (checked first); returns the
     metrics dict (also `metrics.json`)."""
+    if settings.objective == "seq2seq" and text_path is not None:
+        raise ValueError("--text is for clm and mlm: seq2seq trains on the built-in English -> "
+                         "Kelish corpus")
+    if settings.objective == "seq2seq":
+        translation.scorer()  # BLEU and chrF at the end need sacrebleu: say so before training
     if out_dir is not None:
         out_dir = prepare_run_directory(out_dir)
-    corpus_data = training_data(text_path, settings.seed)
+    corpus_data = _data_for(settings, text_path)
     tokenizer = corpus_data.tokenizer
     config = config or ModelConfig.preset("demo")
+    longest = (translation.longest(corpus_data.train_ids + corpus_data.val_ids)
+               if settings.objective == "seq2seq" else settings.seq_len)
     config = ModelConfig.from_dict({**config.to_dict(), "vocab_size": tokenizer.vocab_size,
-                                    "max_len": max(config.max_len, settings.seq_len)})
+                                    "max_len": max(config.max_len, longest)})
     model = initial_model(settings.kind, config, settings)
     if out_dir is not None:
         start_run(out_dir, model, tokenizer, objective=settings.objective,
@@ -233,7 +268,7 @@ def resume_training(directory, progress=True) -> dict:
     except (KeyError, TypeError) as error:
         raise ValueError(f"{directory} does not hold a `minilm train` run to resume (reading "
                          f"its config.json and checkpoint: {error!r})") from None
-    corpus_data = training_data(text_path, settings.seed)
+    corpus_data = _data_for(settings, text_path)
     if corpus_data.sha256 != sha256:
         raise ValueError(f"{text_path} has changed since the run in {directory} started: "
                          "resuming would train on different text")
@@ -243,6 +278,12 @@ def resume_training(directory, progress=True) -> dict:
     step_fn.load_state_dict(state.optimizer)
     return _train_from(state.step, settings, model, step_fn, corpus_data, history,
                        restored_generator(generator), seconds, Path(directory), progress)
+
+
+def _data_for(settings, text_path) -> TrainingData:
+    if settings.objective == "seq2seq":
+        return translation_training_data(settings.seed)
+    return training_data(text_path, settings.seed)
 
 
 # ---------------------------------------------------------------- the loop
@@ -255,7 +296,9 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
     from tqdm.auto import tqdm
 
     tokenizer = corpus_data.tokenizer
-    tokens_per_step = settings.batch_size * settings.seq_len
+    # what a step reads: sentence pairs (seq2seq), or tokens
+    unit, per_step = (("sentences", settings.batch_size) if settings.objective == "seq2seq"
+                      else ("tokens", settings.batch_size * settings.seq_len))
     started = time.perf_counter()
     bar = tqdm(range(first_step, settings.steps), initial=first_step, total=settings.steps,
                disable=not progress, desc=f"train {settings.objective}", unit="step",
@@ -264,7 +307,7 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
         lr = lr_schedule(step, settings.lr, settings.steps, settings.warmup_steps, "cosine",
                          settings.min_lr)
         inputs, targets = training_batch(corpus_data.train_ids, settings, tokenizer, rng)
-        loss = check_finite_loss(step_fn((inputs,), targets, lr), step)
+        loss = check_finite_loss(step_fn(inputs, targets, lr), step)
         history["step"].append(step)
         history["train_loss"].append(loss)
         done = step + 1
@@ -279,7 +322,7 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
         elapsed = time.perf_counter() - started
         bar.set_postfix(loss=f"{loss:.3f}",
                         val=f"{history['val_loss'][-1]:.3f}" if history["val_loss"] else "-",
-                        tok_s=f"{(done - first_step) * tokens_per_step / elapsed:.0f}")
+                        **{f"{unit[:3]}_s": f"{(done - first_step) * per_step / elapsed:.0f}"})
     wall = seconds_before + time.perf_counter() - started
 
     metrics = {
@@ -287,14 +330,17 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
         "backend": settings.backend,
         "val_loss": history["val_loss"][-1],
         "entropy_floor": corpus_data.floor,
-        "unit": "nats per token (one token = one character)",
+        "unit": ("nats per target word" if settings.objective == "seq2seq" else
+                 "nats per token (one token = one character)"),
         "steps": settings.steps,
         "wall_seconds": wall,
-        "tokens_per_second": settings.steps * tokens_per_step / wall,
+        f"{unit}_per_second": settings.steps * per_step / wall,
         "num_parameters": int(model.num_parameters()),
         "settings": asdict(settings),
         "history": history,
     }
+    if settings.objective == "seq2seq":  # greedy translations of the held-out sentences
+        metrics["translation"] = translation.heldout_scores(model, tokenizer, corpus_data.val_ids)
     if out_dir is not None:
         write_json(out_dir / METRICS_FILE, metrics)
         plot_loss_curve(history, corpus_data.floor, out_dir / "loss_curve.png",

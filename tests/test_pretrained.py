@@ -234,7 +234,7 @@ ERRORS = {  # case: (edit of a copied BertForMaskedLM directory, error, message)
                    r"lacks \['model.safetensors'\]"),
     "pickle only": (_pickle_only, ValueError, "safetensors only, because unpickling"),
     "t5": (_edit_config(model_type="t5"), ValueError,
-           r"model_type 't5' is not supported; minilm loads \['bert', 'gpt2'\]"),
+           r"model_type 't5' is not supported; minilm loads \['bert', 'gpt2', 'bart'\]"),
     "wrong width": (_edit_config(hidden_size=64), ValueError, (
                     r"position_embeddings.weight has shape \(16, 32\) in the checkpoint but "
                     r"\(16, 64\)")),

@@ -219,3 +219,30 @@ def check_token_type_ids(token_type_ids, ids: np.ndarray, config) -> np.ndarray:
             f"{segments.dtype} values in [{segments.min()}, {segments.max()}]"
         )
     return segments
+
+
+
+def check_named_ids(name: str, ids, config) -> np.ndarray:
+    """`check_input_ids` for a model with two inputs of ids (a Seq2Seq's `source_ids` and
+    `target_ids`): the same rules, the error naming the argument."""
+    try:
+        return check_input_ids(ids, config)
+    except ValueError as error:
+        raise ValueError(str(error).replace("input_ids", name)) from None
+
+
+def check_source_mask(source_mask, ids: np.ndarray) -> np.ndarray:
+    """A source's padding mask: `check_attention_mask`'s rules (None: no padding), the error naming
+    `source_mask`, and at least one real token per row. A source of padding alone is empty: there
+    would be nothing to translate, and cross-attention no key to attend."""
+    try:
+        mask = np.ones(ids.shape, dtype=bool) if source_mask is None else check_attention_mask(
+            source_mask, ids)
+    except ValueError as error:
+        message = str(error).replace("attention_mask", "source_mask")
+        raise ValueError(message.replace("input_ids", "source_ids")) from None
+    empty = np.flatnonzero(~mask.any(axis=1))
+    if empty.size:
+        raise ValueError(f"source_mask row {int(empty[0])} holds no real token: an empty source "
+                         "(every sequence must have at least one token to translate)")
+    return mask

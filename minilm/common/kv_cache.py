@@ -69,3 +69,29 @@ def check_kv_cache(kv_cache, ids: np.ndarray, config) -> int:
             f"{config.max_len} positions (generate() stops caching there and crops the context)"
         )
     return past
+
+
+class Seq2SeqCache:
+    """What an encoder-decoder keeps while it decodes one batch of sources a token at a time.
+
+    `self_attention` is a KVCache of the target tokens read so far, as a decoder-only model keeps
+    (it grows by one token per step). `cross_attention[i]` holds layer i's keys and values of the
+    *encoder output* (B, H, T_source, D): they depend on the source alone, so they are computed at
+    the first step and only read after it, never recomputed for each new target token.
+    """
+
+    def __init__(self, n_layers: int):
+        self.self_attention = KVCache(n_layers)
+        self.cross_attention = [LayerKVCache() for _ in range(n_layers)]
+
+    @property
+    def length(self) -> int:
+        """How many target tokens are cached (the position the next one gets)."""
+        return self.self_attention.length
+
+    def select(self, rows) -> None:
+        """Keep the cached rows `rows` (B',) of the batch, in that order, repeats allowed: what
+        beam search does when it keeps the best continuations of each hypothesis."""
+        for layer in self.self_attention.layers + self.cross_attention:
+            if layer.keys is not None:
+                layer.keys, layer.values = layer.keys[rows], layer.values[rows]

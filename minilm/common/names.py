@@ -42,3 +42,17 @@ def bert_depth(name: str, n_layers: int) -> int:
     if name.startswith("bert.encoder.layer."):
         return int(name.split(".")[3]) + 1
     return n_layers + 1
+
+# BART (`BartForConditionalGeneration`), the encoder-decoder minilm.numpy.Seq2Seq follows: an
+# encoder layer is BERT's post-LN block under other names; a decoder layer adds cross-attention
+# (`encoder_attn`: queries from the target, keys and values from the encoder's output) between its
+# causal self-attention and its feed-forward network.
+BART_BLOCK_NAMES = {
+    "qkv": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+    "attn_out": "self_attn.out_proj", "attn_norm": "self_attn_layer_norm",
+    "ff_in": "fc1", "ff_out": "fc2", "ff_norm": "final_layer_norm",
+}
+BART_CROSS_ATTENTION_NAMES = {
+    "qkv": ("encoder_attn.q_proj", "encoder_attn.k_proj", "encoder_attn.v_proj"),
+    "attn_out": "encoder_attn.out_proj", "attn_norm": "encoder_attn_layer_norm",
+}

@@ -240,6 +240,55 @@ class MultiHeadAttention(Module):
         return sum(proj.backward(d) for proj, d in zip(self.projections, parts))
 
 
+class CrossAttention(Module):
+    """Attention from one sequence to another, the bridge of an encoder-decoder (seed §5): queries
+    from the decoder's x (B, Tq, C), keys and values from the encoder's output `memory` (B, Tk, C).
+
+        out = softmax(Q K^T / sqrt(D) + source mask) V,  Q = x W_q,  K = memory W_k,  V = memory W_v
+
+    Nq = Tq and Nk = Tk differ; there is no causal mask (every target position may read the whole
+    source) and `memory_mask` (broadcastable to (B, H, Tq, Tk), True = may attend) hides the
+    source's padding. `names` are the three projections' (query, key, value).
+
+    `backward` returns two gradients: dx, and d memory, which flows back into the encoder. The
+    memory enters through both W_k and W_v, so its gradient is the sum of the two paths.
+
+    With a `LayerKVCache`, K and V are computed from `memory` at the first call and read from the
+    cache after that: the source does not change while the target grows, so neither do they.
+    """
+
+    def __init__(self, store, names, out_name, config, rng, out_std=0.02):
+        c = config.d_model
+        self.query, self.key, self.value = (Linear(store, name, c, c, rng) for name in names)
+        self.out = Linear(store, out_name, c, c, rng, std=out_std)
+        self.n_heads = config.n_heads
+        self.attention_dropout = config.dropout
+        self.rng = rng
+
+    def forward(self, x, memory, memory_mask=None, kv_cache=None):
+        q = split_heads(self.query.forward(x), self.n_heads)  # (B, H, Tq, D)
+        if kv_cache is not None and kv_cache.keys is not None:
+            k, v = kv_cache.keys, kv_cache.values  # computed from the memory at the first step
+        else:
+            k = split_heads(self.key.forward(memory), self.n_heads)  # (B, H, Tk, D)
+            v = split_heads(self.value.forward(memory), self.n_heads)  # (B, H, Tk, D)
+            if kv_cache is not None:
+                kv_cache.keys, kv_cache.values = k, v
+        dropout_p = self.attention_dropout if self.training else 0.0
+        heads, self.cache = F.attention_forward(
+            q, k, v, attn_mask=memory_mask, dropout_p=dropout_p, rng=self.rng
+        )  # (B, H, Tq, D): one output per target position
+        return self.out.forward(merge_heads(heads))  # (B, Tq, C)
+
+    def backward(self, dout):
+        """(dx, dmemory): the query path reaches x, the key and value paths reach the memory."""
+        dheads = split_heads(self.out.backward(dout), self.n_heads)  # (B, H, Tq, D)
+        dq, dk, dv = F.attention_backward(dheads, self.cache)
+        dx = self.query.backward(merge_heads(dq))  # (B, Tq, C)
+        dmemory = self.key.backward(merge_heads(dk)) + self.value.backward(merge_heads(dv))
+        return dx, dmemory  # (B, Tq, C), (B, Tk, C)
+
+
 class FeedForward(Module):
     """Linear(C -> d_ff), GELU, Linear(d_ff -> C), applied to each position independently."""
 

@@ -175,6 +175,38 @@ class MultiHeadAttention(Module):
         return self.out(merge_heads(heads))  # (B, T, C)
 
 
+class CrossAttention(Module):
+    """Queries from the decoder's x (B, Tq, C), keys and values from the encoder's output `memory`
+    (B, Tk, C), as in the NumPy twin (read the math there). `memory_key_mask` (B, Tk) bool, True = a
+    real source token, is the kernel's key_mask; no causal mask. With a `LayerKVCache`, K and V
+    are computed from the memory at the first call and read from the cache after it."""
+
+    def __init__(self, store, names, out_name, config, generator, attention, out_std=0.02):
+        super().__init__()
+        c = config.d_model
+        self.query, self.key, self.value = (Linear(store, name, c, c, generator) for name in names)
+        self.out = Linear(store, out_name, c, c, generator, std=out_std)
+        self.n_heads = config.n_heads
+        self.attention_dropout = config.dropout
+        self.attention = attention  # already checked by the model (functional.check_attention)
+        self.last_backend = None
+
+    def forward(self, x, memory, memory_key_mask=None, kv_cache=None):
+        q = split_heads(self.query(x), self.n_heads)  # (B, H, Tq, D)
+        if kv_cache is not None and kv_cache.keys is not None:
+            k, v = kv_cache.keys, kv_cache.values  # computed from the memory at the first step
+        else:
+            k = split_heads(self.key(memory), self.n_heads)  # (B, H, Tk, D)
+            v = split_heads(self.value(memory), self.n_heads)  # (B, H, Tk, D)
+            if kv_cache is not None:
+                kv_cache.keys, kv_cache.values = k, v
+        dropout_p = self.attention_dropout if self.training else 0.0
+        self.last_backend = TF.backend_for_call(self.attention, dropout_p)
+        heads = TF.attention(q, k, v, key_mask=memory_key_mask, dropout_p=dropout_p,
+                             backend=self.last_backend)  # (B, H, Tq, D)
+        return self.out(merge_heads(heads))  # (B, Tq, C)
+
+
 class FeedForward(Module):
     """Linear(C -> d_ff), GELU, Linear(d_ff -> C), applied to each position independently."""
 

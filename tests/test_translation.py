@@ -1,0 +1,192 @@
+"""The translation task: the English -> Kelish corpus (`minilm.corpus.translation`), its batches and
+scores (`minilm.translation`), and the command line (`minilm train --objective seq2seq`,
+`minilm translate`).
+
+The corpus's rules are checked sentence by sentence against the lexicon, on every sentence of a
+few hundred stories: the word order, the agreement of adjectives, possessives and verbs with the
+class of their noun, the words that merge or split."""
+
+import json
+import re
+
+import pytest
+
+from minilm.cli import main
+from minilm.common.names import IGNORE_INDEX
+from minilm.corpus import grammar
+from minilm.corpus import translation as kelish
+from minilm.translation import (
+    encode_pairs,
+    seq2seq_batch,
+    translation_scores,
+    translation_tokenizer,
+)
+
+PAIRS = kelish.parallel_corpus(400, seed=3)
+LEX = kelish.LEXICON
+
+
+def agreement_of(subject: str) -> str:
+    return {"she": "a", "he": "o", "they": "i"}.get(subject) or (
+        "i" if " and " in subject else "a" if grammar.KIND_OF_NAME[subject] == "she" else "o")
+
+
+def verb(english: str, agreement: str) -> list[str]:
+    base = english if english in LEX.verbs else next(v for v in LEX.verbs
+                                                      if grammar.verb_form(v, False) == english)
+    *words, stem = LEX.verbs[base]
+    return [*words, stem + agreement]
+
+
+# ---------------------------------------------------------------- the corpus
+
+
+def test_every_english_sentence_has_exactly_one_translation():
+    seen = {}
+    for english, target in PAIRS:
+        assert seen.setdefault(english, target) == target, english
+    assert len(PAIRS) > 2500 and all(t.endswith(".") for _, t in PAIRS)
+    assert kelish.parallel_corpus(5, seed=3) == PAIRS[:len(kelish.parallel_corpus(5, seed=3))]
+
+
+def test_the_lexicon_is_drawn_the_same_way_every_time():
+    assert kelish._draw_lexicon() == LEX
+    english, words = kelish.vocabulary()
+    assert set(english) & set(words) == set(grammar.NAMES.texts)  # names are shared, nothing else
+    used = {w for _, target in PAIRS for w in target[:-1].split()}
+    assert used <= set(words)
+
+
+def test_objects_come_before_the_verb_and_agree_with_their_noun():
+    """"<opener> she paints her kite slowly." -> she, kite, her-<class of kite>, slowly, paint-a,
+    <opener>: the verb last but the time word, the possessive after its noun and agreeing with it."""
+    pattern = re.compile(r"^(.+) (she|he|they) (\w+) (her|his|their) (\w+) (\w+)\.$")
+    checked = 0
+    for english, target in PAIRS:
+        match = pattern.match(english)
+        if not match or match[5] not in LEX.nouns:
+            continue
+        opener, subject, english_verb, possessor, thing, adverb = match.groups()
+        noun = LEX.nouns[thing]
+        expected = [kelish.PRONOUNS[agreement_of(subject)], noun.stem,
+                    kelish.POSSESSIVES[possessor] + noun.noun_class, *LEX.adverbs[adverb],
+                    *verb(english_verb, agreement_of(subject)), LEX.openers[opener]]
+        assert target == " ".join(expected) + ".", english
+        checked += 1
+    assert checked > 50
+
+
+def test_places_take_postpositions_and_articles_after_the_noun():
+    """"... runs past the old mill." -> mill old-<class> the-<class> past run-<subject>."""
+    pattern = re.compile(r"^(.+?) (\w+(?: and \w+)?|she|he|they) (\w+) (\w+) the (\w+) (\w+)\.$")
+    checked = 0
+    for english, target in PAIRS:
+        match = pattern.match(english)
+        if not match or match[4] not in kelish.PREPOSITIONS or match[6] not in LEX.nouns:
+            continue
+        opener, subject, english_verb, preposition, adjective, place = match.groups()
+        noun, agreement = LEX.nouns[place], agreement_of(subject)
+        subject_words = ([kelish.PRONOUNS[agreement]] if subject in ("she", "he", "they")
+                         else subject.replace(" and ", f" {kelish.AND} ").split())
+        expected = [*subject_words, noun.stem, LEX.adjectives[adjective] + noun.noun_class,
+                    kelish.DEFINITE[noun.noun_class], kelish.PREPOSITIONS[preposition],
+                    *verb(english_verb, agreement), LEX.openers[opener]]
+        assert target == " ".join(expected) + ".", english
+        checked += 1
+    assert checked > 50
+
+
+def test_words_merge_and_split():
+    """Many-to-one: "in the end" and "is a" are one word each, synonyms share one; one-to-many:
+    light verbs and two-word adverbs."""
+    endings = [(e, t) for e, t in PAIRS if e.startswith("in the end ")]
+    assert endings and all(t.split()[-1] == LEX.openers["in the end"] + "." for _, t in endings)
+    intro = [(e, t) for e, t in PAIRS if " is a" in e or " is an" in e]
+    assert intro and all(len(t.split()) == len(e.split()) - 1 for e, t in intro)
+    assert LEX.verbs["doze"] == LEX.verbs["nap"] == LEX.verbs["sleep"]
+    assert any(len(words) == 2 for words in LEX.verbs.values())
+    assert LEX.adverbs["twice"][-1] == kelish.TIMES and len(LEX.adverbs["slowly"]) == 1
+
+
+def test_the_docstring_example_is_real():
+    story = "mia and leo are shy friends.\nat dusk they find a golden kite.\n" \
+            "then the mice giggle shyly.\nsoon mia and leo meet an owl.\nthe owl naps slowly.\n" \
+            "after that they hide their kite gently.\nin the end they hum warmly.\n\n"
+    pairs = kelish.translate_story(story)
+    assert [e for e, _ in pairs] == story.split("\n")[:7]
+    for english, target in pairs[:3]:
+        assert f"{english:<43}{target}" in kelish.__doc__
+
+
+def test_a_text_that_is_not_a_story_is_refused():
+    with pytest.raises(ValueError, match="not a story of the grammar"):
+        kelish.translate_story("mia is a purple girl.\n\n")
+
+
+# ---------------------------------------------------------------- batches and scores
+
+
+def test_batches_are_teacher_forcing_with_padding_ignored():
+    tokenizer = translation_tokenizer()
+    pairs = encode_pairs(tokenizer, PAIRS[:8])
+    (source, mask, target_ids), targets = seq2seq_batch(pairs, [0, 3, 5], tokenizer)
+    for row, pair in enumerate(pairs[i] for i in (0, 3, 5)):
+        n = len(pair.target)
+        assert source[row, :len(pair.source)].tolist() == pair.source
+        assert mask[row].sum() == len(pair.source) and pair.source[-1] == tokenizer.sep_id
+        assert target_ids[row, :n + 1].tolist() == [tokenizer.cls_id, *pair.target]
+        assert targets[row, :n + 1].tolist() == [*pair.target, tokenizer.sep_id]
+        assert (targets[row, n + 1:] == IGNORE_INDEX).all()
+    assert tokenizer.decode(pairs[0].target).replace(" .", ".") == PAIRS[0][1]
+    assert tokenizer.unk_id not in {i for p in pairs for i in p.source + p.target}
+
+
+def test_scores():
+    references = ["eli kiru dora fenti.", "ela molor tolti."]
+    perfect = translation_scores(references, references)
+    assert perfect["exact_match"] == 1.0 and perfect["bleu"] == pytest.approx(100.0)
+    one_wrong = translation_scores(["eli kiru doro fenti.", "ela molor tolti."], references)
+    assert one_wrong["exact_match"] == 0.5 and one_wrong["bleu"] < 100 and one_wrong["chrf"] < 100
+    with pytest.raises(ValueError, match="as many hypotheses as references"):
+        translation_scores(["a."], references)
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_train_and_translate_from_the_command_line(tmp_path, capsys):
+    """A few steps of `minilm train --objective seq2seq` write a run directory (metrics.json with
+    the held-out scores, the loss plot) that `minilm translate` reads, greedy and with beams."""
+    out = tmp_path / "run"
+    assert main(["train", "--objective", "seq2seq", "--preset", "tiny", "--steps", "4",
+                 "--batch-size", "8", "--eval-every", "2", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["objective"] == "seq2seq" and len(metrics["history"]["val_loss"]) == 2
+    assert set(metrics["translation"]) == {"exact_match", "bleu", "chrf", "sentences"}
+    assert (out / "loss_curve.png").is_file()
+    assert json.loads((out / "config.json").read_text())["kind"] == "seq2seq"
+    capsys.readouterr()
+    assert main(["translate", "--checkpoint", str(out), "then she sings softly. mia naps.",
+                 "--beams", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "then she sings softly." and lines[2] == "mia naps."
+    assert lines[1].startswith("  -> ")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["translate", "--checkpoint", "RUN", "the dragon sings."], "no token for: \\['dragon'\\]"),
+    (["translate", "--checkpoint", "RUN", "she sings.", "--beams", "0"], "--beams must be"),
+    (["translate", "--checkpoint", "RUN", " . "], "give the English text"),
+    (["train", "--objective", "seq2seq", "--text", "x.txt"], "--text is for clm and mlm"),
+])
+def test_bad_command_lines_say_what_is_wrong(tmp_path, capsys, argv, message):
+    from minilm.checkpoint import save_run
+    from minilm.config import ModelConfig
+    from minilm.numpy import Seq2Seq
+
+    tokenizer = translation_tokenizer()
+    run = tmp_path / "run"
+    save_run(run, Seq2Seq(ModelConfig.preset("tiny", vocab_size=tokenizer.vocab_size)), tokenizer)
+    argv = [str(run) if a == "RUN" else a for a in argv]
+    assert main(argv) == 2
+    assert re.search(message, capsys.readouterr().err)
