@@ -3,9 +3,10 @@
 Every property `minilm check` grades a learner's op pairs with (`minilm/check/exercises/`: each
 forward against PyTorch float64, each backward against central finite differences of the forward
 and against torch autograd, and the properties each op promises: rows of softmax sum to 1,
-attention ignores the future, a query that may attend nothing outputs zeros, ...) is run here
-against the library itself, under the test suite's hypothesis profile: one copy of each check,
-shared by the tests and the checker. Its tolerances are stated there (float64):
+attention ignores the future, a query that may attend nothing outputs zeros, ...) is run against
+the library itself by tests/test_library_exercises.py, under the test suite's hypothesis profile:
+one copy of each check, shared by the tests and the checker. Its tolerances are stated there
+(float64):
 
     FD_TOL    = 1e-8   central differences (`numerical_gradient`: fourth-order, h = 1e-4), whose
                        truncation O(h^4) and roundoff ~ 1e-16 |L| / h are both ~1e-12 here
@@ -21,12 +22,9 @@ signature has none), the causal_mask helper, and the errors bad input gets.
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from minilm.check.catalogue import EXERCISES, PROPERTIES
 from minilm.check.exercises.language_models import FD_TOL, TORCH_TOL
-from minilm.check.runner import run_property
 from minilm.numpy import functional as F
 from minilm.testing.oracles import (
     allowed_keys,
@@ -36,17 +34,6 @@ from minilm.testing.oracles import (
     torch_forward_backward,
 )
 from minilm.testing.strategies import attention_cases
-
-LIBRARY = {name: getattr(F, name) for name in EXERCISES if hasattr(F, name)}
-
-
-@pytest.mark.parametrize(
-    "prop", [p for p in PROPERTIES if p.target in LIBRARY], ids=lambda p: f"{p.target}: {p.name}"
-)
-def test_the_op_pairs_have_every_property_minilm_check_grades(prop):
-    result = run_property(prop, LIBRARY, hypothesis_settings())
-    assert result.status == "passed", f"{result.message}\n{result.counterexample}"
-
 
 # ================================================================ attention dropout (library only)
 

@@ -42,8 +42,6 @@ from helpers import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minilm.check.catalogue import EXERCISES, PROPERTIES
-from minilm.check.runner import run_property
 from minilm.config import ACTIVATIONS, POSITION_KINDS, ModelConfig
 from minilm.numpy import Decoder, Encoder, layers
 from minilm.numpy import functional as F
@@ -297,20 +295,6 @@ def test_dropout_draws_from_the_models_generator(model_class, seed):
     for name, grad in first.grads.items():
         np.testing.assert_array_equal(second.grads[name], grad)
     assert not np.array_equal(first.forward(ids), logits)
-
-
-# ================================================================ the layers' exercises (lesson 02)
-
-LAYER_EXERCISES = {name: getattr(layers, name) for name in EXERCISES if hasattr(layers, name)}
-
-
-@pytest.mark.parametrize("prop", [p for p in PROPERTIES if p.target in LAYER_EXERCISES],
-                         ids=lambda p: f"{p.target}: {p.name}")
-def test_the_layers_have_every_property_minilm_check_grades(prop):
-    """sinusoidal_positions and the residual sub-layers the blocks are made of pass the
-    properties a learner's versions are graded with (lesson 02)."""
-    result = run_property(prop, LAYER_EXERCISES, settings())
-    assert result.status == "passed", f"{result.message}\n{result.counterexample}"
 
 
 def test_sinusoidal_models_look_up_the_sinusoidal_table():

@@ -11,12 +11,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from minilm.check.catalogue import EXERCISES, PROPERTIES
-from minilm.check.runner import run_property
-from minilm.numpy import optim
 from minilm.numpy.optim import (
     SGD,
     AdamW,
@@ -72,20 +69,6 @@ def run_torch(make_torch_optimizer, params, grads_per_step, lrs, lr_scale):
 def assert_params_close(actual, expected, **tolerance):
     for name in expected:
         np.testing.assert_allclose(actual[name], expected[name], err_msg=name, **tolerance)
-
-
-# ---------------------------------------------------------------- what lesson 03 grades
-
-OPTIM_EXERCISES = {name: getattr(optim, name) for name in EXERCISES if hasattr(optim, name)}
-
-
-@pytest.mark.parametrize("prop", [p for p in PROPERTIES if p.target in OPTIM_EXERCISES],
-                         ids=lambda p: f"{p.target}: {p.name}")
-def test_the_optimizer_functions_have_every_property_minilm_check_grades(prop):
-    """adamw_update (against torch.optim.AdamW), default_decay_rule and lr_schedule pass the
-    properties a learner's versions are graded with."""
-    result = run_property(prop, OPTIM_EXERCISES, settings())
-    assert result.status == "passed", f"{result.message}\n{result.counterexample}"
 
 
 def test_adamw_update_returns_new_arrays_and_adamw_updates_in_place():

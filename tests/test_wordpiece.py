@@ -17,8 +17,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minilm.check.catalogue import PROPERTIES
-from minilm.check.runner import run_property
 from minilm.testing.strategies import unicode_text, vocabulary_text
 from minilm.tokenizers import WordPieceTokenizer
 from minilm.tokenizers.wordpiece import _split_on_punctuation, wordpiece_split
@@ -399,16 +397,6 @@ def test_bad_batches_are_errors():
 
 
 # ---------------------------------------------------------------- the word-level step, as graded
-
-
-@pytest.mark.parametrize("prop", [p for p in PROPERTIES if p.target == "wordpiece_split"],
-                         ids=lambda p: p.name)
-def test_wordpiece_split_has_every_property_minilm_check_grades(prop):
-    """`wordpiece_split` (the function the tokenizer spells every word with, and lesson 05's
-    exercise) against Hugging Face's WordPiece model and the greedy rule, on random vocabularies
-    and on MiniLM's."""
-    result = run_property(prop, {"wordpiece_split": wordpiece_split}, settings())
-    assert result.status == "passed", f"{result.message}\n{result.counterexample}"
 
 
 def test_the_tokenizer_spells_words_with_wordpiece_split():
