@@ -8,7 +8,8 @@ For every lesson NN:
   for a backward whose forward is a stub) everywhere, and define every exercise of the lesson;
 - every mistake of lessons/mistakes/NN_*.py (a wrong implementation marked with
   `@mistake(description, breaks=property)`) fails the property it names, with a message and a
-  hint, when it replaces the solution's function of the same name.
+  hint, when it replaces the solution's function of the same name — by the property's own check,
+  not because the code crashed (unless the mistake is marked `crashes=True`).
 """
 
 import importlib.util
@@ -99,7 +100,7 @@ def test_every_stub_reads_not_attempted(path):
                          ids=[f"{lesson}-{f.__name__}: {f.mistake[0]}" for lesson, f in
                               MISTAKE_CASES])
 def test_every_catalogued_mistake_is_caught(lesson, wrong):
-    description, breaks = wrong.mistake
+    description, breaks, crashes = wrong.mistake
     functions = {**solution_functions(lesson), wrong.__name__: wrong}
     relevant = [p for p in PROPERTIES if wrong.__name__ in p.needs]
     assert breaks in {p.name for p in relevant}, f"{breaks!r} is not a property of {wrong.__name__}"
@@ -110,3 +111,5 @@ def test_every_catalogued_mistake_is_caught(lesson, wrong):
     caught = [r for r in report.failed() if r.property == breaks]
     assert caught, f"{description}: {breaks!r} did not fail\n{report.table()}"
     assert caught[0].message and caught[0].hint
+    # a wrong answer is caught by the property's own check, not by the code falling over
+    assert caught[0].message.startswith("raised ") == crashes, caught[0].message

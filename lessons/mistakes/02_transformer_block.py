@@ -77,7 +77,7 @@ def sinusoidal_positions(max_len, dim):
 
 
 @mistake("sinusoidal positions that break on an odd dim (the last sine has no cosine)",
-         breaks="matches sin(t w_i), cos(t w_i) with w_i = 10000^(-2i/C)")
+         breaks="matches sin(t w_i), cos(t w_i) with w_i = 10000^(-2i/C)", crashes=True)
 def sinusoidal_positions(max_len, dim):  # noqa: F811 - each mistake is a separate function
     frequency = 10000.0 ** (-np.arange(0, dim, 2) / dim)
     angle = np.arange(max_len)[:, None] * frequency  # (T, ceil(C/2))

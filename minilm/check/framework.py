@@ -89,14 +89,16 @@ def prop(target: str, name: str, strategy, needs: tuple[str, ...] = (), hint: st
     return register
 
 
-def mistake(description: str, breaks: str):
+def mistake(description: str, breaks: str, crashes: bool = False):
     """Mark a function as a catalogued mistake (lessons/mistakes/): a wrong implementation of an
     exercise, and `breaks`, the property that must catch it. The test suite runs the checker on
     each one and asserts that this property fails with a message: a checker is proven by the
-    wrong answers it rejects, not only by the right ones it accepts."""
+    wrong answers it rejects, not only by the right ones it accepts. The property must catch the
+    wrong answer itself, not a crash, unless the mistake is one that `crashes` (then the report's
+    "raised ..." line is the catch)."""
 
     def mark(function):
-        function.mistake = (description, breaks)
+        function.mistake = (description, breaks, crashes)
         MISTAKES.append(function)  # several mistakes of one file may share a name
         return function
 
