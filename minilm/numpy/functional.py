@@ -18,7 +18,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import erf
+from scipy.special import erf as scipy_erf
 
 from minilm.common.checks import check_attention_inputs, check_cross_entropy_inputs
 
@@ -32,24 +32,30 @@ class LinearCache(NamedTuple):
 
 
 def linear_forward(x, weight, bias=None):
-    """y = x W^T + b with W stored (out_features, in_features), as in torch.nn.Linear."""
+    """y = x W^T + b with W stored (out_features, in_features), as in torch.nn.Linear.
+
+    Every position is a row: x (..., in) is flattened to N rows so that the product is one matrix
+    multiplication, one BLAS call. (`x @ W.T` on a 3-D x is one call per leading index, and with
+    several BLAS threads each call pays for waking them: on a busy 2-core machine, 30x slower.)
+    """
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(
             f"linear: x has {x.shape[-1]} features but weight expects {weight.shape[1]} "
             f"(weight shape {weight.shape} is (out_features, in_features))"
         )
-    out = x @ weight.T  # (..., in) @ (in, out) -> (..., out)
+    out = x.reshape(-1, x.shape[-1]) @ weight.T  # (N, in) @ (in, out) -> (N, out)
     if bias is not None:
-        out = out + bias
-    return out, LinearCache(x, weight, bias is not None)
+        out += bias  # in place: no second (N, out) array
+    return out.reshape(*x.shape[:-1], weight.shape[0]), LinearCache(x, weight, bias is not None)
 
 
 def linear_backward(dout, cache):
-    """dx = dy W;  dW = sum over all leading axes of dy^T x;  db = sum of dy."""
+    """dx = dy W;  dW = sum over all leading axes of dy^T x;  db = sum of dy (each one product of
+    all N rows at once, as in the forward)."""
     x, weight, has_bias = cache
-    dx = dout @ weight  # (..., out) @ (out, in) -> (..., in)
     x2 = x.reshape(-1, x.shape[-1])  # (N, in)
     d2 = dout.reshape(-1, dout.shape[-1])  # (N, out)
+    dx = (d2 @ weight).reshape(x.shape)  # (N, out) @ (out, in) -> (N, in) -> (..., in)
     dweight = d2.T @ x2  # (out, in)
     dbias = d2.sum(axis=0) if has_bias else None  # (out,)
     return dx, dweight, dbias
@@ -129,6 +135,39 @@ def layer_norm_backward(dout, cache):
 GELU_APPROXIMATIONS = ("none", "tanh")
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
+# erf(z) ~ z P(z^2) / Q(z^2) on [-4, 4]: the float32 rational approximation of Eigen and XLA.
+_ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
+          -5.69250639462346e-05, -7.34990630326855e-04, -2.95459980854025e-03,
+          -1.60960333262415e-02)  # z^12 ... z^0
+_ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
+          -7.37332916720468e-03, -1.42647390514189e-02)  # z^8 ... z^0
+
+
+def _polynomial(coefficients, x):
+    """c_0 x^n + c_1 x^(n-1) + ... + c_n by Horner's rule, (((c_0 x + c_1) x + c_2) x + ...),
+    in one array updated in place, in x's dtype."""
+    y = np.full_like(x, coefficients[0])
+    for c in coefficients[1:]:
+        y *= x
+        y += c
+    return y
+
+
+def erf(z):
+    """The error function, erf(z) = 2/sqrt(pi) * integral from 0 to z of exp(-t^2) dt, to the
+    precision of z's dtype.
+
+    float64: scipy's erf, exact to rounding. float32 (and narrower, computed in float32):
+    z P(z^2) / Q(z^2) with z clipped to [-4, 4] (erf(4) = 1 - 1.5e-8, which is 1 in float32),
+    |error| < 5e-7: ten multiply-adds over the whole array, in place, several times faster than
+    scipy's erf, which evaluates element by element in double precision.
+    """
+    if np.promote_types(z.dtype, np.float32) != np.float32:
+        return scipy_erf(z)
+    z = np.clip(z, -4.0, 4.0, dtype=np.float32)
+    z2 = z * z
+    return z * _polynomial(_ERF_P, z2) / _polynomial(_ERF_Q, z2)
+
 
 class GeluCache(NamedTuple):
     x: np.ndarray
@@ -139,7 +178,8 @@ class GeluCache(NamedTuple):
 def gelu_forward(x, approximate="none"):
     """GELU(x) = x * Phi(x), Phi the standard normal CDF.
 
-    "none" (BERT): Phi(x) = (1 + erf(x / sqrt 2)) / 2, exact.
+    "none" (BERT): Phi(x) = (1 + erf(x / sqrt 2)) / 2, exact (to float32's precision in float32,
+    see `erf`).
     "tanh" (GPT-2): Phi(x) ~ (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2.
     """
     if approximate not in GELU_APPROXIMATIONS:

@@ -219,8 +219,9 @@ class MultiHeadAttention(Module):
         self.rng = rng
 
     def forward(self, x, attn_mask=None, causal=False, kv_cache=None):
-        qkv = np.concatenate([proj.forward(x) for proj in self.projections], axis=-1)  # (B, T, 3C)
-        q, k, v = (split_heads(part, self.n_heads) for part in np.split(qkv, 3, axis=-1))
+        outputs = [proj.forward(x) for proj in self.projections]  # Q, K, V or one [Q | K | V]
+        parts = outputs if len(outputs) == 3 else np.split(outputs[0], 3, axis=-1)  # views, no copy
+        q, k, v = (split_heads(part, self.n_heads) for part in parts)  # 3 x (B, H, T, D)
         if kv_cache is not None:  # x holds only the new tokens: prepend the cached keys and values
             if kv_cache.keys is not None:
                 k = np.concatenate([kv_cache.keys, k], axis=2)  # (B, H, T_past + T, D)
@@ -235,8 +236,9 @@ class MultiHeadAttention(Module):
     def backward(self, dout):
         dheads = split_heads(self.out.backward(dout), self.n_heads)  # (B, H, T, D)
         dq, dk, dv = F.attention_backward(dheads, self.cache)
-        dqkv = np.concatenate([merge_heads(d) for d in (dq, dk, dv)], axis=-1)  # (B, T, 3C)
-        parts = np.split(dqkv, len(self.projections), axis=-1)
+        parts = [merge_heads(d) for d in (dq, dk, dv)]  # 3 x (B, T, C)
+        if len(self.projections) == 1:  # one fused projection: its gradient is [dQ | dK | dV]
+            parts = [np.concatenate(parts, axis=-1)]  # (B, T, 3C)
         return sum(proj.backward(d) for proj, d in zip(self.projections, parts))
 
 

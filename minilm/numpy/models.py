@@ -80,17 +80,17 @@ class _Model(Module):
         return sum(p.size for p in self.params.values())
 
     def tied_logits(self, h):
-        """logits = h W^T with W the word embeddings (B, T, C) -> (B, T, V)."""
-        self._head_input = h
-        return h @ self.word.weight.T
+        """logits = h W^T with W the word embeddings (B, T, C) -> (B, T, V): a linear layer
+        without bias whose weight is the embedding matrix."""
+        logits, self._head_cache = F.linear_forward(h, self.word.weight)
+        return logits
 
     def tied_logits_backward(self, dlogits):
-        """dW += dlogits^T h (summed over positions); returns dh = dlogits W."""
-        h = self._head_input
-        self.store.accumulate(
-            self.word.key, dlogits.reshape(-1, dlogits.shape[-1]).T @ h.reshape(-1, h.shape[-1])
-        )
-        return dlogits @ self.word.weight
+        """dW += dlogits^T h (summed over positions), into the embeddings' own gradient; returns
+        dh = dlogits W."""
+        dh, dweight, _ = F.linear_backward(dlogits, self._head_cache)
+        self.store.accumulate(self.word.key, dweight)
+        return dh
 
 
 class Encoder(_Model):

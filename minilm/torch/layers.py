@@ -160,8 +160,9 @@ class MultiHeadAttention(Module):
 
     def forward(self, x, key_mask=None, causal=False, kv_cache=None):
         """x (B, T, C); key_mask (B, T) bool, True = real token; returns (B, T, C)."""
-        qkv = torch.cat([proj(x) for proj in self.projections], dim=-1)  # (B, T, 3C)
-        q, k, v = (split_heads(part, self.n_heads) for part in qkv.chunk(3, dim=-1))
+        outputs = [proj(x) for proj in self.projections]  # Q, K, V or one [Q | K | V]
+        parts = outputs if len(outputs) == 3 else outputs[0].chunk(3, dim=-1)  # views, no copy
+        q, k, v = (split_heads(part, self.n_heads) for part in parts)  # 3 x (B, H, T, D)
         if kv_cache is not None:  # x holds only the new tokens: prepend the cached keys and values
             if kv_cache.keys is not None:
                 k = torch.cat([kv_cache.keys, k], dim=2)  # (B, H, T_past + T, D)
