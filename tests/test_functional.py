@@ -69,6 +69,26 @@ def test_attention_with_dropout_backward_matches_finite_differences_and_torch(ca
         assert relative_error(expected, actual) <= TORCH_TOL
 
 
+# ================================================================ float32 erf (library only)
+
+
+def test_float32_erf_is_within_5e_7_of_the_exact_one_and_float64_is_exact():
+    """GELU's erf in float32 is a rational approximation (`F.erf`): within its stated 5e-7 of
+    scipy's float64 erf everywhere (odd, saturating at +-1, NaN passed through); float64 inputs
+    get scipy's erf itself, and float16 inputs are computed in float32."""
+    from scipy.special import erf as exact
+
+    z = np.concatenate([np.linspace(-7.0, 7.0, 200_001), [0.0, 1e-30, -1e-30, 4.0, 40.0]])
+    approx = F.erf(z.astype(np.float32))
+    assert approx.dtype == np.float32
+    error = np.abs(approx - exact(z.astype(np.float32).astype(np.float64)))
+    assert error.max() < 5e-7
+    assert np.array_equal(F.erf(-z.astype(np.float32)), -approx)
+    assert np.array_equal(F.erf(z), exact(z))
+    assert F.erf(np.array([0.5], dtype=np.float16)).dtype == np.float32
+    assert np.isnan(F.erf(np.array([np.nan], dtype=np.float32))).all()
+
+
 # ================================================================ edge cases and bad input
 
 

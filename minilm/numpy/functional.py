@@ -317,7 +317,8 @@ def attention_forward(q, k, v, attn_mask=None, causal=False, scale=None, dropout
     dtype = q.dtype
     q, k, v = (x.astype(np.promote_types(dtype, np.float32), copy=False) for x in (q, k, v))
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(scale)  # (..., Nq, Nk)
+    # q k^T * scale, the scale applied to q: Nq x D multiplications instead of Nq x Nk
+    scores = (q * q.dtype.type(scale)) @ np.swapaxes(k, -1, -2)  # (..., Nq, Nk)
     allowed = _allowed_keys(attn_mask, causal, scores.shape)
     if allowed is None:
         probs, _ = softmax_forward(scores)
@@ -325,9 +326,9 @@ def attention_forward(q, k, v, attn_mask=None, causal=False, scale=None, dropout
         scores = np.where(allowed, scores, -np.inf)
         row_max = scores.max(axis=-1, keepdims=True)
         row_max = np.where(np.isfinite(row_max), row_max, 0.0)  # fully masked rows: no -inf - -inf
-        e = np.exp(scores - row_max)  # exactly 0 where masked
-        total = e.sum(axis=-1, keepdims=True)
-        probs = e / np.where(total > 0, total, 1.0)  # fully masked rows stay all zero
+        probs = np.exp(scores - row_max)  # exactly 0 where masked; normalised in place below
+        total = probs.sum(axis=-1, keepdims=True)
+        probs /= np.where(total > 0, total, 1.0)  # fully masked rows stay all zero
     dropped, dropout_cache = dropout_forward(probs, dropout_p, rng, training=dropout_p > 0)
     out = dropped @ v  # (..., Nq, Nk) @ (..., Nk, Dv) -> (..., Nq, Dv)
     return out.astype(dtype, copy=False), AttentionCache(q, k, v, probs, dropped, dropout_cache,
@@ -346,9 +347,10 @@ def attention_backward(dout, cache):
     dout = dout.astype(q.dtype, copy=False)  # the working dtype of the forward
     dv = np.swapaxes(dropped, -1, -2) @ dout  # (..., Nk, Nq) @ (..., Nq, Dv) -> (..., Nk, Dv)
     dprobs = dropout_backward(dout @ np.swapaxes(v, -1, -2), dropout_cache)  # (..., Nq, Nk)
-    dscores = softmax_backward(dprobs, SoftmaxCache(probs, -1)) * q.dtype.type(scale)
-    dq = dscores @ k  # (..., Nq, D)
-    dk = np.swapaxes(dscores, -1, -2) @ q  # (..., Nk, D)
+    dscores = softmax_backward(dprobs, SoftmaxCache(probs, -1))  # dS (..., Nq, Nk)
+    # the scale multiplies the products (N x D numbers each), not dS (Nq x Nk)
+    dq = (dscores @ k) * q.dtype.type(scale)  # (..., Nq, D)
+    dk = (np.swapaxes(dscores, -1, -2) @ q) * q.dtype.type(scale)  # (..., Nk, D)
     return tuple(grad.astype(dtype, copy=False) for grad in (dq, dk, dv))
 
 
