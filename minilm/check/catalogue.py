@@ -12,6 +12,7 @@ from minilm.check.exercises import (  # noqa: F401 - importing a module register
     language_models,
     masked_lm,
     pretrained_model,
+    translation,
 )
 
 EXERCISES = dict(sorted(framework.EXERCISES.items(), key=lambda item: item[1].lesson))

@@ -354,6 +354,35 @@ def attention_backward(dout, cache):
     return tuple(grad.astype(dtype, copy=False) for grad in (dq, dk, dv))
 
 
+# ---------------------------------------------------------------- cross-attention (one head)
+
+
+def cross_attention_forward(x, memory, w_q, w_k, w_v, memory_mask=None):
+    """One head of cross-attention, the bridge of an encoder-decoder (seed §5): queries from the
+    decoder's x (B, Tq, C), keys and values from the encoder's output memory (B, Tk, C):
+
+        q = x W_q^T,  k = memory W_k^T,  v = memory W_v^T,  out = softmax(q k^T / sqrt(D)) v
+
+    with W_q, W_k, W_v (D, C). memory_mask (B, Tk) bool, False at the source's padding (None: no
+    padding), whose weight is 0. (`layers.CrossAttention` is the multi-head layer, with biases.)
+    """
+    q, k, v = x @ w_q.T, memory @ w_k.T, memory @ w_v.T  # (B, Tq, D), (B, Tk, D), (B, Tk, D)
+    keys = None if memory_mask is None else np.asarray(memory_mask)[:, None, :]  # (B, 1, Tk)
+    out, attention = attention_forward(q, k, v, attn_mask=keys)  # (B, Tq, D)
+    return out, (x, memory, w_q, w_k, w_v, attention)
+
+
+def cross_attention_backward(dout, cache):
+    """(dx, dmemory, dw_q, dw_k, dw_v): attention's dq, dk, dv, then through the projections.
+    The memory is read twice, as keys and as values, so dmemory = dk W_k + dv W_v: the gradient
+    that flows back into the encoder."""
+    x, memory, w_q, w_k, w_v, attention = cache
+    dq, dk, dv = attention_backward(dout, attention)  # (B, Tq, D), (B, Tk, D), (B, Tk, D)
+    dmemory = dk @ w_k + dv @ w_v  # (B, Tk, C)
+    return (dq @ w_q, dmemory, np.einsum("btd,btc->dc", dq, x),
+            np.einsum("btd,btc->dc", dk, memory), np.einsum("btd,btc->dc", dv, memory))
+
+
 # ---------------------------------------------------------------- cross-entropy
 
 
