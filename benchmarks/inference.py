@@ -106,18 +106,31 @@ def measure(models, batch, time_steps, vocab_size, repeats):
             raise AssertionError(f"{name} differs from HF BertModel by {error:.2e} at "
                                  f"{batch} x {time_steps} (tolerance {TOLERANCE})")
     times = {name: [] for name in models}
+    cpu_times = {name: [] for name in models}
     for _ in range(repeats):
         for name, encode in models.items():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             encode(ids, mask)
             times[name].append(time.perf_counter() - start)
+            cpu_times[name].append(time.process_time() - cpu_start)
     median = {name: statistics.median(values) for name, values in times.items()}
+    cpu = {name: statistics.median(values) for name, values in cpu_times.items()}
     return {
         "batch": batch, "seq_len": time_steps, "max_abs_error_vs_hf": errors,
         "median_seconds": median,
         "sentences_per_second": {name: batch / t for name, t in median.items()},
         "throughput_over_hf": {name: median["HF BertModel"] / t for name, t in median.items()},
+        "median_cpu_seconds": cpu,
+        "cpu_throughput_over_hf": {name: cpu["HF BertModel"] / t for name, t in cpu.items()},
     }
+
+
+def _cpu_ratio(cell, name, threads) -> str:
+    """HF's CPU time over the model's, meaningful with one thread only (with more, the CPU time
+    adds up every thread's, spinning included)."""
+    if threads != "1" or "cpu_throughput_over_hf" not in cell:
+        return "-"
+    return f"{cell['cpu_throughput_over_hf'][name]:.2f}"
 
 
 def markdown(results) -> str:
@@ -127,15 +140,18 @@ def markdown(results) -> str:
              "checked equal to `BertModel`'s (max |difference| over real tokens <= 1e-4) before "
              "timing; the four run alternately in one process; medians. Throughput / HF is "
              "HF's median time over the model's (> 1: faster than Hugging Face). The machine is "
-             "a shared, busy 2-core one: ratios, not absolute times, are what to compare."), ""]
+             "a shared, busy 2-core one: ratios, not absolute times, are what to compare. With one "
+             "thread, the ratios of CPU time (time.process_time, which does not count the time "
+             "the process waits for a core) are given too: what a quiet machine would show."), ""]
     for threads, run in sorted(results.items()):
         load = run["load_average"]
         lines += [f"## {threads} thread(s)", "",
                   (f"{run['repeats']} alternating repeats; load average {load['before'][0]:.1f} "
                   f"before, {load['after'][0]:.1f} after (1 min); {run['date']}."), "",
                   ("| batch x length | NumPy sent/s | twin sdpa | twin math | HF BertModel | "
-                  "NumPy / HF | sdpa / HF | math / HF | max err vs HF |"),
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                   "NumPy / HF | sdpa / HF | math / HF | CPU time: NumPy / HF | sdpa / HF | "
+                   "max err vs HF |"),
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for cell in run["grid"]:
             rate, ratio = cell["sentences_per_second"], cell["throughput_over_hf"]
             bold = "**" if (cell["batch"], cell["seq_len"]) == HEADLINE else ""
@@ -143,7 +159,9 @@ def markdown(results) -> str:
                 f"| {bold}{cell['batch']} x {cell['seq_len']}{bold} | {rate['numpy']:.1f} | "
                 f"{rate['twin sdpa']:.1f} | {rate['twin math']:.1f} | {rate['HF BertModel']:.1f} | "
                 f"{bold}{ratio['numpy']:.2f}{bold} | {bold}{ratio['twin sdpa']:.2f}{bold} | "
-                f"{ratio['twin math']:.2f} | {max(cell['max_abs_error_vs_hf'].values()):.1e} |")
+                f"{ratio['twin math']:.2f} | {_cpu_ratio(cell, 'numpy', threads)} | "
+                f"{_cpu_ratio(cell, 'twin sdpa', threads)} | "
+                f"{max(cell['max_abs_error_vs_hf'].values()):.1e} |")
         lines.append("")
     return "\n".join(lines)
 
