@@ -1,17 +1,54 @@
-"""Run directories: the one format that pre-training and fine-tuning write and every command reads.
+"""Run directories: the one format that pre-training and fine-tuning write, every command reads,
+and Hugging Face `transformers` loads as it is.
 
     runs/clm/
-        config.json                  {"kind", "config": ModelConfig, "num_labels", "metadata"}
+        config.json                  Hugging Face's fields, and minilm's own in a "minilm" block
         char_tokenizer.json          the tokenizer's own files (or vocab.txt + tokenizer_config.json)
-        model.safetensors            the weights by Hugging Face name (both backends: `numpy_params`)
+        model.safetensors            the weights by Hugging Face name, laid out as transformers
+                                     stores them (both backends: `numpy_params`)
         training_state.safetensors   the last checkpoint, whole: what `--resume` continues from
+        metrics.jsonl                one line per evaluation, appended as the run goes
+                                     (`minilm.metrics_log`; with --tensorboard, tensorboard/ too)
         metrics.json                 what the loop measured (written by the loop, not read back here)
 
 `kind` says which model the weights belong to, and so how to rebuild it: "decoder" (GPT-2, CLM),
 "encoder" (BERT with its MLM head), "sequence_classifier" (BERT, pooler and a `classifier` of
 `num_labels` outputs) or "seq2seq" (the BART encoder-decoder; an untied output layer shows as an
-`lm_head.weight` among the weights). `metadata` is whatever the loop wants to keep (the objective, the label names,
-the settings, the base model).
+`lm_head.weight` among the weights). `metadata` is whatever the loop wants to keep (the objective,
+the label names, the settings, the base model).
+
+config.json, one file for two readers:
+
+    {"model_type": "bert", "architectures": ["BertForSequenceClassification"],
+     "hidden_size": 384, "num_hidden_layers": 6, ..., "id2label": {"0": "negative", ...},
+     "minilm": {"kind": "sequence_classifier", "config": {ModelConfig}, "num_labels": 2,
+                "metadata": {...}}}
+
+The "minilm" block is the whole truth for minilm: the kind, the ModelConfig field by field, the
+number of labels, the metadata. Around it, Hugging Face's fields describe the same model in
+transformers' names (`hf_config_fields`): model_type and architectures (a kind's are in
+`HF_ARCHITECTURES`: GPT2LMHeadModel, BertForMaskedLM, BertForSequenceClassification,
+BartForConditionalGeneration), the sizes, the activation, dropout, the epsilon, and id2label /
+label2id for a classifier, so that
+
+    AutoModelForSequenceClassification.from_pretrained("runs/sentiment")
+
+builds our classifier and computes our logits. Why both rather than one: transformers can describe
+only some of what minilm builds. Sinusoidal positions, pruned heads (transformers 5 has no
+`pruned_heads`), a layer-norm epsilon other than BART's, say, have no Hugging Face field; such a run
+gets the "minilm" block alone (no model_type, so transformers refuses the directory instead of
+building a different model) and still round-trips exactly. Whether the fields say it all is not a
+list kept by hand: they are read back through `minilm.pretrained`'s mapping (`bert_config`,
+`gpt2_config`, `bart_config`, the one copy of Hugging Face -> ModelConfig), and written only when
+that gives the ModelConfig back. Reading a run checks the same way that the two still agree, so a
+field edited on one side only is an error naming the fields, not silently ignored; and a directory
+that transformers' `save_pretrained` rewrites (it keeps the block) is still ours.
+
+The weights are laid out as transformers stores them, so it loads model.safetensors as it is: by
+Hugging Face name (minilm's names are HF's), with the "format": "pt" metadata transformers asks
+for, and GPT-2's four projections in the (in, out) layout of its Conv1D layers (`hf_weights`);
+reading a run puts them back through `minilm.pretrained` (`gpt2_params`, `bert_params`,
+`bart_params`), which also drops tied copies a transformers save may add.
 
 A training loop writes the directory in two steps. When the run starts (`start_run`): config.json
 and the tokenizer, which never change. At every checkpoint (`save_checkpoint`, every `save_every`
@@ -51,6 +88,16 @@ from safetensors.numpy import load, save
 from minilm.common.backends import check_backend, numpy_params, on_backend, set_rng_state
 from minilm.common.backends import rng_state as generator_states
 from minilm.config import ModelConfig
+from minilm.pretrained import (
+    GPT2_CONV1D,
+    HF_ACTIVATIONS,
+    bart_config,
+    bart_params,
+    bert_config,
+    bert_params,
+    gpt2_config,
+    gpt2_params,
+)
 from minilm.steps import TrainingDiverged
 from minilm.tokenizers import load_tokenizer
 
@@ -58,10 +105,23 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 TRAINING_STATE_FILE = "training_state.safetensors"
 METRICS_FILE = "metrics.json"
+METRICS_LOG_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"  # TensorBoard's event files, with --tensorboard
+MINILM_BLOCK = "minilm"  # config.json's key for what only minilm reads
+BLOCK_KEYS = ("kind", "config", "num_labels", "metadata")
 # the class of a model (either backend) -> its kind in config.json
 KIND_OF_CLASS = {"Decoder": "decoder", "Encoder": "encoder",
                  "SequenceClassifier": "sequence_classifier", "Seq2Seq": "seq2seq"}
 KINDS = tuple(KIND_OF_CLASS.values())
+# kind -> (Hugging Face model_type, the transformers class its weights are)
+HF_ARCHITECTURES = {"decoder": ("gpt2", "GPT2LMHeadModel"),
+                    "encoder": ("bert", "BertForMaskedLM"),
+                    "sequence_classifier": ("bert", "BertForSequenceClassification"),
+                    "seq2seq": ("bart", "BartForConditionalGeneration")}
+# model_type -> its Hugging Face fields -> ModelConfig (minilm.pretrained), and its weights -> ours
+READ_HF_CONFIG = {"gpt2": gpt2_config, "bert": bert_config, "bart": bart_config}
+READ_HF_WEIGHTS = {"gpt2": gpt2_params, "bart": bart_params,
+                   "bert": lambda weights, where: bert_params(weights, where)[0]}
 
 
 class Run(NamedTuple):
@@ -128,7 +188,7 @@ def write_json(path, data) -> None:
 
 def remove_temporaries(directory) -> None:
     """Delete the temporary files that saves killed half way left behind (never read)."""
-    for name in (WEIGHTS_FILE, CONFIG_FILE, TRAINING_STATE_FILE, METRICS_FILE):
+    for name in (WEIGHTS_FILE, CONFIG_FILE, TRAINING_STATE_FILE, METRICS_FILE, METRICS_LOG_FILE):
         for leftover in Path(directory).glob(f".{name}.*.tmp"):
             leftover.unlink(missing_ok=True)
 
@@ -139,28 +199,106 @@ def remove_temporaries(directory) -> None:
 def save_run(directory, model, tokenizer, **metadata) -> Path:
     """Write `model` (NumPy or torch), its tokenizer and `metadata` (JSON-serialisable) into a run
     directory, created if needed; returns its path. (A training loop writes the same files in two
-    steps, `start_run` and `save_checkpoint`.)"""
+    steps, `start_run` and `save_checkpoint`.) `metadata["label_names"]`, if given, names a
+    classifier's labels in Hugging Face's id2label."""
     directory = _describe_run(directory, model, tokenizer, metadata)
-    write_atomic(directory / WEIGHTS_FILE, save(_contiguous(numpy_params(model))))
+    write_atomic(directory / WEIGHTS_FILE, _weights_file(model, numpy_params(model)))
     return directory
 
 
 def _describe_run(directory, model, tokenizer, metadata: dict) -> Path:
     """config.json and the tokenizer: what the weights are and how to read text into them."""
+    kind = kind_of(model)
+    if tokenizer.vocab_size != model.config.vocab_size:  # read_run would refuse the directory
+        raise ValueError(f"save_run: the tokenizer has {tokenizer.vocab_size} tokens but the "
+                         f"model's vocab_size is {model.config.vocab_size}")
+    num_labels = getattr(model, "num_labels", None)
+    label_names = metadata.get("label_names") or [f"LABEL_{i}" for i in range(num_labels or 0)]
+    if num_labels is not None and len(label_names) != num_labels:
+        raise ValueError(f"save_run: label_names has {len(label_names)} names for the "
+                         f"classifier's {num_labels} labels")
+    tied = getattr(model, "tie_word_embeddings", True)  # a seq2seq model's output layer
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(directory)
+    block = {"kind": kind, "config": model.config.to_dict(), "num_labels": num_labels,
+             "metadata": metadata}
+    write_json(directory / CONFIG_FILE, {**hf_config_fields(kind, model.config, label_names, tied),
+                                         MINILM_BLOCK: block})
+    return directory
+
+
+def kind_of(model) -> str:
+    """The kind of a model of either backend ("decoder", ...), or ValueError."""
     kind = KIND_OF_CLASS.get(type(model).__name__)
     if kind is None:
         raise ValueError(f"save_run: cannot save a {type(model).__name__}; expected one of "
                          f"{sorted(KIND_OF_CLASS)}")
-    if tokenizer.vocab_size != model.config.vocab_size:  # read_run would refuse the directory
-        raise ValueError(f"save_run: the tokenizer has {tokenizer.vocab_size} tokens but the "
-                         f"model's vocab_size is {model.config.vocab_size}")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(directory)
-    write_json(directory / CONFIG_FILE, {"kind": kind, "config": model.config.to_dict(),
-                                         "num_labels": getattr(model, "num_labels", None),
-                                         "metadata": metadata})
-    return directory
+    return kind
+
+
+def hf_config_fields(kind: str, config: ModelConfig, label_names=(),
+                     tie_word_embeddings: bool = True) -> dict:
+    """The Hugging Face config.json fields that describe a model of `kind` and `config` exactly,
+    or {} when they cannot (see the module docstring): each ModelConfig field under its Hugging
+    Face name, then read back through `minilm.pretrained`'s mapping and kept only if that gives
+    `config` again. Token ids transformers would otherwise assume (GPT-2's 50256, BART's 0 and 2)
+    are None: a minilm vocabulary has its own."""
+    if kind not in HF_ARCHITECTURES:
+        return {}
+    model_type, architecture = HF_ARCHITECTURES[kind]
+    c = config
+    activation = next(name for name, ours in HF_ACTIVATIONS.items() if ours == c.activation)
+    fields = {
+        "gpt2": dict(n_positions=c.max_len, n_embd=c.d_model, n_head=c.n_heads,
+                     n_layer=c.n_layers, n_inner=c.d_ff, activation_function=activation,
+                     resid_pdrop=c.dropout, embd_pdrop=c.dropout, attn_pdrop=c.dropout,
+                     layer_norm_epsilon=c.layer_norm_eps, bos_token_id=None, eos_token_id=None),
+        "bert": dict(max_position_embeddings=c.max_len, hidden_size=c.d_model,
+                     num_attention_heads=c.n_heads, num_hidden_layers=c.n_layers,
+                     intermediate_size=c.d_ff, hidden_act=activation,
+                     hidden_dropout_prob=c.dropout, attention_probs_dropout_prob=c.dropout,
+                     layer_norm_eps=c.layer_norm_eps, type_vocab_size=c.type_vocab_size),
+        "bart": dict(max_position_embeddings=c.max_len, d_model=c.d_model,
+                     encoder_layers=c.n_layers, decoder_layers=c.n_layers,
+                     encoder_attention_heads=c.n_heads, decoder_attention_heads=c.n_heads,
+                     encoder_ffn_dim=c.d_ff, decoder_ffn_dim=c.d_ff,
+                     activation_function=activation, dropout=c.dropout,
+                     attention_dropout=c.dropout, activation_dropout=0.0, scale_embedding=False,
+                     tie_word_embeddings=tie_word_embeddings, bos_token_id=None,
+                     eos_token_id=None, decoder_start_token_id=None, forced_eos_token_id=None),
+    }[model_type]
+    fields = {"model_type": model_type, "architectures": [architecture],
+              "vocab_size": c.vocab_size, **fields, "pad_token_id": c.pad_token_id}
+    if kind == "sequence_classifier":
+        fields["id2label"] = {str(i): name for i, name in enumerate(label_names)}
+        fields["label2id"] = {name: i for i, name in enumerate(label_names)}
+    try:
+        described = READ_HF_CONFIG[model_type](fields, Path(CONFIG_FILE))
+    except ValueError:  # e.g. a combination pretrained.py rejects
+        return {}
+    return fields if described == config else {}
+
+
+def hf_weights(kind: str, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """minilm's weights as transformers stores them: the same names; a decoder's four GPT-2
+    projections transposed to Conv1D's (in, out); for a seq2seq model with an untied output layer,
+    the encoder's and decoder's `embed_tokens` as copies of `model.shared`, which transformers 5
+    then reads from the file rather than tying. (Reading back: `READ_HF_WEIGHTS`, which drops
+    the copies.)"""
+    if kind == "decoder":
+        return {name: value.T if name.endswith(GPT2_CONV1D) else value
+                for name, value in params.items()}
+    if kind == "seq2seq" and "lm_head.weight" in params:
+        shared = params["model.shared.weight"]
+        return {**params, "model.encoder.embed_tokens.weight": shared,
+                "model.decoder.embed_tokens.weight": shared}
+    return params
+
+
+def _weights_file(model, params: dict[str, np.ndarray]) -> bytes:
+    """model.safetensors's bytes: `hf_weights`, with the metadata transformers checks for."""
+    return save(_contiguous(hf_weights(kind_of(model), params)), metadata={"format": "pt"})
 
 
 def _contiguous(arrays: dict) -> dict[str, np.ndarray]:
@@ -206,8 +344,10 @@ def start_run(directory, model, tokenizer, **metadata) -> Path:
     run it replaces go first (so nothing of it can be mistaken for this one's), then config.json
     and the tokenizer are written once for the whole run."""
     directory = Path(directory)
-    for name in (WEIGHTS_FILE, TRAINING_STATE_FILE, METRICS_FILE):
+    for name in (WEIGHTS_FILE, TRAINING_STATE_FILE, METRICS_FILE, METRICS_LOG_FILE):
         (directory / name).unlink(missing_ok=True)
+    for events in (directory / TENSORBOARD_DIR).glob("events.out.tfevents.*"):
+        events.unlink()
     remove_temporaries(directory)
     return _describe_run(directory, model, tokenizer, metadata)
 
@@ -231,7 +371,7 @@ def save_checkpoint(directory, model, step_fn, step: int, total_steps: int,
     directory = Path(directory)
     write_atomic(directory / TRAINING_STATE_FILE,
                  save(_contiguous(arrays), metadata={"minilm": json.dumps(header)}))
-    write_atomic(directory / WEIGHTS_FILE, save(_contiguous(params)))
+    write_atomic(directory / WEIGHTS_FILE, _weights_file(model, params))
 
 
 def _read_header(path: Path) -> tuple[int, int, dict, dict[str, np.ndarray]]:
@@ -280,11 +420,11 @@ def read_checkpoint(directory) -> tuple[Run, TrainingState]:
     return run, state
 
 
-def restore_model(run: Run, state: TrainingState, backend: str):
-    """The model of a checkpoint, in train mode, on `backend`: its weights, and its dropout
-    generator where the checkpoint left it. (The optimizer's state goes into the loop's training
-    step: `step_fn.load_state_dict(state.optimizer)`.)"""
-    model = build_model(run._replace(params=state.params), backend).train()
+def restore_model(run: Run, state: TrainingState, backend: str, device: str = "auto"):
+    """The model of a checkpoint, in train mode, on `backend` (and `device`): its weights, and its
+    dropout generator where the checkpoint left it. (The optimizer's state goes into the loop's
+    training step: `step_fn.load_state_dict(state.optimizer)`.)"""
+    model = build_model(run._replace(params=state.params), backend, device).train()
     set_rng_state(model, state.generators)  # after build_model, whose on_backend reseeds torch
     return model
 
@@ -315,6 +455,7 @@ def read_run(directory) -> Run:
         if value.dtype.kind != "f":
             raise ValueError(f"{where}: {name} holds {value.dtype} values; expected floating-point "
                              "weights")
+    params = READ_HF_WEIGHTS[HF_ARCHITECTURES[kind][0]](params, where)  # transformers' layout
     try:
         tokenizer = load_tokenizer(directory)
     except (ValueError, UnicodeDecodeError) as error:
@@ -326,17 +467,25 @@ def read_run(directory) -> Run:
 
 
 def _read_config(where: Path) -> tuple[str, ModelConfig, int | None, dict]:
-    """(kind, config, num_labels, metadata) of a run's config.json, or ValueError naming it."""
+    """(kind, config, num_labels, metadata) of a run's config.json (its "minilm" block, checked
+    against the Hugging Face fields beside it), or ValueError naming it."""
     try:
         meta = json.loads(where.read_text(encoding="utf-8"))
         if not isinstance(meta, dict):
             raise TypeError(f"a JSON object was expected, not a {type(meta).__name__}")
-        unknown = sorted(set(meta) - {"kind", "config", "num_labels", "metadata"})
+        if MINILM_BLOCK not in meta:
+            hint = ("; a Hugging Face model directory is read by minilm.pretrained.load_pretrained"
+                    if "model_type" in meta else
+                    "; its top-level kind and config are an earlier minilm's layout, before run "
+                    "directories were Hugging Face's: train it again" if "kind" in meta else "")
+            raise ValueError(f"no {MINILM_BLOCK!r} block{hint}")
+        block = meta[MINILM_BLOCK]
+        unknown = sorted(set(block) - set(BLOCK_KEYS))
         if unknown:
-            raise ValueError(f"unknown keys {unknown}; expected kind, config, num_labels, "
-                             "metadata")
-        kind, config = meta["kind"], ModelConfig.from_dict(meta["config"])
-        num_labels, metadata = meta.get("num_labels"), meta.get("metadata", {})
+            raise ValueError(f"unknown keys {unknown} in its {MINILM_BLOCK!r} block; expected "
+                             f"{', '.join(BLOCK_KEYS)}")
+        kind, config = block["kind"], ModelConfig.from_dict(block["config"])
+        num_labels, metadata = block.get("num_labels"), block.get("metadata", {})
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError,
             ValueError) as error:
         raise ValueError(f"{where} is not a minilm run config ({error})") from None
@@ -348,11 +497,38 @@ def _read_config(where: Path) -> tuple[str, ModelConfig, int | None, dict]:
                                           or not isinstance(num_labels, int) or num_labels < 2):
         raise ValueError(f"{where}: num_labels must be an int >= 2 for a sequence classifier, "
                          f"got {num_labels!r}")
+    _check_hf_fields(meta, kind, config, num_labels, where)
     return kind, config, num_labels, metadata
 
 
-def build_model(run: Run, backend: str = "numpy"):
-    """The model a `Run` describes, its weights loaded, on `backend`, in eval mode."""
+def _check_hf_fields(meta: dict, kind: str, config: ModelConfig, num_labels, where: Path) -> None:
+    """The Hugging Face fields of config.json, if it has them, describe the model of its "minilm"
+    block: the kind's model_type, the same ModelConfig through `minilm.pretrained`'s mapping, as
+    many labels. (A run that transformers cannot describe has no model_type: nothing to check.)"""
+    if "model_type" not in meta:
+        return
+    model_type = HF_ARCHITECTURES[kind][0]
+    if meta["model_type"] != model_type:
+        raise ValueError(f"{where}: model_type {meta['model_type']!r} does not fit the "
+                         f"{MINILM_BLOCK!r} block's kind {kind!r} (a {model_type!r} model)")
+    try:
+        described = READ_HF_CONFIG[model_type](meta, where).to_dict()
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{where}: its Hugging Face fields cannot be read ({error})") from None
+    differ = sorted(name for name, value in config.to_dict().items() if described[name] != value)
+    if differ:
+        raise ValueError(f"{where}: the Hugging Face fields and the {MINILM_BLOCK!r} block "
+                         f"describe different models (ModelConfig {differ}: "
+                         f"{[described[name] for name in differ]} vs "
+                         f"{[config.to_dict()[name] for name in differ]}); edit both or neither")
+    if kind == "sequence_classifier" and len(meta.get("id2label") or {}) != num_labels:
+        raise ValueError(f"{where}: id2label names {len(meta.get('id2label') or {})} labels but "
+                         f"the {MINILM_BLOCK!r} block says num_labels={num_labels}")
+
+
+def build_model(run: Run, backend: str = "numpy", device: str = "auto"):
+    """The model a `Run` describes, its weights loaded, on `backend` (and, for the twin, `device`,
+    see `on_backend`), in eval mode."""
     from minilm.numpy import Decoder, Encoder, Seq2Seq, SequenceClassifier
 
     check_backend(backend)
@@ -371,7 +547,17 @@ def build_model(run: Run, backend: str = "numpy"):
         source = "" if run.directory is None else f"{run.directory / WEIGHTS_FILE}: "
         raise ValueError(f"{source}the weights do not fit the {run.kind} the config describes: "
                          f"{error}") from None
-    return on_backend(model, backend).eval()
+    return on_backend(model, backend, device=device).eval()
+
+
+def is_run_directory(directory) -> bool:
+    """Whether `directory` holds a run's config.json (one with the "minilm" block), rather than a
+    plain Hugging Face model's, or none at all."""
+    try:
+        config = json.loads((Path(directory) / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and MINILM_BLOCK in config
 
 
 def load_run(directory, backend: str = "numpy"):

@@ -10,6 +10,7 @@ default and help text, `minilm.common.settings.setting`), so a new setting is a 
     minilm demo
     minilm embed "a cat sits on the mat" "a kitten rests on a rug" "stock prices fell"
     minilm finetune --task sentiment --backend numpy --epochs 3 --out runs/sentiment
+    minilm predict --checkpoint runs/sentiment "the food was cold" "what a lovely day"
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import textwrap
 import types
 import typing
 from pathlib import Path
@@ -36,10 +38,12 @@ DEMO_SETTINGS = dict(objective="clm", steps=1800, batch_size=16, seq_len=128, lr
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Descriptions keep their line breaks; a flag's help shows its default, unless the help text
-    already says what the default is."""
+    already says what the default is or what is required, or the flag is required."""
 
     def _get_help_string(self, action):
-        if "default" in (action.help or ""):
+        if action.required:
+            return f"{action.help} (required)"
+        if "default" in (action.help or "") or "required" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 
@@ -77,7 +81,15 @@ def settings_from(args, settings_class, **overrides):
 # ---------------------------------------------------------------- the commands
 
 
+def _check_file(flag: str, path) -> None:
+    """A file a flag names must exist: said first, before any setting is checked (a typo in a path
+    is the likeliest mistake, and the one a user should hear about)."""
+    if path is not None and not Path(path).is_file():
+        raise FileNotFoundError(f"{flag} {str(path)!r}: no such file")
+
+
 def command_train(args):
+    _check_file("--text", args.text)
     if args.resume is not None:
         _refuse_flags_beside_resume(args)
         metrics, out = resume_training(args.resume), args.resume
@@ -102,8 +114,11 @@ def _refuse_flags_beside_resume(args) -> None:
 
 
 def _print_summary(metrics, out):
-    floor = metrics["entropy_floor"]
-    line = f"validation loss {metrics['val_loss']:.4f} nats/token"
+    """The end of `minilm train`: the validation loss in nats, bits and perplexity per token (and
+    over the entropy floor, for a CLM on the built-in corpus), the speed, the run directory."""
+    token, floor = metrics["token"], metrics["entropy_floor"]
+    line = (f"validation loss {metrics['val_loss']:.4f} nats/{token} = {metrics['val_bits']:.4f} "
+            f"bits/{token}, perplexity {metrics['val_perplexity']:.3f}")
     if floor is not None:
         line += f"; entropy floor {floor:.4f} (ratio {metrics['val_loss'] / floor:.3f})"
     print(line)
@@ -118,7 +133,12 @@ def _print_summary(metrics, out):
 
 def _model_type(directory) -> str | None:
     """The `model_type` that a Hugging Face config.json names ("gpt2", ...); None for a minilm run
-    directory (whose config.json has none) or a directory without a readable config.json."""
+    directory (which load_run reads, Hugging Face fields or not) or a directory without a readable
+    config.json."""
+    from minilm.checkpoint import is_run_directory
+
+    if is_run_directory(directory):
+        return None
     try:
         config = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))
         return config.get("model_type")
@@ -147,15 +167,22 @@ def load_decoder(directory):
 
 def command_generate(args):
     from minilm.common.checks import positive_int
-    from minilm.generation import generate
+    from minilm.data import load_text
+    from minilm.generation import check_sampling, generate
 
+    _check_file("--prompt-file", args.prompt_file)
     positive_int("--samples", args.samples)
     model, tokenizer = load_decoder(args.checkpoint)
-    prompt = tokenizer.encode(args.prompt)[None]
+    check_sampling(args.temperature, args.top_k, model.config.vocab_size, args.top_p)
+    # a prompt file's text, less the one line break an editor ends it with
+    text = args.prompt if args.prompt_file is None else load_text(args.prompt_file)
+    text = text if args.prompt_file is None or not text.endswith("\n") else text[:-1]
+    prompt = tokenizer.encode(text)[None]
     if prompt.shape[1] == 0:
         raise ValueError("--prompt must not be empty")
     ids = generate(model, np.repeat(prompt, args.samples, axis=0), args.max_new_tokens,
-                   np.random.default_rng(args.seed), args.temperature, args.top_k)
+                   np.random.default_rng(args.seed), args.temperature, args.top_k,
+                   top_p=args.top_p)
     for row in ids:
         print(tokenizer.decode(row))
         print("---")
@@ -214,18 +241,20 @@ def command_demo(args):
     _print_summary(metrics, args.out)
     print("\nsampled stories (temperature 0.8), each prompted with the blank line between stories:")
     command_generate(argparse.Namespace(
-        checkpoint=args.out, prompt="\n\n", samples=3, max_new_tokens=300, seed=0,
-        temperature=0.8, top_k=None,
+        checkpoint=args.out, prompt="\n\n", prompt_file=None, samples=3, max_new_tokens=300,
+        seed=0, temperature=0.8, top_k=None, top_p=None,
     ))
 
 
-def _texts_from(args) -> list[str]:
+def _texts_from(args, what: str) -> list[str]:
+    """TEXT arguments, then the lines of --file; ValueError saying what to give if none."""
+    _check_file("--file", args.file)
     texts = list(args.texts or [])
     if args.file is not None:
         with open(args.file, encoding="utf-8") as f:
             texts += [line.strip() for line in f if line.strip()]
     if not texts:
-        raise ValueError("give sentences to embed: TEXT [TEXT ...] or --file FILE")
+        raise ValueError(f"give {what}: TEXT [TEXT ...] or --file FILE")
     return texts
 
 
@@ -244,7 +273,7 @@ def command_embed(args) -> np.ndarray:
 
     if args.output is not None and Path(args.output).suffix not in OUTPUT_SUFFIXES:
         raise ValueError(f"--output must end with one of {OUTPUT_SUFFIXES}, got {args.output!r}")
-    texts = _texts_from(args)
+    texts = _texts_from(args, "sentences to embed")
     directory = Path(args.model) if args.model is not None else default_model_path()
     settings = sentence_settings(directory)
     model = load_pretrained(directory, backend=args.backend)
@@ -266,19 +295,63 @@ def command_finetune(args) -> dict:
     """Run `minilm finetune`; bad input (an unknown label, an empty file, a vocabulary that does
     not match the model) raises ValueError / FileNotFoundError, which `main` prints as one line
     and exit status 2."""
+    if args.task != "sentiment":
+        _check_file("--task", args.task)
+    _check_file("--test", args.test)
     if args.resume is not None:
         _refuse_flags_beside_resume(args)
         metrics, out = resume_finetuning(args.resume), args.resume
     else:
         metrics, out = finetune(settings_from(args, FinetuneSettings), args.out), args.out
     per_epoch = ", ".join(f"{a:.3f}" for a in metrics["eval_accuracy_per_epoch"])
-    print(f"eval accuracy {metrics['eval_accuracy']:.3f} (per epoch: {per_epoch}) on "
-          f"{metrics['num_test']} test examples; "
+    print(f"test accuracy {metrics['eval_accuracy']:.3f}, macro-F1 {metrics['eval_macro_f1']:.3f} "
+          f"on {metrics['num_test']} test examples (always the most common label: "
+          f"{metrics['majority_accuracy']:.3f}); per epoch: {per_epoch or '-'}; "
           f"final train loss {metrics['final_train_loss']:.4f}")
-    print(f"{metrics['steps']} steps in {metrics['wall_seconds']:.0f} s "
-          f"({metrics['seconds_per_epoch']:.1f} s per epoch, {metrics['examples_per_second']:.1f} "
-          f"examples/s); run directory: {out}")
+    print(format_classification_report(metrics["label_names"], metrics["per_label"],
+                                       metrics["confusion_matrix"]))
+    speed = ("" if metrics["seconds_per_epoch"] is None else
+             f" ({metrics['seconds_per_epoch']:.1f} s per epoch, "
+             f"{metrics['examples_per_second']:.1f} examples/s)")
+    print(f"{metrics['steps']} steps in {metrics['wall_seconds']:.0f} s{speed}; run directory: "
+          f"{out}")
     return metrics
+
+
+def format_classification_report(label_names, per_label: dict, confusion) -> str:
+    """Per label precision, recall, F1 and support, beside the confusion matrix (rows: the true
+    label, columns: the predicted one)."""
+    width = max(9, *(len(name) for name in label_names))
+    lines = [f"{'label':<{width}} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}   "
+             "predicted as: " + " ".join(f"{name[:width]:>{width}}" for name in label_names)]
+    for name, row in zip(label_names, confusion):
+        scores = per_label[name]
+        lines.append(f"{name:<{width}} {scores['precision']:>9.3f} {scores['recall']:>7.3f} "
+                     f"{scores['f1']:>6.3f} {scores['support']:>8}   {'':14}"
+                     + " ".join(f"{count:>{width}}" for count in row))
+    return "\n".join(lines)
+
+
+def command_predict(args):
+    """`minilm predict`: a fine-tuned classifier's label and probabilities for each text."""
+    from minilm.finetune import load_finetuned, predict_logits
+    from minilm.numpy import functional as F
+
+    texts = _texts_from(args, "the texts to classify")
+    model, tokenizer, label_names = load_finetuned(args.checkpoint, backend=args.backend)
+    max_length = args.max_length or model.config.max_len
+    if not 3 <= max_length <= model.config.max_len:
+        raise ValueError(f"--max-length must be in [3, {model.config.max_len}] (the model's "
+                         f"max_len), got {max_length}")
+    logits = predict_logits(model, tokenizer, texts, max_length).astype(np.float64)  # (N, L)
+    probabilities, _ = F.softmax_forward(logits)  # (N, L)
+    width = max(5, *(len(name) for name in label_names))
+    print(f"{'label':<{width}}  " + "  ".join(f"{'P(' + name + ')':>{width + 3}}"
+                                             for name in label_names) + "  text")
+    for text, row in zip(texts, probabilities):
+        print(f"{label_names[row.argmax()]:<{width}}  "
+              + "  ".join(f"{p:>{width + 3}.3f}" for p in row) + f"  {text}")
+    return probabilities
 
 
 def command_check(args) -> int:
@@ -334,9 +407,53 @@ def add_compute_arguments(p) -> None:
 # ---------------------------------------------------------------- the parser
 
 
+def _described(text: str, *examples: str) -> str:
+    """A command's description: `text` wrapped to 96 columns, then its examples, one a line."""
+    heading = "example:" if len(examples) == 1 else "examples:"
+    return "\n".join([textwrap.fill(text, 96), "", heading, *(f"  {e}" for e in examples)])
+
+
+def _presets_described() -> str:
+    """One line per ModelConfig preset: its shape (`minilm train --preset`)."""
+    lines = []
+    for name, fields in PRESETS.items():
+        config = ModelConfig.preset(name)
+        lines.append(f"  {name:<12} {config.n_layers} layers, d_model {config.d_model}, "
+                     f"{config.n_heads} heads, d_ff {config.d_ff}, {config.activation}"
+                     + (f", {config.max_len} positions" if "max_len" in fields else ""))
+    return "\n".join(lines)
+
+
+RESUME_HELP = ("continue the interrupted run in DIR from its last checkpoint, with the settings it "
+               "was started with and no other flag (default: start a new run in --out)")
+TRAIN_DESCRIPTION = """\
+Pre-train a model from fresh weights on a text: --objective clm trains a GPT-style Decoder to
+predict the next character, mlm a BERT-style Encoder to fill in masked characters (15%%, 80/10/10),
+seq2seq an encoder-decoder to translate the built-in English sentences into Kelish. Each
+evaluation is printed and appended to OUT/metrics.jsonl; the run directory holds checkpoints
+(--resume continues one), metrics.json, loss_curve.png, and a config.json + model.safetensors that
+Hugging Face transformers loads as it is (GPT2LMHeadModel, BertForMaskedLM).
+
+The loss is in nats per token (a token is a character), in bits per token and as perplexity; for
+clm on the built-in corpus, also as a ratio to the corpus's exact entropy rate, the floor no model
+can beat.
+
+presets (--preset; vocab_size comes from the text, max_len at least --seq-len):
+%s
+
+examples:
+  minilm train --objective clm --steps 600 --out runs/clm
+  minilm train --objective mlm --text my.txt --backend torch --device auto --out runs/mlm
+"""
+
+
 def build_parser():
+    from minilm import __version__
+
     parser = argparse.ArgumentParser(prog="minilm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"minilm {__version__}",
+                        help="print minilm's version and exit")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name, summary, run, description=None):
@@ -345,26 +462,41 @@ def build_parser():
         p.set_defaults(run=run)
         return p
 
-    p = command("train", "pre-train a model with the CLM or MLM objective", command_train)
+    p = command("train", "pre-train a model with the CLM, MLM or seq2seq objective",
+                command_train, TRAIN_DESCRIPTION % _presets_described())
     p.add_argument("--text", default=None, help="a UTF-8 text file (default: the built-in corpus)")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
                    help="the model's shape (ModelConfig.preset; default: demo, or translation for "
                         "--objective seq2seq); vocab_size comes from the text")
     p.add_argument("--out", default="runs/train", help="run directory")
-    p.add_argument("--resume", default=None, metavar="DIR",
-                   help="continue the interrupted run in DIR from its last checkpoint, with the "
-                        "settings it was started with (no other flag)")
+    p.add_argument("--resume", default=None, metavar="DIR", help=RESUME_HELP)
     add_settings_arguments(p, TrainSettings)
 
-    p = command("generate", "sample text from a CLM checkpoint", command_generate)
+    p = command("generate", "sample text from a CLM checkpoint or a GPT-2 directory",
+                command_generate, _described(
+                    "Continue a prompt with a causal language model, one sampled token at a time "
+                    "(with a KV cache): a run directory of `minilm train --objective clm`, or any "
+                    "Hugging Face GPT-2 directory (config.json, model.safetensors, vocab.json + "
+                    "merges.txt). Each step divides the logits by --temperature, keeps the "
+                    "--top-k most likely tokens and the nucleus of probability --top-p, and "
+                    "samples (minilm.generation).",
+                    'minilm generate --checkpoint runs/clm --prompt "once" --temperature 0.8 '
+                    "--top-p 0.9 --samples 3"))
     p.add_argument("--checkpoint", required=True,
                    help="a run directory of `minilm train`, or a Hugging Face GPT-2 directory")
-    p.add_argument("--prompt", required=True, help="the text to continue")
+    prompt = p.add_mutually_exclusive_group(required=True)
+    prompt.add_argument("--prompt", help="the text to continue (this or --prompt-file is required)")
+    prompt.add_argument("--prompt-file", metavar="FILE",
+                        help="a UTF-8 file whose text is the prompt, less a final line "
+                             "break (this or --prompt is required)")
     p.add_argument("--max-new-tokens", type=int, default=200, help="tokens to sample")
     p.add_argument("--temperature", type=float, default=0.8,
                    help="< 1 sharpens the distribution, > 1 flattens it, 0 is greedy")
     p.add_argument("--top-k", type=int, default=None,
-                   help="sample among the k most likely tokens only")
+                   help="sample among the k most likely tokens only (default: all)")
+    p.add_argument("--top-p", type=float, default=None, metavar="P",
+                   help="nucleus sampling: among the most likely tokens that together hold "
+                        "probability P, e.g. 0.9 (default: all)")
     p.add_argument("--samples", type=int, default=1, help="independent samples to print")
     p.add_argument("--seed", type=int, default=0, help="seeds the sampling")
 
@@ -400,21 +532,30 @@ def build_parser():
                    help="tokens in the vocabulary: the 256 bytes, one per merge, <|endoftext|>")
     p.add_argument("--out", default="runs/bpe", help="directory for vocab.json and merges.txt")
 
-    p = command("demo", "train a small GPT on the built-in corpus (a few minutes)", command_demo)
+    p = command("demo", "train a small GPT on the built-in corpus (a few minutes)", command_demo,
+                _described("Train the demo model (a 0.6M-parameter character-level GPT, "
+                           "--preset demo) in NumPy on the built-in story corpus, 1800 steps "
+                           "(about 5 minutes on 2 CPU cores), print its validation loss against "
+                           "the corpus's exact entropy rate, then three sampled stories.",
+                           "minilm demo --out runs/demo"))
     p.add_argument("--out", default="runs/demo", help="run directory")
 
     p = command("embed", "sentence embeddings and their cosine similarities (all-MiniLM-L6-v2)",
                 command_embed,
-                "Embed sentences with a pretrained BERT (mean pooling, L2 normalisation) and "
-                "print their cosine-similarity matrix.")
+                _described("Embed sentences with a pretrained BERT (mean pooling, L2 "
+                           "normalisation) and print their cosine-similarity matrix.",
+                           'minilm embed "a cat sits on the mat" "a kitten rests on a rug" '
+                           '"stock prices fell"'))
     p.add_argument("texts", nargs="*", metavar="TEXT", help="sentences to embed")
-    p.add_argument("--file", default=None, help="a UTF-8 text file, one sentence per line")
+    p.add_argument("--file", default=None,
+                   help="a UTF-8 text file, one sentence per line (default: the TEXTs only)")
     p.add_argument("--model", default=None,
                    help="a Hugging Face BERT directory (default: the installed all-MiniLM-L6-v2)")
     p.add_argument("--backend", choices=BACKENDS, default="numpy",
                    help="numpy: the hand-written reference; torch: the twin (default attention)")
     p.add_argument("--output", default=None, metavar="FILE",
-                   help="save the embeddings (N, C) to FILE.npy or FILE.safetensors")
+                   help="save the embeddings (N, C) to FILE.npy or FILE.safetensors (default: "
+                        "printed only)")
     p.add_argument("--batch-size", type=int, default=32, help="sentences per forward pass")
 
     p = command("check", "grade your own implementations of the lessons' exercises",
@@ -433,9 +574,39 @@ def build_parser():
                    help="hypothesis examples per property")
 
     p = command("finetune", "fine-tune a pretrained BERT (MiniLM-L6) for sentence classification",
-                command_finetune)
+                command_finetune, _described(
+                    "Fine-tune a pretrained BERT (the installed MiniLM-L6, or --model DIR) with a "
+                    "new classifier on a labelled task: the built-in sentiment task or a "
+                    ".csv/.jsonl file of text,label rows, with the seed article's strategies "
+                    "(warmup, layer-wise learning rates, gradual unfreezing). Each evaluation on "
+                    "the test split (loss, accuracy, macro-F1, confusion matrix) is printed and "
+                    "appended to OUT/metrics.jsonl; OUT holds checkpoints (--resume), "
+                    "metrics.json, finetune_curves.png, and a model that `minilm predict` and "
+                    "Hugging Face's AutoModelForSequenceClassification.from_pretrained(OUT) both "
+                    "load.",
+                    "minilm finetune --task sentiment --epochs 3 --out runs/sentiment",
+                    "minilm finetune --task reviews.csv --max-steps 200 --eval-every 50 "
+                    "--backend torch --dtype bfloat16"))
     add_settings_arguments(p, FinetuneSettings)
     p.add_argument("--out", default="runs/finetune", help="run directory")
+    p.add_argument("--resume", default=None, metavar="DIR", help=RESUME_HELP)
+
+    p = command("predict", "classify texts with a fine-tuned run (labels and probabilities)",
+                command_predict,
+                _described("Classify each text with a run of `minilm finetune`: one line per "
+                           "text with the predicted label and the probability of every label "
+                           "(the softmax of the logits).",
+                           'minilm predict --checkpoint runs/sentiment "the food was cold" '
+                           '"what a lovely day"'))
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
+    p.add_argument("--checkpoint", required=True, metavar="DIR",
+                   help="a run directory of `minilm finetune`")
+    p.add_argument("--file", default=None,
+                   help="a UTF-8 text file, one text per line (default: the TEXTs only)")
+    p.add_argument("--backend", choices=BACKENDS, default="numpy",
+                   help="numpy: the hand-written reference; torch: the twin")
+    p.add_argument("--max-length", type=int, default=None,
+                   help="tokens per text, longer ones are cut (default: the model's max_len)")
 
     p = command("compute", "parameters, FLOPs, memory and training time of a preset",
                 command_compute,
@@ -445,9 +616,6 @@ def build_parser():
                 "and with checkpointing, KV cache) and, given --peak-tflops, the training time.\n\n"
                 "example: minilm compute gpt3-175b --tokens 300e9 --dtype bf16 --peak-tflops 312")
     add_compute_arguments(p)
-    p.add_argument("--resume", default=None, metavar="DIR",
-                   help="continue the interrupted run in DIR from its last checkpoint, with the "
-                        "settings it was started with (no other flag)")
 
     return parser
 

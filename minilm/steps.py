@@ -24,6 +24,11 @@ Both classes do exactly the same arithmetic, so with the same weights, batches a
 loss curves agree to float rounding (tests/test_steps.py). Weight decay follows one rule in both:
 matrices and embeddings (ndim >= 2) decay, biases and LayerNorm parameters do not.
 
+`dtype="bfloat16"` (the twin only, `--dtype bfloat16`) is mixed precision: the forward and the loss
+run under `torch.autocast`, which does the matrix products in bfloat16 while the weights, their
+gradients and AdamW's moments stay float32 (bfloat16 keeps float32's range with 8 bits of
+mantissa, so, unlike float16, it needs no loss scaling).
+
 A step's `state_dict()` is its optimizer's state (Adam's moments and step counts) by parameter name,
 in one format for both backends (`<slot>.<name>`, NumPy arrays), which is what a checkpoint saves
 and `load_state_dict` puts back when a run resumes. `check_finite_loss` is how both loops notice
@@ -32,6 +37,7 @@ that a run has diverged.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 
@@ -83,10 +89,14 @@ class TorchStep:
     """
 
     def __init__(self, model, weight_decay: float, betas=(0.9, 0.999), grad_clip: float = 1.0,
-                 lr_scale: Mapping[str, float] | None = None):
+                 lr_scale: Mapping[str, float] | None = None, dtype: str = "float32"):
         import torch
 
         from minilm.torch import functional as TF
+
+        if dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+        self.autocast_dtype = torch.bfloat16 if dtype == "bfloat16" else None
 
         self.torch, self.cross_entropy = torch, TF.cross_entropy
         self.model = model
@@ -114,15 +124,24 @@ class TorchStep:
             p.requires_grad_(name not in frozen)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
-        logits = model(*inputs)  # the twin takes NumPy inputs and moves them to its device
-        device = logits.device
-        loss = self.cross_entropy(logits, torch.as_tensor(targets, device=device), IGNORE_INDEX)
+        with self._precision():
+            logits = model(*inputs)  # the twin takes NumPy inputs and moves them to its device
+            device = logits.device
+            loss = self.cross_entropy(logits, torch.as_tensor(targets, device=device),
+                                      IGNORE_INDEX)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         trainable = [p for _, p in self.named if p.grad is not None]
         torch.nn.utils.clip_grad_norm_(trainable, self.grad_clip)
         self.optimizer.step()
         return loss.item()
+
+    def _precision(self):
+        """bfloat16 autocast on the model's device, or nothing (float32)."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        device = next(self.model.parameters()).device.type
+        return self.torch.autocast(device, dtype=self.autocast_dtype)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """torch's AdamW state in NumpyStep's format: per parameter *name* (torch numbers them)
@@ -157,10 +176,15 @@ class TorchStep:
 
 
 def make_step(model, weight_decay: float, betas=(0.9, 0.999), grad_clip: float = 1.0,
-              lr_scale: Mapping[str, float] | None = None):
-    """The step for `model`'s backend: `TorchStep` for a torch module, else `NumpyStep`."""
-    step_class = TorchStep if is_torch_model(model) else NumpyStep
-    return step_class(model, weight_decay, betas=betas, grad_clip=grad_clip, lr_scale=lr_scale)
+              lr_scale: Mapping[str, float] | None = None, dtype: str = "float32"):
+    """The step for `model`'s backend: `TorchStep` for a torch module, else `NumpyStep` (float32
+    only: NumPy has no bfloat16)."""
+    if not is_torch_model(model):
+        if dtype != "float32":
+            raise ValueError(f"dtype {dtype!r} is for the torch twin: NumPy has no bfloat16")
+        return NumpyStep(model, weight_decay, betas=betas, grad_clip=grad_clip, lr_scale=lr_scale)
+    return TorchStep(model, weight_decay, betas=betas, grad_clip=grad_clip, lr_scale=lr_scale,
+                     dtype=dtype)
 
 
 class TrainingDiverged(ValueError):

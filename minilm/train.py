@@ -7,7 +7,7 @@ stories' sentences, and the run ends by translating them: exact match, BLEU, chr
 
     for each step:  batch -> one training step (minilm.steps): loss, gradients, clip, AdamW
                     with the learning rate of warmup + cosine decay
-    every eval_every steps:  validation loss on held-out text (nats per token)
+    every eval_every steps:  validation loss on held-out text, one line of metrics.jsonl
 
 The model is built in NumPy from `seed` and, for `--backend torch`, handed to its twin with the same
 weights (`minilm.common.backends.on_backend`), so both backends start from the same point; the
@@ -18,6 +18,18 @@ A run directory (`minilm.checkpoint`, `--out`) is checked before anything is tra
 default at each evaluation) and at the end: `training_state.safetensors` (weights, AdamW's moments,
 the step, the generators' states, the loss history) and `model.safetensors`; then `metrics.json`
 (validation loss, the corpus's entropy floor when known, the loss curve) and `loss_curve.png`.
+Each evaluation is also a line of `metrics.jsonl`, written and printed as it happens
+(`minilm.metrics_log`; `--tensorboard` adds TensorBoard scalars).
+
+The loss is reported three ways. In nats per token: the mean of -ln p(token), what the loss
+function computes. In bits per token, -log2 p = nats / ln 2: the characters here are tokens, so
+bits per character, the unit of text compression (a model at b bits per character could compress
+the text to b/8 bytes per character with an arithmetic coder). And as perplexity, e^nats: the
+model is as unsure as if it chose uniformly among that many tokens. The built-in corpus's entropy
+rate (`minilm.corpus.corpus_entropy_rate`) bounds a CLM loss from below: no next-character
+predictor can beat it, so the ratio val_loss / floor says how far the model is from perfect. It is
+reported for clm only: a masked token is predicted from both sides, so an MLM loss is not bounded
+by the left-to-right entropy rate (it can fall below it), and no floor is known for a user's text.
 `resume_training(directory)` (`minilm train --resume DIR`) continues from the last checkpoint with
 the run's own settings, text and generators, so an interrupted and resumed run ends with the
 weights and the loss curve of the uninterrupted one.
@@ -30,8 +42,9 @@ predicted from at least seq_len/2 tokens of context and each is scored exactly o
 from __future__ import annotations
 
 import hashlib
+import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -49,6 +62,12 @@ from minilm.checkpoint import (
 )
 from minilm.common.backends import (
     BACKENDS,
+    DEVICE_HELP,
+    DEVICES,
+    DTYPE_HELP,
+    DTYPES,
+    check_device,
+    check_dtype,
     inference,
     on_backend,
     restored_generator,
@@ -57,6 +76,7 @@ from minilm.common.backends import (
 from minilm.common.checks import number_in
 from minilm.common.settings import setting
 from minilm.config import ModelConfig
+from minilm.metrics_log import TENSORBOARD_HELP, MetricsLog, check_tensorboard
 from minilm.numpy import Decoder, Encoder, Seq2Seq
 from minilm.numpy import functional as F
 from minilm.numpy.optim import lr_schedule
@@ -65,7 +85,10 @@ from minilm.steps import check_finite_loss, make_step
 from minilm.tokenizers import CharTokenizer
 
 OBJECTIVES = ("clm", "mlm", "seq2seq")
+DEFAULT_SEQ_LEN = 128
 MODEL_OF_KIND = {"decoder": Decoder, "encoder": Encoder, "seq2seq": Seq2Seq}
+# what one token of each objective's loss is, for the units ("nats per character")
+TOKEN_OF_OBJECTIVE = {"clm": "character", "mlm": "masked character", "seq2seq": "target word"}
 
 
 @dataclass
@@ -77,11 +100,16 @@ class TrainSettings:
                                     "translation (an encoder-decoder)", choices=OBJECTIVES)
     backend: str = setting("numpy", "numpy: the hand-written reference; torch: the twin (Triton "
                                     "attention on CUDA, SDPA on CPU)", choices=BACKENDS)
+    device: str = setting("auto", DEVICE_HELP, choices=DEVICES)
+    dtype: str = setting("float32", DTYPE_HELP, choices=DTYPES)
     steps: int = setting(1000, "optimizer steps")
     batch_size: int = setting(16, "sequences (seq2seq: sentence pairs) per step")
-    seq_len: int = setting(128, "tokens (characters) per sequence (clm, mlm)")
+    seq_len: int | None = setting(
+        None, f"tokens (characters) per sequence, clm and mlm (default: {DEFAULT_SEQ_LEN}, or "
+              "fewer when the text's training split is shorter)")
     lr: float = setting(3e-3, "peak learning rate, reached after warmup")
-    min_lr: float = setting(3e-4, "learning rate at the end of the cosine decay")
+    min_lr: float | None = setting(None, "learning rate at the end of the cosine decay "
+                                         "(default: --lr / 10)")
     warmup_steps: int | None = setting(
         None, "steps of linearly rising learning rate (default: min(50, steps // 10))")
     weight_decay: float = setting(0.1, "AdamW's decoupled decay (matrices and embeddings only)")
@@ -93,21 +121,24 @@ class TrainSettings:
     save_every: int | None = setting(
         None, "steps between checkpoints in --out (default: at each evaluation, --eval-every); "
               "one is always saved at the end")
+    tensorboard: bool = setting(False, TENSORBOARD_HELP)
     seed: int = setting(0, "seeds the corpus, the initial weights, the batches and dropout")
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        check_device(self.backend, self.device)
+        check_dtype(self.backend, self.dtype)
         if self.save_every is None:
             self.save_every = self.eval_every
-        for name in ("steps", "batch_size", "seq_len", "eval_every", "eval_tokens", "save_every"):
+        for name in ("steps", "batch_size", "eval_every", "eval_tokens", "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.seq_len < 2:
+        if self.seq_len is not None and self.seq_len < 2:
             raise ValueError(f"seq_len must be >= 2, got {self.seq_len}")
         number_in("lr", self.lr, "(0, inf)")
+        if self.min_lr is None:
+            self.min_lr = self.lr / 10
         number_in("min_lr", self.min_lr, f"[0, {self.lr}]")
         number_in("weight_decay", self.weight_decay, "[0, inf)")
         number_in("adam_beta2", self.adam_beta2, "[0, 1)")
@@ -216,9 +247,16 @@ def translation_training_data(seed=0) -> TrainingData:
 
 
 def initial_model(kind: str, config: ModelConfig, settings: TrainSettings):
-    """The model to pre-train, initialised in NumPy from `settings.seed`, on `settings.backend`."""
+    """The model to pre-train, initialised in NumPy from `settings.seed`, on `settings.backend`
+    (and `settings.device`)."""
     numpy_model = MODEL_OF_KIND[kind](config, seed=settings.seed)
-    return on_backend(numpy_model, settings.backend, settings.seed)
+    return on_backend(numpy_model, settings.backend, settings.seed, settings.device)
+
+
+def loss_units(nats: float) -> dict[str, float]:
+    """A cross-entropy in nats per token, also in bits per token (nats / ln 2) and as perplexity
+    (e^nats), see the module docstring."""
+    return {"bits": nats / math.log(2), "perplexity": math.exp(nats)}
 
 
 # ---------------------------------------------------------------- starting and resuming
@@ -233,9 +271,14 @@ def train(settings: TrainSettings, config: ModelConfig | None = None, text_path=
                          "Kelish corpus")
     if settings.objective == "seq2seq":
         translation.scorer()  # BLEU and chrF at the end need sacrebleu: say so before training
+    if settings.tensorboard:
+        check_tensorboard()
     if out_dir is not None:
         out_dir = prepare_run_directory(out_dir)
     corpus_data = _data_for(settings, text_path)
+    if settings.seq_len is None:  # a short text still makes a window: it decides, not a default
+        settings = replace(settings, seq_len=max(2, min(DEFAULT_SEQ_LEN,
+                                                        len(corpus_data.train_ids) - 1)))
     tokenizer = corpus_data.tokenizer
     config = config or ModelConfig.preset("demo")
     longest = (translation.longest(corpus_data.train_ids + corpus_data.val_ids)
@@ -248,7 +291,7 @@ def train(settings: TrainSettings, config: ModelConfig | None = None, text_path=
                   settings=asdict(settings), text=corpus_data.text_path,
                   text_sha256=corpus_data.sha256)
     step_fn = make_step(model, settings.weight_decay, betas=(0.9, settings.adam_beta2),
-                        grad_clip=settings.grad_clip)
+                        grad_clip=settings.grad_clip, dtype=settings.dtype)
     history = {"step": [], "train_loss": [], "val_step": [], "val_loss": []}
     rng = np.random.default_rng(settings.seed)
     return _train_from(0, settings, model, step_fn, corpus_data, history, rng, 0.0, out_dir,
@@ -272,9 +315,11 @@ def resume_training(directory, progress=True) -> dict:
     if corpus_data.sha256 != sha256:
         raise ValueError(f"{text_path} has changed since the run in {directory} started: "
                          "resuming would train on different text")
-    model = restore_model(run, state, settings.backend)
+    if settings.tensorboard:
+        check_tensorboard()
+    model = restore_model(run, state, settings.backend, settings.device)
     step_fn = make_step(model, settings.weight_decay, betas=(0.9, settings.adam_beta2),
-                        grad_clip=settings.grad_clip)
+                        grad_clip=settings.grad_clip, dtype=settings.dtype)
     step_fn.load_state_dict(state.optimizer)
     return _train_from(state.step, settings, model, step_fn, corpus_data, history,
                        restored_generator(generator), seconds, Path(directory), progress)
@@ -291,14 +336,17 @@ def _data_for(settings, text_path) -> TrainingData:
 
 def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
                 seconds_before, out_dir, progress) -> dict:
-    """Steps `first_step` .. settings.steps - 1, evaluating every eval_every steps and saving a
-    checkpoint every save_every steps and after the last; then the metrics (and their files)."""
+    """Steps `first_step` .. settings.steps - 1, evaluating every eval_every steps (a line of
+    metrics.jsonl each) and saving a checkpoint every save_every steps and after the last; then
+    the metrics (and their files)."""
     from tqdm.auto import tqdm
 
     tokenizer = corpus_data.tokenizer
+    floor = corpus_data.floor if settings.objective == "clm" else None  # see the module docstring
     # what a step reads: sentence pairs (seq2seq), or tokens
     unit, per_step = (("sentences", settings.batch_size) if settings.objective == "seq2seq"
                       else ("tokens", settings.batch_size * settings.seq_len))
+    log = MetricsLog(out_dir, settings.tensorboard, echo=progress, resume_step=first_step)
     started = time.perf_counter()
     bar = tqdm(range(first_step, settings.steps), initial=first_step, total=settings.steps,
                disable=not progress, desc=f"train {settings.objective}", unit="step",
@@ -311,27 +359,38 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
         history["step"].append(step)
         history["train_loss"].append(loss)
         done = step + 1
+        elapsed = time.perf_counter() - started
+        throughput = (done - first_step) * per_step / elapsed
         if done % settings.eval_every == 0 or done == settings.steps:
+            previous = history["val_step"][-1] if history["val_step"] else 0
             history["val_step"].append(done)
             history["val_loss"].append(
                 evaluate(model, validation_batches(corpus_data.val_ids, settings, tokenizer)))
+            record = evaluation_record(settings, history, previous, floor, lr,
+                                       {f"{unit}_per_second": throughput,
+                                        "seconds": seconds_before + elapsed})
+            log.write(record, describe_evaluation(record, settings))
         if out_dir is not None and (done % settings.save_every == 0 or done == settings.steps):
             save_checkpoint(out_dir, model, step_fn, done, settings.steps, {
                 "history": history, "data_generator": rng.bit_generator.state,
                 "seconds": seconds_before + time.perf_counter() - started})
-        elapsed = time.perf_counter() - started
         bar.set_postfix(loss=f"{loss:.3f}",
                         val=f"{history['val_loss'][-1]:.3f}" if history["val_loss"] else "-",
-                        **{f"{unit[:3]}_s": f"{(done - first_step) * per_step / elapsed:.0f}"})
+                        **{f"{unit[:3]}_s": f"{throughput:.0f}"})
+    log.close()
     wall = seconds_before + time.perf_counter() - started
 
+    val_loss = history["val_loss"][-1]
+    units = loss_units(val_loss)
     metrics = {
         "objective": settings.objective,
         "backend": settings.backend,
-        "val_loss": history["val_loss"][-1],
-        "entropy_floor": corpus_data.floor,
-        "unit": ("nats per target word" if settings.objective == "seq2seq" else
-                 "nats per token (one token = one character)"),
+        "val_loss": val_loss,
+        "val_bits": units["bits"],
+        "val_perplexity": units["perplexity"],
+        "entropy_floor": floor,
+        "unit": f"nats per {TOKEN_OF_OBJECTIVE[settings.objective]}",
+        "token": TOKEN_OF_OBJECTIVE[settings.objective],
         "steps": settings.steps,
         "wall_seconds": wall,
         f"{unit}_per_second": settings.steps * per_step / wall,
@@ -343,6 +402,33 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
         metrics["translation"] = translation.heldout_scores(model, tokenizer, corpus_data.val_ids)
     if out_dir is not None:
         write_json(out_dir / METRICS_FILE, metrics)
-        plot_loss_curve(history, corpus_data.floor, out_dir / "loss_curve.png",
-                        settings.objective)
+        plot_loss_curve(history, floor, out_dir / "loss_curve.png", settings.objective)
     return metrics
+
+
+def evaluation_record(settings, history, previous: int, floor, lr: float, speed: dict) -> dict:
+    """One line of metrics.jsonl: the step, the mean training loss since the `previous`
+    evaluation, the validation loss in nats, bits and perplexity (and over the floor, when there
+    is one), the learning rate, and `speed` (throughput, seconds so far)."""
+    step, val_loss = history["val_step"][-1], history["val_loss"][-1]
+    units = loss_units(val_loss)
+    record = {"step": step, "train_loss": float(np.mean(history["train_loss"][previous:step])),
+              "val_loss": val_loss, "val_bits": units["bits"],
+              "val_perplexity": units["perplexity"]}
+    if floor is not None:
+        record["val_loss_over_floor"] = val_loss / floor
+    return {**record, "lr": lr, **speed}
+
+
+def describe_evaluation(record: dict, settings: TrainSettings) -> str:
+    """The readable line of an evaluation record, e.g. "step 10/20: train loss 3.3135, val loss
+    3.1873 nats/character = 4.598 bits/character, perplexity 24.22 (7.754 x the entropy floor);
+    82503 tokens/s"."""
+    token = TOKEN_OF_OBJECTIVE[settings.objective]
+    line = (f"step {record['step']}/{settings.steps}: train loss {record['train_loss']:.4f}, "
+            f"val loss {record['val_loss']:.4f} nats/{token} = {record['val_bits']:.3f} "
+            f"bits/{token}, perplexity {record['val_perplexity']:.2f}")
+    if "val_loss_over_floor" in record:
+        line += f" ({record['val_loss_over_floor']:.3f} x the entropy floor)"
+    unit = next(key for key in record if key.endswith("_per_second"))
+    return line + f"; {record[unit]:.0f} {unit.removesuffix('_per_second')}/s"

@@ -296,12 +296,14 @@ def _rewrite(name, content):
 
 
 def _edit_run_config(config=None, **top_level):
-    """Change fields of config.json's ModelConfig (`config`) or of the file itself."""
+    """Change fields of config.json's "minilm" block: its ModelConfig (`config`) or the block
+    itself. The Hugging Face fields beside it go, so that the block alone is checked (a block that
+    disagrees with them: tests/test_hf_interop.py)."""
     def edit(directory):
-        meta = json.loads((directory / "config.json").read_text())
-        meta["config"].update(config or {})
-        meta.update(top_level)
-        (directory / "config.json").write_text(json.dumps(meta))
+        block = json.loads((directory / "config.json").read_text())["minilm"]
+        block["config"].update(config or {})
+        block.update(top_level)
+        (directory / "config.json").write_text(json.dumps({"minilm": block}))
     return edit
 
 

@@ -26,6 +26,7 @@ import minilm.finetune
 import minilm.train
 from minilm import ModelConfig
 from minilm.checkpoint import (
+    METRICS_LOG_FILE,
     TRAINING_STATE_FILE,
     read_run,
     read_training_state,
@@ -36,6 +37,7 @@ from minilm.checkpoint import (
 from minilm.cli import main
 from minilm.common.backends import numpy_params, on_backend
 from minilm.finetune import FinetuneSettings, finetune, resume_finetuning
+from minilm.metrics_log import read_metrics_log
 from minilm.numpy import Decoder
 from minilm.steps import TrainingDiverged, make_step
 from minilm.tasks import LABELS, Task, load_sentiment
@@ -207,6 +209,29 @@ def test_pre_training_interrupted_and_resumed_equals_uninterrupted(backend, text
                                **TOLERANCE)
     assert resumed["history"]["val_step"] == whole["history"]["val_step"] == [5, 10, 12]
     assert_same_weights(tmp_path / "resumed", tmp_path / "whole")
+
+
+def test_the_metrics_log_of_a_resumed_run_is_the_uninterrupted_runs(text_file, tmp_path,
+                                                                     monkeypatch):
+    """Evaluations every 2 steps, checkpoints every 5: interrupted at step 9, the run has logged
+    steps 6 and 8 past its checkpoint (step 5). Resuming drops those lines and writes them again,
+    so metrics.jsonl ends with one line per evaluation, as the uninterrupted run's does."""
+    settings = TrainSettings(steps=12, batch_size=2, seq_len=8, eval_every=2, save_every=5,
+                             eval_tokens=50, warmup_steps=2)
+    train(settings, SMALL, text_file, tmp_path / "whole", progress=False)
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, minilm.train, 9)
+        with pytest.raises(KeyboardInterrupt):
+            train(settings, SMALL, text_file, tmp_path / "resumed", progress=False)
+    interrupted = read_metrics_log(tmp_path / "resumed" / METRICS_LOG_FILE)
+    assert [r["step"] for r in interrupted] == [2, 4, 6, 8]
+    resume_training(tmp_path / "resumed", progress=False)
+    whole, resumed = (read_metrics_log(tmp_path / name / METRICS_LOG_FILE)
+                      for name in ("whole", "resumed"))
+    assert [r["step"] for r in resumed] == [r["step"] for r in whole] == [2, 4, 6, 8, 10, 12]
+    for key in ("train_loss", "val_loss", "lr"):
+        np.testing.assert_allclose([r[key] for r in resumed], [r[key] for r in whole],
+                                   **TOLERANCE)
 
 
 def test_resuming_refuses_what_would_not_continue_the_same_run(text_file, tmp_path, monkeypatch,

@@ -7,6 +7,9 @@ the real MiniLM fine-tuning is in benchmarks/finetune_strategies.py.
   gradual unfreezing and weight decay all on: the strategies are implemented identically.
 - The loss falls; the run directory (safetensors + JSON) reloads into both backends and reproduces
   the recorded accuracy.
+- --max-steps and --eval-every: the steps, the evaluations (a line of metrics.jsonl each, with
+  F1 and the confusion matrix), the curves' picture; the default --max-length fits the model.
+- F1 and the confusion matrix on a hand-counted example.
 - Gradual unfreezing: the schedule of trainable depths; frozen weights and their optimizer state do
   not move, the others do.
 - Layer-wise scales on MiniLM's parameter names: embeddings smallest, the head at 1.
@@ -21,13 +24,16 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
+from minilm.checkpoint import METRICS_LOG_FILE
 from minilm.cli import build_parser
 from minilm.common.backends import numpy_params, on_backend
 from minilm.common.names import bert_depth
 from minilm.config import ModelConfig
 from minilm.finetune import (
+    CURVES_FILE,
     FinetuneSettings,
     build_classifier,
+    classification_metrics,
     finetune,
     load_finetuned,
     predict_logits,
@@ -38,6 +44,7 @@ from minilm.layerwise import (
     layerwise_scales,
     lowest_trainable_depth,
 )
+from minilm.metrics_log import read_metrics_log
 from minilm.numpy import Encoder
 from minilm.numpy.heads import SequenceClassifier
 from minilm.steps import NumpyStep, TorchStep, make_step
@@ -148,7 +155,7 @@ def test_loss_falls_and_run_directory_reloads(tiny_bert, small_task, tmp_path):
 
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["loss_curve"] == metrics["loss_curve"]
-    meta = json.loads((tmp_path / "config.json").read_text())
+    meta = json.loads((tmp_path / "config.json").read_text())["minilm"]
     assert meta["kind"] == "sequence_classifier" and meta["num_labels"] == 2
     assert meta["metadata"]["label_names"] == list(LABELS)
     assert ModelConfig.from_dict(meta["config"]) == ModelConfig(**TINY)
@@ -162,6 +169,46 @@ def test_loss_falls_and_run_directory_reloads(tiny_bert, small_task, tmp_path):
         logits = predict_logits(model, tokenizer, small_task.test_texts, MAX_LENGTH)
         accuracy = np.mean(logits.argmax(-1) == small_task.test_labels)
         assert label_names == LABELS and accuracy == metrics["eval_accuracy"]
+
+
+def test_max_steps_and_eval_every_set_the_steps_and_the_evaluations(tiny_bert, small_task,
+                                                                    tmp_path):
+    """5 batches per epoch; --max-steps 7 --eval-every 3: 7 steps (into the second epoch), test
+    evaluations after steps 3, 6 and 7 (the last), each a line of metrics.jsonl whose confusion
+    matrix counts the 20 test sentences; no evaluation fell on an epoch's end. The default
+    --max-length is the model's max_len (32 < 64), and the curves are drawn."""
+    run = settings(tiny_bert, max_steps=7, eval_every=3, max_length=None)
+    metrics = finetune(run, tmp_path, progress=False, task=small_task)
+    assert metrics["steps"] == len(metrics["loss_curve"]) == 7
+    assert metrics["settings"]["max_length"] == 32
+    records = read_metrics_log(tmp_path / METRICS_LOG_FILE)
+    assert [r["step"] for r in records] == metrics["eval_steps"] == [3, 6, 7]
+    assert [r["epoch"] for r in records] == [0.6, 1.2, 1.4]
+    assert metrics["eval_accuracy_per_epoch"] == []
+    for record in records:
+        confusion = np.array(record["eval_confusion_matrix"])
+        assert confusion.sum() == 20 and confusion.trace() / 20 == record["eval_accuracy"]
+        assert set(record["eval_per_label"]) == set(LABELS)
+    assert records[-1]["eval_macro_f1"] == metrics["eval_macro_f1"]
+    assert records[1]["train_loss"] == pytest.approx(np.mean(metrics["loss_curve"][3:6]))
+    assert (tmp_path / CURVES_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_f1_and_the_confusion_matrix_on_a_hand_counted_example():
+    """labels  a a a b b c, predicted  a a b b a c, and a label d that never occurs:
+    a: precision 2/3, recall 2/3; b: 1/2, 1/2; c: 1, 1; macro-F1 over a, b, c = 13/18
+    (d, with no example and no prediction, has no F1 and does not count)."""
+    scores = classification_metrics([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 0, 2], ["a", "b", "c", "d"])
+    assert scores["confusion_matrix"] == [[2, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    assert scores["accuracy"] == pytest.approx(4 / 6)
+    assert scores["macro_f1"] == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+    assert scores["per_label"]["a"] == pytest.approx(
+        {"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "support": 3})
+    assert scores["per_label"]["b"]["f1"] == pytest.approx(0.5)
+    assert scores["per_label"]["d"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    # always answering "a": recall 1 for a, 0 for b and c; accuracy 1/2 but macro-F1 2/9
+    always = classification_metrics([0, 0, 0, 1, 1, 2], [0] * 6, ["a", "b", "c"])
+    assert always["accuracy"] == 0.5 and always["macro_f1"] == pytest.approx((2 / 3) / 3)
 
 
 def test_random_init_uses_the_given_architecture(tiny_bert, small_task):
@@ -273,7 +320,8 @@ def test_command_line_runs_and_parses_the_strategy_flags(tiny_bert, small_task, 
     args = parse("--task", str(train), "--test", str(test), "--model", str(tiny_bert),
                  "--epochs", "1", "--max-length", "16", "--out", str(tmp_path / "run"))
     metrics = args.run(args)
-    assert "eval accuracy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "macro-F1" in out and "predicted as" in out
     assert metrics["num_train"] == 10 and metrics["num_test"] == 5
     assert (tmp_path / "run" / "model.safetensors").is_file()
 

@@ -5,7 +5,9 @@
 2. So generation with the cache gives exactly the tokens of generation without it, greedy and
    sampled, for any batch, prompt length and max_len overflow; and NumPy and torch draw the same.
 3. Errors: a cache that does not fit, backward after a cached forward, bad arguments.
-4. `sample_next`: greedy is argmax, top-k restricts the support, frequencies follow the softmax.
+4. `sample_next`: greedy is argmax, top-k and top-p (the nucleus: the fewest most likely tokens
+   holding >= p of the probability) restrict the support, frequencies follow the softmax
+   renormalised over what is kept (chi-square, 20000 draws).
 
 Tolerances (relative to the largest logit, see `strategies.relative_error`):
 
@@ -30,7 +32,7 @@ from scipy import stats
 from minilm import ModelConfig
 from minilm.common.backends import to_numpy
 from minilm.common.kv_cache import KVCache
-from minilm.generation import generate, sample_next
+from minilm.generation import generate, outside_nucleus, sample_next
 from minilm.numpy import Decoder
 from minilm.testing.oracles import randomise, relative_error
 from minilm.testing.strategies import model_configs, seeds, token_batches
@@ -139,8 +141,9 @@ def test_cached_step_projects_only_the_new_tokens():
 
 
 @pytest.mark.parametrize("backend", ["numpy", *TORCH_ATTENTIONS])
-@pytest.mark.parametrize("temperature, top_k", [(0.0, None), (1.0, None), (0.7, 5)])
-def test_generate_same_tokens_with_and_without_cache(backend, temperature, top_k):
+@pytest.mark.parametrize("temperature, top_k, top_p", [(0.0, None, None), (1.0, None, None),
+                                                       (0.7, 5, None), (1.0, None, 0.8)])
+def test_generate_same_tokens_with_and_without_cache(backend, temperature, top_k, top_p):
     """Greedy and sampled (same seed) generation are identical with and without the cache, for a
     batch of 3, float32 weights as in real use; NumPy and torch produce the same tokens too."""
     config = ModelConfig.preset("tiny", vocab_size=20)  # max_len 16
@@ -149,13 +152,15 @@ def test_generate_same_tokens_with_and_without_cache(backend, temperature, top_k
     prompt = np.random.default_rng(2).integers(0, config.vocab_size, (3, 4))
 
     def run(use_cache):
-        return generate(model, prompt, 10, np.random.default_rng(7), temperature, top_k, use_cache)
+        return generate(model, prompt, 10, np.random.default_rng(7), temperature, top_k, use_cache,
+                        top_p)
 
     cached = run(True)
     assert cached.shape == (3, 14)
     np.testing.assert_array_equal(cached[:, :4], prompt)
     np.testing.assert_array_equal(cached, run(False))
-    reference = generate(numpy_model, prompt, 10, np.random.default_rng(7), temperature, top_k)
+    reference = generate(numpy_model, prompt, 10, np.random.default_rng(7), temperature, top_k,
+                         top_p=top_p)
     np.testing.assert_array_equal(cached, reference)
 
 
@@ -320,3 +325,60 @@ def test_sample_next_argument_errors():
         sample_next(logits, np.random.default_rng(0), -1.0)
     with pytest.raises(ValueError, match="top_k"):
         sample_next(logits, np.random.default_rng(0), 1.0, top_k=5)
+    for top_p in (0.0, -0.1, 1.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="top_p"):
+            sample_next(logits, np.random.default_rng(0), 1.0, top_p=top_p)
+
+
+@given(logits=logit_rows, data=st.data(), seed=seeds)
+def test_top_p_samples_from_the_smallest_nucleus(logits, data, seed):
+    """With top_p = p, the kept tokens of a row are the nucleus: their probability (softmax of
+    logits / T) adds up to >= p, and without the least likely of them to < p (no smaller set of
+    the most likely tokens would do); 50 draws per row all fall inside it."""
+    top_p = data.draw(st.floats(0.01, 1.0))
+    temperature = data.draw(st.floats(0.05, 5.0))
+    scaled = logits / temperature
+    probs = np.exp(scaled - scaled.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    kept = ~outside_nucleus(scaled, top_p)  # (B, V)
+    for row_probs, row_kept in zip(probs, kept):
+        mass, smallest = row_probs[row_kept].sum(), row_probs[row_kept].min()
+        assert mass >= top_p - 1e-9 and mass - smallest < top_p + 1e-9
+        assert (row_probs[~row_kept] <= smallest + 1e-12).all()  # the most likely ones are kept
+    draws = sample_next(np.repeat(logits, 50, axis=0), np.random.default_rng(seed), temperature,
+                        top_p=top_p)  # (50 B,)
+    assert np.repeat(kept, 50, axis=0)[np.arange(len(draws)), draws].all()
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p, nucleus", [
+    (1.0, None, 0.65, [3, 4]),  # 0.4 + 0.3 >= 0.65
+    (1.0, None, 0.75, [2, 3, 4]),  # 0.4 + 0.3 < 0.75 <= 0.4 + 0.3 + 0.15
+    (1.0, 4, 0.99, [1, 2, 3, 4]),  # top-k removes token 0 first; the nucleus keeps the rest
+    (0.5, None, 0.8, [3, 4]),  # sharpened to p^2 / 0.285: 0.561 + 0.316 >= 0.8
+])
+def test_top_p_frequencies_follow_the_renormalised_nucleus(temperature, top_k, top_p, nucleus):
+    """20000 draws from one distribution: only the nucleus (written out by hand above) is ever
+    drawn, and chi-square goodness of fit against softmax(logits / T) renormalised over it
+    (p-value > 1e-4, fixed seed)."""
+    logits = np.log([0.05, 0.1, 0.15, 0.3, 0.4])
+    n = 20_000
+    ids = sample_next(np.tile(logits, (n, 1)), np.random.default_rng(0), temperature, top_k,
+                      top_p)
+    expected = np.zeros(len(logits))
+    expected[nucleus] = np.exp(logits[nucleus] / temperature)
+    expected = expected / expected.sum() * n
+    counts = np.bincount(ids, minlength=len(logits))
+    assert set(np.flatnonzero(counts)) == set(nucleus)
+    assert stats.chisquare(counts[nucleus], expected[nucleus]).pvalue > 1e-4
+
+
+def test_top_p_one_keeps_every_token_and_draws_as_without_it():
+    """top_p = 1 changes nothing: the same draws from the same generator; a tiny top_p keeps the
+    most likely token only, still drawing one number per row (the generator moves as usual)."""
+    logits = np.random.default_rng(3).normal(size=(64, 9))
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    np.testing.assert_array_equal(sample_next(logits, rng_a, 0.9, top_p=1.0),
+                                  sample_next(logits, rng_b, 0.9))
+    rng = np.random.default_rng(5)
+    np.testing.assert_array_equal(sample_next(logits, rng, 0.9, top_p=1e-9), logits.argmax(-1))
+    assert rng.bit_generator.state == rng_a.bit_generator.state

@@ -164,7 +164,7 @@ def test_train_and_translate_from_the_command_line(tmp_path, capsys):
     assert metrics["objective"] == "seq2seq" and len(metrics["history"]["val_loss"]) == 2
     assert set(metrics["translation"]) == {"exact_match", "bleu", "chrf", "sentences"}
     assert (out / "loss_curve.png").is_file()
-    assert json.loads((out / "config.json").read_text())["kind"] == "seq2seq"
+    assert json.loads((out / "config.json").read_text())["minilm"]["kind"] == "seq2seq"
     capsys.readouterr()
     assert main(["translate", "--checkpoint", str(out), "then she sings softly. mia naps.",
                  "--beams", "2"]) == 0
@@ -177,7 +177,7 @@ def test_train_and_translate_from_the_command_line(tmp_path, capsys):
     (["translate", "--checkpoint", "RUN", "the dragon sings."], "no token for: \\['dragon'\\]"),
     (["translate", "--checkpoint", "RUN", "she sings.", "--beams", "0"], "--beams must be"),
     (["translate", "--checkpoint", "RUN", " . "], "give the English text"),
-    (["train", "--objective", "seq2seq", "--text", "x.txt"], "--text is for clm and mlm"),
+    (["train", "--objective", "seq2seq", "--text", "TEXT"], "--text is for clm and mlm"),
 ])
 def test_bad_command_lines_say_what_is_wrong(tmp_path, capsys, argv, message):
     from minilm.checkpoint import save_run
@@ -187,6 +187,8 @@ def test_bad_command_lines_say_what_is_wrong(tmp_path, capsys, argv, message):
     tokenizer = translation_tokenizer()
     run = tmp_path / "run"
     save_run(run, Seq2Seq(ModelConfig.preset("tiny", vocab_size=tokenizer.vocab_size)), tokenizer)
-    argv = [str(run) if a == "RUN" else a for a in argv]
+    text = tmp_path / "x.txt"  # an existing file: a missing one is reported first
+    text.write_text("some text")
+    argv = [{"RUN": str(run), "TEXT": str(text)}.get(a, a) for a in argv]
     assert main(argv) == 2
     assert re.search(message, capsys.readouterr().err)

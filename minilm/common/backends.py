@@ -30,12 +30,40 @@ import sys
 import numpy as np
 
 BACKENDS = ("numpy", "torch")  # the hand-written reference, or the autograd twin
+DEVICES = ("auto", "cpu", "cuda", "mps")  # where the twin trains (`on_backend`)
+DTYPES = ("float32", "bfloat16")  # the twin's training step: float32, or bfloat16 autocast
+# the help texts of --device and --dtype, for every loop's settings
+DEVICE_HELP = ("where the torch twin trains: auto (a CUDA GPU if there is one, else the CPU), "
+               "cpu, cuda, mps; the NumPy reference runs on the CPU")
+DTYPE_HELP = ("the torch twin's training step: float32, or bfloat16 mixed precision (matrix "
+              "products in bfloat16 under torch.autocast; weights and AdamW stay float32)")
 
 
 def check_backend(backend: str) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     return backend
+
+
+def check_device(backend: str, device: str) -> str:
+    """A device the backend runs on: the NumPy reference on the CPU ("auto" or "cpu"), the twin on
+    any of DEVICES. (Whether the machine has it is known when the model moves there:
+    `on_backend`.)"""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if check_backend(backend) == "numpy" and device not in ("auto", "cpu"):
+        raise ValueError(f"device {device!r} is for backend 'torch': the NumPy reference runs on "
+                         "the CPU")
+    return device
+
+
+def check_dtype(backend: str, dtype: str) -> str:
+    """A training dtype the backend has: float32, or for the twin bfloat16 too (NumPy has none)."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if check_backend(backend) == "numpy" and dtype != "float32":
+        raise ValueError(f"dtype {dtype!r} is for backend 'torch': NumPy has no bfloat16")
+    return dtype
 
 
 def is_torch_model(model) -> bool:
@@ -86,14 +114,15 @@ def inference(model):
         model.train(was_training)
 
 
-def on_backend(numpy_model, backend: str, seed: int = 0):
+def on_backend(numpy_model, backend: str, seed: int = 0, device: str = "auto"):
     """The model to train on `backend`: the NumPy model itself, or its PyTorch twin (the class of
-    the same name in `minilm.torch`, with the same weights) on the training device: a CUDA GPU with
-    the Triton kernel when there is one, else the CPU with SDPA (the Triton interpreter is for
+    the same name in `minilm.torch`, with the same weights) on `device` with the attention that
+    suits it (`minilm.torch.functional.training_device_and_attention`: "auto" is a CUDA GPU with
+    the Triton kernel when there is one, else the CPU with SDPA; the Triton interpreter is for
     testing, far too slow to train with). Building in NumPy first gives both backends the same
     initial weights from the same seed; for the twin, torch's global generator (its dropout masks)
     is reset here with `seed` (the seeding rule at the top of this module)."""
-    if check_backend(backend) == "numpy":
+    if check_device(backend, device) and backend == "numpy":
         return numpy_model
     import torch
 
@@ -102,7 +131,7 @@ def on_backend(numpy_model, backend: str, seed: int = 0):
 
     torch.manual_seed(seed)
 
-    device, attention = training_device_and_attention()
+    device, attention = training_device_and_attention(device)
     twin_class = getattr(twin, type(numpy_model).__name__)
     return twin_class.from_numpy(numpy_model, attention=attention).to(device)
 

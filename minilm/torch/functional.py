@@ -76,10 +76,26 @@ def check_attention(attention: str | None, head_dim: int, dtype: torch.dtype) ->
     return attention
 
 
-def training_device_and_attention() -> tuple[str, str]:
-    """Where to train the twin: ("cuda", "triton") with a GPU, else ("cpu", "sdpa") -- the Triton
-    interpreter is for testing, far too slow to train with."""
-    return ("cuda", "triton") if torch.cuda.is_available() else ("cpu", "sdpa")
+def training_device_and_attention(device: str = "auto") -> tuple[str, str | None]:
+    """Where to train the twin, and with which attention, for `device` (`--device`):
+
+        "auto"  a CUDA GPU when torch sees one, else the CPU (Apple's "mps" only on request)
+        "cuda"  attention None: the Triton kernel whenever it can run the model (`check_attention`),
+                else SDPA
+        "cpu"   SDPA: the Triton interpreter is for testing, far too slow to train with
+        "mps"   SDPA (Triton has no Apple backend)
+
+    A device the machine lacks is a ValueError naming it."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": torch.backends.mps.is_available()}
+    if device not in available:
+        raise ValueError(f"device must be one of {('auto', *available)}, got {device!r}")
+    if not available[device]:
+        raise ValueError(f"device {device!r}: torch sees no such device on this machine "
+                         "(try --device auto)")
+    return device, (None if device == "cuda" else "sdpa")
 
 
 def backend_for_call(attention: str, dropout_p: float) -> str:

@@ -1,0 +1,302 @@
+"""The command line explains itself and never fails a valid request (minilm/cli.py).
+
+- Walking the whole parser: every command has a description with an example, every flag a help
+  text and a shown default (or says it is required); `--version`.
+- Defaults: no default makes a valid request fail (`train --steps 20`, a low `--lr`, a text
+  shorter than the default window; a model with fewer positions than the default `--max-length`
+  is in test_finetune.py); a missing file is reported before any setting is checked.
+- What a run reports: bits per character and perplexity beside nats; the ratio to the entropy
+  floor only where the floor bounds the loss (clm on the built-in corpus, not mlm); a line of
+  metrics.jsonl per evaluation, printed too; TensorBoard only when its package is there (and a
+  clear error before training when it is not).
+- `--device` and `--dtype`: refused where they cannot apply, a device the machine lacks named;
+  bfloat16 autocast in the twin's step with float32 weights.
+- `generate --prompt-file`, `--top-p`.
+"""
+
+import argparse
+import json
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import minilm
+from minilm import ModelConfig
+from minilm.checkpoint import METRICS_LOG_FILE, TENSORBOARD_DIR
+from minilm.cli import build_parser, main, settings_from
+from minilm.common.backends import on_backend
+from minilm.corpus import corpus_entropy_rate
+from minilm.finetune import FinetuneSettings
+from minilm.metrics_log import read_metrics_log
+from minilm.numpy import Decoder
+from minilm.steps import make_step
+from minilm.torch.functional import training_device_and_attention
+from minilm.train import TrainSettings, train
+
+TINY_RUN = ["--preset", "tiny", "--batch-size", "4", "--seq-len", "16", "--eval-tokens", "200"]
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("text") / "story.txt"
+    path.write_text("the cat sat on the mat. the dog sat on the log. " * 100)
+    return path
+
+
+# ---------------------------------------------------------------- the parser explains itself
+
+
+def leaf_commands(parser, path=()):
+    """(command path, parser) of every command that runs something, subcommands included."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups:
+        yield path, parser
+    for group in groups:
+        for name, subparser in group.choices.items():
+            yield from leaf_commands(subparser, (*path, name))
+
+
+def test_every_flag_of_every_command_has_help_and_a_shown_default():
+    """Each command: a description with an example of it; each of its flags: a help text, which
+    `--help` shows with the default (or the help says what the default is, or that the flag is
+    required); each positional argument: a help text."""
+    commands = list(leaf_commands(build_parser()))
+    assert {" ".join(path) for path, _ in commands} >= {
+        "train", "generate", "demo", "embed", "finetune", "predict", "tokenizer train"}
+    for path, parser in commands:
+        name = " ".join(path)
+        assert f"minilm {name}" in (parser.description or "").split("example")[-1], name
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            flag = f"minilm {name} {action.option_strings or action.dest}"
+            assert action.help and action.help.strip(), f"{flag} has no help text"
+            if action.option_strings:
+                shown = formatter._expand_help(action)
+                assert "default" in shown or "required" in shown, f"{flag}: {shown!r}"
+
+
+def test_version_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as exit_status:
+        main(["--version"])
+    assert exit_status.value.code == 0
+    assert capsys.readouterr().out == f"minilm {minilm.__version__}\n"
+
+
+# ---------------------------------------------------------------- defaults and bad input
+
+
+@pytest.mark.parametrize("argv", [
+    ["--steps", "20"], ["--steps", "1"], ["--steps", "3", "--eval-every", "1000"],
+    ["--lr", "1e-5"], ["--objective", "mlm", "--steps", "7"], ["--backend", "torch"],
+])
+def test_no_default_makes_a_valid_train_request_fail(argv):
+    """Settings from the flags given and the defaults of all others are valid (the warmup and
+    the final learning rate follow --steps and --lr)."""
+    settings = settings_from(build_parser().parse_args(["train", *argv]), TrainSettings)
+    assert 0 <= settings.warmup_steps <= settings.steps
+    assert 0 <= settings.min_lr <= settings.lr
+
+
+def test_train_steps_20_runs_with_the_defaults(tmp_path, capsys):
+    """The request of the issue, end to end: only --steps (and a small preset to keep it fast)."""
+    assert main(["train", "--steps", "20", "--preset", "tiny", "--out", str(tmp_path)]) == 0
+    assert "20 steps in" in capsys.readouterr().out
+
+
+def test_a_short_text_trains_with_the_default_seq_len(tmp_path):
+    """71 characters (a training split of 64): the default window is as long as the text allows,
+    not 128 tokens that it does not have."""
+    text = tmp_path / "short.txt"
+    text.write_text("the cat sat on the mat. the dog sat on the log. the end of it all here.")
+    assert main(["train", "--text", str(text), "--steps", "2", "--preset", "tiny",
+                 "--out", str(tmp_path / "run")]) == 0
+    settings = json.loads((tmp_path / "run" / "metrics.json").read_text())["settings"]
+    assert settings["seq_len"] == 63
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["train", "--text", "{missing}", "--steps", "20", "--warmup-steps", "50"], "--text"),
+    (["finetune", "--task", "{missing}", "--epochs", "0"], "--task"),
+    (["finetune", "--test", "{missing}", "--epochs", "0"], "--test"),
+    (["generate", "--checkpoint", "nowhere", "--prompt-file", "{missing}"], "--prompt-file"),
+    (["predict", "--checkpoint", "nowhere", "--file", "{missing}"], "--file"),
+])
+def test_a_missing_file_is_reported_before_any_setting(argv, flag, tmp_path, capsys):
+    """The file a flag names is checked first: the error names it, not the bad setting beside it
+    (--warmup-steps 50 > --steps 20, --epochs 0) or the missing checkpoint."""
+    missing = str(tmp_path / "missing.txt")
+    assert main([a.format(missing=missing) for a in argv]) == 2
+    error = capsys.readouterr().err
+    assert f"{flag} {missing!r}: no such file" in error and "Traceback" not in error
+    assert "warmup" not in error and "epochs" not in error
+
+
+# ---------------------------------------------------------------- what a run reports
+
+
+def test_clm_reports_bits_perplexity_and_its_floor_mlm_no_floor(tmp_path, capsys):
+    """On the built-in corpus: clm prints nats, bits = nats / ln 2 and perplexity = e^nats per
+    character, and the ratio to the entropy floor; mlm the same units per masked character and no
+    floor (metrics.json: entropy_floor None), since the CLM entropy rate does not bound it."""
+    common = ["--steps", "2", "--eval-every", "2", *TINY_RUN]
+    assert main(["train", "--objective", "clm", *common, "--out", str(tmp_path / "clm")]) == 0
+    clm_out = capsys.readouterr().out
+    assert main(["train", "--objective", "mlm", *common, "--out", str(tmp_path / "mlm")]) == 0
+    mlm_out = capsys.readouterr().out
+    clm, mlm = (json.loads((tmp_path / name / "metrics.json").read_text())
+                for name in ("clm", "mlm"))
+    assert clm["entropy_floor"] == pytest.approx(corpus_entropy_rate())
+    assert mlm["entropy_floor"] is None
+    for metrics in (clm, mlm):
+        assert metrics["val_bits"] == pytest.approx(metrics["val_loss"] / math.log(2))
+        assert metrics["val_perplexity"] == pytest.approx(math.exp(metrics["val_loss"]))
+    summary = [line for line in clm_out.splitlines() if line.startswith("validation loss")]
+    assert summary == [(
+        f"validation loss {clm['val_loss']:.4f} nats/character = {clm['val_bits']:.4f} "
+        f"bits/character, perplexity {clm['val_perplexity']:.3f}; entropy floor "
+        f"{clm['entropy_floor']:.4f} (ratio {clm['val_loss'] / clm['entropy_floor']:.3f})")]
+    assert "bits/masked character" in mlm_out and "perplexity" in mlm_out
+    assert "floor" not in mlm_out and "ratio" not in mlm_out
+
+
+def test_each_evaluation_is_a_printed_line_of_metrics_jsonl(text_file, tmp_path, capsys):
+    """Evaluations at steps 2, 4, 6: three JSON lines with the step, the losses (the validation
+    loss the history holds), bits, perplexity, learning rate and speed, each also printed."""
+    out = tmp_path / "run"
+    assert main(["train", "--text", str(text_file), "--steps", "6", "--eval-every", "2",
+                 *TINY_RUN, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    records = read_metrics_log(out / METRICS_LOG_FILE)
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert [r["step"] for r in records] == history["val_step"] == [2, 4, 6]
+    assert [r["val_loss"] for r in records] == history["val_loss"]
+    assert records[0]["train_loss"] == pytest.approx(np.mean(history["train_loss"][:2]))
+    for record in records:
+        assert {"val_bits", "val_perplexity", "lr", "tokens_per_second", "seconds"} <= set(record)
+        assert "val_loss_over_floor" not in record  # a user's text: no floor
+        assert (f"step {record['step']}/6: train loss {record['train_loss']:.4f}, val loss "
+                f"{record['val_loss']:.4f} nats/character") in printed
+
+
+def test_tensorboard_without_its_package_is_an_error_before_training(text_file, tmp_path,
+                                                                     monkeypatch, capsys):
+    """tensorboard is not a dependency: asking for it without the package says what to install,
+    before any file is written; without --tensorboard nothing asks for it."""
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # `import tensorboard` fails
+    out = tmp_path / "run"
+    argv = ["train", "--text", str(text_file), "--steps", "2", *TINY_RUN, "--out", str(out)]
+    assert main([*argv, "--tensorboard"]) == 2
+    error = capsys.readouterr().err
+    assert "--tensorboard needs torch and the tensorboard package" in error
+    assert "pip install tensorboard" in error and not out.exists()
+    with pytest.raises(ValueError, match="tensorboard package"):
+        minilm.finetune.finetune(FinetuneSettings(tensorboard=True), tmp_path / "ft",
+                                 progress=False)
+    assert main(argv) == 0 and not (out / TENSORBOARD_DIR).exists()
+
+
+def test_tensorboard_receives_every_evaluation(text_file, tmp_path):
+    """With the package installed: the event file holds val_loss at each evaluation's step."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    settings = TrainSettings(steps=4, batch_size=4, seq_len=16, eval_every=2, eval_tokens=200,
+                             tensorboard=True)
+    metrics = train(settings, ModelConfig.preset("tiny"), text_file, tmp_path, progress=False)
+    events = EventAccumulator(str(tmp_path / TENSORBOARD_DIR))
+    events.Reload()
+    scalars = events.Scalars("val_loss")
+    assert [s.step for s in scalars] == [2, 4]
+    np.testing.assert_allclose([s.value for s in scalars], metrics["history"]["val_loss"],
+                               rtol=1e-6)
+
+
+# ---------------------------------------------------------------- device and dtype
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"device": "cuda"}, "device 'cuda' is for backend 'torch'"),
+    ({"dtype": "bfloat16"}, "dtype 'bfloat16' is for backend 'torch'"),
+    ({"backend": "torch", "device": "tpu"}, "device must be one of"),
+    ({"backend": "torch", "dtype": "float16"}, "dtype must be one of"),
+])
+def test_device_and_dtype_are_refused_where_they_cannot_apply(overrides, message):
+    for settings_class in (TrainSettings, FinetuneSettings):
+        with pytest.raises(ValueError, match=message):
+            settings_class(**overrides)
+
+
+def test_the_training_device_is_chosen_in_one_place():
+    """auto: a CUDA GPU when there is one, else the CPU with SDPA; a device the machine lacks is
+    an error naming it (checked where torch says so)."""
+    expected = ("cuda", None) if torch.cuda.is_available() else ("cpu", "sdpa")
+    assert training_device_and_attention("auto") == expected
+    assert training_device_and_attention("cpu") == ("cpu", "sdpa")
+    for device, there in (("cuda", torch.cuda.is_available()),
+                          ("mps", torch.backends.mps.is_available())):
+        if not there:
+            with pytest.raises(ValueError, match=f"device '{device}': torch sees no such device"):
+                training_device_and_attention(device)
+            with pytest.raises(ValueError, match=f"device '{device}'"):
+                on_backend(Decoder(ModelConfig.preset("tiny")), "torch", device=device)
+
+
+def test_bfloat16_steps_run_the_matmuls_in_bfloat16_and_keep_float32_weights():
+    """`--dtype bfloat16`: inside the twin's step the linear layers compute in bfloat16
+    (autocast), the weights and AdamW's moments stay float32, and the loss is the float32 step's
+    to bfloat16's precision (8 bits of mantissa: ~1%)."""
+    config = ModelConfig.preset("tiny", vocab_size=20)
+    ids = np.random.default_rng(0).integers(0, 20, (4, 9))
+    losses = {}
+    for dtype in ("float32", "bfloat16"):
+        model = on_backend(Decoder(config, seed=0), "torch", device="cpu")
+        seen = []
+        hook = model.get_submodule("transformer.h.0.mlp.c_fc").register_forward_hook(
+            lambda module, inputs, output, seen=seen: seen.append(output.dtype))
+        step = make_step(model, 0.1, dtype=dtype)
+        losses[dtype] = step((ids[:, :-1],), ids[:, 1:], 1e-3)
+        hook.remove()
+        assert seen == [torch.bfloat16 if dtype == "bfloat16" else torch.float32]
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        assert all(v.dtype == np.float32 for k, v in step.state_dict().items()
+                   if not k.startswith("step."))
+    assert losses["bfloat16"] == pytest.approx(losses["float32"], rel=2e-2)
+    with pytest.raises(ValueError, match="NumPy has no bfloat16"):
+        make_step(Decoder(config), 0.1, dtype="bfloat16")
+
+
+def test_train_with_the_twin_in_bfloat16_on_the_cpu(text_file, tmp_path, capsys):
+    assert main(["train", "--text", str(text_file), "--backend", "torch", "--device", "cpu",
+                 "--dtype", "bfloat16", "--steps", "4", "--eval-every", "4", *TINY_RUN,
+                 "--out", str(tmp_path)]) == 0
+    settings = json.loads((tmp_path / "metrics.json").read_text())["settings"]
+    assert (settings["device"], settings["dtype"]) == ("cpu", "bfloat16")
+    assert "validation loss" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- generate
+
+
+def test_generate_reads_its_prompt_from_a_file_and_samples_the_nucleus(text_file, tmp_path,
+                                                                       capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--text", str(text_file), "--steps", "2", *TINY_RUN, "--out",
+                 str(run)]) == 0
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("the dog sat on the \n")  # the line break an editor adds is not the prompt's
+    capsys.readouterr()
+    assert main(["generate", "--checkpoint", str(run), "--prompt-file", str(prompt),
+                 "--max-new-tokens", "5", "--samples", "2", "--top-p", "0.9"]) == 0
+    samples = [s.strip("\n") for s in capsys.readouterr().out.split("---") if s.strip()]
+    assert len(samples) == 2
+    assert all(s.startswith("the dog sat on the ") for s in samples)
+    assert main(["generate", "--checkpoint", str(run), "--prompt", "the", "--top-p", "1.5"]) == 2
+    assert "top_p must be a finite number in (0, 1], got 1.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: --prompt and --prompt-file exclude each other
+        main(["generate", "--checkpoint", str(run), "--prompt", "a", "--prompt-file",
+              str(prompt)])
