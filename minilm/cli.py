@@ -28,6 +28,7 @@ import numpy as np
 
 from minilm.common.backends import BACKENDS
 from minilm.config import PRESETS, ModelConfig
+from minilm.distributed import ProcessFailed, rank_label
 from minilm.finetune import FinetuneSettings, finetune, resume_finetuning
 from minilm.train import TrainSettings, resume_training, train
 
@@ -97,7 +98,8 @@ def command_train(args):
         preset = args.preset or ("translation" if args.objective == "seq2seq" else "demo")
         metrics, out = train(settings_from(args, TrainSettings), ModelConfig.preset(preset),
                              args.text, args.out), args.out
-    _print_summary(metrics, out)
+    if metrics is not None:  # None on the processes but rank 0 under torchrun
+        _print_summary(metrics, out)
 
 
 def _refuse_flags_beside_resume(args) -> None:
@@ -303,6 +305,8 @@ def command_finetune(args) -> dict:
         metrics, out = resume_finetuning(args.resume), args.resume
     else:
         metrics, out = finetune(settings_from(args, FinetuneSettings), args.out), args.out
+    if metrics is None:  # a process other than rank 0 under torchrun
+        return None
     per_epoch = ", ".join(f"{a:.3f}" for a in metrics["eval_accuracy_per_epoch"])
     print(f"test accuracy {metrics['eval_accuracy']:.3f}, macro-F1 {metrics['eval_macro_f1']:.3f} "
           f"on {metrics['num_test']} test examples (always the most common label: "
@@ -624,7 +628,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         status = args.run(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"minilm {args.command}: error: {error}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, ProcessFailed) as error:
+        print(f"minilm {args.command}{rank_label()}: error: {error}", file=sys.stderr)
         return 2
     return status if isinstance(status, int) else 0  # a command may return its exit status

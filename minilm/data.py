@@ -8,6 +8,7 @@ as `data.generate_corpus` and `data.corpus_entropy_rate`).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,13 @@ __all__ = [
     "IGNORE_INDEX",
     "clm_batch",
     "corpus_entropy_rate",
+    "count_rows",
     "eval_batches",
     "generate_corpus",
     "load_text",
     "mask_tokens",
     "mlm_batch",
+    "split_rows",
     "split_train_val",
 ]
 
@@ -142,6 +145,38 @@ def mlm_batch(ids, batch_size: int, seq_len: int, rng: np.random.Generator, voca
     ids = _check_stream(ids, batch_size, seq_len, seq_len)
     windows = _random_windows(ids, batch_size, seq_len, rng)  # (B, T)
     return mask_tokens(windows, rng, vocab_size, mask_id, special_ids, mask_prob)
+
+
+def split_rows(batch, parts: int) -> list:
+    """`batch` cut into `parts` consecutive pieces of rows, as equal as they can be: sizes differ
+    by at most one, the longer pieces first (as np.array_split), so a batch of fewer rows than
+    parts leaves the last pieces empty.
+
+    `batch` is an array of B rows, or a tuple nesting arrays (all of B rows) and None, e.g.
+    ((ids, mask, segments), targets); each piece has the same structure. This is how one step's
+    batch is shared out (`minilm.steps`): part p of `world_size * grad_accum` is micro-batch
+    p % grad_accum of process p // grad_accum, so the pieces are disjoint and together the batch.
+    """
+    if int(parts) != parts or parts < 1:
+        raise ValueError(f"parts must be a positive integer, got {parts!r}")
+    size, longer = divmod(count_rows(batch), parts)  # the first `longer` pieces get one row more
+    bounds = np.cumsum([0] + [size + (p < longer) for p in range(parts)])
+    return [_take_rows(batch, slice(start, stop)) for start, stop in pairwise(bounds)]
+
+
+def count_rows(batch) -> int:
+    """The number of rows of a batch (its first array's first dimension)."""
+    if isinstance(batch, tuple):
+        return next(count_rows(item) for item in batch if item is not None)
+    return len(batch)
+
+
+def _take_rows(batch, rows: slice):
+    if batch is None:
+        return None
+    if isinstance(batch, tuple):
+        return tuple(_take_rows(item, rows) for item in batch)
+    return np.asarray(batch)[rows]
 
 
 def split_train_val(ids, val_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:

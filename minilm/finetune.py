@@ -99,6 +99,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from minilm import distributed
 from minilm.checkpoint import (
     METRICS_FILE,
     build_model,
@@ -174,7 +175,9 @@ class FinetuneSettings:
     eval_every: int | None = setting(
         None, "steps between evaluations on the test split (default: at each epoch's end); one "
               "is always made after the last step", metavar="STEPS")
-    batch_size: int = setting(16, "sentences per step")
+    batch_size: int = setting(16, "sentences per step, over all the processes torchrun starts "
+                                  "(minilm.distributed)")
+    grad_accum: int = setting(1, distributed.GRAD_ACCUM_HELP, metavar="K")
     lr: float = setting(1e-4, "peak learning rate")
     warmup_ratio: float = setting(0.1, "fraction of the steps with a linearly rising learning rate")
     lr_decay: str = setting("linear", "after warmup ('constant': no decay)", choices=DECAY_KINDS)
@@ -207,7 +210,7 @@ class FinetuneSettings:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if self.lr_decay not in DECAY_KINDS:
             raise ValueError(f"lr_decay must be one of {DECAY_KINDS}, got {self.lr_decay!r}")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_length is not None and self.max_length < 3:
@@ -339,13 +342,17 @@ def plan(settings: FinetuneSettings, task: Task, model) -> Plan:
 def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
              task: Task | None = None, config: ModelConfig | None = None) -> dict | None:
     """Fine-tune, evaluate after every epoch, checkpoint into the run directory `out_dir` (checked
-    first); returns the metrics.
+    first); returns the metrics (None on the processes but rank 0 under torchrun).
 
     `task` overrides `settings.task` / `settings.test` with an in-memory `Task`; `config` gives the
     architecture for init="random" (default: the model directory's config.json).
     """
     if settings.tensorboard:
         check_tensorboard()
+    world = distributed.join(settings.backend)  # under torchrun, this process's rank
+    distributed.per_rank_batch(settings.batch_size, settings.grad_accum, world)
+    if not world.is_main:
+        out_dir = None  # rank 0 alone writes the run directory
     if out_dir is not None:
         out_dir = prepare_run_directory(out_dir)
     if task is None:
@@ -357,12 +364,14 @@ def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
                                                     numpy_model.config.max_len))
     base = None if base is None else str(base)
     model = on_backend(numpy_model, settings.backend, settings.seed, settings.device)
+    distributed.seed_dropout(world, settings.seed)
     if out_dir is not None:
         start_run(out_dir, model, tokenizer, label_names=list(task.label_names), base_model=base,
                   settings=asdict(settings), task_sha256=task_digest(task))
     run_plan = plan(settings, task, numpy_model)
     step_fn = make_step(model, settings.weight_decay, grad_clip=settings.grad_clip,
-                        lr_scale=run_plan.lr_scale, dtype=settings.dtype)
+                        lr_scale=run_plan.lr_scale, dtype=settings.dtype,
+                        grad_accum=settings.grad_accum, world=world)
     history = {"loss": [], "lr": [], "lowest_trainable_depth": [], "epoch_train_seconds": [],
                "eval_step": [], "eval_loss": [], "eval_accuracy": [], "eval_macro_f1": []}
     position = Position(0, np.random.default_rng(settings.seed), None, 0.0)
@@ -370,7 +379,8 @@ def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
                           base, out_dir, progress)
 
 
-def resume_finetuning(directory, progress: bool = True, task: Task | None = None) -> dict:
+def resume_finetuning(directory, progress: bool = True,
+                      task: Task | None = None) -> dict | None:
     """Continue the fine-tuning run in `directory` from its last checkpoint (its settings, task,
     batch order and generators), checkpointing into the same directory; returns the metrics of the
     whole run. `task`: the in-memory Task the run was started with, if it was given one."""
@@ -390,13 +400,17 @@ def resume_finetuning(directory, progress: bool = True, task: Task | None = None
                          "(its examples or labels differ): resuming would train on other data")
     if settings.tensorboard:
         check_tensorboard()
+    world = distributed.join(settings.backend)
+    distributed.per_rank_batch(settings.batch_size, settings.grad_accum, world)
     model = restore_model(run, state, settings.backend, settings.device)
+    distributed.restore_generators(model, state.progress.get("process_generators"), world)
     run_plan = plan(settings, task, model)
     step_fn = make_step(model, settings.weight_decay, grad_clip=settings.grad_clip,
-                        lr_scale=run_plan.lr_scale, dtype=settings.dtype)
+                        lr_scale=run_plan.lr_scale, dtype=settings.dtype,
+                        grad_accum=settings.grad_accum, world=world)
     step_fn.load_state_dict(state.optimizer)
     return _finetune_from(position, settings, task, model, run.tokenizer, step_fn, run_plan,
-                          history, base, Path(directory), progress)
+                          history, base, Path(directory) if world.is_main else None, progress)
 
 
 # ---------------------------------------------------------------- the loop
@@ -423,21 +437,25 @@ class Position(NamedTuple):
 
 
 def _finetune_from(position: Position, settings, task, model, tokenizer, step_fn, run_plan, history,
-                   base, out_dir, progress) -> dict:
+                   base, out_dir, progress) -> dict | None:
     """Steps position.step .. total_steps - 1, one flat loop over (epoch, batch) = divmod(step,
     steps_per_epoch): each epoch starts by drawing an order of the examples from the one NumPy
     generator both backends share. An evaluation on the test split every eval_every steps
     (default: each epoch's end) and after the last, each a line of metrics.jsonl; a checkpoint
-    every save_every steps (default: at each evaluation) and after the last."""
+    every save_every steps (default: at each evaluation) and after the last. Under torchrun every
+    process steps; rank 0 alone shows progress, evaluates, saves and returns the metrics (the
+    others return None)."""
     from tqdm.auto import tqdm
 
+    world = distributed.current()
     step, order_rng, order, seconds_before = position
     n_layers, per_epoch, total = model.config.n_layers, run_plan.steps_per_epoch, run_plan.total_steps
     eval_every = settings.eval_every or per_epoch
     save_every = settings.save_every or eval_every
-    log = MetricsLog(out_dir, settings.tensorboard, echo=progress, resume_step=step)
-    bar = tqdm(initial=step, total=total, disable=not progress, unit="step", dynamic_ncols=True,
-               desc=f"finetune {settings.backend}")
+    log = MetricsLog(out_dir, settings.tensorboard and world.is_main, echo=progress,
+                     resume_step=step)
+    bar = tqdm(initial=step, total=total, disable=not progress or not world.is_main, unit="step",
+               dynamic_ncols=True, desc=f"finetune {settings.backend}")
     started, epoch_seconds = time.perf_counter(), 0.0
     while step < total:
         step_started = time.perf_counter()
@@ -464,19 +482,27 @@ def _finetune_from(position: Position, settings, task, model, tokenizer, step_fn
         if step % per_epoch == 0:
             history["epoch_train_seconds"].append(epoch_seconds)
             epoch_seconds = 0.0
-        if step % eval_every == 0 or step == total:
+        evaluating = step % eval_every == 0 or step == total
+        saving = step % save_every == 0 or step == total
+        if evaluating and world.is_main:  # meanwhile the other processes wait at the barrier
             test = scores_on_test_split(model, tokenizer, task, settings.max_length)
             record = evaluation_record(history, test, step, per_epoch, lr,
                                        seconds_before + time.perf_counter() - started)
             log.write(record, describe_evaluation(record, total))
-        if out_dir is not None and (step % save_every == 0 or step == total):
-            seconds = seconds_before + time.perf_counter() - started
-            save_checkpoint(out_dir, model, step_fn, step, total,
-                            {"history": history,
-                             **Position(step, order_rng, order, seconds).to_json()})
+        if saving:
+            generators = distributed.generator_states(model, world)  # every process's dropout's
+            if out_dir is not None:  # None on every process but rank 0
+                seconds = seconds_before + time.perf_counter() - started
+                save_checkpoint(out_dir, model, step_fn, step, total,
+                                {"history": history, "process_generators": generators,
+                                 **Position(step, order_rng, order, seconds).to_json()})
+        if evaluating or saving:
+            distributed.barrier(world)
     bar.close()
     log.close()
     wall = seconds_before + time.perf_counter() - started
+    if not world.is_main:
+        return None
 
     at_epoch_ends = [i for i, done in enumerate(history["eval_step"]) if done % per_epoch == 0]
     epoch_seconds = history["epoch_train_seconds"]  # whole epochs, of this process and earlier
@@ -501,6 +527,8 @@ def _finetune_from(position: Position, settings, task, model, tokenizer, step_fn
         "lowest_trainable_depth": history["lowest_trainable_depth"],
         "unfreeze_every": run_plan.unfreeze_every,
         "steps": total,
+        "world_size": world.size,  # processes (torchrun), each computing per_rank_batch rows
+        "per_rank_batch": settings.batch_size // world.size,
         "warmup_steps": run_plan.warmup_steps,
         "train_seconds_per_epoch": epoch_seconds,
         "seconds_per_epoch": float(np.mean(epoch_seconds)) if epoch_seconds else None,

@@ -20,6 +20,13 @@ Two fine-tuning controls are arguments with neutral defaults (seed §3.4): `lr_s
 multiplier of the learning rate, e.g. layer-wise decay; default 1 everywhere) and, at each step,
 `frozen` (names not updated this step, e.g. gradual unfreezing; default none).
 
+A batch may be computed in pieces (`grad_accum`, `world`; `minilm.distributed` says why it is the
+same step): process r of N takes rows [r B/N, (r + 1) B/N) of it, in `grad_accum` micro-batches,
+one forward and backward each, whose losses are weighted by their share of the batch's scored
+targets (`micro_batches`); the gradients are added up, across micro-batches by accumulation and
+across processes by an all-reduce, before the clipping and AdamW, which are then the same on every
+process.
+
 Both classes do exactly the same arithmetic, so with the same weights, batches and no dropout their
 loss curves agree to float rounding (tests/test_steps.py). Weight decay follows one rule in both:
 matrices and embeddings (ndim >= 2) decay, biases and LayerNorm parameters do not.
@@ -43,8 +50,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from minilm import data
 from minilm.common.backends import is_torch_model, to_numpy
+from minilm.common.checks import positive_int
 from minilm.common.names import IGNORE_INDEX
+from minilm.distributed import ALONE, World, all_reduce_sum, current
 from minilm.numpy.models import loss_and_backward
 from minilm.numpy.optim import AdamW, clip_grad_norm
 
@@ -53,22 +63,42 @@ class NumpyStep:
     """The reference: the model's hand-written backward and minilm's AdamW."""
 
     def __init__(self, model, weight_decay: float, betas=(0.9, 0.999), grad_clip: float = 1.0,
-                 lr_scale: Mapping[str, float] | None = None):
+                 lr_scale: Mapping[str, float] | None = None, grad_accum: int = 1):
         self.model = model
         # lr=0 until the first step: each step gives the learning rate of the schedule
         self.optimizer = AdamW(model.params, lr=0.0, betas=betas, weight_decay=weight_decay,
                                lr_scale=lr_scale)
         self.grad_clip = grad_clip
+        self.grad_accum = positive_int("grad_accum", grad_accum)
 
     def __call__(self, inputs: tuple, targets: np.ndarray, lr: float,
                  frozen: frozenset[str] = frozenset()) -> float:
         model = self.model.train()
-        loss = loss_and_backward(model, model.forward(*inputs), targets, IGNORE_INDEX)
+        loss = self.gradients(inputs, targets)
         # Frozen gradients are computed (the backward passes through them) but not applied, so
         # the clipping norm counts only the trainable ones, as in torch where they do not exist.
         clip_grad_norm({n: g for n, g in model.grads.items() if n not in frozen}, self.grad_clip)
         self.optimizer.frozen = frozen
         self.optimizer.step(model.grads, lr=lr)
+        return loss
+
+    def gradients(self, inputs: tuple, targets) -> float:
+        """The batch's loss, with its gradient in model.grads: the micro-batches' gradients (the
+        backward overwrites model.grads), each times its weight, summed."""
+        parts = micro_batches(inputs, targets, self.grad_accum, ALONE)
+        if len(parts) == 1:  # the whole batch at once
+            return loss_and_backward(self.model, self.model.forward(*inputs), targets,
+                                     IGNORE_INDEX)
+        grads = self.model.grads
+        summed = {name: np.zeros_like(grad) for name, grad in grads.items()}
+        loss = 0.0
+        for part_inputs, part_targets, weight in parts:
+            logits = self.model.forward(*part_inputs)
+            loss += weight * loss_and_backward(self.model, logits, part_targets, IGNORE_INDEX)
+            for name, grad in grads.items():
+                summed[name] += weight * grad
+        for name, grad in grads.items():
+            grad[...] = summed[name]
         return loss
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -85,11 +115,13 @@ class TorchStep:
     Parameters with the same learning-rate scale and the same weight decay share a parameter group
     (two groups without `lr_scale`); each step sets group["lr"] = lr * scale. A frozen parameter
     gets requires_grad=False, so autograd leaves its .grad None and torch's AdamW skips it (no
-    move, no decay, no state advance), which is the NumPy optimizer's `frozen`.
+    move, no decay, no state advance), which is the NumPy optimizer's `frozen`. Every process of
+    `world` computes its share of the batch and the gradients are added up across them.
     """
 
     def __init__(self, model, weight_decay: float, betas=(0.9, 0.999), grad_clip: float = 1.0,
-                 lr_scale: Mapping[str, float] | None = None, dtype: str = "float32"):
+                 lr_scale: Mapping[str, float] | None = None, dtype: str = "float32",
+                 grad_accum: int = 1, world: World = ALONE):
         import torch
 
         from minilm.torch import functional as TF
@@ -115,6 +147,7 @@ class TorchStep:
             lr=0.0, betas=betas,
         )
         self.grad_clip = grad_clip
+        self.grad_accum, self.world = positive_int("grad_accum", grad_accum), world
 
     def __call__(self, inputs: tuple, targets: np.ndarray, lr: float,
                  frozen: frozenset[str] = frozenset()) -> float:
@@ -124,17 +157,28 @@ class TorchStep:
             p.requires_grad_(name not in frozen)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
-        with self._precision():
-            logits = model(*inputs)  # the twin takes NumPy inputs and moves them to its device
-            device = logits.device
-            loss = self.cross_entropy(logits, torch.as_tensor(targets, device=device),
-                                      IGNORE_INDEX)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = self.gradients(model, inputs, targets)
         trainable = [p for _, p in self.named if p.grad is not None]
         torch.nn.utils.clip_grad_norm_(trainable, self.grad_clip)
         self.optimizer.step()
-        return loss.item()
+        return loss
+
+    def gradients(self, model, inputs: tuple, targets) -> float:
+        """The batch's loss, with its gradient in .grad: this process's micro-batches, each loss
+        times its weight (autograd adds their gradients up), then summed over the processes."""
+        loss = 0.0
+        for part_inputs, part_targets, weight in micro_batches(inputs, targets, self.grad_accum,
+                                                               self.world):
+            with self._precision():
+                logits = model(*part_inputs)  # the twin takes NumPy inputs, moves them to its device
+                part_targets = self.torch.as_tensor(part_targets, device=logits.device)
+                part_loss = self.cross_entropy(logits, part_targets, IGNORE_INDEX) * weight
+            part_loss.backward()
+            loss += part_loss.item()
+        if self.world.size > 1:  # every process ends with the gradient of the whole batch
+            loss = all_reduce_sum([p.grad for _, p in self.named if p.grad is not None], loss)
+        return loss
 
     def _precision(self):
         """bfloat16 autocast on the model's device, or nothing (float32)."""
@@ -176,15 +220,48 @@ class TorchStep:
 
 
 def make_step(model, weight_decay: float, betas=(0.9, 0.999), grad_clip: float = 1.0,
-              lr_scale: Mapping[str, float] | None = None, dtype: str = "float32"):
+              lr_scale: Mapping[str, float] | None = None, dtype: str = "float32",
+              grad_accum: int = 1, world: World | None = None):
     """The step for `model`'s backend: `TorchStep` for a torch module, else `NumpyStep` (float32
-    only: NumPy has no bfloat16)."""
+    only: NumPy has no bfloat16). `grad_accum` micro-batches per step; `world`, the processes that
+    share each batch, defaults to this process's group (`minilm.distributed.current`), and the
+    NumPy step runs in one process."""
+    world = current() if world is None else world
     if not is_torch_model(model):
         if dtype != "float32":
             raise ValueError(f"dtype {dtype!r} is for the torch twin: NumPy has no bfloat16")
-        return NumpyStep(model, weight_decay, betas=betas, grad_clip=grad_clip, lr_scale=lr_scale)
+        if world.size > 1:
+            raise ValueError(f"the NumPy step runs in one process, not {world.size}: use the "
+                             "torch twin for data-parallel training")
+        return NumpyStep(model, weight_decay, betas=betas, grad_clip=grad_clip, lr_scale=lr_scale,
+                         grad_accum=grad_accum)
     return TorchStep(model, weight_decay, betas=betas, grad_clip=grad_clip, lr_scale=lr_scale,
-                     dtype=dtype)
+                     dtype=dtype, grad_accum=grad_accum, world=world)
+
+
+def micro_batches(inputs: tuple, targets, grad_accum: int, world: World) -> list[tuple]:
+    """This process's share of a step's batch, as [(inputs, targets, weight)], one per
+    micro-batch: the rows of pieces rank * grad_accum .. (rank + 1) * grad_accum - 1 of the batch
+    cut into world.size * grad_accum (`data.split_rows`); weight = the micro-batch's scored
+    targets / the batch's, so that the weighted losses add up to the batch's mean loss and their
+    gradients to its gradient. Empty pieces (a batch of fewer rows than pieces) are left out; a
+    process left with none computes the first piece with weight 0, so that it holds the same
+    gradients as the others to add up (zeros)."""
+    if grad_accum == 1 and world.size == 1:
+        return [(inputs, targets, 1.0)]
+    scored = scored_targets(targets)
+    pieces = data.split_rows((inputs, targets), world.size * grad_accum)
+    mine = [(part_inputs, part_targets, scored_targets(part_targets) / scored if scored else 0.0)
+            for part_inputs, part_targets in pieces[world.rank * grad_accum:][:grad_accum]
+            if data.count_rows(part_targets)]
+    return mine or [(*pieces[0], 0.0)]
+
+
+def scored_targets(targets) -> int:
+    """How many targets a loss averages over: those that are not IGNORE_INDEX (of a tuple of
+    targets, e.g. distillation's (labels, teacher_logits), the first: the labels)."""
+    labels = targets[0] if isinstance(targets, tuple) else targets
+    return int(np.count_nonzero(np.asarray(labels) != IGNORE_INDEX))
 
 
 class TrainingDiverged(ValueError):

@@ -50,7 +50,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from minilm import corpus, data, translation
+from minilm import corpus, data, distributed, translation
 from minilm.checkpoint import (
     METRICS_FILE,
     prepare_run_directory,
@@ -103,7 +103,9 @@ class TrainSettings:
     device: str = setting("auto", DEVICE_HELP, choices=DEVICES)
     dtype: str = setting("float32", DTYPE_HELP, choices=DTYPES)
     steps: int = setting(1000, "optimizer steps")
-    batch_size: int = setting(16, "sequences (seq2seq: sentence pairs) per step")
+    batch_size: int = setting(16, "sequences (seq2seq: sentence pairs) per step, over all the "
+                                  "processes torchrun starts (minilm.distributed)")
+    grad_accum: int = setting(1, distributed.GRAD_ACCUM_HELP, metavar="K")
     seq_len: int | None = setting(
         None, f"tokens (characters) per sequence, clm and mlm (default: {DEFAULT_SEQ_LEN}, or "
               "fewer when the text's training split is shorter)")
@@ -131,7 +133,8 @@ class TrainSettings:
         check_dtype(self.backend, self.dtype)
         if self.save_every is None:
             self.save_every = self.eval_every
-        for name in ("steps", "batch_size", "eval_every", "eval_tokens", "save_every"):
+        for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_tokens",
+                     "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.seq_len is not None and self.seq_len < 2:
@@ -263,9 +266,9 @@ def loss_units(nats: float) -> dict[str, float]:
 
 
 def train(settings: TrainSettings, config: ModelConfig | None = None, text_path=None,
-          out_dir=None, progress=True) -> dict:
+          out_dir=None, progress=True) -> dict | None:
     """Train from fresh weights, evaluate, checkpoint into `out_dir` (checked first); returns the
-    metrics dict (also `metrics.json`)."""
+    metrics dict (also `metrics.json`), or None on the processes but rank 0 under torchrun."""
     if settings.objective == "seq2seq" and text_path is not None:
         raise ValueError("--text is for clm and mlm: seq2seq trains on the built-in English -> "
                          "Kelish corpus")
@@ -273,6 +276,10 @@ def train(settings: TrainSettings, config: ModelConfig | None = None, text_path=
         translation.scorer()  # BLEU and chrF at the end need sacrebleu: say so before training
     if settings.tensorboard:
         check_tensorboard()
+    world = distributed.join(settings.backend)  # under torchrun, this process's rank
+    distributed.per_rank_batch(settings.batch_size, settings.grad_accum, world)
+    if not world.is_main:
+        out_dir = None  # rank 0 alone writes the run directory
     if out_dir is not None:
         out_dir = prepare_run_directory(out_dir)
     corpus_data = _data_for(settings, text_path)
@@ -286,19 +293,21 @@ def train(settings: TrainSettings, config: ModelConfig | None = None, text_path=
     config = ModelConfig.from_dict({**config.to_dict(), "vocab_size": tokenizer.vocab_size,
                                     "max_len": max(config.max_len, longest)})
     model = initial_model(settings.kind, config, settings)
+    distributed.seed_dropout(world, settings.seed)
     if out_dir is not None:
         start_run(out_dir, model, tokenizer, objective=settings.objective,
                   settings=asdict(settings), text=corpus_data.text_path,
                   text_sha256=corpus_data.sha256)
     step_fn = make_step(model, settings.weight_decay, betas=(0.9, settings.adam_beta2),
-                        grad_clip=settings.grad_clip, dtype=settings.dtype)
+                        grad_clip=settings.grad_clip, dtype=settings.dtype,
+                        grad_accum=settings.grad_accum, world=world)
     history = {"step": [], "train_loss": [], "val_step": [], "val_loss": []}
     rng = np.random.default_rng(settings.seed)
     return _train_from(0, settings, model, step_fn, corpus_data, history, rng, 0.0, out_dir,
                        progress)
 
 
-def resume_training(directory, progress=True) -> dict:
+def resume_training(directory, progress=True) -> dict | None:
     """Continue the run in `directory` from its last checkpoint, with the settings, text and
     generators it had, checkpointing into the same directory; returns the metrics of the whole
     run. The weights and the loss curve at the end are those of the uninterrupted run."""
@@ -317,12 +326,17 @@ def resume_training(directory, progress=True) -> dict:
                          "resuming would train on different text")
     if settings.tensorboard:
         check_tensorboard()
+    world = distributed.join(settings.backend)
+    distributed.per_rank_batch(settings.batch_size, settings.grad_accum, world)
     model = restore_model(run, state, settings.backend, settings.device)
+    distributed.restore_generators(model, state.progress.get("process_generators"), world)
     step_fn = make_step(model, settings.weight_decay, betas=(0.9, settings.adam_beta2),
-                        grad_clip=settings.grad_clip, dtype=settings.dtype)
+                        grad_clip=settings.grad_clip, dtype=settings.dtype,
+                        grad_accum=settings.grad_accum, world=world)
     step_fn.load_state_dict(state.optimizer)
     return _train_from(state.step, settings, model, step_fn, corpus_data, history,
-                       restored_generator(generator), seconds, Path(directory), progress)
+                       restored_generator(generator), seconds,
+                       Path(directory) if world.is_main else None, progress)
 
 
 def _data_for(settings, text_path) -> TrainingData:
@@ -335,21 +349,25 @@ def _data_for(settings, text_path) -> TrainingData:
 
 
 def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
-                seconds_before, out_dir, progress) -> dict:
+                seconds_before, out_dir, progress) -> dict | None:
     """Steps `first_step` .. settings.steps - 1, evaluating every eval_every steps (a line of
     metrics.jsonl each) and saving a checkpoint every save_every steps and after the last; then
-    the metrics (and their files)."""
+    the metrics (and their files). Under torchrun every process steps; rank 0 alone shows
+    progress, evaluates, saves and returns the metrics (the others return None)."""
     from tqdm.auto import tqdm
 
+    world = distributed.current()
     tokenizer = corpus_data.tokenizer
     floor = corpus_data.floor if settings.objective == "clm" else None  # see the module docstring
     # what a step reads: sentence pairs (seq2seq), or tokens
     unit, per_step = (("sentences", settings.batch_size) if settings.objective == "seq2seq"
                       else ("tokens", settings.batch_size * settings.seq_len))
-    log = MetricsLog(out_dir, settings.tensorboard, echo=progress, resume_step=first_step)
+    log = MetricsLog(out_dir, settings.tensorboard and world.is_main, echo=progress,
+                     resume_step=first_step)
     started = time.perf_counter()
     bar = tqdm(range(first_step, settings.steps), initial=first_step, total=settings.steps,
-               disable=not progress, desc=f"train {settings.objective}", unit="step",
+               disable=not progress or not world.is_main, desc=f"train {settings.objective}",
+               unit="step",
                dynamic_ncols=True)
     for step in bar:
         lr = lr_schedule(step, settings.lr, settings.steps, settings.warmup_steps, "cosine",
@@ -361,7 +379,9 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
         done = step + 1
         elapsed = time.perf_counter() - started
         throughput = (done - first_step) * per_step / elapsed
-        if done % settings.eval_every == 0 or done == settings.steps:
+        evaluating = done % settings.eval_every == 0 or done == settings.steps
+        saving = done % settings.save_every == 0 or done == settings.steps
+        if evaluating and world.is_main:  # meanwhile the other processes wait at the barrier
             previous = history["val_step"][-1] if history["val_step"] else 0
             history["val_step"].append(done)
             history["val_loss"].append(
@@ -370,15 +390,22 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
                                        {f"{unit}_per_second": throughput,
                                         "seconds": seconds_before + elapsed})
             log.write(record, describe_evaluation(record, settings))
-        if out_dir is not None and (done % settings.save_every == 0 or done == settings.steps):
-            save_checkpoint(out_dir, model, step_fn, done, settings.steps, {
-                "history": history, "data_generator": rng.bit_generator.state,
-                "seconds": seconds_before + time.perf_counter() - started})
+        if saving:
+            generators = distributed.generator_states(model, world)  # every process's dropout's
+            if out_dir is not None:  # None on every process but rank 0
+                save_checkpoint(out_dir, model, step_fn, done, settings.steps, {
+                    "history": history, "data_generator": rng.bit_generator.state,
+                    "process_generators": generators,
+                    "seconds": seconds_before + time.perf_counter() - started})
+        if evaluating or saving:
+            distributed.barrier(world)
         bar.set_postfix(loss=f"{loss:.3f}",
                         val=f"{history['val_loss'][-1]:.3f}" if history["val_loss"] else "-",
                         **{f"{unit[:3]}_s": f"{throughput:.0f}"})
     log.close()
     wall = seconds_before + time.perf_counter() - started
+    if not world.is_main:
+        return None
 
     val_loss = history["val_loss"][-1]
     units = loss_units(val_loss)
@@ -392,6 +419,8 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
         "unit": f"nats per {TOKEN_OF_OBJECTIVE[settings.objective]}",
         "token": TOKEN_OF_OBJECTIVE[settings.objective],
         "steps": settings.steps,
+        "world_size": world.size,  # processes (torchrun), each computing per_rank_batch rows
+        "per_rank_batch": settings.batch_size // world.size,
         "wall_seconds": wall,
         f"{unit}_per_second": settings.steps * per_step / wall,
         "num_parameters": int(model.num_parameters()),

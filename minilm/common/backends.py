@@ -9,7 +9,8 @@ The seeding rule, the same for both backends and every loop: one integer `seed` 
                            built from the NumPy model (`on_backend`), so it starts from the same
     dropout masks          NumPy: that same generator, continued after the initialisation;
                            torch: torch's global generator (CPU and every GPU), reset by
-                           `on_backend` with torch.manual_seed(seed)
+                           `on_backend` with torch.manual_seed(seed); under torchrun, process
+                           r's with seed + r (`minilm.distributed.seed_dropout`)
     the data               the loop's own np.random.default_rng(seed): random windows and MLM masks
                            (pre-training), the order of the examples (fine-tuning)
 

@@ -44,6 +44,25 @@ def check_seq_len(config: ModelConfig, seq_len: int) -> int:
     return seq_len
 
 
+def attention_flops(config: ModelConfig, seq_len: int) -> Breakdown:
+    """Matmul FLOPs of one multi-head attention layer's forward over one sequence of T = seq_len
+    tokens (H heads of width D = C / H):
+
+        projections       4 * 2 T C^2    x W_q, x W_k, x W_v and heads W_o: (T x C) @ (C x C) each
+        scores            2 T^2 C        S = Q K^T, per head (T x D) @ (D x T): 2 T^2 D, times H
+        weighted_values   2 T^2 C        P V, per head (T x T) @ (T x D): 2 T^2 D, times H
+
+    The head count cancels: H heads of width C / H cost what one head of width C would. Per token
+    this is 8 C^2 + 4 T C, the attention rows of `flops_per_token`'s table.
+
+        >>> attention_flops(ModelConfig.preset("gpt2"), 1024).total   # 8 T C^2 + 4 T^2 C
+        8053063680
+    """
+    c, t = config.d_model, check_seq_len(config, seq_len)
+    return Breakdown(projections=4 * 2 * t * c * c, scores=2 * t * t * c,
+                     weighted_values=2 * t * t * c)
+
+
 def flops_per_token(config: ModelConfig, seq_len: int, training: bool = True,
                     model: str = "decoder", **parts) -> Breakdown:
     """Matmul FLOPs per token of sequences of `seq_len` tokens: the forward (training=False) or
@@ -51,9 +70,10 @@ def flops_per_token(config: ModelConfig, seq_len: int, training: bool = True,
     `model` and `parts` as in `parameter_count` (an encoder without its MLM head has no logits)."""
     parts = model_parts(config, model, parts)
     c, f, n, t = config.d_model, config.d_ff, config.n_layers, check_seq_len(config, seq_len)
+    layer = attention_flops(config, t)  # one sequence: divided by its T tokens, exactly
     forward = Breakdown(
-        projections=n * 2 * 4 * c * c,
-        attention=n * 2 * 2 * t * c,
+        projections=n * layer["projections"] // t,
+        attention=n * (layer["scores"] + layer["weighted_values"]) // t,
         feed_forward=n * 2 * 2 * c * f,
         head=2 * c * config.vocab_size,
     )

@@ -77,6 +77,22 @@ def _choice(argument: str, value: str, choices) -> str:
     return value
 
 
+def optimizer_state_bytes(n_parameters: int, dtype: str = "float32",
+                          optimizer: str = "adamw") -> int:
+    """Bytes an optimizer keeps between steps for `n_parameters` parameters in `dtype`: arrays
+    shaped like the parameters, AdamW two (the running mean of the gradient m and of its square
+    v), SGD with momentum one (the velocity), plain SGD none. (The step count, one number per
+    tensor in minilm and torch, is left out: it does not grow with N.)
+
+        >>> optimizer_state_bytes(124_439_808, "float32")   # GPT-2's AdamW: 2 x 4 bytes x N
+        995518464
+    """
+    if isinstance(n_parameters, bool) or not isinstance(n_parameters, int) or n_parameters < 0:
+        raise ValueError(f"n_parameters must be an int >= 0, got {n_parameters!r}")
+    states = OPTIMIZER_STATES[_choice("optimizer", optimizer, OPTIMIZER_STATES)]
+    return states * n_parameters * dtype_bytes(dtype)
+
+
 def _statistic_bytes(b: int, in_numpy: bool) -> int:
     """Bytes of one per-row statistic (a LayerNorm's mean or 1/sigma, a log-sum-exp): NumPy keeps
     it in the activation dtype, PyTorch in float32 at least."""
@@ -167,7 +183,6 @@ def memory(config: ModelConfig, batch: int, seq_len: int, dtype: str = "float32"
     if not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive int, got {batch!r}")
     b = dtype_bytes(dtype)
-    states = OPTIMIZER_STATES[_choice("optimizer", optimizer, OPTIMIZER_STATES)]
     n_params = parameter_count(config, model, **parts).total
     tokens = batch * check_seq_len(config, seq_len)
     per_layer = layer_activations(config, seq_len, dtype, attention, implementation)
@@ -183,7 +198,7 @@ def memory(config: ModelConfig, batch: int, seq_len: int, dtype: str = "float32"
     return Memory(
         weights=n_params * b,
         gradients=n_params * b,
-        optimizer_states=states * n_params * b,
+        optimizer_states=optimizer_state_bytes(n_params, dtype, optimizer),
         activations=activations,
         activations_per_layer=Breakdown({name: v * tokens for name, v in per_layer.items()}),
         kv_cache=kv_cache,

@@ -67,6 +67,23 @@ def model_parts(config: ModelConfig, model: str, parts: dict) -> dict:
     return {**known, **parts}
 
 
+def block_parameters(config: ModelConfig) -> Breakdown:
+    """Parameters of one Transformer block, GPT-2's or BERT's (the same tensors, named apart):
+
+        attention       4 C^2 + 4 C     W_q, W_k, W_v, W_o, each C x C with a bias of C
+        feed_forward    2 C F + F + C   C -> F (weight and bias), F -> C (weight and bias)
+        layer_norm      4 C             two LayerNorms, each a scale and a shift of C
+
+        >>> block_parameters(ModelConfig.preset("gpt2")).total   # 12 C^2 + 13 C, C = 768
+        7087872
+    """
+    if not isinstance(config, ModelConfig):
+        raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
+    c, f = config.d_model, config.d_ff
+    return Breakdown(attention=4 * c * c + 4 * c, feed_forward=2 * c * f + f + c,
+                     layer_norm=4 * c)
+
+
 def parameter_count(config: ModelConfig, model: str = "decoder", **parts) -> Breakdown:
     """Parameters of a Decoder (GPT-2) or an Encoder (BERT, with its `parts`), per component:
     embeddings (word, position, token type), attention, feed_forward, layer_norm, heads.
@@ -75,13 +92,13 @@ def parameter_count(config: ModelConfig, model: str = "decoder", **parts) -> Bre
         124439808
     """
     parts = model_parts(config, model, parts)
-    c, f, n = config.d_model, config.d_ff, config.n_layers
+    c, n, block = config.d_model, config.n_layers, block_parameters(config)
     positions = config.max_len if config.positions == "learned" else 0
     count = Breakdown(
         embeddings=(config.vocab_size + positions) * c,
-        attention=n * (4 * c * c + 4 * c),
-        feed_forward=n * (2 * c * f + f + c),
-        layer_norm=n * 4 * c + 2 * c,  # + the decoder's final / the encoder's embedding LayerNorm
+        attention=n * block["attention"],
+        feed_forward=n * block["feed_forward"],
+        layer_norm=n * block["layer_norm"] + 2 * c,  # + the final / the embedding LayerNorm
         heads=0,  # the LM head is the word embedding matrix
     )
     if model == "encoder":
