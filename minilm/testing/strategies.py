@@ -367,7 +367,10 @@ def bert_parameter_names(draw, max_layers=12):
     "decay": d, "lowest_depth": k, "_depths": {name: depth}}`: d a layer-wise decay in (0, 1],
     k in 0..L + 1, and every name's depth known by construction (the oracle of `bert_depth`;
     hidden from a counterexample by its underscore)."""
-    n_layers = draw(st.integers(1, max_layers))
+    # half the draws have two-digit block numbers (MiniLM has 6 blocks, BERT-base 12), so a rule
+    # that reads "layer.10" as block 1 is caught every time, not only when the draw happens to
+    # reach 11 blocks
+    n_layers = draw(st.integers(1, max_layers) | st.integers(min(11, max_layers), max_layers))
     depths = {f"bert.embeddings.{suffix}": 0 for suffix in BERT_EMBEDDING_SUFFIXES}
     for block in range(n_layers):
         depths.update({f"bert.encoder.layer.{block}.{suffix}": block + 1
