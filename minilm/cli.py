@@ -10,6 +10,7 @@ default and help text, `minilm.common.settings.setting`), so a new setting is a 
     minilm demo
     minilm embed "a cat sits on the mat" "a kitten rests on a rug" "stock prices fell"
     minilm finetune --task sentiment --backend numpy --epochs 3 --out runs/sentiment
+    minilm attention "the food was cold" --pair "was it good?" --out maps.png
     minilm predict --checkpoint runs/sentiment "the food was cold" "what a lovely day"
 """
 
@@ -408,6 +409,58 @@ def add_compute_arguments(p) -> None:
                             "minilm.compute.PRESET_MODELS)")
 
 
+def load_encoder(directory):
+    """(BERT model, tokenizer, where) to look inside: the installed MiniLM-L6 (directory None), a
+    Hugging Face BERT directory, or a run directory of `minilm finetune` or `minilm train
+    --objective mlm`."""
+    from minilm.checkpoint import load_run
+    from minilm.pretrained import default_model_path, load_pretrained
+    from minilm.tokenizers import WordPieceTokenizer
+
+    if directory is None or not _is_run_directory(directory):
+        directory = default_model_path() if directory is None else directory
+        model = load_pretrained(directory, backend="numpy")
+        return model, WordPieceTokenizer.from_pretrained(directory), str(directory)
+    model, run = load_run(directory, backend="numpy")
+    if run.kind not in ("encoder", "sequence_classifier"):
+        raise ValueError(f"--model {str(directory)!r} holds a {run.kind}; attention maps are drawn "
+                         "for a BERT encoder or a fine-tuned classifier")
+    return model, run.tokenizer, str(directory)
+
+
+def _is_run_directory(directory) -> bool:
+    """Whether config.json is a minilm run's (its own block: "minilm", or "kind" in older runs)
+    rather than a plain Hugging Face model's."""
+    try:
+        config = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # load_pretrained then says what is wrong with the directory
+    return isinstance(config, dict) and ("minilm" in config or "kind" in config)
+
+
+def command_attention(args):
+    """`minilm attention`: every head's attention weights for one sentence (or a pair), as a
+    grid of heatmaps (minilm.interpret)."""
+    from matplotlib.figure import Figure
+
+    from minilm.interpret import attention_maps, attention_rollout, plot_attention_maps
+
+    if not args.text.strip():
+        raise ValueError("TEXT is empty: give the sentence to look at")
+    suffix = Path(args.out).suffix.lstrip(".")
+    if suffix not in Figure().canvas.get_supported_filetypes():
+        raise ValueError(f"--out {args.out!r}: give a picture file (.png, .pdf, .svg)")
+    model, tokenizer, where = load_encoder(args.model)
+    tokens, maps = attention_maps(model, tokenizer, args.text, args.pair)
+    rollout = attention_rollout(maps) if args.rollout else None
+    text = args.text if args.pair is None else f"{args.text} | {args.pair}"
+    plot_attention_maps(tokens, maps, rollout, title=f"attention of {Path(where).name}: "
+                        f"\"{text}\"").savefig(args.out, dpi=args.dpi)
+    print(f"{where}: {maps.shape[0]} layers x {maps.shape[1]} heads, {len(tokens)} tokens: "
+          f"{' '.join(tokens)}")
+    print(f"wrote {args.out}")
+
+
 # ---------------------------------------------------------------- the parser
 
 
@@ -620,6 +673,25 @@ def build_parser():
                 "and with checkpointing, KV cache) and, given --peak-tflops, the training time.\n\n"
                 "example: minilm compute gpt3-175b --tokens 300e9 --dtype bf16 --peak-tflops 312")
     add_compute_arguments(p)
+
+    p = command("attention", "draw every attention head of a trained BERT for a sentence",
+                command_attention,
+                "Run a trained BERT (the NumPy reference) on a sentence, or a pair of sentences, "
+                "and draw each head's attention weights: one row per layer, one column per head, "
+                "queries down, keys across (minilm.interpret).\n\n"
+                'example: minilm attention "the food was cold" --pair "was it good?" --out '
+                "maps.png")
+    p.add_argument("text", metavar="TEXT", help="the sentence")
+    p.add_argument("--pair", default=None, metavar="TEXT",
+                   help="a second sentence, read as BERT reads pairs: [CLS] a [SEP] b [SEP]")
+    p.add_argument("--model", default=None, metavar="DIR",
+                   help="a Hugging Face BERT directory or a run directory of `minilm finetune` "
+                        "(default: the installed all-MiniLM-L6-v2)")
+    p.add_argument("--out", default="attention.png", help="the picture (.png, .pdf, .svg)")
+    p.add_argument("--rollout", action="store_true",
+                   help="add a column with the attention rollout up to each layer "
+                        "(Abnar & Zuidema 2020)")
+    p.add_argument("--dpi", type=int, default=130, help="resolution of a .png")
 
     return parser
 

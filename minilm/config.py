@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass
 
 ACTIVATIONS = ("gelu", "gelu_tanh")
@@ -30,6 +31,9 @@ class ModelConfig:
     type_vocab_size  token-type (segment) embeddings, used by the Encoder only
     positions        "learned" (BERT, GPT-2) or "sinusoidal" (the original Transformer, seed §3.2)
     pad_token_id     the id of padding, ignored by losses and masked out of attention
+    pruned_heads     {layer: heads removed from it}, by their original index (Hugging Face's
+                     `pruned_heads`): a pruned layer's query/key/value have rows, and its output
+                     projection columns, for its remaining heads only (`minilm.compress.prune`)
     """
 
     vocab_size: int = 96
@@ -44,6 +48,7 @@ class ModelConfig:
     type_vocab_size: int = 2
     positions: str = "learned"
     pad_token_id: int = 0
+    pruned_heads: dict[int, tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "max_len", "d_model", "n_heads", "n_layers", "d_ff"):
@@ -66,10 +71,33 @@ class ModelConfig:
             )
         if self.layer_norm_eps <= 0:
             raise ValueError(f"ModelConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+        self.pruned_heads = self._checked_pruned_heads()
 
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
+
+    def layer_heads(self, layer: int) -> int:
+        """How many attention heads block `layer` has: n_heads less the ones pruned from it."""
+        return self.n_heads - len(self.pruned_heads.get(layer, ()))
+
+    def _checked_pruned_heads(self) -> dict[int, tuple[int, ...]]:
+        """pruned_heads as {int layer: sorted tuple of heads}, empty entries dropped (JSON gives
+        string keys and lists); every layer keeps at least one head."""
+        checked = {}
+        for layer, heads in dict(self.pruned_heads).items():
+            heads = sorted(set(heads))
+            if not (str(layer).isdigit() and int(layer) < self.n_layers
+                    and all(isinstance(h, numbers.Integral) and not isinstance(h, bool)
+                            and 0 <= h < self.n_heads for h in heads)):
+                raise ValueError(f"ModelConfig.pruned_heads: layer {layer!r} -> {heads} is not "
+                                 f"a layer in [0, {self.n_layers}) and heads in [0, {self.n_heads})")
+            if len(heads) == self.n_heads:
+                raise ValueError(f"ModelConfig.pruned_heads removes every head of layer {layer}; "
+                                 "keep at least one")
+            if heads:
+                checked[int(layer)] = tuple(int(h) for h in heads)
+        return dict(sorted(checked.items()))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

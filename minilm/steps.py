@@ -87,19 +87,22 @@ class NumpyStep:
         backward overwrites model.grads), each times its weight, summed."""
         parts = micro_batches(inputs, targets, self.grad_accum, ALONE)
         if len(parts) == 1:  # the whole batch at once
-            return loss_and_backward(self.model, self.model.forward(*inputs), targets,
-                                     IGNORE_INDEX)
+            return self.loss_and_backward(self.model.forward(*inputs), targets)
         grads = self.model.grads
         summed = {name: np.zeros_like(grad) for name, grad in grads.items()}
         loss = 0.0
         for part_inputs, part_targets, weight in parts:
-            logits = self.model.forward(*part_inputs)
-            loss += weight * loss_and_backward(self.model, logits, part_targets, IGNORE_INDEX)
+            loss += weight * self.loss_and_backward(self.model.forward(*part_inputs), part_targets)
             for name, grad in grads.items():
                 summed[name] += weight * grad
         for name, grad in grads.items():
             grad[...] = summed[name]
         return loss
+
+    def loss_and_backward(self, logits, targets) -> float:
+        """The loss of `logits` against `targets`, with the model's backward run from it:
+        cross-entropy (a subclass may use another loss, e.g. `minilm.compress.distill`'s)."""
+        return loss_and_backward(self.model, logits, targets, IGNORE_INDEX)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """AdamW's state: `exp_avg.<name>`, `exp_avg_sq.<name>` (arrays), `step.<name>` (int64)."""
@@ -172,8 +175,7 @@ class TorchStep:
                                                                self.world):
             with self._precision():
                 logits = model(*part_inputs)  # the twin takes NumPy inputs, moves them to its device
-                part_targets = self.torch.as_tensor(part_targets, device=logits.device)
-                part_loss = self.cross_entropy(logits, part_targets, IGNORE_INDEX) * weight
+                part_loss = self.loss(logits, part_targets) * weight
             part_loss.backward()
             loss += part_loss.item()
         if self.world.size > 1:  # every process ends with the gradient of the whole batch
@@ -186,6 +188,11 @@ class TorchStep:
             return contextlib.nullcontext()
         device = next(self.model.parameters()).device.type
         return self.torch.autocast(device, dtype=self.autocast_dtype)
+
+    def loss(self, logits, targets):
+        """The loss tensor of `logits` against `targets`: cross-entropy (see NumpyStep)."""
+        targets = self.torch.as_tensor(targets, device=logits.device)
+        return self.cross_entropy(logits, targets, IGNORE_INDEX)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """torch's AdamW state in NumpyStep's format: per parameter *name* (torch numbers them)

@@ -6,6 +6,7 @@ from minilm.check.exercises import (  # noqa: F401 - importing a module register
     applications,
     attention,
     block,
+    compression,
     compute,
     finetuning,
     flash,

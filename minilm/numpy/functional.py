@@ -383,6 +383,28 @@ def cross_attention_backward(dout, cache):
             np.einsum("btd,btc->dc", dk, memory), np.einsum("btd,btc->dc", dv, memory))
 
 
+# ---------------------------------------------------------------- head gates: y_h = g_h x_h
+
+
+def head_gate_forward(heads, gate):
+    """out[b, h] = gate[h] * heads[b, h]: one multiplier per attention head's output (Michel et
+    al. 2019). gate = 1 leaves a head as it is, 0 removes it; the gradient of the loss with respect
+    to the gate measures how much the head matters.
+
+    heads (B, H, T, D); gate (H,), shared by the batch, or (B, H), one gate per example.
+    """
+    return heads * gate[..., None, None], (heads, gate)  # (B, H, T, D)
+
+
+def head_gate_backward(dout, cache):
+    """dheads = gate * dout;  dgate[b, h] = sum_{t, d} dout[b, h, t, d] heads[b, h, t, d]
+    (the head's output dotted with its upstream gradient), summed over b for a shared gate."""
+    heads, gate = cache
+    dheads = dout * gate[..., None, None]  # (B, H, T, D)
+    dgate = np.einsum("bhtd,bhtd->bh", dout, heads)  # (B, H)
+    return dheads, (dgate if gate.ndim == 2 else dgate.sum(axis=0))
+
+
 # ---------------------------------------------------------------- cross-entropy
 
 

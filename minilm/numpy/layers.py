@@ -206,15 +206,22 @@ class MultiHeadAttention(Module):
     values are appended to the cached ones and their queries attend past + new keys (Nq = T_new <
     Nk = T_past + T_new; causal masks are bottom-right aligned, so new token i sees the past and
     new tokens 0..i).
+
+    `n_heads` (default config.n_heads) is fewer once heads are pruned: the projections then have
+    n_heads * D rows, the output projection n_heads * D columns. `head_gate`, when set, multiplies
+    each head's output (`F.head_gate_forward`); the backward leaves its gradient in
+    `head_gate_grad` (how much each head matters, `minilm.interpret.head_importance`).
     """
 
-    def __init__(self, store, qkv_names, out_name, config, rng, out_std):
+    def __init__(self, store, qkv_names, out_name, config, rng, out_std, n_heads=None):
         c = config.d_model
+        self.n_heads = config.n_heads if n_heads is None else n_heads
+        inner = self.n_heads * config.head_dim  # C, less once heads are pruned
         names = [qkv_names] if isinstance(qkv_names, str) else list(qkv_names)
-        width = 3 * c // len(names)
+        width = 3 * inner // len(names)
         self.projections = [Linear(store, name, c, width, rng) for name in names]
-        self.out = Linear(store, out_name, c, c, rng, std=out_std)
-        self.n_heads = config.n_heads
+        self.out = Linear(store, out_name, inner, c, rng, std=out_std)
+        self.head_gate = None  # (H,) or (B, H), or None: no gate
         self.attention_dropout = config.dropout
         self.rng = rng
 
@@ -231,10 +238,15 @@ class MultiHeadAttention(Module):
         heads, self.cache = F.attention_forward(
             q, k, v, attn_mask=attn_mask, causal=causal, dropout_p=dropout_p, rng=self.rng
         )  # (B, H, T, D): one output per query
+        self.gate_cache = None
+        if self.head_gate is not None:
+            heads, self.gate_cache = F.head_gate_forward(heads, self.head_gate)
         return self.out.forward(merge_heads(heads))  # (B, T, C)
 
     def backward(self, dout):
         dheads = split_heads(self.out.backward(dout), self.n_heads)  # (B, H, T, D)
+        if self.gate_cache is not None:
+            dheads, self.head_gate_grad = F.head_gate_backward(dheads, self.gate_cache)
         dq, dk, dv = F.attention_backward(dheads, self.cache)
         parts = [merge_heads(d) for d in (dq, dk, dv)]  # 3 x (B, T, C)
         if len(self.projections) == 1:  # one fused projection: its gradient is [dQ | dK | dV]
@@ -360,12 +372,13 @@ class TransformerBlock(Module):
     without warmup tricks; post-LN needs warmup but was what BERT used.
     """
 
-    def __init__(self, store, prefix, names, config, rng, norm_first):
+    def __init__(self, store, prefix, names, config, rng, norm_first, n_heads=None):
         # GPT-2 scales the init of projections into the residual stream by 1/sqrt(2 * n_layers).
         out_std = 0.02 / math.sqrt(2 * config.n_layers) if norm_first else 0.02
         qkv = names["qkv"]
         qkv = f"{prefix}{qkv}" if isinstance(qkv, str) else [f"{prefix}{n}" for n in qkv]
-        self.attn = MultiHeadAttention(store, qkv, prefix + names["attn_out"], config, rng, out_std)
+        self.attn = MultiHeadAttention(store, qkv, prefix + names["attn_out"], config, rng, out_std,
+                                       n_heads)
         self.attn_norm = LayerNorm(store, prefix + names["attn_norm"], config.d_model, config.layer_norm_eps)
         self.ff = FeedForward(store, prefix + names["ff_in"], prefix + names["ff_out"], config, rng, out_std)
         self.ff_norm = LayerNorm(store, prefix + names["ff_norm"], config.d_model, config.layer_norm_eps)

@@ -115,7 +115,8 @@ class Encoder(_Model):
         )
         self.embedding_norm = LayerNorm(store, "bert.embeddings.LayerNorm", c, config.layer_norm_eps)
         self.blocks = [
-            TransformerBlock(store, f"bert.encoder.layer.{i}.", BERT_BLOCK_NAMES, config, rng, norm_first=False)
+            TransformerBlock(store, f"bert.encoder.layer.{i}.", BERT_BLOCK_NAMES, config, rng,
+                             norm_first=False, n_heads=config.layer_heads(i))
             for i in range(config.n_layers)
         ]
         self.mlm_head = mlm_head
@@ -203,7 +204,8 @@ class Decoder(_Model):
         c, store, rng = config.d_model, self.store, self.rng
         self.word = Embedding(store, "transformer.wte", config.vocab_size, c, rng)
         self.blocks = [
-            TransformerBlock(store, f"transformer.h.{i}.", GPT2_BLOCK_NAMES, config, rng, norm_first=True)
+            TransformerBlock(store, f"transformer.h.{i}.", GPT2_BLOCK_NAMES, config, rng,
+                             norm_first=True, n_heads=config.layer_heads(i))
             for i in range(config.n_layers)
         ]
         self.final_norm = LayerNorm(store, "transformer.ln_f", c, config.layer_norm_eps)

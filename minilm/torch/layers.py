@@ -144,16 +144,22 @@ class MultiHeadAttention(Module):
     as in the NumPy twin: every backend takes Nq = T_new < Nk = T_past + T_new with the causal mask
     aligned bottom-right (SDPA's own `is_causal` is top-left, so `functional.sdpa_attention` passes
     an explicit mask then; the Triton kernel aligns bottom-right itself).
+
+    `n_heads` (fewer once heads are pruned) and `head_gate` (a tensor (H,) or (B, H) multiplying
+    each head's output; autograd gives its gradient) as in the NumPy twin.
     """
 
-    def __init__(self, store, qkv_names, out_name, config, generator, out_std, attention):
+    def __init__(self, store, qkv_names, out_name, config, generator, out_std, attention,
+                 n_heads=None):
         super().__init__()
         c = config.d_model
+        self.n_heads = config.n_heads if n_heads is None else n_heads
+        inner = self.n_heads * config.head_dim  # C, less once heads are pruned
         names = [qkv_names] if isinstance(qkv_names, str) else list(qkv_names)
-        width = 3 * c // len(names)
+        width = 3 * inner // len(names)
         self.projections = tuple(Linear(store, name, c, width, generator) for name in names)
-        self.out = Linear(store, out_name, c, c, generator, std=out_std)
-        self.n_heads = config.n_heads
+        self.out = Linear(store, out_name, inner, c, generator, std=out_std)
+        self.head_gate = None  # (H,) or (B, H), or None: no gate
         self.attention_dropout = config.dropout
         self.attention = attention  # already checked by the model (functional.check_attention)
         self.last_backend = None
@@ -173,6 +179,8 @@ class MultiHeadAttention(Module):
         heads = TF.attention(
             q, k, v, key_mask=key_mask, causal=causal, dropout_p=dropout_p, backend=self.last_backend
         )  # (B, H, T, D): one output per query
+        if self.head_gate is not None:
+            heads = heads * self.head_gate[..., None, None]  # F.head_gate_forward of the NumPy twin
         return self.out(merge_heads(heads))  # (B, T, C)
 
 
@@ -232,7 +240,8 @@ class TransformerBlock(Module):
     six sub-layers, relative to `prefix`).
     """
 
-    def __init__(self, store, prefix, names, config, generator, norm_first, attention):
+    def __init__(self, store, prefix, names, config, generator, norm_first, attention,
+                 n_heads=None):
         super().__init__()
         # GPT-2 scales the init of projections into the residual stream by 1/sqrt(2 * n_layers).
         out_std = 0.02 / math.sqrt(2 * config.n_layers) if norm_first else 0.02
@@ -240,7 +249,7 @@ class TransformerBlock(Module):
         qkv = f"{prefix}{qkv}" if isinstance(qkv, str) else [f"{prefix}{n}" for n in qkv]
         eps = config.layer_norm_eps
         self.attn = MultiHeadAttention(
-            store, qkv, prefix + names["attn_out"], config, generator, out_std, attention
+            store, qkv, prefix + names["attn_out"], config, generator, out_std, attention, n_heads
         )
         self.attn_norm = LayerNorm(store, prefix + names["attn_norm"], config.d_model, eps)
         self.ff = FeedForward(

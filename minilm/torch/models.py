@@ -87,9 +87,8 @@ class _Model(Module):
 
     def _blocks(self, prefix, names, generator, norm_first):
         return nn.ModuleList(
-            TransformerBlock(
-                self, f"{prefix}{i}.", names, self.config, generator, norm_first, self._attention
-            )
+            TransformerBlock(self, f"{prefix}{i}.", names, self.config, generator, norm_first,
+                             self._attention, n_heads=self.config.layer_heads(i))
             for i in range(self.config.n_layers)
         )
 

@@ -1,0 +1,227 @@
+"""Knowledge distillation (Hinton et al. 2015; DistilBERT, Sanh et al. 2019): train a small
+*student* to reproduce a large *teacher*'s outputs, not only the labels.
+
+A label says "positive"; the teacher's probabilities say "positive, 0.93, and a little negative":
+how sure it is, and on a task with more classes which wrong answers are nearly right. That extra
+information — Hinton's "dark knowledge" — is in the teacher's logits t, read at a temperature T > 1
+that flattens them (softmax(t / T) lifts the small probabilities, where the information is):
+
+    p = softmax(t / T)   (teacher)        q = softmax(s / T)   (student, s its logits)
+    L = alpha T^2 KL(p || q) + (1 - alpha) CE(s, y)
+    KL(p || q) = sum_k p_k (log p_k - log q_k), averaged over the N examples
+    CE = the ordinary cross-entropy with the hard labels y (averaged over the labelled examples;
+         -100 marks an example with no label, which the teacher still teaches)
+
+The backward, by hand: d KL / d s = (q - p) / (T N) (softmax's and the log's Jacobians fold into
+the same q - p as cross-entropy's), so the distillation term gives alpha T (q - p) / N. Its gradient
+shrinks as 1/T while the logits are divided by T; the T^2 keeps the two terms balanced whatever T
+(Hinton et al., section 2). `distillation_loss_forward/backward` (NumPy, checked by finite
+differences and torch autograd in tests/test_compress.py) and `distillation_loss` (the twin).
+
+The student is the teacher with fewer blocks, initialised from the teacher's (DistilBERT takes
+every other layer): `student_from_teacher(teacher, layers=(0, 2, 4))` keeps embeddings, blocks 0,
+2 and 4 (renumbered 0, 1, 2), pooler and classifier. `distill(student, teacher, tokenizer, task,
+settings)` trains it with the loss above, through the one training step of `minilm.steps` with this
+loss in place of cross-entropy; alpha = 0 trains the same student on the hard labels alone (the
+comparison that says what the teacher added).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from scipy.special import log_softmax
+
+from minilm.common.backends import is_torch_model, numpy_params
+from minilm.common.names import IGNORE_INDEX
+from minilm.compress.rebuild import rebuilt
+from minilm.numpy import functional as F
+from minilm.numpy.optim import lr_schedule
+from minilm.steps import NumpyStep, TorchStep, check_finite_loss
+
+BLOCK = re.compile(r"^(bert\.encoder\.layer\.|transformer\.h\.)(\d+)\.(.*)$")
+
+
+# ---------------------------------------------------------------- the loss, by hand
+
+
+class DistillationCache(NamedTuple):
+    student_probs: np.ndarray  # q = softmax(s / T) (N, L)
+    teacher_probs: np.ndarray  # p = softmax(t / T) (N, L)
+    cross_entropy: F.CrossEntropyCache  # of the hard-label term
+    temperature: float
+    alpha: float
+
+
+def _check_loss_arguments(student_logits, teacher_logits, temperature, alpha) -> None:
+    if np.shape(student_logits) != np.shape(teacher_logits) or np.ndim(student_logits) != 2:
+        raise ValueError(f"student_logits {np.shape(student_logits)} and teacher_logits "
+                         f"{np.shape(teacher_logits)} must both be (N, num_labels)")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+
+
+def distillation_loss_forward(student_logits, teacher_logits, labels, temperature=2.0, alpha=0.5):
+    """L = alpha T^2 KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) CE(s, labels): (loss, cache).
+
+    student_logits, teacher_logits (N, L); labels (N,) class ids, -100 for an unlabelled example.
+    """
+    _check_loss_arguments(student_logits, teacher_logits, temperature, alpha)
+    log_q = log_softmax(student_logits / temperature, axis=-1)  # (N, L)
+    log_p = log_softmax(teacher_logits / temperature, axis=-1)  # (N, L)
+    p = np.exp(log_p)
+    kl = float(np.sum(p * (log_p - log_q))) / len(p)  # mean over the examples
+    ce, ce_cache = F.cross_entropy_forward(student_logits, labels, IGNORE_INDEX)
+    loss = alpha * temperature**2 * kl + (1 - alpha) * float(ce)
+    return loss, DistillationCache(np.exp(log_q), p, ce_cache, temperature, alpha)
+
+
+def distillation_loss_backward(cache: DistillationCache, dloss=1.0):
+    """d L / d student_logits (N, L) = alpha T (q - p) / N + (1 - alpha) d CE / d s."""
+    q, p, ce_cache, temperature, alpha = cache
+    dsoft = (q - p) * (alpha * temperature / len(q))  # (N, L)
+    dhard = F.cross_entropy_backward(ce_cache, dloss=1 - alpha)  # (N, L)
+    return (dsoft + dhard) * dloss
+
+
+def distillation_loss(student_logits, teacher_logits, labels, temperature=2.0, alpha=0.5):
+    """The PyTorch twin of `distillation_loss_forward` (tensors in, a scalar tensor out);
+    autograd differentiates it. KL as DistilBERT computes it: kl_div(..., "batchmean") * T^2."""
+    import torch
+
+    from minilm.torch import functional as TF
+
+    _check_loss_arguments(student_logits, teacher_logits, temperature, alpha)
+    log_q = torch.log_softmax(student_logits / temperature, dim=-1)  # (N, L)
+    log_p = torch.log_softmax(teacher_logits / temperature, dim=-1)  # (N, L)
+    kl = torch.nn.functional.kl_div(log_q, log_p, reduction="batchmean", log_target=True)
+    ce = TF.cross_entropy(student_logits, labels, IGNORE_INDEX)
+    return alpha * temperature**2 * kl + (1 - alpha) * ce
+
+
+# ---------------------------------------------------------------- the training step
+
+
+class NumpyDistillationStep(NumpyStep):
+    """`minilm.steps.NumpyStep` with the distillation loss; targets are (labels, teacher_logits)."""
+
+    def __init__(self, model, temperature, alpha, **step_options):
+        super().__init__(model, **step_options)
+        self.temperature, self.alpha = temperature, alpha
+
+    def loss_and_backward(self, logits, targets) -> float:
+        labels, teacher_logits = targets
+        loss, cache = distillation_loss_forward(logits, teacher_logits, labels, self.temperature,
+                                                self.alpha)
+        self.model.backward(distillation_loss_backward(cache))
+        return loss
+
+
+class TorchDistillationStep(TorchStep):
+    """`minilm.steps.TorchStep` with the distillation loss; targets are (labels, teacher_logits)."""
+
+    def __init__(self, model, temperature, alpha, **step_options):
+        super().__init__(model, **step_options)
+        self.temperature, self.alpha = temperature, alpha
+
+    def loss(self, logits, targets):
+        labels, teacher_logits = (self.torch.as_tensor(t, device=logits.device) for t in targets)
+        return distillation_loss(logits, teacher_logits.to(logits.dtype), labels,
+                                 self.temperature, self.alpha)
+
+
+def make_distillation_step(model, temperature, alpha, weight_decay, grad_clip=1.0):
+    """The distillation step for `model`'s backend (as `minilm.steps.make_step`); call it with
+    targets = (labels, teacher_logits)."""
+    step_class = TorchDistillationStep if is_torch_model(model) else NumpyDistillationStep
+    return step_class(model, temperature, alpha, weight_decay=weight_decay, grad_clip=grad_clip)
+
+
+# ---------------------------------------------------------------- student and loop
+
+
+def student_from_teacher(teacher, layers=(0, 2, 4)):
+    """The teacher (either twin, BERT or GPT-2, with its heads) with only the blocks `layers`
+    (increasing), renumbered 0, 1, ...; every other weight copied as it is."""
+    config = teacher.config
+    layers = [int(layer) for layer in layers]
+    if not layers or layers != sorted(set(layers)) or not 0 <= layers[0] <= layers[-1] < config.n_layers:
+        raise ValueError(f"layers must be increasing block numbers in [0, {config.n_layers}), "
+                         f"got {layers}")
+    params = {}
+    for name, value in numpy_params(teacher).items():
+        block = BLOCK.match(name)
+        if block is None:
+            params[name] = value.copy()
+        elif int(block[2]) in layers:
+            params[f"{block[1]}{layers.index(int(block[2]))}.{block[3]}"] = value.copy()
+    pruned = {layers.index(layer): heads for layer, heads in config.pruned_heads.items()
+              if layer in layers}
+    student_config = dataclasses.replace(config, n_layers=len(layers), pruned_heads=pruned)
+    return rebuilt(teacher, student_config, params)
+
+
+@dataclass
+class DistillSettings:
+    """How a student is distilled (the fine-tuning recipe of `minilm.finetune`, plus the loss's
+    temperature and alpha; alpha = 0 is plain fine-tuning on the hard labels)."""
+
+    temperature: float = 2.0
+    alpha: float = 0.5
+    epochs: int = 5
+    batch_size: int = 16
+    lr: float = 1e-4
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    max_length: int = 64
+    seed: int = 0
+
+
+def distill(student, teacher, tokenizer, task, settings: DistillSettings | None = None,
+            progress: bool = False) -> dict:
+    """Train `student` (in place, either twin) on `task`'s training split with the distillation
+    loss against `teacher`'s logits (computed once, in eval mode; unused, and `teacher` may be None,
+    when alpha = 0); evaluate on the test split. Returns the metrics."""
+    from minilm.finetune import evaluate, predict_logits
+
+    settings = DistillSettings() if settings is None else settings
+    if settings.alpha > 0 and teacher is None:
+        raise ValueError("alpha > 0 distils from a teacher: give one (or alpha=0 for hard labels)")
+    texts, labels = task.train_texts, task.train_labels
+    teacher_logits = (np.zeros((len(texts), task.num_labels)) if settings.alpha == 0 else
+                      predict_logits(teacher, tokenizer, texts, settings.max_length))  # (N, L)
+    if is_torch_model(student):
+        import torch
+
+        torch.manual_seed(settings.seed)  # the dropout masks (the seeding rule of common/backends)
+    step = make_distillation_step(student, settings.temperature, settings.alpha,
+                                  settings.weight_decay, settings.grad_clip)
+    rng = np.random.default_rng(settings.seed)
+    per_epoch = -(-len(texts) // settings.batch_size)
+    total = settings.epochs * per_epoch
+    warmup = int(np.ceil(settings.warmup_ratio * total))
+    losses, started = [], time.perf_counter()
+    for epoch in range(settings.epochs):
+        order = rng.permutation(len(texts))
+        for b in range(per_epoch):
+            index = order[b * settings.batch_size:(b + 1) * settings.batch_size]
+            batch = tokenizer([texts[i] for i in index], padding=True, truncation=True,
+                              max_length=settings.max_length)
+            inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+            lr = lr_schedule(len(losses), settings.lr, total, warmup, "linear")
+            loss = step(inputs, (labels[index], teacher_logits[index]), lr)
+            losses.append(check_finite_loss(loss, len(losses)))
+        if progress:
+            print(f"epoch {epoch + 1}: mean loss {np.mean(losses[-per_epoch:]):.4f}")
+    seconds = time.perf_counter() - started
+    accuracy, eval_loss = evaluate(student, tokenizer, task, settings.max_length)
+    return {"eval_accuracy": accuracy, "eval_loss": eval_loss, "loss_curve": losses,
+            "steps": total, "train_seconds": seconds, "settings": dataclasses.asdict(settings)}

@@ -1,0 +1,312 @@
+"""minilm.compress: int8 quantization, head pruning and distillation, each against an oracle.
+
+Quantization
+- quantize -> dequantize moves every weight by at most scale/2 (+ 1e-12 relative: the division and
+  the product round); the integers are in [-127, 127] and each row's largest |w| maps to +-127;
+  they equal torch.quantize_per_channel's with the same scales (round half to even both).
+- int8_linear_forward equals the integer arithmetic done in Python integers (exact sums, 1e-12),
+  stays within `int8_linear_error_bound` of the float product, and equals the twin's int8 layer
+  (torch._int_mm) to 1e-6 relative on the same inputs; whole quantized models of both twins agree
+  to 1e-4 (an activation rounding half a step differently upstream is the worst seen: 3e-6).
+Pruning
+- the pruned model equals the full one with the pruned heads' gates at 0 (both twins, BERT and
+  GPT-2, pruning twice) to 1e-12 in float64, and Hugging Face's BertModel with those heads'
+  columns of the output projection zeroed (HF 5 has no prune_heads) to 1e-10.
+Distillation
+- the loss equals torch's kl_div(batchmean) * T^2 and cross-entropy (1e-12); its hand-written
+  backward equals finite differences (1e-8) and autograd (1e-12); one training step of the NumPy
+  and torch students agrees (1e-10, float64, no dropout).
+"""
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from hypothesis import given
+from hypothesis import strategies as st
+
+import minilm.torch as twin
+from minilm import ModelConfig
+from minilm.checkpoint import load_run, save_run
+from minilm.compress import (
+    DistillSettings,
+    dequantize_per_channel,
+    distill,
+    distillation_loss,
+    distillation_loss_backward,
+    distillation_loss_forward,
+    heads_to_prune,
+    int8_linear_forward,
+    mask_heads,
+    model_bytes,
+    prune_heads,
+    quantize,
+    quantize_per_channel,
+    quantize_torch,
+    random_heads,
+    student_from_teacher,
+)
+from minilm.compress.distill import make_distillation_step
+from minilm.compress.quantize import int8_linear_error_bound
+from minilm.interpret import set_head_gates
+from minilm.numpy import Decoder, Encoder, SequenceClassifier
+from minilm.tasks import Task, load_task
+from minilm.testing.oracles import numerical_gradient, randomise, relative_error
+from minilm.testing.strategies import distillation_cases, float_arrays, quantization_cases
+from minilm.torch.layers import Linear as TwinLinear
+
+CONFIG = ModelConfig(vocab_size=30522, max_len=32, d_model=16, n_heads=4, n_layers=3, d_ff=32)
+IDS = np.array([[101, 1996, 2833, 2001, 3147, 102, 0], [101, 2307, 3185, 102, 0, 0, 0]])
+MASK = (IDS > 0).astype(np.int64)
+
+
+def classifier(dtype=np.float64, seed=1, config=CONFIG):
+    """A tiny BERT sequence classifier with weights of a trained-looking scale."""
+    model = SequenceClassifier(Encoder(config, dtype=dtype, mlm_head=False, pooler=True), 2)
+    return randomise(model, seed).eval()
+
+
+# ================================================================ quantization
+
+
+@given(quantization_cases())
+def test_quantize_then_dequantize_moves_each_weight_by_at_most_half_a_step(case):
+    weight, bits = case["weight"], case["bits"]
+    q, scale = quantize_per_channel(weight, bits)
+    qmax = 2 ** (bits - 1) - 1
+    assert q.dtype == np.int8 and scale.shape == (weight.shape[0],)
+    assert np.abs(q.astype(int)).max() <= qmax
+    error = np.abs(dequantize_per_channel(q, scale) - weight)
+    assert np.all(error <= scale[:, None] / 2 * (1 + 1e-12))
+    nonzero = np.abs(weight).max(axis=1) > 0
+    assert np.all(np.abs(q[nonzero]).max(axis=1) == qmax)  # a row's largest |w| uses the range
+    assert np.all(scale[~nonzero] == 1.0) and not q[~nonzero].any()
+
+
+@given(quantization_cases(bits=8))
+def test_quantized_integers_equal_torch_quantize_per_channel(case):
+    weight = case["weight"].astype(np.float32)  # what torch quantizes
+    q, scale = quantize_per_channel(weight)
+    theirs = torch.quantize_per_channel(torch.from_numpy(weight), torch.from_numpy(scale),
+                                        torch.zeros(len(scale), dtype=torch.long), 0, torch.qint8)
+    np.testing.assert_array_equal(theirs.int_repr().numpy(), q)
+    twin_q, twin_scale = quantize_torch.quantize_per_channel(torch.from_numpy(weight))
+    np.testing.assert_array_equal(twin_q.numpy(), q)
+    np.testing.assert_array_equal(twin_scale.numpy(), scale)
+
+
+@st.composite
+def linear_problems(draw):
+    n_in, n_out = draw(st.integers(1, 12)), draw(st.integers(1, 6))
+    x = draw(float_arrays((draw(st.integers(1, 4)), n_in), low=-4.0, high=4.0))
+    weight = draw(float_arrays((n_out, n_in), low=-2.0, high=2.0))
+    bias = draw(float_arrays((n_out,)))
+    return x, weight, bias
+
+
+@given(linear_problems())
+def test_int8_linear_is_the_integer_arithmetic_within_its_error_bound(problem):
+    x, weight, bias = problem
+    q, scale = quantize_per_channel(weight)
+    out = int8_linear_forward(x, q, scale, bias)
+    xq, x_scale = quantize_per_channel(x)
+    exact = [[sum(int(a) * int(b) for a, b in zip(row, w_row)) for w_row in q] for row in xq]
+    expected = np.array(exact, dtype=np.float64) * x_scale[:, None] * scale + bias
+    assert relative_error(expected, out) <= 1e-12
+    float_product = x @ weight.T + bias
+    assert np.all(np.abs(out - float_product) <= int8_linear_error_bound(x, q, scale) + 1e-9)
+
+
+@given(linear_problems())
+def test_the_twins_int8_linear_computes_the_same(problem):
+    x, weight, bias = problem
+    linear = TwinLinear(torch.nn.Module(), "layer", x.shape[1], weight.shape[0],
+                                torch.Generator()).double()
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(weight))
+        linear.bias.copy_(torch.from_numpy(bias))
+    theirs = quantize_torch.QuantizedLinear(linear)(torch.from_numpy(x)).numpy()
+    q, scale = quantize_per_channel(weight)
+    assert relative_error(int8_linear_forward(x, q, scale, bias), theirs) <= 1e-6
+
+
+def test_quantize_shrinks_every_linear_and_both_twins_agree():
+    model = classifier(np.float32)
+    reference = model.forward(IDS, MASK)
+    small = quantize(model)
+    np.testing.assert_array_equal(model.forward(IDS, MASK), reference)  # the original untouched
+    twin_small = quantize(twin.SequenceClassifier.from_numpy(model, attention="math"))
+    with torch.no_grad():
+        twin_logits = twin_small(IDS, MASK).numpy()
+    assert relative_error(small.forward(IDS, MASK), twin_logits) <= 1e-4
+    # int8 stays close (a loose sanity check: the exact bound is per layer, above)
+    assert relative_error(reference, small.forward(IDS, MASK)) <= 0.15
+    linear = [name for name in model.params if name.endswith(".weight") and "LayerNorm" not in name
+              and "embeddings" not in name]
+    assert not set(linear) & set(small.params)  # every Linear weight left the float parameters
+    saved = sum(model.params[name].size * 3 for name in linear)  # 4 bytes -> 1 each
+    scales = sum(model.params[name].shape[0] * 4 for name in linear)
+    assert model_bytes(model) - model_bytes(small) == saved - scales
+    assert model_bytes(twin_small) == model_bytes(small)
+    with pytest.raises(ValueError, match="quantized"):
+        small.backward(np.ones((2, 2), dtype=np.float32))
+
+
+# ================================================================ pruning
+
+
+def test_heads_to_prune_ranks_globally_and_keeps_a_head_per_layer():
+    importance = np.array([[0.1, 0.2, 0.9], [0.05, 0.01, 0.02], [0.5, 0.6, 0.7]])
+    assert heads_to_prune(importance, 3 / 9) == {0: [0], 1: [1, 2]}
+    # the two least important of layer 1 go, its third stays; then layer 0's two lowest
+    assert heads_to_prune(importance, 4 / 9) == {0: [0, 1], 1: [1, 2]}
+    assert sum(map(len, heads_to_prune(importance, 6 / 9).values())) == 6
+    with pytest.raises(ValueError, match="at most 6"):
+        heads_to_prune(importance, 7 / 9)
+    draw = random_heads(3, 3, 4 / 9, np.random.default_rng(0))
+    assert sum(map(len, draw.values())) == 4 and all(len(h) <= 2 for h in draw.values())
+
+
+@pytest.mark.parametrize("kind", ["bert", "gpt2"])
+def test_pruned_model_equals_the_masked_model_in_both_twins(kind):
+    if kind == "bert":
+        model = classifier()
+        run = lambda m: m.forward(IDS, MASK) if not isinstance(m, torch.nn.Module) else m(IDS, MASK)
+    else:
+        model = randomise(Decoder(ModelConfig.preset("tiny", n_heads=4), dtype=np.float64), 2)
+        run = lambda m: m.forward(IDS % 32) if not isinstance(m, torch.nn.Module) else m(IDS % 32)
+    heads = {0: [0, 2], 1: [3]}
+    pruned = prune_heads(model, heads)
+    assert pruned.config.pruned_heads == {0: (0, 2), 1: (3,)}
+    again = prune_heads(pruned, {0: [1, 2]})  # head 2 is gone already: only head 1 goes
+    assert again.config.pruned_heads == {0: (0, 1, 2), 1: (3,)}
+    for smaller, removed in ((pruned, heads), (again, {0: [0, 1, 2], 1: [3]})):
+        mask_heads(model, removed)
+        masked = run(model)
+        set_head_gates(model, None)
+        assert relative_error(masked, run(smaller)) <= 1e-12
+    twin_model = getattr(twin, type(model).__name__).from_numpy(model, attention="math")
+    with torch.no_grad():
+        twin_pruned = run(prune_heads(twin_model, heads)).numpy()
+    assert relative_error(run(pruned), twin_pruned) <= 1e-12
+    size = lambda m: sum(p.size for p in m.params.values())
+    assert size(pruned) == size(model) - 3 * (4 * 4 * 16 + 3 * 4)  # 3 heads of D = 4, C = 16
+
+
+def test_pruned_model_equals_hugging_face_with_those_heads_zeroed(tmp_path):
+    model = classifier()
+    heads = {0: [1], 2: [0, 3]}
+    pruned = prune_heads(model, heads)
+    hf = transformers.BertModel(transformers.BertConfig(
+        vocab_size=CONFIG.vocab_size, hidden_size=CONFIG.d_model,
+        num_hidden_layers=CONFIG.n_layers, num_attention_heads=CONFIG.n_heads,
+        intermediate_size=CONFIG.d_ff, max_position_embeddings=CONFIG.max_len,
+        layer_norm_eps=CONFIG.layer_norm_eps, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0, attn_implementation="eager"),
+        add_pooling_layer=False).double()
+    state = {name.removeprefix("bert."): torch.from_numpy(value.copy())
+             for name, value in model.params.items()
+             if name.startswith(("bert.encoder", "bert.embeddings"))}
+    width = CONFIG.head_dim
+    for layer, removed in heads.items():  # the heads' columns of the output projection
+        for head in removed:
+            state[f"encoder.layer.{layer}.attention.output.dense.weight"][
+                :, head * width:(head + 1) * width] = 0
+    hf.load_state_dict(state, strict=False)
+    hf.eval()
+    with torch.no_grad():
+        expected = hf(torch.as_tensor(IDS), torch.as_tensor(MASK)).last_hidden_state.numpy()
+    real = MASK.astype(bool)
+    assert relative_error(expected[real], pruned.encoder.encode(IDS, MASK)[real]) <= 1e-10
+    # a pruned run directory reads back as the pruned model
+    from minilm import WordPieceTokenizer
+    from minilm.pretrained import default_model_path
+
+    save_run(tmp_path, pruned, WordPieceTokenizer.from_pretrained(default_model_path()))
+    loaded, _ = load_run(tmp_path)  # in float32, as every run is read
+    assert loaded.config == pruned.config and loaded.config.pruned_heads == {0: (1,), 2: (0, 3)}
+    assert relative_error(pruned.forward(IDS, MASK), loaded.forward(IDS, MASK)) <= 1e-5
+
+
+def test_pruning_every_head_of_a_layer_or_an_unknown_head_is_a_clear_error():
+    model = classifier()
+    with pytest.raises(ValueError, match="every head of layer 1"):
+        prune_heads(model, {1: [0, 1, 2, 3]})
+    with pytest.raises(ValueError, match="layer 5"):
+        prune_heads(model, {5: [0]})
+
+
+# ================================================================ distillation
+
+
+def torch_distillation(student, teacher, labels, temperature, alpha):
+    """The oracle, from torch's own pieces (DistilBERT's formula)."""
+    s, t = torch.from_numpy(student), torch.from_numpy(teacher)
+    kl = torch.nn.functional.kl_div(torch.log_softmax(s / temperature, -1),
+                                    torch.softmax(t / temperature, -1), reduction="batchmean")
+    kept = torch.as_tensor(labels) != -100
+    ce = (torch.nn.functional.cross_entropy(s[kept], torch.as_tensor(labels)[kept])
+          if kept.any() else torch.tensor(0.0, dtype=torch.float64))
+    return float(alpha * temperature**2 * kl + (1 - alpha) * ce)
+
+
+@given(distillation_cases())
+def test_distillation_loss_equals_torch_and_its_backward_the_gradient(case):
+    student, teacher, labels, temperature, alpha = case.values()
+    loss, cache = distillation_loss_forward(student, teacher, labels, temperature, alpha)
+    assert abs(loss - torch_distillation(*case.values())) <= 1e-12 * max(1.0, abs(loss))
+    grad = distillation_loss_backward(cache)
+    numeric = numerical_gradient(
+        lambda s: distillation_loss_forward(s, teacher, labels, temperature, alpha)[0], student)
+    assert relative_error(numeric, grad) <= 1e-8
+    leaf = torch.tensor(student, requires_grad=True)
+    distillation_loss(leaf, torch.from_numpy(teacher), torch.as_tensor(labels), temperature,
+                      alpha).backward()
+    assert relative_error(leaf.grad.numpy(), grad) <= 1e-12
+
+
+def test_distillation_loss_refuses_bad_arguments():
+    logits = np.zeros((2, 3))
+    with pytest.raises(ValueError, match="temperature"):
+        distillation_loss_forward(logits, logits, np.zeros(2, int), temperature=0.0)
+    with pytest.raises(ValueError, match="alpha"):
+        distillation_loss_forward(logits, logits, np.zeros(2, int), alpha=1.5)
+    with pytest.raises(ValueError, match="teacher_logits"):
+        distillation_loss_forward(logits, np.zeros((2, 4)), np.zeros(2, int))
+
+
+def test_student_keeps_the_chosen_blocks_and_one_step_agrees_in_both_twins():
+    teacher = prune_heads(classifier(), {2: [1]})
+    student = student_from_teacher(teacher, layers=(0, 2))
+    assert student.config.n_layers == 2 and student.config.pruned_heads == {1: (1,)}
+    for name, value in student.params.items():
+        source = name.replace("layer.1.", "layer.2.")
+        np.testing.assert_array_equal(value, teacher.params[source])
+    twin_student = twin.SequenceClassifier.from_numpy(student, attention="math")
+    teacher_logits = teacher.forward(IDS, MASK)
+    losses = {}
+    for name, model in (("numpy", student), ("torch", twin_student)):
+        step = make_distillation_step(model, temperature=2.0, alpha=0.5, weight_decay=0.01)
+        losses[name] = [step((IDS, MASK, np.zeros_like(IDS)), (np.array([1, 0]), teacher_logits),
+                             lr=1e-2) for _ in range(2)]
+    assert relative_error(losses["numpy"], losses["torch"]) <= 1e-10
+    after = twin.state_dict_to_params(twin_student.state_dict())
+    assert max(relative_error(student.params[n], after[n]) for n in after) <= 1e-10
+
+
+def test_distill_trains_a_student_towards_the_teacher(tokenizer):
+    teacher = classifier(np.float32, config=ModelConfig(**{**CONFIG.to_dict(), "n_layers": 2}))
+    sentiment = load_task("sentiment")
+    task = Task("small", sentiment.label_names, sentiment.train_texts[:48],
+                sentiment.train_labels[:48], sentiment.test_texts[:16], sentiment.test_labels[:16])
+    student = student_from_teacher(teacher, layers=(1,))
+    settings = DistillSettings(temperature=2.0, alpha=1.0, epochs=6, batch_size=16, lr=3e-3,
+                               max_length=16, weight_decay=0.0)
+    metrics = distill(student, teacher, tokenizer, task, settings)
+    curve = metrics["loss_curve"]
+    assert len(curve) == 18 and np.mean(curve[-3:]) < 0.5 * np.mean(curve[:3])
+    with pytest.raises(ValueError, match="teacher"):
+        distill(student, None, tokenizer, task, settings)
+    hard = distill(student_from_teacher(teacher, (1,)), None, tokenizer, task,
+                   DistillSettings(alpha=0.0, epochs=1, max_length=16))
+    assert 0.0 <= hard["eval_accuracy"] <= 1.0
