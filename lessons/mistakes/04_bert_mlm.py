@@ -63,7 +63,7 @@ def mask_tokens(ids, rng, vocab_size, mask_id, special_ids, mask_prob=0.15,  # n
 
 
 @mistake("the unchanged 10% get no label (only changed tokens are predicted)",
-         breaks="labels are the original token where selected and -100 elsewhere")
+         breaks="a selected token left unchanged still has its label")
 def mask_tokens(ids, rng, vocab_size, mask_id, special_ids, mask_prob=0.15,  # noqa: F811
                 mask_token_prob=0.8, random_token_prob=0.1):
     ids = np.asarray(ids)

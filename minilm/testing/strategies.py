@@ -397,19 +397,26 @@ def unfreezing_cases(draw):
 def span_cases(draw, masked=None, tied=None):
     """start_logits, end_logits (B, T); max_answer_len in 1..T + 1; an allowed_mask (B, T) with at
     least one True per row, or None. Logits are Gaussian or (tied) small integers, where many
-    spans tie. `masked` / `tied` fix those choices (default: drawn)."""
+    spans tie. `masked` / `tied` fix those choices (default: drawn). Without ties, a third of the
+    cases put the best unconstrained span exactly one token past max_answer_len, where an
+    off-by-one in the length limit shows."""
     rng = np.random.default_rng(draw(seeds))
     batch, time = draw(st.integers(1, 3)), draw(st.integers(1, 12))
     tied = draw(st.booleans()) if tied is None else tied
     shape = (batch, time)
     start, end = ((rng.integers(0, 3, shape) if tied else 3 * rng.standard_normal(shape))
                   .astype(np.float64) for _ in range(2))
+    max_answer_len = draw(st.integers(1, time + 1))
+    if not tied and max_answer_len < time and draw(st.integers(0, 2)) == 0:
+        first = rng.integers(0, time - max_answer_len, batch)  # (B,) the too-long span's start
+        start[np.arange(batch), first] += 20.0
+        end[np.arange(batch), first + max_answer_len] += 20.0  # it is max_answer_len + 1 long
     allowed = None
     if draw(st.booleans()) if masked is None else masked:
         allowed = rng.random(shape) < draw(st.sampled_from([0.3, 0.6, 0.9]))
         allowed[np.arange(batch), rng.integers(0, time, batch)] = True  # every row allows one
-    return {"start_logits": start, "end_logits": end,
-            "max_answer_len": draw(st.integers(1, time + 1)), "allowed_mask": allowed}
+    return {"start_logits": start, "end_logits": end, "max_answer_len": max_answer_len,
+            "allowed_mask": allowed}
 
 
 @st.composite

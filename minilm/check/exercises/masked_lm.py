@@ -106,6 +106,21 @@ def labels_are_originals_or_ignored(impl, case):
                 int(kept.sum()), case["mask_prob"])
 
 
+@prop("mask_tokens", "a selected token left unchanged still has its label",
+      masking_cases(split=(0.0, 0.0)),
+      hint="the label marks what was selected, not what was changed: the unchanged 10% are "
+           "predicted too (labels = np.where(selected, ids, -100))")
+def unchanged_tokens_are_labelled(impl, case):
+    """With mask_token_prob = random_token_prob = 0 every selected token stays as it is: the
+    inputs equal the ids, and still a mask_prob share of the ordinary tokens is labelled."""
+    ids, inputs, labels = masked(impl, case)
+    assert_true(np.array_equal(inputs, ids), "with mask_token_prob = random_token_prob = 0 no "
+                                             "token may change")
+    kept = ordinary(case, ids)
+    assert_rate("ordinary tokens with a label although none changed",
+                int((labels != IGNORE_INDEX)[kept].sum()), int(kept.sum()), case["mask_prob"])
+
+
 @prop("mask_tokens", "draws its randomness from rng alone (same seed, same masking)",
       masking_cases(mask_prob=0.5), max_examples=10,
       hint="draw every random number from the `rng` argument (rng.random, rng.choice, "
