@@ -32,7 +32,7 @@ import platform
 import statistics
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,11 +41,15 @@ import torch
 from minilm.beam import greedy_decode
 from minilm.checkpoint import load_run, save_run
 from minilm.common.backends import on_backend
-from minilm.config import ModelConfig
 from minilm.numpy import Seq2Seq
 from minilm.steps import make_step
 from minilm.train import TrainSettings, train, training_batch
-from minilm.translation import heldout_scores, pad_sources, translation_data
+from minilm.translation import (
+    TRANSLATION_MODEL,
+    heldout_scores,
+    pad_sources,
+    translation_data,
+)
 
 RESULTS = Path(__file__).parent / "results"
 TARGET_EXACT_MATCH, TARGET_SECONDS = 0.90, 300
@@ -113,7 +117,7 @@ def main(argv=None):
                                        batch_size=args.batch_size, eval_every=args.eval_every)
                 for backend in ("numpy", "torch")}
     data = translation_data()
-    config = ModelConfig.preset("translation", vocab_size=data.tokenizer.vocab_size)
+    config = replace(TRANSLATION_MODEL, vocab_size=data.tokenizer.vocab_size)
     seen = {tuple(p.source) for p in data.train}
     novel = [p for p in data.heldout if tuple(p.source) not in seen]
 
@@ -134,7 +138,7 @@ def main(argv=None):
 
     result = {
         "task": "English -> Kelish, held-out stories' sentences (minilm.translation)",
-        "model": (f"Seq2Seq preset 'translation' ({config.n_layers} + {config.n_layers} layers, "
+        "model": (f"Seq2Seq, minilm.translation.TRANSLATION_MODEL ({config.n_layers} + {config.n_layers} layers, "
                   f"C = {config.d_model}, {config.n_heads} heads, d_ff = {config.d_ff}, "
                   f"V = {config.vocab_size}), {Seq2Seq(config).num_parameters():,} parameters"),
         "config": asdict(config),

@@ -13,7 +13,9 @@ given the same weights the logits and gradients are the same (tests/test_seq2seq
 Backward runs the same path in reverse. The one new thing is the bridge: every decoder layer's
 cross-attention sends a gradient into `memory`, and the encoder's backward starts from their sum,
 
-    d memory = sum over decoder layers l of (W_k^l)^T-path + (W_v^l)^T-path   (`CrossAttention`)
+    d memory = sum over decoder layers l of  dK_l W_k^l + dV_l W_v^l      (`CrossAttention`)
+
+with dK_l, dV_l the attention's gradients for the keys and values of layer l.
 
 BART's particulars, kept so that real checkpoints load: learned position tables with two extra
 rows (positions start at 2, a fairseq legacy: `POSITION_OFFSET`), a LayerNorm on the embeddings of
@@ -114,8 +116,8 @@ class Seq2Seq(_Model):
         rows = dataclasses.replace(config, max_len=config.max_len + offset)  # the position tables
         super().__init__(rows, seed, dtype, "model.encoder.embed_positions")
         self.config, self.position_offset = config, offset
-        c, v, store, rng, eps = config.d_model, config.vocab_size, self.store, self.rng, \
-            config.layer_norm_eps
+        c, v, eps = config.d_model, config.vocab_size, config.layer_norm_eps
+        store, rng = self.store, self.rng
         self.word = Embedding(store, "model.shared", v, c, rng)
         self.encoder_positions = self.positions
         self.decoder_positions = (Embedding(store, "model.decoder.embed_positions", rows.max_len,
