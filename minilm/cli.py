@@ -32,6 +32,7 @@ from minilm.config import PRESETS, ModelConfig
 from minilm.distributed import ProcessFailed, rank_label
 from minilm.finetune import FinetuneSettings, finetune, resume_finetuning
 from minilm.train import TrainSettings, resume_training, train
+from minilm.translation import TRANSLATION_MODEL
 
 # ~4.5 minutes on 2 CPU cores (0.12-0.15 s per step of 2048 tokens)
 DEMO_SETTINGS = dict(objective="clm", steps=1800, batch_size=16, seq_len=128, lr=5e-3,
@@ -96,9 +97,14 @@ def command_train(args):
         _refuse_flags_beside_resume(args)
         metrics, out = resume_training(args.resume), args.resume
     else:
-        preset = args.preset or ("translation" if args.objective == "seq2seq" else "demo")
-        metrics, out = train(settings_from(args, TrainSettings), ModelConfig.preset(preset),
-                             args.text, args.out), args.out
+        if args.preset is not None:
+            config = ModelConfig.preset(args.preset)
+        elif args.objective == "seq2seq":
+            config = TRANSLATION_MODEL
+        else:
+            config = ModelConfig.preset("demo")
+        metrics, out = train(settings_from(args, TrainSettings), config, args.text,
+                             args.out), args.out
     if metrics is not None:  # None on the processes but rank 0 under torchrun
         _print_summary(metrics, out)
 
@@ -523,8 +529,9 @@ def build_parser():
                 command_train, TRAIN_DESCRIPTION % _presets_described())
     p.add_argument("--text", default=None, help="a UTF-8 text file (default: the built-in corpus)")
     p.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                   help="the model's shape (ModelConfig.preset; default: demo, or translation for "
-                        "--objective seq2seq); vocab_size comes from the text")
+                   help="the model's shape (ModelConfig.preset; default: demo, or "
+                        "minilm.translation.TRANSLATION_MODEL for --objective seq2seq); "
+                        "vocab_size comes from the text")
     p.add_argument("--out", default="runs/train", help="run directory")
     p.add_argument("--resume", default=None, metavar="DIR", help=RESUME_HELP)
     add_settings_arguments(p, TrainSettings)

@@ -132,9 +132,6 @@ PRESETS: dict[str, dict] = {
     "tiny": dict(vocab_size=32, max_len=16, d_model=16, n_heads=2, n_layers=2, d_ff=32),
     # the `make demo` model: a character-level GPT trained on the built-in corpus on 2 CPU cores
     "demo": dict(max_len=128, d_model=128, n_heads=4, n_layers=3, d_ff=512, activation="gelu_tanh"),
-    # `minilm train --objective seq2seq`: an encoder-decoder (2 + 2 blocks) translating the built-in
-    # English -> Kelish sentences, one word per token
-    "translation": dict(max_len=32, d_model=64, n_heads=4, n_layers=2, d_ff=256),
     # sentence-transformers/all-MiniLM-L6-v2 (BERT, uncased WordPiece)
     "minilm-l6": dict(_BERT, d_model=384, n_heads=12, n_layers=6, d_ff=1536),
     # The published models whose size and cost `minilm.compute` reproduces (too large to build
