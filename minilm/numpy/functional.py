@@ -141,6 +141,7 @@ _ERF_P = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
           -1.60960333262415e-02)  # z^12 ... z^0
 _ERF_Q = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
           -7.37332916720468e-03, -1.42647390514189e-02)  # z^8 ... z^0
+_ERF_BLOCK = 65_536  # elements evaluated together: 256 KB of float32, within a core's cache
 
 
 def _polynomial(coefficients, x):
@@ -159,12 +160,25 @@ def erf(z):
 
     float64: scipy's erf, exact to rounding. float32 (and narrower, computed in float32):
     z P(z^2) / Q(z^2) with z clipped to [-4, 4] (erf(4) = 1 - 1.5e-8, which is 1 in float32),
-    |error| < 5e-7: ten multiply-adds over the whole array, in place, several times faster than
-    scipy's erf, which evaluates element by element in double precision.
+    |error| < 5e-7: ten multiply-adds, several times faster than scipy's erf, which evaluates
+    element by element in double precision. They run on one block of the array at a time: two
+    dozen passes over 256 KB stay in the core's cache, over a whole activation (12 MB for
+    MiniLM's feed-forward on 32 x 64 tokens) each pass would stream it from memory, 2x slower.
     """
     if np.promote_types(z.dtype, np.float32) != np.float32:
         return scipy_erf(z)
-    z = np.clip(z, -4.0, 4.0, dtype=np.float32)
+    z = np.asarray(z, dtype=np.float32, order="C")
+    out = np.empty(z.shape, dtype=np.float32)
+    z_flat, out_flat = z.reshape(-1), out.reshape(-1)  # views: both arrays are contiguous
+    for start in range(0, z.size, _ERF_BLOCK):
+        block = slice(start, start + _ERF_BLOCK)
+        out_flat[block] = _erf_rational(z_flat[block])
+    return out
+
+
+def _erf_rational(z):
+    """erf(z) ~ z P(z^2) / Q(z^2), float32, z clipped to [-4, 4] (see `erf`)."""
+    z = np.clip(z, -4.0, 4.0)
     z2 = z * z
     return z * _polynomial(_ERF_P, z2) / _polynomial(_ERF_Q, z2)
 
