@@ -2,7 +2,8 @@
 
 A step = forward, cross-entropy, backward, gradient clipping, AdamW update. Both models start
 from the same weights; the two are timed alternately in one process (NumPy step, torch step,
-NumPy step, ...) so that a busy machine slows both alike, and the median of each is reported.
+NumPy step, ...) so that a busy machine slows both alike, each after a pause that lets the other's
+BLAS/OpenMP threads stop spinning, and the median of each is reported.
 
     python benchmarks/cpu_step.py [--repeats 20] [--batch-size 16] [--seq-len 128]
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 # benchmarks/inference.py pins the BLAS threads (--threads, read from the command line) when it is
 # imported, so it comes before NumPy.
-from inference import THREADS
+from inference import PAUSE_SECONDS, THREADS
 
 # isort: split
 import argparse
@@ -68,6 +69,7 @@ def main(argv=None):
     cpu_times = {"numpy": [], "torch": []}  # time.process_time: not counting waits for a core
     for repeat in range(args.repeats + 2):  # the first two rounds warm up
         for name, step in steps.items():
+            time.sleep(PAUSE_SECONDS)  # the other backend's threads go idle (see inference.py)
             start, cpu_start = time.perf_counter(), time.process_time()
             step((inputs,), targets, lr=1e-4)
             if repeat >= 2:

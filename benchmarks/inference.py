@@ -9,7 +9,8 @@ uniform in [T/2, T]) and their attention mask.
 For each batch size x length of the grid, the four outputs are first checked equal (max |difference|
 over real tokens <= 1e-4, tests/test_pretrained.py's tolerance); then the four run alternately in
 one process (numpy, twin sdpa, twin math, HF, numpy, ...), so that a busy machine slows them alike,
-and each one's median time is reported as sentences per second and as a ratio to Hugging Face's.
+each after a pause that lets the previous one's threads go idle (`PAUSE_SECONDS`), and each one's
+median time is reported as sentences per second and as a ratio to Hugging Face's.
 
 Threads are pinned before NumPy and torch load (`--threads N`: OMP/OpenBLAS/MKL variables and
 torch.set_num_threads(N)). Each run writes its thread count's results into
@@ -52,6 +53,10 @@ from minilm.pretrained import default_model_path, load_pretrained
 
 RESULTS = Path(__file__).parent / "results"
 TOLERANCE = 1e-4  # max |hidden error| over real tokens, float32, as tests/test_pretrained.py
+# Before each timed call: after a call, OpenBLAS's and OpenMP's worker threads keep spinning for a
+# while and would take the cores from the next model (with 2 threads, the twin timed right after
+# NumPy ran 1.9x slower than alone); a pause lets them go idle, so each model starts alike.
+PAUSE_SECONDS = 0.25
 HEADLINE = (32, 64)  # issue 13's measure: 32 sentences x 64 tokens
 
 
@@ -109,6 +114,7 @@ def measure(models, batch, time_steps, vocab_size, repeats):
     cpu_times = {name: [] for name in models}
     for _ in range(repeats):
         for name, encode in models.items():
+            time.sleep(PAUSE_SECONDS)
             start, cpu_start = time.perf_counter(), time.process_time()
             encode(ids, mask)
             times[name].append(time.perf_counter() - start)
@@ -138,7 +144,9 @@ def markdown(results) -> str:
              ("`python benchmarks/inference.py --threads N`: the pretrained MiniLM-L6, float32, "
              "random WordPiece ids with padding (lengths uniform in [T/2, T]), last hidden states "
              "checked equal to `BertModel`'s (max |difference| over real tokens <= 1e-4) before "
-             "timing; the four run alternately in one process; medians. Throughput / HF is "
+             "timing; the four run alternately in one process, each after a 0.25 s pause (the "
+             "previous model's BLAS/OpenMP threads keep spinning for a while after a call); "
+             "medians. Throughput / HF is "
              "HF's median time over the model's (> 1: faster than Hugging Face). The machine is "
              "a shared, busy 2-core one: ratios, not absolute times, are what to compare. With one "
              "thread, the ratios of CPU time (time.process_time, which does not count the time "
