@@ -66,6 +66,15 @@ CANDIDATES = {  # name -> (TrainSettings overrides, demo preset overrides)
     "b8-t256": (dict(BASE, batch_size=8, seq_len=256), {}),
     "b8-t256-lr8e-3": (dict(BASE, batch_size=8, seq_len=256, lr=8e-3, min_lr=8e-4), {}),
     "b16-t256-lr8e-3": (dict(BASE, seq_len=256, lr=8e-3, min_lr=8e-4), {}),
+    # second round (more updates for the same time, larger steps, shallower or narrower models)
+    "b8-t128-lr8e-3": (dict(BASE, batch_size=8, lr=8e-3, min_lr=8e-4), {}),
+    "b16-t128-lr12e-3": (dict(BASE, lr=1.2e-2, min_lr=1.2e-3), {}),
+    "b16-t128-lr8e-3-b95": (dict(BASE, lr=8e-3, min_lr=8e-4, adam_beta2=0.95), {}),
+    "b16-t128-lr8e-3-to0": (dict(BASE, lr=8e-3, min_lr=0.0), {}),
+    "b16-t128-lr8e-3-L2": (dict(BASE, lr=8e-3, min_lr=8e-4), dict(n_layers=2)),
+    "b16-t128-lr8e-3-d96": (dict(BASE, lr=8e-3, min_lr=8e-4), dict(d_model=96, n_heads=4,
+                                                                    d_ff=384)),
+    "b16-t96-lr8e-3": (dict(BASE, seq_len=96, lr=8e-3, min_lr=8e-4), {}),
 }
 
 

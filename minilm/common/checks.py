@@ -201,7 +201,7 @@ def check_attention_mask(attention_mask, ids: np.ndarray) -> np.ndarray:
         if bad.any():
             raise ValueError(
                 f"attention_mask must hold only 0 (padding) and 1 (a real token), got "
-                f"{mask[bad].reshape(-1)[0]!r} at {tuple(int(i) for i in np.argwhere(bad)[0])}"
+                f"{mask[bad].reshape(-1)[0].item()!r} at {tuple(int(i) for i in np.argwhere(bad)[0])}"
             )
     return mask.astype(bool)
 
