@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import textwrap
 import types
@@ -341,7 +342,7 @@ def command_check(args) -> int:
     from minilm.check import check, listing
 
     if args.list:
-        print(listing())
+        print(listing(args.lesson))
         return 0
     if args.file is None:
         raise ValueError("give a FILE.py to check, or --list to see the checkable names")
@@ -573,7 +574,7 @@ def build_parser():
     p.add_argument("file", nargs="?", metavar="FILE.py", help="a Python file of your functions")
     p.add_argument("--list", action="store_true", help="list the checkable names per lesson")
     p.add_argument("--lesson", default=None, metavar="NN",
-                   help="check only that lesson's exercises (e.g. 03)")
+                   help="check (or with --list, list) only that lesson's exercises (e.g. 03)")
     p.add_argument("--max-examples", type=int, default=25,
                    help="hypothesis examples per property")
 
@@ -650,4 +651,7 @@ def main(argv=None):
     except (ValueError, FileNotFoundError, ProcessFailed) as error:
         print(f"minilm {args.command}{rank_label()}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader stopped early (`minilm check --list | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     return status if isinstance(status, int) else 0  # a command may return its exit status

@@ -129,6 +129,21 @@ def test_lesson_restricts_the_check(tmp_path, lesson, expected):
             check(path, lesson=lesson)
 
 
+def test_list_of_one_lesson_shows_that_lesson_only(capsys):
+    assert main(["check", "--list", "--lesson", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("lesson 03") and "clm_batch(" in out
+    assert "lesson 00" not in out and "softmax_forward(" not in out
+
+
+@pytest.mark.parametrize("lesson", ["12", "x", "003x"])
+def test_an_unknown_lesson_is_refused_naming_the_lessons(tmp_path, capsys, lesson):
+    assert main(["check", "--list", "--lesson", lesson]) == 2
+    assert "lesson must be one of 00, 01," in capsys.readouterr().err
+    with pytest.raises(ValueError, match="lesson must be one of 00"):
+        check(write(tmp_path, GOOD_SOFTMAX), lesson=lesson)
+
+
 def test_inputs_are_copied_so_a_function_that_writes_into_them_cannot_corrupt_the_case(tmp_path):
     path = write(tmp_path, GOOD_SOFTMAX.replace("    e = np.exp", "    x *= 0.0\n    e = np.exp"))
     report = check(path)

@@ -280,6 +280,7 @@ def check(source, lesson: str | None = None, settings=None, properties=None) -> 
     """
     functions, label = _functions_of(source)
     if lesson is not None:
+        lesson = lesson_number(lesson)
         functions = {n: f for n, f in functions.items() if EXERCISES[n].lesson == lesson}
     if not functions:
         where = f" of lesson {lesson}" if lesson else ""
@@ -300,15 +301,29 @@ def check(source, lesson: str | None = None, settings=None, properties=None) -> 
     return Report(results, label)
 
 
-def listing() -> str:
-    """The checkable names per lesson, with their signatures and how many properties each has."""
+def lesson_number(lesson) -> str:
+    """A lesson as the catalogue names it: "03" for 3, "3" or "03"; ValueError naming the lessons
+    that have exercises otherwise."""
+    lessons = sorted({exercise.lesson for exercise in EXERCISES.values()})
+    number = str(lesson).strip()
+    number = number.zfill(2) if number.isdigit() else number
+    if number not in lessons:
+        raise ValueError(f"lesson must be one of {', '.join(lessons)}, got {lesson!r}")
+    return number
+
+
+def listing(lesson=None) -> str:
+    """The checkable names per lesson (or of one lesson), with their signatures and how many
+    properties each has."""
     lines = []
     by_lesson: dict[str, list] = {}
+    wanted = None if lesson is None else lesson_number(lesson)
     for exercise in EXERCISES.values():
-        by_lesson.setdefault(exercise.lesson, []).append(exercise)
-    for lesson in sorted(by_lesson):
-        lines.append(f"lesson {lesson}")
-        for exercise in by_lesson[lesson]:
+        if wanted in (None, exercise.lesson):
+            by_lesson.setdefault(exercise.lesson, []).append(exercise)
+    for number in sorted(by_lesson):
+        lines.append(f"lesson {number}")
+        for exercise in by_lesson[number]:
             n = sum(p.target == exercise.name for p in PROPERTIES)
             lines.append(f"  {exercise.signature}")
             lines.append(f"      {exercise.summary} ({n} {'property' if n == 1 else 'properties'})")
