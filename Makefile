@@ -36,7 +36,9 @@ lessons: $(STAMP)
 lessons-execute: $(STAMP)
 	$(PY) lessons/execute.py
 
-gpu-check: $(STAMP)
+# Not on $(STAMP): the venv's pinned torch is the CPU build, and a GPU machine without network
+# cannot create it; the script picks the Python whose torch sees the GPU (.venv's or python3's).
+gpu-check:
 	bash benchmarks/gpu_check.sh
 
 bench-cpu: $(STAMP)
