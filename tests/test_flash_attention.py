@@ -361,3 +361,24 @@ def test_gpu_ragged_shapes(dtype):
         baseline = reference_output_and_grads(q, k, v, dout, dtype=dtype, **options)
         for name, actual, low, expected in zip(NAMES, kernel, baseline, reference, strict=True):
             assert_within_twice_baseline(actual, low, expected, dtype, name)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("masking", ["causal", "padded"])
+@pytest.mark.parametrize("head_dim", [16, 40, 64, 96])
+@pytest.mark.parametrize("dtype", LOW_PRECISIONS, ids=str)
+def test_gpu_every_head_dim_in_low_precision(dtype, head_dim, masking, n_queries=1023,
+                                             n_keys=1031):
+    """The head dims the other gpu tests leave out (they cover 80 and 128), odd N that no tile
+    divides, causal (bottom-right, Nq != Nk) or with padded keys: FlashAttention's 2x rule."""
+    q, k, v, dout = make_inputs(2, 2, n_queries, n_keys, head_dim, dtype=dtype, seed=head_dim)
+    if masking == "causal":
+        options = {"causal": True}
+    else:
+        key_mask = torch.rand(2, n_keys, device=DEVICE) > 0.3
+        options = {"key_mask": key_mask}
+    kernel = output_and_grads(flash_attention, q, k, v, dout, **options)
+    baseline = reference_output_and_grads(q, k, v, dout, dtype=dtype, **options)
+    reference = reference_output_and_grads(q, k, v, dout, **options)
+    for name, actual, low, expected in zip(NAMES, kernel, baseline, reference, strict=True):
+        assert_within_twice_baseline(actual, low, expected, dtype, name)
