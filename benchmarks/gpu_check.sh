@@ -30,7 +30,7 @@ export PYTHONUNBUFFERED=1
 BUDGET=${GPU_CHECK_BUDGET:-450}
 SMOKE=${GPU_CHECK_SMOKE:-0}
 # Estimates, not measurements: nothing here has run on a GPU yet.
-TESTS_S=150  # a cap on the gpu tests (6 tests, compiling ~70 kernel variants), so that a hang
+TESTS_S=150  # a cap on the gpu tests (22 tests, compiling ~120 kernel variants), so that a hang
              # cannot eat the benchmarks' time
 STEPS_S=90   # gpu_steps.py: 4 workloads, the first compiling the kernel for D=32
 MARGIN=45    # the attention configuration running when its budget ends (a new (dtype, D, causal)
