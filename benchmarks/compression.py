@@ -37,18 +37,17 @@ Writes benchmarks/results/compression.json, compression.md and compression.png.
 
 from __future__ import annotations
 
+from threads import pin_threads
+
+if __name__ == "__main__":  # before NumPy loads its BLAS (not when another script imports this)
+    pin_threads(default=1)
+
+# isort: split
 import argparse
-import os
-import sys
-
-if __name__ == "__main__":  # before NumPy loads its BLAS: the thread count is read at import
-    threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "1"
-    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(variable, threads)
-
 import dataclasses
 import io
 import json
+import os
 import platform
 import time
 import warnings

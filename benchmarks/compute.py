@@ -20,13 +20,14 @@ Writes benchmarks/results/compute.json and compute.md.
 
 from __future__ import annotations
 
-import os
+from threads import pin_threads
 
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_variable] = "1"  # before NumPy and torch load their BLAS
+pin_threads(default=1)  # before NumPy and torch load their BLAS
 
+# isort: split
 import argparse
 import json
+import os
 import platform
 import statistics
 import time

@@ -32,19 +32,16 @@ Writes benchmarks/results/finetune.json (after every run), finetune.md (a table)
 
 from __future__ import annotations
 
+from threads import pin_threads
+
+if __name__ == "__main__":  # before NumPy loads its BLAS (not when another script imports this)
+    pin_threads(default=1)
+
+# isort: split
 import argparse
-import os
-import sys
-
-if __name__ == "__main__":  # before NumPy loads its BLAS: the thread count is read at import
-    threads = "1"
-    if "--threads" in sys.argv:
-        threads = sys.argv[sys.argv.index("--threads") + 1]
-    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(variable, threads)
-
 import json
 import math
+import os
 import platform
 from pathlib import Path
 

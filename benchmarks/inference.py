@@ -23,23 +23,14 @@ each run, and the ratios, not the absolute times, are what to compare.
 
 from __future__ import annotations
 
-import os
-import sys
+from threads import PAUSE_SECONDS, pin_threads
 
+THREADS = pin_threads(default=2)
 
-def _threads_from_argv(default=2) -> int:
-    """--threads N, read before NumPy is imported (OpenBLAS reads its variable when it loads)."""
-    if "--threads" in sys.argv:
-        return int(sys.argv[sys.argv.index("--threads") + 1])
-    return default
-
-
-THREADS = _threads_from_argv()
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_variable] = str(THREADS)
-
+# isort: split
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -53,10 +44,6 @@ from minilm.pretrained import default_model_path, load_pretrained
 
 RESULTS = Path(__file__).parent / "results"
 TOLERANCE = 1e-4  # max |hidden error| over real tokens, float32, as tests/test_pretrained.py
-# Before each timed call: after a call, OpenBLAS's and OpenMP's worker threads keep spinning for a
-# while and would take the cores from the next model (with 2 threads, the twin timed right after
-# NumPy ran 1.9x slower than alone); a pause lets them go idle, so each model starts alike.
-PAUSE_SECONDS = 0.25
 HEADLINE = (32, 64)  # issue 13's measure: 32 sentences x 64 tokens
 
 

@@ -10,10 +10,14 @@ reference and by the PyTorch twin, scored on held-out stories' sentences.
    match, BLEU and chrF (sacrebleu), greedy and beam search, over all held-out sentences and over
    those that never occur in the training stories.
 
-One BLAS/OpenMP thread and one torch thread (set before NumPy loads): on the 2-core machine other
-work runs beside this, and more threads only make the times noisier.
+One BLAS/OpenMP thread and one torch thread by default (set before NumPy loads): on the 2-core
+machine other work runs beside this, and more threads only make the times noisier. `--speed-only
+--threads N` measures step 1 alone with N threads (the twin's torch runs its elementwise work on
+every thread, NumPy's ufuncs on one) into translation_speed.json, kept per thread count, and
+rewrites translation.md with it.
 
     python benchmarks/translation.py [--steps 1500] [--batch-size 64] [--repeats 30]
+    python benchmarks/translation.py --speed-only --threads 2
 
 Writes benchmarks/results/translation.{json,md,png}, and the NumPy run's model (weights, config,
 tokenizer) into benchmarks/results/translation_model/, which lesson 09 reads.
@@ -21,13 +25,14 @@ tokenizer) into benchmarks/results/translation_model/, which lesson 09 reads.
 
 from __future__ import annotations
 
-import os
+from threads import PAUSE_SECONDS, pin_threads
 
-for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[variable] = "1"  # before NumPy loads its BLAS
+THREADS = pin_threads(default=1)
 
+# isort: split
 import argparse
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -60,6 +65,7 @@ def alternate(functions: dict, repeats: int, warmup: int = 2) -> dict[str, list[
     times = {name: [] for name in functions}
     for repeat in range(repeats + warmup):
         for name, function in functions.items():
+            time.sleep(PAUSE_SECONDS)  # the other one's threads go idle (threads.py)
             start = time.perf_counter()
             function()
             if repeat >= warmup:
@@ -110,8 +116,12 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help="BLAS and torch threads (read before NumPy loads)")
+    parser.add_argument("--speed-only", action="store_true",
+                        help="measure the training step's speed alone (translation_speed.json)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
 
     settings = {backend: TrainSettings(objective="seq2seq", backend=backend, steps=args.steps,
                                        batch_size=args.batch_size, eval_every=args.eval_every)
@@ -122,6 +132,12 @@ def main(argv=None):
     novel = [p for p in data.heldout if tuple(p.source) not in seen]
 
     median_step, all_step_times = step_times(config, settings["numpy"], data, args.repeats)
+    speeds = record_speed(median_step, args.threads, args.batch_size)
+    if args.speed_only:
+        if (RESULTS / "translation.json").exists():  # the last full run's report, with the speeds
+            result = json.loads((RESULTS / "translation.json").read_text())
+            (RESULTS / "translation.md").write_text(report(result, speeds))
+        return
     runs, models = {}, {}
     for backend, run_settings in settings.items():
         with tempfile.TemporaryDirectory() as out_dir:  # the run directory, as `minilm train`
@@ -154,13 +170,29 @@ def main(argv=None):
         "greedy_decoding_seconds_256_sentences": decoding,
         "targets": {"exact_match": TARGET_EXACT_MATCH, "numpy_training_seconds": TARGET_SECONDS},
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
-                    "threads": 1, "numpy": np.__version__, "torch": torch.__version__},
+                    "threads": args.threads, "numpy": np.__version__,
+                    "torch": torch.__version__},
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "translation.json").write_text(json.dumps(result, indent=2))
     plot(runs, all_step_times, RESULTS / "translation.png")
-    (RESULTS / "translation.md").write_text(report(result))
-    print(report(result))
+    (RESULTS / "translation.md").write_text(report(result, speeds))
+    print(report(result, speeds))
+
+
+def record_speed(median_step, threads, batch_size) -> dict:
+    """Keep this thread count's step times in translation_speed.json (other counts' kept); all."""
+    path = RESULTS / "translation_speed.json"
+    speeds = json.loads(path.read_text()) if path.exists() else {}
+    ratio = median_step["numpy"] / median_step["torch"]
+    speeds[str(threads)] = {"median_step_seconds": median_step, "batch_size": batch_size,
+                            "numpy_over_torch_step_time": ratio, "load_average": os.getloadavg(),
+                            "date": time.strftime("%Y-%m-%d %H:%M")}
+    RESULTS.mkdir(exist_ok=True)
+    path.write_text(json.dumps(speeds, indent=2))
+    print(f"{threads} thread(s): step NumPy {median_step['numpy'] * 1e3:.1f} ms, twin "
+          f"{median_step['torch'] * 1e3:.1f} ms, NumPy / twin {ratio:.2f}")
+    return speeds
 
 
 def plot(runs, step_times_, path):
@@ -198,7 +230,7 @@ def plot(runs, step_times_, path):
     plt.close(fig)
 
 
-def report(result) -> str:
+def report(result, speeds) -> str:
     runs, scores_ = result["runs"], result["heldout_scores"]
     numpy_run = runs["numpy"]
     greedy = scores_["numpy"]["greedy"]
@@ -254,6 +286,16 @@ def report(result) -> str:
          "with autograd's bookkeeping on top, so on one CPU thread the twin has nothing to gain "
          "over NumPy with OpenBLAS. Its advantage is a GPU, where its attention runs through our "
          "Triton kernel; none was available to this run."),
+        "",
+        ("The training step by thread count (`--speed-only --threads N`, alternating, each call "
+         "after a 0.25 s pause, medians; the machine's load average at the end):"),
+        "",
+        "| threads | NumPy step | twin step | NumPy / twin | load |",
+        "|---:|---:|---:|---:|---:|",
+        *(f"| {n} | {s['median_step_seconds']['numpy'] * 1e3:.1f} ms | "
+          f"{s['median_step_seconds']['torch'] * 1e3:.1f} ms | "
+          f"{s['numpy_over_torch_step_time']:.2f} | {s['load_average'][0]:.1f} |"
+          for n, s in sorted(speeds.items())),
         "",
         (f"Greedy decoding of 256 held-out sentences by the NumPy model (medians, alternating): "
         f"{decoding['cache'] * 1e3:.0f} ms with the KV cache, {decoding['no_cache'] * 1e3:.0f} ms "
