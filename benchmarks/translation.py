@@ -297,6 +297,10 @@ def report(result, speeds) -> str:
           f"{s['numpy_over_torch_step_time']:.2f} | {s['load_average'][0]:.1f} |"
           for n, s in sorted(speeds.items())),
         "",
+        ("NumPy / twin > 1: the twin is faster. With more threads torch spreads its elementwise "
+         "work (and autograd's) over every core, while NumPy's ufuncs run on one and only its "
+         "matrix products use the BLAS threads."),
+        "",
         (f"Greedy decoding of 256 held-out sentences by the NumPy model (medians, alternating): "
         f"{decoding['cache'] * 1e3:.0f} ms with the KV cache, {decoding['no_cache'] * 1e3:.0f} ms "
         f"without ({decoding['no_cache'] / decoding['cache']:.2f}x); the same tokens."),
