@@ -292,10 +292,10 @@ class AdamW(Optimizer):
         new_param, exp_avg, exp_avg_sq = adamw_update(
             param, grad, self.state["exp_avg"][name], self.state["exp_avg_sq"][name],
             self.state["step"][name], lr, (self.beta1, self.beta2), self.eps, weight_decay)
-        # in place, in the parameter's dtype: the model holds the same arrays
-        param[...] = new_param
-        self.state["exp_avg"][name][...] = exp_avg
-        self.state["exp_avg_sq"][name][...] = exp_avg_sq
+        param[...] = new_param  # in place: the model holds this array
+        # the moments are the optimizer's own: the new arrays replace them (in the parameter's dtype)
+        self.state["exp_avg"][name] = exp_avg.astype(param.dtype, copy=False)
+        self.state["exp_avg_sq"][name] = exp_avg_sq.astype(param.dtype, copy=False)
 
 
 def adamw_update(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.999), eps=1e-8,
