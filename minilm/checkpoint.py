@@ -91,11 +91,9 @@ from minilm.config import ModelConfig
 from minilm.pretrained import (
     GPT2_CONV1D,
     HF_ACTIVATIONS,
-    bart_config,
+    HF_CONFIG_READERS,
     bart_params,
-    bert_config,
     bert_params,
-    gpt2_config,
     gpt2_params,
 )
 from minilm.steps import TrainingDiverged
@@ -118,8 +116,7 @@ HF_ARCHITECTURES = {"decoder": ("gpt2", "GPT2LMHeadModel"),
                     "encoder": ("bert", "BertForMaskedLM"),
                     "sequence_classifier": ("bert", "BertForSequenceClassification"),
                     "seq2seq": ("bart", "BartForConditionalGeneration")}
-# model_type -> its Hugging Face fields -> ModelConfig (minilm.pretrained), and its weights -> ours
-READ_HF_CONFIG = {"gpt2": gpt2_config, "bert": bert_config, "bart": bart_config}
+# model_type -> its weights -> ours (its fields -> ModelConfig: minilm.pretrained.HF_CONFIG_READERS)
 READ_HF_WEIGHTS = {"gpt2": gpt2_params, "bart": bart_params,
                    "bert": lambda weights, where: bert_params(weights, where)[0]}
 
@@ -274,7 +271,7 @@ def hf_config_fields(kind: str, config: ModelConfig, label_names=(),
         fields["id2label"] = {str(i): name for i, name in enumerate(label_names)}
         fields["label2id"] = {name: i for i, name in enumerate(label_names)}
     try:
-        described = READ_HF_CONFIG[model_type](fields, Path(CONFIG_FILE))
+        described = HF_CONFIG_READERS[model_type](fields, Path(CONFIG_FILE))
     except ValueError:  # e.g. a combination pretrained.py rejects
         return {}
     return fields if described == config else {}
@@ -512,7 +509,7 @@ def _check_hf_fields(meta: dict, kind: str, config: ModelConfig, num_labels, whe
         raise ValueError(f"{where}: model_type {meta['model_type']!r} does not fit the "
                          f"{MINILM_BLOCK!r} block's kind {kind!r} (a {model_type!r} model)")
     try:
-        described = READ_HF_CONFIG[model_type](meta, where).to_dict()
+        described = HF_CONFIG_READERS[model_type](meta, where).to_dict()
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where}: its Hugging Face fields cannot be read ({error})") from None
     differ = sorted(name for name, value in config.to_dict().items() if described[name] != value)

@@ -41,7 +41,6 @@ from minilm.config import ModelConfig
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 PICKLE_FILES = ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack")
-SUPPORTED_MODEL_TYPES = ("bert", "gpt2", "bart")
 
 # HF's `hidden_act` / `activation_function` -> ModelConfig.activation. "gelu" in HF is the exact
 # erf form; "gelu_new" and "gelu_pytorch_tanh" are both the tanh approximation GPT-2 was trained
@@ -207,6 +206,11 @@ def bart_config(hf: dict, where: Path) -> ModelConfig:
     )
 
 
+# model_type -> the reader of its config.json fields (checkpoint.py uses it too)
+HF_CONFIG_READERS = {"bert": bert_config, "gpt2": gpt2_config, "bart": bart_config}
+SUPPORTED_MODEL_TYPES = tuple(HF_CONFIG_READERS)
+
+
 # ---------------------------------------------------------------- HF names -> minilm names
 
 
@@ -334,8 +338,7 @@ def _parse_config(where: Path) -> tuple[dict, str, ModelConfig]:
         raise ValueError(f"{where}: model_type {model_type!r} is not supported; minilm loads "
                          f"{list(SUPPORTED_MODEL_TYPES)}")
     try:
-        config = {"bert": bert_config, "gpt2": gpt2_config, "bart": bart_config}[model_type](
-            hf, where)
+        config = HF_CONFIG_READERS[model_type](hf, where)
     except TypeError as error:  # e.g. "layer_norm_eps": "small" compared with 0
         raise ValueError(f"{where}: a field has the wrong type ({error})") from None
     except ValueError as error:
@@ -496,7 +499,7 @@ def _hf_model_type(directory) -> str | None:
     """The `model_type` a Hugging Face config.json names ("gpt2", ...); None without a readable
     config.json (load_run then says what is wrong)."""
     try:
-        config = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((Path(directory) / CONFIG_FILE).read_text(encoding="utf-8"))
         return config.get("model_type")
     except (OSError, ValueError, AttributeError):
         return None

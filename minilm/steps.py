@@ -51,7 +51,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from minilm import data
-from minilm.common.backends import is_torch_model, to_numpy
+from minilm.common.backends import check_dtype, is_torch_model, to_numpy
 from minilm.common.checks import positive_int
 from minilm.common.names import IGNORE_INDEX
 from minilm.distributed import ALONE, World, all_reduce_sum, current
@@ -129,8 +129,7 @@ class TorchStep:
 
         from minilm.torch import functional as TF
 
-        if dtype not in ("float32", "bfloat16"):
-            raise ValueError(f"dtype must be 'float32' or 'bfloat16', got {dtype!r}")
+        check_dtype("torch", dtype)
         self.autocast_dtype = torch.bfloat16 if dtype == "bfloat16" else None
 
         self.torch, self.cross_entropy = torch, TF.cross_entropy
@@ -235,8 +234,7 @@ def make_step(model, weight_decay: float, betas=(0.9, 0.999), grad_clip: float =
     NumPy step runs in one process."""
     world = current() if world is None else world
     if not is_torch_model(model):
-        if dtype != "float32":
-            raise ValueError(f"dtype {dtype!r} is for the torch twin: NumPy has no bfloat16")
+        check_dtype("numpy", dtype)
         if world.size > 1:
             raise ValueError(f"the NumPy step runs in one process, not {world.size}: use the "
                              "torch twin for data-parallel training")

@@ -386,7 +386,7 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
             history["val_step"].append(done)
             history["val_loss"].append(
                 evaluate(model, validation_batches(corpus_data.val_ids, settings, tokenizer)))
-            record = evaluation_record(settings, history, previous, floor, lr,
+            record = evaluation_record(history, previous, floor, lr,
                                        {f"{unit}_per_second": throughput,
                                         "seconds": seconds_before + elapsed})
             log.write(record, describe_evaluation(record, settings))
@@ -435,7 +435,7 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
     return metrics
 
 
-def evaluation_record(settings, history, previous: int, floor, lr: float, speed: dict) -> dict:
+def evaluation_record(history, previous: int, floor, lr: float, speed: dict) -> dict:
     """One line of metrics.jsonl: the step, the mean training loss since the `previous`
     evaluation, the validation loss in nats, bits and perplexity (and over the floor, when there
     is one), the learning rate, and `speed` (throughput, seconds so far)."""

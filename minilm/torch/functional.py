@@ -28,6 +28,7 @@ import warnings
 import torch
 from torch import nn
 
+from minilm.common.backends import check_device
 from minilm.common.checks import check_attention_inputs, check_cross_entropy_inputs
 from minilm.common.names import IGNORE_INDEX
 
@@ -86,12 +87,10 @@ def training_device_and_attention(device: str = "auto") -> tuple[str, str | None
         "mps"   SDPA (Triton has no Apple backend)
 
     A device the machine lacks is a ValueError naming it."""
-    if device == "auto":
+    if check_device("torch", device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     available = {"cpu": True, "cuda": torch.cuda.is_available(),
                  "mps": torch.backends.mps.is_available()}
-    if device not in available:
-        raise ValueError(f"device must be one of {('auto', *available)}, got {device!r}")
     if not available[device]:
         raise ValueError(f"device {device!r}: torch sees no such device on this machine "
                          "(try --device auto)")

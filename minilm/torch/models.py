@@ -31,6 +31,7 @@ from minilm.common.names import BERT_BLOCK_NAMES, GPT2_BLOCK_NAMES, gelu_approxi
 from minilm.config import ModelConfig
 from minilm.torch import functional as TF
 from minilm.torch.layers import (
+    CrossAttention,
     Embedding,
     LayerNorm,
     Linear,
@@ -102,7 +103,7 @@ class _Model(Module):
     def attention(self, name) -> None:
         self._attention = TF.check_attention(name, self.config.head_dim, self.word.weight.dtype)
         for module in self.modules():
-            if isinstance(module, MultiHeadAttention):
+            if isinstance(module, (MultiHeadAttention, CrossAttention)):  # CrossAttention: Seq2Seq
                 module.attention = self._attention
 
     @classmethod

@@ -100,17 +100,6 @@ class Seq2Seq(_Model):
     def tie_word_embeddings(self) -> bool:
         return self.lm_head is None
 
-    @property
-    def attention(self) -> str:
-        return self._attention
-
-    @attention.setter
-    def attention(self, name) -> None:
-        _Model.attention.fset(self, name)  # every self-attention layer
-        for module in self.modules():
-            if isinstance(module, CrossAttention):
-                module.attention = self._attention
-
     @classmethod
     def shaped_like(cls, numpy_model, attention=None):
         dtype = next(iter(numpy_model.params.values())).dtype

@@ -17,11 +17,10 @@ materialised score matrix alone is 8 MiB.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from hypothesis import strategies as st
 
+from minilm.check.exercises.attention import scale_of
 from minilm.check.framework import as_array, assert_close, assert_true, exercise, prop
 from minilm.numpy import functional as F
 from minilm.testing.oracles import allowed_keys, attention_logsumexp, peak_bytes
@@ -52,10 +51,6 @@ def allowed_of(case):
     key_mask = case["key_mask"]
     return allowed_keys(None if key_mask is None else key_mask[:, None, None, :], case["causal"],
                         case["q"].shape[-2], case["k"].shape[-2])
-
-
-def scale_of(case):
-    return 1 / math.sqrt(case["q"].shape[-1]) if case["scale"] is None else case["scale"]
 
 
 def reference(case, allowed=None):

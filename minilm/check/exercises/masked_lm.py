@@ -14,10 +14,10 @@ import math
 import numpy as np
 
 from minilm.check.framework import Failure, as_array, assert_true, exercise, prop
+from minilm.common.names import IGNORE_INDEX
 from minilm.testing.strategies import masking_cases
 
 LESSON = "04"
-IGNORE_INDEX = -100
 
 exercise("mask_tokens", LESSON,
          "mask_tokens(ids, rng, vocab_size, mask_id, special_ids, mask_prob=0.15, "
