@@ -17,9 +17,9 @@ cpu_step.png.
 
 from __future__ import annotations
 
-# benchmarks/inference.py pins the BLAS threads (--threads, read from the command line) when it is
-# imported, so it comes before NumPy.
-from inference import PAUSE_SECONDS, THREADS
+from threads import PAUSE_SECONDS, pin_threads
+
+THREADS = pin_threads(default=2)  # --threads N, before NumPy loads
 
 # isort: split
 import argparse
@@ -69,7 +69,7 @@ def main(argv=None):
     cpu_times = {"numpy": [], "torch": []}  # time.process_time: not counting waits for a core
     for repeat in range(args.repeats + 2):  # the first two rounds warm up
         for name, step in steps.items():
-            time.sleep(PAUSE_SECONDS)  # the other backend's threads go idle (see inference.py)
+            time.sleep(PAUSE_SECONDS)  # the other backend's threads go idle (threads.py)
             start, cpu_start = time.perf_counter(), time.process_time()
             step((inputs,), targets, lr=1e-4)
             if repeat >= 2:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 # benchmarks/attention.py chooses the device (one place for both scripts); benchmarks/ is on
 # sys.path when this file runs as a script.
-from attention import RESULTS, preamble, select_device, versions
+from attention import RESULTS, peak_memory_mib, preamble, refusal, select_device, versions
 
 # isort: split
 import argparse
@@ -147,15 +147,8 @@ def check_step(steps, batch, n_layers):
 def peak_mib(step, batch, device):
     """Most memory allocated during one step beyond what was allocated before it (activations,
     gradients, temporaries; not the two models' weights and Adam moments), MiB; None on the CPU."""
-    if device != "cuda":
-        step(*batch, lr=LR)
-        return None
-    synchronize(device)
-    before = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    step(*batch, lr=LR)
-    synchronize(device)
-    return round((torch.cuda.max_memory_allocated() - before) / 2**20, 1)
+    peak = peak_memory_mib(lambda: step(*batch, lr=LR), device)
+    return None if peak is None else round(peak, 1)
 
 
 def benchmark_workload(workload, smoke, device, warmup, repeats):
@@ -279,9 +272,8 @@ def main(argv=None):
         try:
             record = benchmark_workload(workload, args.smoke, device, warmup, repeats)
         except Exception as error:  # noqa: BLE001 (one workload failing must not cost the others)
-            first_line = (str(error).strip().splitlines() or [""])[0][:300]
             record = {"workload": workload.name, "batch": workload.batch,
-                      "seq_len": workload.seq_len, "error": f"{type(error).__name__}: {first_line}"}
+                      "seq_len": workload.seq_len, "error": refusal(error, ())}
         report["records"].append(record)
         report["not_run"].remove([workload.name, workload.batch, workload.seq_len])
         report["elapsed_s"] = round(time.perf_counter() - start, 1)

@@ -31,9 +31,12 @@ Writes benchmarks/results/profile_cpu[_LABEL].md and .json.
 
 from __future__ import annotations
 
-# benchmarks/inference.py pins the BLAS threads (--threads, read from the command line) when it is
-# imported, so it comes before NumPy; its batches are this script's inputs too.
-from inference import THREADS, padded_batch
+from threads import pin_threads
+
+THREADS = pin_threads(default=2)  # --threads N, before NumPy loads
+
+# isort: split
+from inference import padded_batch  # its batches are this script's inputs too
 
 # isort: split
 import argparse
@@ -370,7 +373,7 @@ def main(argv=None):
           "the same process on the workload's largest linear layer."), ""]
     for name, (run, shape) in workloads.items():
         run()  # warm up (allocations, first-call imports)
-        rate = max(gemm_rate(shape) for _ in range(2))
+        rate = gemm_rate(shape, repeats=14)
         ops, total_ms = op_table(run, args.repeats, rate)
         lines = line_table(run)
         cprof = cprofile_table(run)
@@ -379,7 +382,7 @@ def main(argv=None):
                                      "cprofile": cprof}
         md += [f"## {name}", "",
                (f"GEMM rate {rate / 1e9:.0f} GFLOP/s (float32, {shape[0]}x{shape[1]} @ "
-               f"{shape[1]}x{shape[2]}, best of 7); total {total_ms:.1f} ms per run."), "",
+               f"{shape[1]}x{shape[2]}, best of 14); total {total_ms:.1f} ms per run."), "",
                *markdown_op_table(ops, total_ms), "", ("Costliest lines (exclusive, one run under "
                "the line tracer):"), "", *markdown_lines(lines), "",
                "cProfile, total time per function:", "", *markdown_cprofile(cprof), ""]
