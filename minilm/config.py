@@ -81,6 +81,11 @@ class ModelConfig:
         """How many attention heads block `layer` has: n_heads less the ones pruned from it."""
         return self.n_heads - len(self.pruned_heads.get(layer, ()))
 
+    def live_heads(self, layer: int) -> list[int]:
+        """The original indices of the heads block `layer` still has, in order."""
+        pruned = self.pruned_heads.get(layer, ())
+        return [h for h in range(self.n_heads) if h not in pruned]
+
     def _checked_pruned_heads(self) -> dict[int, tuple[int, ...]]:
         """pruned_heads as {int layer: sorted tuple of heads}, empty entries dropped (JSON gives
         string keys and lists); every layer keeps at least one head."""

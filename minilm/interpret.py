@@ -69,9 +69,7 @@ def attention_maps(model, tokenizer, text: str, pair: str | None = None, max_len
     config, time = encoder.config, batch["input_ids"].shape[1]
     maps = np.zeros((config.n_layers, config.n_heads, time, time))
     for layer, block in enumerate(encoder.blocks):
-        pruned = config.pruned_heads.get(layer, ())
-        live = [h for h in range(config.n_heads) if h not in pruned]
-        maps[layer, live] = block.attn.cache.probs[0]  # (H_l, T, T): what the softmax gave
+        maps[layer, config.live_heads(layer)] = block.attn.cache.probs[0]  # (H_l, T, T): what the softmax gave
     return list(tokenizer.convert_ids_to_tokens(batch["input_ids"][0])), maps
 
 
@@ -182,7 +180,7 @@ def head_importance(model, tokenizer, texts, labels, batch_size: int = 32, max_l
             inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
             grads = _gate_gradients(model, inputs, labels[start:start + batch_size])
             for layer, grad in enumerate(grads):  # (B, H_l): one gradient per example
-                importance[layer, _live_heads(config, layer)] += np.abs(grad).sum(axis=0)
+                importance[layer, config.live_heads(layer)] += np.abs(grad).sum(axis=0)
     finally:
         set_head_gates(model, None)
         model.train(was_training)
@@ -192,11 +190,6 @@ def head_importance(model, tokenizer, texts, labels, batch_size: int = 32, max_l
     if normalize:
         importance /= np.sqrt(np.nansum(importance**2, axis=1, keepdims=True))
     return importance
-
-
-def _live_heads(config, layer: int) -> list[int]:
-    pruned = config.pruned_heads.get(layer, ())
-    return [h for h in range(config.n_heads) if h not in pruned]
 
 
 def _gate_gradients(model, inputs, labels) -> list[np.ndarray]:
