@@ -146,9 +146,16 @@ def as_array(value, what: str) -> np.ndarray:
         raise Failure(f"{what}: expected an array, got {type(value).__name__}") from None
 
 
+def returned(value, function: str, names: tuple[str, ...], arrays: bool = True) -> tuple:
+    """A learner's tuple return value (names[0], names[1], ...), its items as arrays (as_array)
+    unless `arrays` is False; a Failure saying what `function` must return when `value` is not a
+    tuple of that length."""
+    if not (isinstance(value, tuple) and len(value) == len(names)):
+        raise Failure(f"{function} must return ({', '.join(names)}), got {type(value).__name__}"
+                      + (f" of length {len(value)}" if isinstance(value, tuple) else ""))
+    return tuple(as_array(item, name) for item, name in zip(value, names)) if arrays else value
+
+
 def pair(value, what: str):
     """An op-pair forward's return value must be (out, cache)."""
-    if not (isinstance(value, tuple) and len(value) == 2):
-        raise Failure(f"{what} must return (out, cache), got {type(value).__name__}"
-                      + (f" of length {len(value)}" if isinstance(value, tuple) else ""))
-    return value
+    return returned(value, what, ("out", "cache"), arrays=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minilm.check.framework import Failure, as_array, assert_true, exercise, prop
+from minilm.check.framework import Failure, as_array, assert_true, exercise, prop, returned
 from minilm.testing.strategies import span_cases, word_alignment_cases
 
 LESSON = "07"
@@ -31,11 +31,8 @@ def spans_of(impl, case):
     """The learner's (starts, ends, scores), each checked to be (B,) integers / floats."""
     result = impl.best_span(case["start_logits"], case["end_logits"], case["max_answer_len"],
                             case["allowed_mask"])
-    assert_true(isinstance(result, tuple) and len(result) == 3,
-                f"best_span must return (starts, ends, scores), got {type(result).__name__}")
+    starts, ends, scores = returned(result, "best_span", ("starts", "ends", "scores"))
     batch = case["start_logits"].shape[0]
-    starts, ends, scores = (as_array(r, what) for r, what in zip(result, ("starts", "ends",
-                                                                          "scores")))
     for values, what in ((starts, "starts"), (ends, "ends"), (scores, "scores")):
         assert_true(values.shape == (batch,), f"{what} has shape {values.shape}, expected "
                                               f"({batch},): one per example")

@@ -19,7 +19,15 @@ import numpy as np
 from hypothesis import strategies as st
 
 from minilm.check.exercises.language_models import FD_TOL, TORCH_TOL, upstream
-from minilm.check.framework import as_array, assert_close, assert_true, exercise, pair, prop
+from minilm.check.framework import (
+    as_array,
+    assert_close,
+    assert_true,
+    exercise,
+    pair,
+    prop,
+    returned,
+)
 from minilm.testing.oracles import (
     allowed_keys,
     finite_difference_error,
@@ -237,10 +245,8 @@ def attention_empty_rows(impl, case):
 def attention_backward_is_the_gradient(impl, case):
     out, cache = attend(impl, case)
     dout = upstream(case, np.shape(out))
-    grads = impl.attention_backward(dout, cache)
-    assert_true(isinstance(grads, tuple) and len(grads) == 3,
-                "attention_backward must return (dq, dk, dv)")
-    pairs = [(case[name], as_array(g, f"d{name}")) for name, g in zip("qkv", grads)]
+    grads = returned(impl.attention_backward(dout, cache), "attention_backward", ("dq", "dk", "dv"))
+    pairs = [(case[name], g) for name, g in zip("qkv", grads)]
     error = finite_difference_error(lambda: attend(impl, case)[0], dout, pairs)
     assert_true(error <= FD_TOL, f"(dq, dk, dv) vs finite differences: error {error:.3g} > "
                                  f"{FD_TOL:g}", error)

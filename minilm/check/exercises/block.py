@@ -26,6 +26,7 @@ from minilm.check.framework import (
     exercise,
     pair,
     prop,
+    returned,
 )
 from minilm.config import ModelConfig
 from minilm.numpy.layers import Branch, FeedForward, LayerNorm, MultiHeadAttention, ParameterStore
@@ -158,9 +159,8 @@ backward_checks("linear", _linear_forward, _linear_backward, _linear_inputs, _to
       needs=("linear_forward",), hint="return (dx, dweight, None) when bias is None")
 def linear_bias_gradient_presence(impl, case):
     out, cache = pair(_linear_forward(impl, case), "linear_forward")
-    grads = impl.linear_backward(upstream(case, np.shape(out)), cache)
-    assert_true(isinstance(grads, tuple) and len(grads) == 3,
-                "linear_backward must return (dx, dweight, dbias)")
+    grads = returned(impl.linear_backward(upstream(case, np.shape(out)), cache), "linear_backward",
+                     ("dx", "dweight", "dbias"), arrays=False)
     assert_true((case["bias"] is None) == (grads[2] is None),
                 f"bias {'absent' if case['bias'] is None else 'given'} but dbias is "
                 f"{'None' if grads[2] is None else 'an array'}")

@@ -24,6 +24,7 @@ from minilm.check.framework import (
     exercise,
     pair,
     prop,
+    returned,
 )
 from minilm.testing.oracles import finite_difference_error, numerical_gradient
 from minilm.testing.strategies import distillation_cases, head_gate_cases, quantization_cases
@@ -52,10 +53,8 @@ exercise("distillation_loss_backward", LESSON,
 
 
 def _quantized(impl, case):
-    result = impl.quantize_per_channel(case["weight"], case["bits"])
-    assert_true(isinstance(result, tuple) and len(result) == 2,
-                f"quantize_per_channel must return (q, scale), got {type(result).__name__}")
-    q, scale = as_array(result[0], "q"), as_array(result[1], "scale")
+    q, scale = returned(impl.quantize_per_channel(case["weight"], case["bits"]),
+                        "quantize_per_channel", ("q", "scale"))
     rows = case["weight"].shape[0]
     assert_true(q.shape == case["weight"].shape, f"q has shape {q.shape}, expected the "
                                                  f"weight's {case['weight'].shape}")
@@ -158,10 +157,8 @@ def head_gate_forward_scales_heads(impl, case):
 
 def _gate_gradients(impl, case):
     _, cache = _gate_forward(impl, case)
-    grads = impl.head_gate_backward(case["dout"], cache)
-    assert_true(isinstance(grads, tuple) and len(grads) == 2,
-                "head_gate_backward must return (dheads, dgate)")
-    dheads, dgate = as_array(grads[0], "dheads"), as_array(grads[1], "dgate")
+    dheads, dgate = returned(impl.head_gate_backward(case["dout"], cache), "head_gate_backward",
+                             ("dheads", "dgate"))
     assert_true(dgate.shape == case["gate"].shape,
                 f"dgate has shape {dgate.shape}, expected the gate's {case['gate'].shape}: a "
                 "gate shared by the batch sums its gradient over the batch")

@@ -21,7 +21,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from minilm.check.exercises.attention import scale_of
-from minilm.check.framework import as_array, assert_close, assert_true, exercise, prop
+from minilm.check.framework import assert_close, assert_true, exercise, prop, returned
 from minilm.numpy import functional as F
 from minilm.testing.oracles import allowed_keys, attention_logsumexp, peak_bytes
 from minilm.testing.strategies import flash_attention_cases
@@ -107,9 +107,7 @@ def forward(impl, case):
     result = impl.flash_attention_forward(
         case["q"], case["k"], case["v"], causal=case["causal"], key_mask=case["key_mask"],
         scale=case["scale"], block_m=case["block_m"], block_n=case["block_n"])
-    assert_true(isinstance(result, tuple) and len(result) == 2,
-                "flash_attention_forward must return (out, lse)")
-    return as_array(result[0], "out"), as_array(result[1], "lse")
+    return returned(result, "flash_attention_forward", ("out", "lse"))
 
 
 def assert_out_is_attention(impl, case, what):
@@ -181,9 +179,7 @@ def backward(impl, case, dout, out, lse):
         dout, case["q"], case["k"], case["v"], out, lse, causal=case["causal"],
         key_mask=case["key_mask"], scale=case["scale"], block_m=case["block_m"],
         block_n=case["block_n"])
-    assert_true(isinstance(grads, tuple) and len(grads) == 3,
-                "flash_attention_backward must return (dq, dk, dv)")
-    return [as_array(g, name) for g, name in zip(grads, ("dq", "dk", "dv"))]
+    return list(returned(grads, "flash_attention_backward", ("dq", "dk", "dv")))
 
 
 def upstream_and_reference(case):
@@ -246,9 +242,7 @@ def split_keys(case, in_a):
 
 def merged(impl, part_a, part_b):
     result = impl.merge_attention(part_a[0], part_a[1], part_b[0], part_b[1])
-    assert_true(isinstance(result, tuple) and len(result) == 2,
-                "merge_attention must return (out, lse)")
-    return as_array(result[0], "out"), as_array(result[1], "lse")
+    return returned(result, "merge_attention", ("out", "lse"))
 
 
 def assert_merge_is_whole(impl, case, in_a):

@@ -16,7 +16,14 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from minilm.check.framework import Failure, as_array, assert_close, assert_true, exercise, prop
+from minilm.check.framework import (
+    as_array,
+    assert_close,
+    assert_true,
+    exercise,
+    prop,
+    returned,
+)
 from minilm.testing.strategies import seeds
 
 LESSON = "03"
@@ -198,10 +205,7 @@ def _adamw(impl, case, param, grad, exp_avg, exp_avg_sq, step, weight_decay=None
     result = impl.adamw_update(param, grad, exp_avg, exp_avg_sq, step, case["lr"], case["betas"],
                                case["eps"], case["weight_decay"] if weight_decay is None
                                else weight_decay)
-    if not (isinstance(result, tuple) and len(result) == 3):
-        raise Failure("adamw_update must return (param, exp_avg, exp_avg_sq)")
-    return tuple(as_array(value, name) for value, name in
-                 zip(result, ("param", "exp_avg", "exp_avg_sq")))
+    return returned(result, "adamw_update", ("param", "exp_avg", "exp_avg_sq"))
 
 
 @prop("adamw_update", "matches torch.optim.AdamW step after step (float64)", adamw_cases(),

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from minilm.check.framework import Failure, as_array, assert_true, exercise, prop
+from minilm.check.framework import Failure, assert_true, exercise, prop, returned
 from minilm.common.names import IGNORE_INDEX
 from minilm.testing.strategies import masking_cases
 
@@ -34,10 +34,7 @@ def masked(impl, case, defaults=False, seed=None):
     args = (ids, rng, case["vocab_size"], case["mask_id"], list(case["special_ids"]))
     kwargs = {} if defaults else {k: case[k] for k in
                                   ("mask_prob", "mask_token_prob", "random_token_prob")}
-    result = impl.mask_tokens(*args, **kwargs)
-    assert_true(isinstance(result, tuple) and len(result) == 2,
-                f"mask_tokens must return (inputs, labels), got {type(result).__name__}")
-    inputs, labels = as_array(result[0], "inputs"), as_array(result[1], "labels")
+    inputs, labels = returned(impl.mask_tokens(*args, **kwargs), "mask_tokens", ("inputs", "labels"))
     for name, array in (("inputs", inputs), ("labels", labels)):
         assert_true(array.shape == ids.shape, f"{name} has shape {array.shape}, ids {ids.shape}")
         assert_true(np.issubdtype(array.dtype, np.integer),

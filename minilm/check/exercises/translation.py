@@ -16,13 +16,13 @@ from hypothesis import strategies as st
 
 from minilm.check.exercises.language_models import FD_TOL, TORCH_TOL
 from minilm.check.framework import (
-    Failure,
     as_array,
     assert_close,
     assert_true,
     exercise,
     pair,
     prop,
+    returned,
 )
 from minilm.testing.oracles import finite_difference_error, torch_forward_backward
 from minilm.testing.strategies import seeds
@@ -111,9 +111,7 @@ def cross_attention_ignores_padding(impl, case):
 def cross_backward(impl, case):
     _, cache = cross_forward(impl, case)
     grads = impl.cross_attention_backward(case["dout"], cache)
-    if not (isinstance(grads, tuple) and len(grads) == 5):
-        raise Failure("cross_attention_backward must return (dx, dmemory, dw_q, dw_k, dw_v)")
-    return [as_array(g, name) for g, name in zip(grads, ("dx", "dmemory", *WEIGHTS))]
+    return list(returned(grads, "cross_attention_backward", ("dx", "dmemory", "dw_q", "dw_k", "dw_v")))
 
 
 @prop("cross_attention_backward", "dx, d memory and the weights' gradients match torch autograd",
@@ -173,9 +171,7 @@ def beam_cases(draw):
 def run_beam_step(impl, case, **changes):
     case = {**case, **changes}
     result = impl.beam_step(case["beam_scores"], case["log_probs"], case["n_best"])
-    if not (isinstance(result, tuple) and len(result) == 3):
-        raise Failure("beam_step must return (scores, beams, tokens)")
-    scores, beams, tokens = (as_array(v, n) for v, n in zip(result, ("scores", "beams", "tokens")))
+    scores, beams, tokens = returned(result, "beam_step", ("scores", "beams", "tokens"))
     shape = (case["log_probs"].shape[0], case["n_best"])
     assert_true(scores.shape == beams.shape == tokens.shape == shape,
                 f"scores {scores.shape}, beams {beams.shape}, tokens {tokens.shape}: expected "
