@@ -17,7 +17,7 @@ cpu_step.png.
 
 from __future__ import annotations
 
-from threads import PAUSE_SECONDS, pin_threads
+from threads import alternate, pin_threads
 
 THREADS = pin_threads(default=2)  # --threads N, before NumPy loads
 
@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -65,16 +64,8 @@ def main(argv=None):
     shape = (args.batch_size, args.seq_len)
     inputs, targets = rng.integers(0, 64, shape), rng.integers(0, 64, shape)
 
-    times = {"numpy": [], "torch": []}
-    cpu_times = {"numpy": [], "torch": []}  # time.process_time: not counting waits for a core
-    for repeat in range(args.repeats + 2):  # the first two rounds warm up
-        for name, step in steps.items():
-            time.sleep(PAUSE_SECONDS)  # the other backend's threads go idle (threads.py)
-            start, cpu_start = time.perf_counter(), time.process_time()
-            step((inputs,), targets, lr=1e-4)
-            if repeat >= 2:
-                times[name].append(time.perf_counter() - start)
-                cpu_times[name].append(time.process_time() - cpu_start)
+    times, cpu_times = alternate({name: lambda step=step: step((inputs,), targets, lr=1e-4)
+                                  for name, step in steps.items()}, args.repeats)
 
     tokens = args.batch_size * args.seq_len
     median = {name: statistics.median(values) for name, values in times.items()}

@@ -9,7 +9,7 @@ uniform in [T/2, T]) and their attention mask.
 For each batch size x length of the grid, the four outputs are first checked equal (max |difference|
 over real tokens <= 1e-4, tests/test_pretrained.py's tolerance); then the four run alternately in
 one process (numpy, twin sdpa, twin math, HF, numpy, ...), so that a busy machine slows them alike,
-each after a pause that lets the previous one's threads go idle (`PAUSE_SECONDS`), and each one's
+each after a pause that lets the previous one's threads go idle (`threads.alternate`), and each one's
 median time is reported as sentences per second and as a ratio to Hugging Face's.
 
 Threads are pinned before NumPy and torch load (`--threads N`: OMP/OpenBLAS/MKL variables and
@@ -23,7 +23,7 @@ each run, and the ratios, not the absolute times, are what to compare.
 
 from __future__ import annotations
 
-from threads import PAUSE_SECONDS, pin_threads
+from threads import alternate, pin_threads
 
 THREADS = pin_threads(default=2)
 
@@ -97,15 +97,8 @@ def measure(models, batch, time_steps, vocab_size, repeats):
         if not error <= TOLERANCE:
             raise AssertionError(f"{name} differs from HF BertModel by {error:.2e} at "
                                  f"{batch} x {time_steps} (tolerance {TOLERANCE})")
-    times = {name: [] for name in models}
-    cpu_times = {name: [] for name in models}
-    for _ in range(repeats):
-        for name, encode in models.items():
-            time.sleep(PAUSE_SECONDS)
-            start, cpu_start = time.perf_counter(), time.process_time()
-            encode(ids, mask)
-            times[name].append(time.perf_counter() - start)
-            cpu_times[name].append(time.process_time() - cpu_start)
+    times, cpu_times = alternate({name: lambda encode=encode: encode(ids, mask)
+                                  for name, encode in models.items()}, repeats, warmup=0)
     median = {name: statistics.median(values) for name, values in times.items()}
     cpu = {name: statistics.median(values) for name, values in cpu_times.items()}
     return {

@@ -25,7 +25,7 @@ tokenizer) into benchmarks/results/translation_model/, which lesson 09 reads.
 
 from __future__ import annotations
 
-from threads import PAUSE_SECONDS, pin_threads
+from threads import alternate, pin_threads
 
 THREADS = pin_threads(default=1)
 
@@ -60,19 +60,6 @@ RESULTS = Path(__file__).parent / "results"
 TARGET_EXACT_MATCH, TARGET_SECONDS = 0.90, 300
 
 
-def alternate(functions: dict, repeats: int, warmup: int = 2) -> dict[str, list[float]]:
-    """Seconds of each call, the functions taking turns, the first `warmup` rounds dropped."""
-    times = {name: [] for name in functions}
-    for repeat in range(repeats + warmup):
-        for name, function in functions.items():
-            time.sleep(PAUSE_SECONDS)  # the other one's threads go idle (threads.py)
-            start = time.perf_counter()
-            function()
-            if repeat >= warmup:
-                times[name].append(time.perf_counter() - start)
-    return times
-
-
 def step_times(config, settings, data, repeats):
     """Median seconds of one training step on each backend, measured alternately."""
     steps = {backend: make_step(on_backend(Seq2Seq(config, seed=0), backend),
@@ -80,8 +67,8 @@ def step_times(config, settings, data, repeats):
                                 grad_clip=settings.grad_clip) for backend in ("numpy", "torch")}
     inputs, targets = training_batch(data.train, settings, data.tokenizer,
                                      np.random.default_rng(0))
-    times = alternate({name: lambda step=step: step(inputs, targets, lr=1e-4)
-                       for name, step in steps.items()}, repeats)
+    times, _ = alternate({name: lambda step=step: step(inputs, targets, lr=1e-4)
+                          for name, step in steps.items()}, repeats)
     return {name: statistics.median(values) for name, values in times.items()}, times
 
 
@@ -95,8 +82,8 @@ def cache_times(model, data, repeats, n_sentences=256):
                              model.config.max_len, use_cache=use_cache)
 
     assert run(True) == run(False)
-    times = alternate({"cache": lambda: run(True), "no_cache": lambda: run(False)}, repeats,
-                      warmup=1)
+    times, _ = alternate({"cache": lambda: run(True), "no_cache": lambda: run(False)}, repeats,
+                         warmup=1)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
