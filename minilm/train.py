@@ -6,7 +6,7 @@ built-in parallel corpus of `minilm.translation`; batches are sentence pairs, va
 stories' sentences, and the run ends by translating them: exact match, BLEU, chrF).
 
     for each step:  batch -> one training step (minilm.steps): loss, gradients, clip, AdamW
-                    with the learning rate of warmup + cosine decay
+                    with the learning rate of warmup + decay (cosine by default, or linear)
     every eval_every steps:  validation loss on held-out text, one line of metrics.jsonl
 
 The model is built in NumPy from `seed` and, for `--backend torch`, handed to its twin with the same
@@ -79,7 +79,7 @@ from minilm.config import ModelConfig
 from minilm.metrics_log import TENSORBOARD_HELP, MetricsLog, check_tensorboard
 from minilm.numpy import Decoder, Encoder, Seq2Seq
 from minilm.numpy import functional as F
-from minilm.numpy.optim import lr_schedule
+from minilm.numpy.optim import DECAY_KINDS, lr_schedule
 from minilm.plots import plot_loss_curve
 from minilm.steps import check_finite_loss, make_step
 from minilm.tokenizers import CharTokenizer
@@ -110,7 +110,9 @@ class TrainSettings:
         None, f"tokens (characters) per sequence, clm and mlm (default: {DEFAULT_SEQ_LEN}, or "
               "fewer when the text's training split is shorter)")
     lr: float = setting(3e-3, "peak learning rate, reached after warmup")
-    min_lr: float | None = setting(None, "learning rate at the end of the cosine decay "
+    lr_decay: str = setting("cosine", "after warmup, from --lr down to --min-lr at the last step "
+                                      "('constant': no decay)", choices=DECAY_KINDS)
+    min_lr: float | None = setting(None, "learning rate at the end of the decay "
                                          "(default: --lr / 10)")
     warmup_steps: int | None = setting(
         None, "steps of linearly rising learning rate (default: min(50, steps // 10))")
@@ -140,6 +142,8 @@ class TrainSettings:
         if self.seq_len is not None and self.seq_len < 2:
             raise ValueError(f"seq_len must be >= 2, got {self.seq_len}")
         number_in("lr", self.lr, "(0, inf)")
+        if self.lr_decay not in DECAY_KINDS:
+            raise ValueError(f"lr_decay must be one of {DECAY_KINDS}, got {self.lr_decay!r}")
         if self.min_lr is None:
             self.min_lr = self.lr / 10
         number_in("min_lr", self.min_lr, f"[0, {self.lr}]")
@@ -370,8 +374,8 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
                unit="step",
                dynamic_ncols=True)
     for step in bar:
-        lr = lr_schedule(step, settings.lr, settings.steps, settings.warmup_steps, "cosine",
-                         settings.min_lr)
+        lr = lr_schedule(step, settings.lr, settings.steps, settings.warmup_steps,
+                         settings.lr_decay, settings.min_lr)
         inputs, targets = training_batch(corpus_data.train_ids, settings, tokenizer, rng)
         loss = check_finite_loss(step_fn(inputs, targets, lr), step)
         history["step"].append(step)

@@ -12,6 +12,7 @@ from minilm.checkpoint import load_run, read_run, save_run
 from minilm.cli import main
 from minilm.common.backends import to_numpy
 from minilm.numpy import Decoder
+from minilm.numpy.optim import DECAY_KINDS, lr_schedule
 from minilm.tokenizers import CharTokenizer
 from minilm.train import TrainSettings, train
 
@@ -64,6 +65,22 @@ def test_the_built_in_corpus_reports_its_entropy_floor(tmp_path):
     metrics = train(tiny_settings(steps=2, eval_every=2), TINY, None, tmp_path, progress=False)
     assert metrics["entropy_floor"] == pytest.approx(corpus_entropy_rate())
     assert 0.3 < metrics["entropy_floor"] < metrics["val_loss"]
+
+
+@pytest.mark.parametrize("lr_decay", DECAY_KINDS)
+def test_the_loop_follows_the_chosen_decay(lr_decay, tmp_path):
+    """Each line of metrics.jsonl records the learning rate of its step: lr_schedule's, with the
+    chosen decay (cosine by default, linear, constant), warmup and min_lr."""
+    settings = tiny_settings(steps=12, eval_every=3, eval_tokens=200, warmup_steps=2,
+                             lr_decay=lr_decay)
+    train(settings, TINY, None, tmp_path, progress=False)
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [3, 6, 9, 12]
+    expected = [lr_schedule(step - 1, settings.lr, 12, 2, lr_decay, settings.min_lr)
+                for step in (3, 6, 9, 12)]
+    assert [line["lr"] for line in lines] == pytest.approx(expected, rel=1e-12)
+    if lr_decay != "constant":
+        assert lines[-1]["lr"] < lines[0]["lr"]
 
 
 def test_command_line_trains_then_generates(text_file, tmp_path, capsys):
@@ -136,7 +153,8 @@ def test_run_directory_round_trip_is_exact(backend, tmp_path):
     "overrides, argument",
     [({"objective": "nsp"}, "objective"), ({"backend": "jax"}, "backend"),
      ({"steps": 0}, "steps"), ({"seq_len": 1}, "seq_len"),
-     ({"steps": 4, "warmup_steps": 10}, "warmup_steps"), ({"adam_beta2": 1.0}, "adam_beta2")],
+     ({"steps": 4, "warmup_steps": 10}, "warmup_steps"), ({"adam_beta2": 1.0}, "adam_beta2"),
+     ({"lr_decay": "step"}, "lr_decay")],
 )
 def test_bad_settings_name_the_argument(overrides, argument):
     with pytest.raises(ValueError, match=argument):
