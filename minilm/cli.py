@@ -35,10 +35,10 @@ from minilm.train import TrainSettings, resume_training, train
 from minilm.translation import TRANSLATION_MODEL
 
 # `make demo`'s recipe, chosen by measurement within its 5-minute budget on 2 cores
-# (benchmarks/demo_recipe.py, benchmarks/results/demo_recipe.md): about 0.11 s per step of 2048
-# characters on one BLAS thread, 4.6 minutes in all
-DEMO_SETTINGS = dict(objective="clm", steps=2400, batch_size=16, seq_len=128, lr=8e-3,
-                     min_lr=0.0, warmup_steps=100, eval_every=400)
+# (benchmarks/demo_recipe.py, benchmarks/results/demo_recipe.md): 76-85 ms per step of 2048
+# characters on two BLAS threads, about 4.8 minutes in all
+DEMO_SETTINGS = dict(objective="clm", steps=3400, batch_size=16, seq_len=128, lr=8e-3,
+                     lr_decay="linear", min_lr=0.0, warmup_steps=100, eval_every=425)
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -540,7 +540,7 @@ def build_parser():
     p = command("demo", "train a small GPT on the built-in corpus (a few minutes)", command_demo,
                 _described("Train the demo model (a 0.6M-parameter character-level GPT, "
                            "--preset demo) in NumPy on the built-in story corpus, "
-                           f"{DEMO_SETTINGS['steps']} steps (about 4.5 minutes on 2 CPU cores), "
+                           f"{DEMO_SETTINGS['steps']} steps (about 5 minutes on 2 CPU cores), "
                            "print its validation loss against "
                            "the corpus's exact entropy rate, then three sampled stories.",
                            "minilm demo --out runs/demo"))
