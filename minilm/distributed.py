@@ -142,6 +142,15 @@ def join(backend: str) -> World:
     return current()
 
 
+def join_run(settings) -> World:
+    """This process's place in a run with these settings (a TrainSettings or FinetuneSettings):
+    `join(settings.backend)`, then per_rank_batch's check that settings.batch_size cuts into the
+    processes' settings.grad_accum micro-batches."""
+    world = join(settings.backend)  # under torchrun, this process's rank
+    per_rank_batch(settings.batch_size, settings.grad_accum, world)
+    return world
+
+
 def per_rank_batch(batch_size: int, grad_accum: int, world: World) -> int:
     """The rows each process computes per step, batch_size / world.size, checked to cut into
     `grad_accum` equal micro-batches (ValueError naming the flags otherwise)."""

@@ -326,6 +326,7 @@ class Plan(NamedTuple):
 
 
 def plan(settings: FinetuneSettings, task: Task, model) -> Plan:
+    """The run's Plan: its steps, warmup, parameters and the strategies' per-parameter settings."""
     params, n_layers = numpy_params(model), model.config.n_layers
     names = list(params)
     steps_per_epoch = math.ceil(len(task.train_texts) / settings.batch_size)
@@ -339,6 +340,14 @@ def plan(settings: FinetuneSettings, task: Task, model) -> Plan:
                 names, sum(p.size for p in params.values()), lr_scale, unfreeze_every)
 
 
+def step_for(model, settings: FinetuneSettings, run_plan: Plan, world):
+    """The training step (minilm.steps) of `settings` for `model` in this process of `world`,
+    with the plan's layer-wise learning-rate scales."""
+    return make_step(model, settings.weight_decay, grad_clip=settings.grad_clip,
+                     lr_scale=run_plan.lr_scale, dtype=settings.dtype,
+                     grad_accum=settings.grad_accum, world=world)
+
+
 def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
              task: Task | None = None, config: ModelConfig | None = None) -> dict | None:
     """Fine-tune, evaluate after every epoch, checkpoint into the run directory `out_dir` (checked
@@ -349,8 +358,7 @@ def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
     """
     if settings.tensorboard:
         check_tensorboard()
-    world = distributed.join(settings.backend)  # under torchrun, this process's rank
-    distributed.per_rank_batch(settings.batch_size, settings.grad_accum, world)
+    world = distributed.join_run(settings)
     if not world.is_main:
         out_dir = None  # rank 0 alone writes the run directory
     if out_dir is not None:
@@ -369,9 +377,7 @@ def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
         start_run(out_dir, model, tokenizer, label_names=list(task.label_names), base_model=base,
                   settings=asdict(settings), task_sha256=task_digest(task))
     run_plan = plan(settings, task, numpy_model)
-    step_fn = make_step(model, settings.weight_decay, grad_clip=settings.grad_clip,
-                        lr_scale=run_plan.lr_scale, dtype=settings.dtype,
-                        grad_accum=settings.grad_accum, world=world)
+    step_fn = step_for(model, settings, run_plan, world)
     history = {"loss": [], "lr": [], "lowest_trainable_depth": [], "epoch_train_seconds": [],
                "eval_step": [], "eval_loss": [], "eval_accuracy": [], "eval_macro_f1": []}
     position = Position(0, np.random.default_rng(settings.seed), None, 0.0)
@@ -400,14 +406,11 @@ def resume_finetuning(directory, progress: bool = True,
                          "(its examples or labels differ): resuming would train on other data")
     if settings.tensorboard:
         check_tensorboard()
-    world = distributed.join(settings.backend)
-    distributed.per_rank_batch(settings.batch_size, settings.grad_accum, world)
+    world = distributed.join_run(settings)
     model = restore_model(run, state, settings.backend, settings.device)
     distributed.restore_generators(model, state.progress.get("process_generators"), world)
     run_plan = plan(settings, task, model)
-    step_fn = make_step(model, settings.weight_decay, grad_clip=settings.grad_clip,
-                        lr_scale=run_plan.lr_scale, dtype=settings.dtype,
-                        grad_accum=settings.grad_accum, world=world)
+    step_fn = step_for(model, settings, run_plan, world)
     step_fn.load_state_dict(state.optimizer)
     return _finetune_from(position, settings, task, model, run.tokenizer, step_fn, run_plan,
                           history, base, Path(directory) if world.is_main else None, progress)

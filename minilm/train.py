@@ -260,6 +260,13 @@ def initial_model(kind: str, config: ModelConfig, settings: TrainSettings):
     return on_backend(numpy_model, settings.backend, settings.seed, settings.device)
 
 
+def step_for(model, settings: TrainSettings, world):
+    """The training step (minilm.steps) of `settings` for `model` in this process of `world`."""
+    return make_step(model, settings.weight_decay, betas=(0.9, settings.adam_beta2),
+                     grad_clip=settings.grad_clip, dtype=settings.dtype,
+                     grad_accum=settings.grad_accum, world=world)
+
+
 def loss_units(nats: float) -> dict[str, float]:
     """A cross-entropy in nats per token, also in bits per token (nats / ln 2) and as perplexity
     (e^nats), see the module docstring."""
@@ -280,8 +287,7 @@ def train(settings: TrainSettings, config: ModelConfig | None = None, text_path=
         translation.scorer()  # BLEU and chrF at the end need sacrebleu: say so before training
     if settings.tensorboard:
         check_tensorboard()
-    world = distributed.join(settings.backend)  # under torchrun, this process's rank
-    distributed.per_rank_batch(settings.batch_size, settings.grad_accum, world)
+    world = distributed.join_run(settings)
     if not world.is_main:
         out_dir = None  # rank 0 alone writes the run directory
     if out_dir is not None:
@@ -302,9 +308,7 @@ def train(settings: TrainSettings, config: ModelConfig | None = None, text_path=
         start_run(out_dir, model, tokenizer, objective=settings.objective,
                   settings=asdict(settings), text=corpus_data.text_path,
                   text_sha256=corpus_data.sha256)
-    step_fn = make_step(model, settings.weight_decay, betas=(0.9, settings.adam_beta2),
-                        grad_clip=settings.grad_clip, dtype=settings.dtype,
-                        grad_accum=settings.grad_accum, world=world)
+    step_fn = step_for(model, settings, world)
     history = {"step": [], "train_loss": [], "val_step": [], "val_loss": []}
     rng = np.random.default_rng(settings.seed)
     return _train_from(0, settings, model, step_fn, corpus_data, history, rng, 0.0, out_dir,
@@ -330,13 +334,10 @@ def resume_training(directory, progress=True) -> dict | None:
                          "resuming would train on different text")
     if settings.tensorboard:
         check_tensorboard()
-    world = distributed.join(settings.backend)
-    distributed.per_rank_batch(settings.batch_size, settings.grad_accum, world)
+    world = distributed.join_run(settings)
     model = restore_model(run, state, settings.backend, settings.device)
     distributed.restore_generators(model, state.progress.get("process_generators"), world)
-    step_fn = make_step(model, settings.weight_decay, betas=(0.9, settings.adam_beta2),
-                        grad_clip=settings.grad_clip, dtype=settings.dtype,
-                        grad_accum=settings.grad_accum, world=world)
+    step_fn = step_for(model, settings, world)
     step_fn.load_state_dict(state.optimizer)
     return _train_from(state.step, settings, model, step_fn, corpus_data, history,
                        restored_generator(generator), seconds,
