@@ -314,7 +314,8 @@ def format_classification_report(label_names, per_label: dict, confusion) -> str
 
 def command_predict(args):
     """`minilm predict`: a fine-tuned classifier's label and probabilities for each text."""
-    from minilm.finetune import load_finetuned, predict_logits
+    from minilm.classification import predict_logits
+    from minilm.finetune import load_finetuned
     from minilm.numpy import functional as F
 
     texts = _texts_from(args, "the texts to classify")

@@ -10,14 +10,7 @@ starts from random weights. Every step: a batch of sentences -> logits (B, L) ->
 gradients -> clip their global norm to 1 -> AdamW with the learning rate of the schedule. A run is
 `--epochs` passes over the training split, or exactly `--max-steps` steps. After each epoch (or
 every `--eval-every` steps) and after the last step the test split is classified: its loss,
-accuracy, the confusion matrix and F1 (`classification_metrics`) make one line of metrics.jsonl.
-
-Accuracy alone can flatter: on a test split that is 90% one label, always answering that label
-scores 0.9. Per label, precision = right / predicted as it, recall = right / truly it, and F1 =
-2PR / (P + R), their harmonic mean, which is low unless both are high; macro-F1 averages F1 over the
-labels with equal weight, so a label the classifier never gets right costs it 1/L whatever its
-share of the data. The confusion matrix shows which labels it mixes up: row = the true label,
-column = the predicted one, the diagonal the right answers.
+accuracy, the confusion matrix and F1 (`minilm.classification`) make one line of metrics.jsonl.
 
 The strategies (seed §3.4), each a setting of `FinetuneSettings` / a flag of the command:
 
@@ -111,6 +104,7 @@ from minilm.checkpoint import (
     start_run,
     write_json,
 )
+from minilm.classification import scores_on_test_split
 from minilm.common.backends import (
     BACKENDS,
     DEVICE_HELP,
@@ -119,11 +113,9 @@ from minilm.common.backends import (
     DTYPES,
     check_device,
     check_dtype,
-    inference,
     numpy_params,
     on_backend,
     restored_generator,
-    to_numpy,
 )
 from minilm.common.checks import number_in
 from minilm.common.settings import setting
@@ -136,7 +128,6 @@ from minilm.layerwise import (
 )
 from minilm.metrics_log import TENSORBOARD_HELP, MetricsLog, check_tensorboard
 from minilm.numpy import Encoder
-from minilm.numpy import functional as F
 from minilm.numpy.heads import SequenceClassifier
 from minilm.numpy.optim import DECAY_KINDS, lr_schedule
 from minilm.plots import plot_finetune_curves
@@ -146,7 +137,6 @@ from minilm.tasks import Task, load_task
 from minilm.tokenizers import WordPieceTokenizer
 
 INITS = ("pretrained", "random")
-EVAL_BATCH_SIZE = 64
 DEFAULT_MAX_LENGTH = 64  # tokens per sentence, unless the model's positions end sooner
 CURVES_FILE = "finetune_curves.png"
 
@@ -273,19 +263,6 @@ def build_classifier(settings: FinetuneSettings, num_labels: int,
                 encoder.params[name][...] = value
     model = SequenceClassifier(encoder, num_labels, seed=settings.seed)
     return model, tokenizer, (directory if pretrained is not None else None)
-
-
-def predict_logits(model, tokenizer, texts, max_length: int = 64,
-                   batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
-    """Logits (N, L) of a classifier (either backend) for `texts`, in eval mode (no dropout)."""
-    logits = []
-    with inference(model):
-        for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
-                              max_length=max_length)
-            inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-            logits.append(to_numpy(model.forward(*inputs)))  # (B, L)
-    return np.concatenate(logits)
 
 
 # ---------------------------------------------------------------- starting and resuming
@@ -574,58 +551,6 @@ def describe_evaluation(record: dict, total_steps: int) -> str:
     return (f"step {record['step']}/{total_steps} (epoch {record['epoch']:.2f}): train loss "
             f"{record['train_loss']:.4f}, test loss {record['eval_loss']:.4f}, accuracy "
             f"{record['eval_accuracy']:.3f}, macro-F1 {record['eval_macro_f1']:.3f}")
-
-
-# ---------------------------------------------------------------- measuring a classifier
-
-
-def classification_metrics(labels, predictions, label_names) -> dict:
-    """Accuracy, macro-F1, per label precision / recall / F1 / support, and the confusion matrix
-    (see the module docstring) of integer `predictions` against the true `labels`.
-
-        confusion[i, j] = #examples of label i predicted as j       (L, L)
-        precision_j = confusion[j, j] / column j's sum,   recall_j = confusion[j, j] / row j's sum
-        F1_j = 2 precision_j recall_j / (precision_j + recall_j)   (0 where both are 0)
-
-    A label with no example and no prediction has no F1 (0 / 0 everywhere): macro-F1 is the mean
-    over the labels that occur among the true labels or the predictions, as scikit-learn's
-    `f1_score(average="macro")` computes it.
-    """
-    labels, predictions = np.asarray(labels), np.asarray(predictions)
-    n = len(label_names)
-    confusion = np.zeros((n, n), dtype=np.int64)  # (L, L)
-    np.add.at(confusion, (labels, predictions), 1)
-    right = np.diag(confusion).astype(np.float64)  # (L,)
-    predicted, actual = confusion.sum(axis=0), confusion.sum(axis=1)  # (L,) columns, rows
-    precision = np.divide(right, predicted, out=np.zeros(n), where=predicted > 0)
-    recall = np.divide(right, actual, out=np.zeros(n), where=actual > 0)
-    both = precision + recall
-    f1 = np.divide(2 * precision * recall, both, out=np.zeros(n), where=both > 0)
-    occurring = (predicted + actual) > 0
-    return {
-        "accuracy": float(right.sum() / len(labels)),
-        "macro_f1": float(f1[occurring].mean()),
-        "per_label": {name: {"precision": float(precision[i]), "recall": float(recall[i]),
-                             "f1": float(f1[i]), "support": int(actual[i])}
-                      for i, name in enumerate(label_names)},
-        "confusion_matrix": confusion.tolist(),
-    }
-
-
-def scores_on_test_split(model, tokenizer, task: Task, max_length: int) -> dict:
-    """The classifier on the test split, in eval mode: its mean cross-entropy ("loss") and
-    `classification_metrics`."""
-    logits = predict_logits(model, tokenizer, task.test_texts, max_length).astype(np.float64)
-    loss, _ = F.cross_entropy_forward(logits, task.test_labels)
-    return {"loss": float(loss), **classification_metrics(task.test_labels, logits.argmax(-1),
-                                                          task.label_names)}
-
-
-def evaluate(model, tokenizer, task: Task, max_length: int) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) on the test split, in eval mode (`scores_on_test_split`
-    has the rest)."""
-    test = scores_on_test_split(model, tokenizer, task, max_length)
-    return test["accuracy"], test["loss"]
 
 
 def load_finetuned(directory, backend: str = "numpy"):

@@ -25,6 +25,7 @@ import pytest
 from safetensors.numpy import load_file, save_file
 
 from minilm.checkpoint import METRICS_LOG_FILE
+from minilm.classification import classification_metrics, predict_logits
 from minilm.cli import build_parser
 from minilm.common.backends import numpy_params, on_backend
 from minilm.common.names import bert_depth
@@ -33,10 +34,8 @@ from minilm.finetune import (
     CURVES_FILE,
     FinetuneSettings,
     build_classifier,
-    classification_metrics,
     finetune,
     load_finetuned,
-    predict_logits,
 )
 from minilm.layerwise import (
     default_unfreeze_every,

@@ -24,8 +24,9 @@ import torch
 
 from minilm import ModelConfig
 from minilm.checkpoint import load_run, read_run, save_run
+from minilm.classification import predict_logits
 from minilm.cli import main
-from minilm.finetune import FinetuneSettings, finetune, predict_logits
+from minilm.finetune import FinetuneSettings, finetune
 from minilm.numpy import Decoder, Encoder, Seq2Seq
 from minilm.tasks import LABELS, Task, load_sentiment
 from minilm.testing.oracles import relative_error

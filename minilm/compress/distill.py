@@ -37,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import log_softmax
 
+from minilm.classification import evaluate, predict_logits
 from minilm.common.backends import is_torch_model, numpy_params
 from minilm.common.names import IGNORE_INDEX
 from minilm.compress.rebuild import rebuilt
@@ -190,8 +191,6 @@ def distill(student, teacher, tokenizer, task, settings: DistillSettings | None 
     """Train `student` (in place, either twin) on `task`'s training split with the distillation
     loss against `teacher`'s logits (computed once, in eval mode; unused, and `teacher` may be None,
     when alpha = 0); evaluate on the test split. Returns the metrics."""
-    from minilm.finetune import evaluate, predict_logits
-
     settings = DistillSettings() if settings is None else settings
     if settings.alpha > 0 and teacher is None:
         raise ValueError("alpha > 0 distils from a teacher: give one (or alpha=0 for hard labels)")
