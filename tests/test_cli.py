@@ -24,6 +24,7 @@ import pytest
 import torch
 
 import minilm
+import minilm.cli as cli
 from minilm import ModelConfig
 from minilm.checkpoint import METRICS_LOG_FILE, TENSORBOARD_DIR
 from minilm.cli import build_parser, main, settings_from
@@ -106,6 +107,20 @@ def test_train_steps_20_runs_with_the_defaults(tmp_path, capsys):
     """The request of the issue, end to end: only --steps (and a small preset to keep it fast)."""
     assert main(["train", "--steps", "20", "--preset", "tiny", "--out", str(tmp_path)]) == 0
     assert "20 steps in" in capsys.readouterr().out
+
+
+def test_demo_runs_its_own_recipe_shortened(tmp_path, monkeypatch, capsys):
+    """`minilm demo` with DEMO_SETTINGS (valid as they stand), cut to 4 steps: it trains the demo
+    preset, prints its ratio to the entropy floor, then three sampled stories."""
+    assert TrainSettings(**cli.DEMO_SETTINGS).steps == cli.DEMO_SETTINGS["steps"]
+    monkeypatch.setattr(cli, "DEMO_SETTINGS", dict(cli.DEMO_SETTINGS, steps=4, warmup_steps=1,
+                                                   eval_every=2))
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "entropy floor 0.4111 (ratio" in out and "4 steps in" in out
+    assert out.count("\n---\n") == 3  # one separator after each sampled story
+    assert ModelConfig.from_dict(json.loads((tmp_path / "config.json").read_text())["minilm"]
+                                 ["config"]).d_model == ModelConfig.preset("demo").d_model
 
 
 def test_a_short_text_trains_with_the_default_seq_len(tmp_path):
