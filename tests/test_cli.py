@@ -24,8 +24,7 @@ import pytest
 import torch
 
 import minilm
-import minilm.cli as cli
-from minilm import ModelConfig
+from minilm import ModelConfig, cli
 from minilm.checkpoint import METRICS_LOG_FILE, TENSORBOARD_DIR
 from minilm.cli import build_parser, main, settings_from
 from minilm.common.backends import on_backend
