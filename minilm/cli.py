@@ -32,7 +32,6 @@ from minilm.config import PRESETS, ModelConfig
 from minilm.distributed import ProcessFailed, rank_label
 from minilm.finetune import FinetuneSettings, finetune, resume_finetuning
 from minilm.train import TrainSettings, resume_training, train
-from minilm.translation import TRANSLATION_MODEL
 
 # `make demo`'s recipe, chosen by measurement within its 5-minute budget on 2 cores
 # (benchmarks/demo_recipe.py, benchmarks/results/demo_recipe.md): 76-85 ms per step of 2048
@@ -99,12 +98,7 @@ def command_train(args):
         _refuse_flags_beside_resume(args)
         metrics, out = resume_training(args.resume), args.resume
     else:
-        if args.preset is not None:
-            config = ModelConfig.preset(args.preset)
-        elif args.objective == "seq2seq":
-            config = TRANSLATION_MODEL
-        else:
-            config = ModelConfig.preset("demo")
+        config = None if args.preset is None else ModelConfig.preset(args.preset)  # train's default
         metrics, out = train(settings_from(args, TrainSettings), config, args.text,
                              args.out), args.out
     if metrics is not None:  # None on the processes but rank 0 under torchrun

@@ -279,7 +279,9 @@ def loss_units(nats: float) -> dict[str, float]:
 def train(settings: TrainSettings, config: ModelConfig | None = None, text_path=None,
           out_dir=None, progress=True) -> dict | None:
     """Train from fresh weights, evaluate, checkpoint into `out_dir` (checked first); returns the
-    metrics dict (also `metrics.json`), or None on the processes but rank 0 under torchrun."""
+    metrics dict (also `metrics.json`), or None on the processes but rank 0 under torchrun.
+    `config` gives the model's shape (vocab_size comes from the text); by default the demo preset,
+    or `translation.TRANSLATION_MODEL` for seq2seq."""
     if settings.objective == "seq2seq" and text_path is not None:
         raise ValueError("--text is for clm and mlm: seq2seq trains on the built-in English -> "
                          "Kelish corpus")
@@ -297,7 +299,9 @@ def train(settings: TrainSettings, config: ModelConfig | None = None, text_path=
         settings = replace(settings, seq_len=max(2, min(DEFAULT_SEQ_LEN,
                                                         len(corpus_data.train_ids) - 1)))
     tokenizer = corpus_data.tokenizer
-    config = config or ModelConfig.preset("demo")
+    if config is None:  # the default shape: the demo preset, or the translation model
+        config = (translation.TRANSLATION_MODEL if settings.objective == "seq2seq"
+                  else ModelConfig.preset("demo"))
     longest = (translation.longest(corpus_data.train_ids + corpus_data.val_ids)
                if settings.objective == "seq2seq" else settings.seq_len)
     config = ModelConfig.from_dict({**config.to_dict(), "vocab_size": tokenizer.vocab_size,

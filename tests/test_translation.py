@@ -11,11 +11,14 @@ import re
 
 import pytest
 
+from minilm.checkpoint import read_run
 from minilm.cli import main
 from minilm.common.names import IGNORE_INDEX
 from minilm.corpus import grammar
 from minilm.corpus import translation as kelish
+from minilm.train import TrainSettings, train
 from minilm.translation import (
+    TRANSLATION_MODEL,
     encode_pairs,
     seq2seq_batch,
     translation_scores,
@@ -171,6 +174,16 @@ def test_train_and_translate_from_the_command_line(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "then she sings softly." and lines[2] == "mia naps."
     assert lines[1].startswith("  -> ")
+
+
+def test_seq2seq_trains_the_translation_model_by_default(tmp_path):
+    """Without a config (or --preset), seq2seq training builds TRANSLATION_MODEL's shape, not the
+    demo preset's; one home for that default (`train`), which the command line leaves to it."""
+    train(TrainSettings(objective="seq2seq", steps=1, batch_size=8, eval_every=1), None, None,
+          tmp_path, progress=False)
+    config = read_run(tmp_path).config
+    assert (config.d_model, config.n_layers) == (TRANSLATION_MODEL.d_model,
+                                                 TRANSLATION_MODEL.n_layers)
 
 
 @pytest.mark.parametrize("argv, message", [
