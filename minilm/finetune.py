@@ -118,7 +118,7 @@ from minilm.common.backends import (
     restored_generator,
 )
 from minilm.common.checks import number_in
-from minilm.common.settings import setting
+from minilm.common.settings import check_choices, setting
 from minilm.config import ModelConfig
 from minilm.layerwise import (
     default_unfreeze_every,
@@ -194,12 +194,9 @@ class FinetuneSettings:
     seed: int = setting(0, "seeds the classifier's initialisation, the batch order and dropout")
 
     def __post_init__(self):
+        check_choices(self)  # backend, device, dtype, init, lr_decay
         check_device(self.backend, self.device)
         check_dtype(self.backend, self.dtype)
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
-        if self.lr_decay not in DECAY_KINDS:
-            raise ValueError(f"lr_decay must be one of {DECAY_KINDS}, got {self.lr_decay!r}")
         for name in ("epochs", "batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -74,7 +74,7 @@ from minilm.common.backends import (
     to_numpy,
 )
 from minilm.common.checks import number_in
-from minilm.common.settings import setting
+from minilm.common.settings import check_choices, setting
 from minilm.config import ModelConfig
 from minilm.metrics_log import TENSORBOARD_HELP, MetricsLog, check_tensorboard
 from minilm.numpy import Decoder, Encoder, Seq2Seq
@@ -129,8 +129,7 @@ class TrainSettings:
     seed: int = setting(0, "seeds the corpus, the initial weights, the batches and dropout")
 
     def __post_init__(self):
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        check_choices(self)  # objective, backend, device, dtype, lr_decay
         check_device(self.backend, self.device)
         check_dtype(self.backend, self.dtype)
         if self.save_every is None:
@@ -142,8 +141,6 @@ class TrainSettings:
         if self.seq_len is not None and self.seq_len < 2:
             raise ValueError(f"seq_len must be >= 2, got {self.seq_len}")
         number_in("lr", self.lr, "(0, inf)")
-        if self.lr_decay not in DECAY_KINDS:
-            raise ValueError(f"lr_decay must be one of {DECAY_KINDS}, got {self.lr_decay!r}")
         if self.min_lr is None:
             self.min_lr = self.lr / 10
         number_in("min_lr", self.min_lr, f"[0, {self.lr}]")
