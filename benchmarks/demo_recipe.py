@@ -294,7 +294,7 @@ def report():
     if demo.exists():  # `make demo` itself, alone on the machine: its own clock
         m = json.loads(demo.read_text())
         s, floor = m["settings"], m["entropy_floor"]
-        lines += ["", f"`make demo` with the chosen recipe (minilm/cli.py DEMO_SETTINGS), measured: "
+        lines += ["", f"`make demo` with the chosen recipe (minilm/commands.py DEMO_SETTINGS), measured: "
                   f"{s['steps']} steps of {s['batch_size']} x {s['seq_len']}, lr {s['lr']:g}, the "
                   f"training loop {m['wall_seconds']:.0f} s ({m['tokens_per_second']:.0f} tokens/s), "
                   f"validation loss {m['val_loss']:.4f}, ratio {m['val_loss'] / floor:.4f}. Its "

@@ -1,4 +1,4 @@
-"""The command line explains itself and never fails a valid request (minilm/cli.py).
+"""The command line explains itself and never fails a valid request (minilm/cli.py, commands.py).
 
 - Walking the whole parser: every command has a description with an example, every flag a help
   text and a shown default (or says it is required); `--version`.
@@ -24,9 +24,10 @@ import pytest
 import torch
 
 import minilm
-from minilm import ModelConfig, cli
+from minilm import ModelConfig, commands
 from minilm.checkpoint import METRICS_LOG_FILE, TENSORBOARD_DIR
-from minilm.cli import build_parser, main, settings_from
+from minilm.cli import build_parser, main
+from minilm.commands import settings_from
 from minilm.common.backends import on_backend
 from minilm.corpus import corpus_entropy_rate
 from minilm.finetune import FinetuneSettings
@@ -111,9 +112,9 @@ def test_train_steps_20_runs_with_the_defaults(tmp_path, capsys):
 def test_demo_runs_its_own_recipe_shortened(tmp_path, monkeypatch, capsys):
     """`minilm demo` with DEMO_SETTINGS (valid as they stand), cut to 4 steps: it trains the demo
     preset, prints its ratio to the entropy floor, then three sampled stories."""
-    assert TrainSettings(**cli.DEMO_SETTINGS).steps == cli.DEMO_SETTINGS["steps"]
-    monkeypatch.setattr(cli, "DEMO_SETTINGS", dict(cli.DEMO_SETTINGS, steps=4, warmup_steps=1,
-                                                   eval_every=2))
+    assert TrainSettings(**commands.DEMO_SETTINGS).steps == commands.DEMO_SETTINGS["steps"]
+    monkeypatch.setattr(commands, "DEMO_SETTINGS", dict(commands.DEMO_SETTINGS, steps=4,
+                                                        warmup_steps=1, eval_every=2))
     assert main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "entropy floor 0.4111 (ratio" in out and "4 steps in" in out

@@ -18,7 +18,8 @@ import minilm
 from minilm.check.catalogue import EXERCISES, PROPERTIES
 from minilm.check.runner import run_property
 
-NOT_SEARCHED = ("minilm.check", "minilm.testing", "minilm.kernels", "minilm.cli", "minilm.__main__")
+NOT_SEARCHED = ("minilm.check", "minilm.testing", "minilm.kernels", "minilm.cli", "minilm.commands",
+                "minilm.__main__")
 
 
 def library_implementations() -> dict[str, list]:
