@@ -131,7 +131,6 @@ def command_tokenizer_train(args):
     text = Path(args.corpus).read_text(encoding="utf-8")
     tokenizer = BPETokenizer.train(text, args.vocab_size)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     tokenizer.save(out)
     print(f"learned {len(tokenizer.merges)} merges on {args.corpus} ({len(text)} characters): "
           f"vocab_size {tokenizer.vocab_size}"

@@ -143,8 +143,8 @@ def test_trained_merges_equal_hf_on_any_text(text, vocab_size):
 
 
 def test_save_then_load_tokenizer_round_trip(ours, tmp_path):
-    ours.save(tmp_path)
-    loaded = load_tokenizer(tmp_path)
+    ours.save(tmp_path / "runs" / "bpe")  # a directory save creates
+    loaded = load_tokenizer(tmp_path / "runs" / "bpe")
     assert isinstance(loaded, BPETokenizer)
     assert loaded.vocab == ours.vocab and loaded.merges == ours.merges
 

@@ -15,7 +15,7 @@ from hypothesis import given
 from minilm import corpus
 from minilm.corpus import grammar
 from minilm.testing.strategies import seeds
-from minilm.tokenizers import CharTokenizer
+from minilm.tokenizers import CharTokenizer, load_tokenizer
 
 # ---------------------------------------------------------------- the corpus: basic facts
 
@@ -40,6 +40,16 @@ def test_corpus_alphabet_and_vocabulary():
     assert CharTokenizer.from_text(text).vocab_size == 31
     words = set(text.replace(".", " ").split())
     assert 300 <= len(words) <= 800
+
+
+def test_the_char_tokenizer_saves_and_loads_back(tmp_path):
+    """Into a directory save creates; load_tokenizer gives the same ids back."""
+    tokenizer = CharTokenizer.from_text(corpus.generate_corpus(3000, seed=0))
+    tokenizer.save(tmp_path / "runs" / "char")
+    loaded = load_tokenizer(tmp_path / "runs" / "char")
+    assert isinstance(loaded, CharTokenizer) and loaded.vocab_size == tokenizer.vocab_size
+    text = "once a cat sat."
+    assert loaded.encode(text).tolist() == tokenizer.encode(text).tolist()
 
 
 def test_story_lengths_and_the_docstring_example():

@@ -368,6 +368,17 @@ def test_from_pretrained_reads_lower_casing(tmp_path):
     assert cased.model_max_length == 64
 
 
+def test_save_writes_what_hf_and_from_pretrained_read(tmp_path):
+    """MiniLM's vocabulary saved into a directory save creates: read back by us and by
+    BertTokenizerFast, it tokenizes as the original does."""
+    directory = tmp_path / "runs" / "wordpiece"
+    ours().save(directory)
+    text = "The quick brown fox jumps over the lazy dog, unbelievably."
+    assert WordPieceTokenizer.from_pretrained(directory).tokenize(text) == ours().tokenize(text)
+    saved_hf = transformers.BertTokenizerFast.from_pretrained(directory, local_files_only=True)
+    assert saved_hf.tokenize(text) == hf().tokenize(text)
+
+
 def test_too_long_text_without_truncation_is_an_error():
     text = "word " * 20
     with pytest.raises(ValueError, match=r"22 tokens.*max_length=10.*truncation=True"):

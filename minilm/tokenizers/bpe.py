@@ -261,9 +261,10 @@ class BPETokenizer:
     # ------------------------------------------------------------ files
 
     def save(self, directory) -> None:
-        """Write vocab.json and merges.txt into `directory` (GPT-2's format, which Hugging Face's
-        GPT2Tokenizer reads; `load_tokenizer` reads it back)."""
+        """Write vocab.json and merges.txt into `directory`, created if need be (GPT-2's format,
+        which Hugging Face's GPT2Tokenizer reads; `load_tokenizer` reads it back)."""
         directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
         (directory / VOCAB_FILE).write_text(json.dumps(self.vocab, ensure_ascii=False),
                                             encoding="utf-8")
         lines = [MERGES_HEADER, *(f"{first} {second}" for first, second in self.merges)]

@@ -66,7 +66,9 @@ class CharTokenizer:
         return cls(data["chars"])
 
     def save(self, directory) -> None:
-        """Write `char_tokenizer.json` into `directory` (read back by `load_tokenizer`)."""
+        """Write `char_tokenizer.json` into `directory`, created if need be (read back by
+        `load_tokenizer`)."""
+        Path(directory).mkdir(parents=True, exist_ok=True)
         (Path(directory) / CHAR_TOKENIZER_FILE).write_text(self.to_json(), encoding="utf-8")
 
     @classmethod

@@ -248,11 +248,13 @@ class WordPieceTokenizer:
 
     def save(self, directory) -> None:
         """Write vocab.txt (one token per line, id = line number) and tokenizer_config.json, the
-        files `from_pretrained` (and Hugging Face's BertTokenizer) read."""
+        files `from_pretrained` (and Hugging Face's BertTokenizer) read, into `directory`, created
+        if need be."""
         directory = Path(directory)
         if sorted(self.id_to_token) != list(range(self.vocab_size)):
             raise ValueError("save: the vocabulary's ids are not 0..vocab_size-1, which vocab.txt "
                              "(id = line number) cannot express")
+        directory.mkdir(parents=True, exist_ok=True)
         tokens = [self.id_to_token[i] for i in range(self.vocab_size)]
         (directory / "vocab.txt").write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
         config = {"tokenizer_class": "BertTokenizer", "do_lower_case": self.lowercase,
