@@ -1,5 +1,5 @@
-"""The README's Python examples run as written, and the values their comments show are the values
-they return.
+"""The README's examples work as written: its Python runs, the values its comments show are the
+values returned, and every `minilm` command line it shows parses.
 
 Each ```python block of README.md runs top to bottom in a fresh namespace, in an empty working
 directory (a block that saves writes there). A line `expression  # value` whose comment starts
@@ -11,10 +11,13 @@ directories, proven in test_hf_interop.py.
 
 import ast
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from minilm.cli import build_parser
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"),
@@ -76,3 +79,43 @@ def test_readme_example_runs_and_shows_its_values(block, tmp_path, monkeypatch):
             np.testing.assert_array_equal(got, value, err_msg=expression)
         else:
             assert got == value, f"README: {expression} shows {value!r}, returns {got!r}"
+
+
+def readme_commands() -> list[list[str]]:
+    """The arguments of every `minilm ...` line in the README's shell blocks (torchrun's too,
+    after `-m minilm`), its comment dropped."""
+    text = README.read_text(encoding="utf-8")
+    lines = [line for block in re.findall(r"^```bash\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+             for line in block.splitlines()]
+    commands = []
+    for line in lines:
+        words = shlex.split(line, comments=True)
+        if words[:1] == ["minilm"]:
+            commands.append(words[1:])
+        elif words[:1] == ["torchrun"]:
+            commands.append(words[words.index("minilm") + 1:])
+    return commands
+
+
+COMMANDS = readme_commands()
+
+
+def test_the_readme_shows_every_command():
+    assert {arguments[0] for arguments in COMMANDS} >= {
+        "--version", "check", "train", "generate", "tokenizer", "translate", "embed", "finetune",
+        "predict", "attention", "compute"}
+
+
+@pytest.mark.parametrize("arguments", COMMANDS, ids=[" ".join(a)[:60] for a in COMMANDS])
+def test_every_readme_command_parses(arguments):
+    """Each command line the README shows names flags, choices and files that exist (running
+    them is the business of each command's own tests)."""
+    if arguments == ["--version"]:
+        with pytest.raises(SystemExit) as stop:
+            build_parser().parse_args(arguments)
+        assert stop.value.code == 0
+        return
+    build_parser().parse_args(arguments)  # SystemExit(2), with argparse's message, if not
+    for argument in arguments:
+        if argument.startswith("lessons/"):
+            assert (README.parent / argument).is_file(), argument
