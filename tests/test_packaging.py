@@ -1,9 +1,9 @@
 """minilm as a user gets it: the sdist built from this checkout, installed (not editable) into a
 fresh virtual environment, then imported, run and tested there.
 
-The fixture builds the sdist with setuptools, unpacks it, creates a virtual environment without
-pip and runs `pip install --no-deps --no-build-isolation` on the unpacked sdist: a wheel is built
-from it and installed. The new environment sees this one's site-packages through a .pth line, so
+The fixture builds the sdist with setuptools from a copy of the checkout (without its build
+leftovers), unpacks it, creates a virtual environment without pip and runs `pip install --no-deps
+--no-build-isolation` on the unpacked sdist: a wheel is built from it and installed. The new environment sees this one's site-packages through a .pth line, so
 torch, numpy, pytest, setuptools and pip are not installed again (`venv --system-site-packages`
 would show the base interpreter's packages, not this environment's); its own minilm comes first
 on sys.path. Checked there:
@@ -13,13 +13,15 @@ on sys.path. Checked there:
 - every package directory of the checkout is installed (pyproject.toml lists them by hand);
 - `minilm --help` (the console script) and every command's --help exit 0;
 - the sdist's own tests run against the installed package: they need conftest.py, helpers.py and
-  minilm.testing, and the kernel under the Triton interpreter;
+  minilm.testing, and the kernel under the Triton interpreter; it carries the benchmark results its
+  lessons read, and no hypothesis caches;
 
 and, in this environment: without Triton, `import minilm.kernels` still works, calling the kernel
 says what is missing, and the twin runs its attention with SDPA.
 """
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -54,8 +56,14 @@ class Installed:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Installed:
     work = tmp_path_factory.mktemp("packaging")
+    # built from a copy without the checkout's build leftovers: setuptools adds every file an old
+    # minilm.egg-info/SOURCES.txt lists, which would hide a file MANIFEST.in forgets
+    source = work / "checkout"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "*.egg-info", "build", "dist", "runs", "__pycache__", ".hypothesis",
+        ".pytest_cache", ".ruff_cache"))
     build_sdist = "import sys; from setuptools import build_meta as b; print(b.build_sdist(sys.argv[1]))"
-    sdist = run([sys.executable, "-c", build_sdist, str(work)], cwd=REPO)
+    sdist = run([sys.executable, "-c", build_sdist, str(work)], cwd=source)
     sdist = work / sdist.strip().splitlines()[-1]
     shutil.unpack_archive(sdist, work, filter="data")
     sdist_root = work / sdist.name.removesuffix(".tar.gz")
@@ -139,6 +147,19 @@ def test_every_command_help_runs(installed):
     assert {"train", "generate", "tokenizer", "tokenizer train", "finetune"} <= set(helps)
     for command, text in helps.items():
         assert text.startswith(f"usage: minilm {command}"), (command, text)
+
+
+def test_the_sdist_carries_what_its_lessons_read_and_no_caches(installed):
+    """The lessons (which the sdist's suite executes) read committed benchmark results by relative
+    path, `../benchmarks/results/...`: each must be in the sdist. Hypothesis' example databases,
+    left in tests/ and lessons/ by a run, must not."""
+    root = installed.sdist_root
+    read = {match for notebook in (root / "lessons").glob("*.ipynb")
+            for match in re.findall(r"\.\./(benchmarks/results/[\w./]+)", notebook.read_text())}
+    assert len(read) >= 5, read  # kv_cache, finetune, translation (+ model), compression
+    missing = sorted(path for path in read if not (root / path).exists())
+    assert not missing, f"the sdist lacks {missing}: MANIFEST.in"
+    assert not [path for path in root.rglob(".hypothesis")], "prune .hypothesis in MANIFEST.in"
 
 
 def test_the_sdists_tests_run(installed):
