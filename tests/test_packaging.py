@@ -17,7 +17,8 @@ on sys.path. Checked there:
   lessons read, and no hypothesis caches;
 
 and, in this environment: without Triton, `import minilm.kernels` still works, calling the kernel
-says what is missing, and the twin runs its attention with SDPA.
+says what is missing, and the twin runs its attention with SDPA; without PyTorch (`pip install
+minilm`), `--backend torch` says in one line what to install.
 """
 
 import json
@@ -168,6 +169,26 @@ def test_the_sdists_tests_run(installed):
     out = run([str(installed.python), "-I", "-m", "pytest", "-q", "-p", "no:cacheprovider",
                *SDIST_TESTS], cwd=installed.sdist_root)
     assert " passed" in out and "failed" not in out
+
+
+def test_without_torch_the_torch_backend_is_refused_in_one_line(tmp_path):
+    """`pip install minilm` has no torch: every command's --backend torch says what to install
+    (exit status 2), and the NumPy reference still runs."""
+    out = run([sys.executable, "-c", """if True:
+        import sys
+        sys.modules["torch"] = None  # as if it were not installed
+        sys.stderr = sys.stdout  # the error lines, in order
+        from minilm.cli import main
+        for argv in (["train", "--backend", "torch", "--steps", "2", "--preset", "tiny"],
+                     ["finetune", "--backend", "torch", "--max-steps", "1"],
+                     ["embed", "--backend", "torch", "a cat"]):
+            print("status", main(argv))
+        print("status", main(["train", "--steps", "2", "--preset", "tiny", "--eval-every", "2",
+                              "--eval-tokens", "500", "--seq-len", "16", "--out", "run"]))
+    """], cwd=tmp_path)
+    statuses = [line.split()[1] for line in out.splitlines() if line.startswith("status")]
+    assert statuses == ["2", "2", "2", "0"], out
+    assert out.count("needs PyTorch, which is not installed: pip install 'minilm[torch]'") == 3
 
 
 def test_without_triton_the_kernel_package_imports_and_the_twin_uses_sdpa():

@@ -26,6 +26,7 @@ of minilm never loads it.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import sys
 
 import numpy as np
@@ -41,8 +42,13 @@ DTYPE_HELP = ("the torch twin's training step: float32, or bfloat16 mixed precis
 
 
 def check_backend(backend: str) -> str:
+    """One of BACKENDS, with its library installed: the twin needs PyTorch, which `pip install
+    minilm` (the NumPy reference alone) does not bring. (Looked up, not imported.)"""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "torch" and importlib.util.find_spec("torch") is None:
+        raise ValueError("backend 'torch' needs PyTorch, which is not installed: pip install "
+                         "'minilm[torch]' (or use the NumPy reference, backend 'numpy')")
     return backend
 
 
