@@ -233,7 +233,7 @@ def build_parser():
     p.add_argument("--model", default=None,
                    help="a Hugging Face BERT directory (default: the installed all-MiniLM-L6-v2)")
     p.add_argument("--backend", choices=BACKENDS, default="numpy",
-                   help="numpy: the hand-written reference; torch: the twin (default attention)")
+                   help="numpy: the hand-written reference; torch: the twin")
     p.add_argument("--output", default=None, metavar="FILE",
                    help="save the embeddings (N, C) to FILE.npy or FILE.safetensors (default: "
                         "printed only)")
@@ -247,10 +247,12 @@ def build_parser():
                 "float64, the library's reference. A stub raising NotImplementedError is 'not "
                 "attempted'. Exit status 0 when everything attempted passes, 1 otherwise.\n\n"
                 "example: minilm check lessons/exercises/00_language_models.py")
-    p.add_argument("file", nargs="?", metavar="FILE.py", help="a Python file of your functions")
+    p.add_argument("file", nargs="?", metavar="FILE.py",
+                   help="a Python file of your functions (required, unless --list)")
     p.add_argument("--list", action="store_true", help="list the checkable names per lesson")
     p.add_argument("--lesson", default=None, metavar="NN",
-                   help="check (or with --list, list) only that lesson's exercises (e.g. 03)")
+                   help="check (or with --list, list) only that lesson's exercises, e.g. 03 "
+                        "(default: every lesson)")
     p.add_argument("--max-examples", type=int, default=25,
                    help="hypothesis examples per property")
 
@@ -307,7 +309,8 @@ def build_parser():
                 "maps.png")
     p.add_argument("text", metavar="TEXT", help="the sentence")
     p.add_argument("--pair", default=None, metavar="TEXT",
-                   help="a second sentence, read as BERT reads pairs: [CLS] a [SEP] b [SEP]")
+                   help="a second sentence, read as BERT reads pairs: [CLS] a [SEP] b [SEP] "
+                        "(default: one sentence)")
     p.add_argument("--model", default=None, metavar="DIR",
                    help="a Hugging Face BERT directory or a run directory of `minilm finetune` "
                         "(default: the installed all-MiniLM-L6-v2)")

@@ -63,7 +63,9 @@ def leaf_commands(parser, path=()):
 def test_every_flag_of_every_command_has_help_and_a_shown_default():
     """Each command: a description with an example of it; each of its flags: a help text, which
     `--help` shows with the default (or the help says what the default is, or that the flag is
-    required); each positional argument: a help text."""
+    required); each positional argument: a help text. A default is shown as its value, never as
+    "None" (a help text says in words what no value means); a help text that mentions "default"
+    otherwise hides the value argparse would show."""
     commands = list(leaf_commands(build_parser()))
     assert {" ".join(path) for path, _ in commands} >= {
         "train", "generate", "demo", "embed", "finetune", "predict", "tokenizer train"}
@@ -76,9 +78,12 @@ def test_every_flag_of_every_command_has_help_and_a_shown_default():
                 continue
             flag = f"minilm {name} {action.option_strings or action.dest}"
             assert action.help and action.help.strip(), f"{flag} has no help text"
+            shown = formatter._expand_help(action)
+            assert "default: None" not in shown, f"{flag}: {shown!r}"
             if action.option_strings:
-                shown = formatter._expand_help(action)
                 assert "default" in shown or "required" in shown, f"{flag}: {shown!r}"
+            if action.default not in (None, False) and not action.required:
+                assert f"default: {action.default}" in shown, f"{flag}: {shown!r}"
 
 
 def test_version_prints_the_package_version(capsys):
