@@ -326,8 +326,8 @@ def top_k_keeps_k(impl, case):
 
 @prop("sample_next", "draws follow softmax(logits / temperature) over the kept tokens",
       sampling_cases(), max_examples=10,
-      hint="divide the logits by the temperature before the softmax (T < 1 sharpens, T > 1 "
-           "flattens); draw with rng")
+      hint="keep exactly the top_k largest logits (the others -inf), divide by the temperature "
+           "(T < 1 sharpens, T > 1 flattens), then softmax and draw with rng")
 def samples_follow_the_distribution(impl, case):
     draws = 5000
     ids = _sample(impl, case, draws)
