@@ -31,8 +31,16 @@ median of 7 rounds (5 for the slower NumPy twin). The machine is shared and its 
 second to second: read the ratios to fp32 of one round's neighbours, not the absolute numbers.
 
     python benchmarks/compression.py [--threads 1] [--retrain] [--replot]
+    python benchmarks/compression.py --smoke --out /tmp/compression-smoke
 
-Writes benchmarks/results/compression.json, compression.md and compression.png.
+Writes compression.json, compression.md and compression.png into --out (benchmarks/results/ by
+default); --replot redraws the md and png from the json there.
+
+`--smoke` runs the same code in seconds (tests/test_benchmarks.py) on a tiny random BERT in place of
+MiniLM-L6: its vocabulary, 6 blocks of 12 heads (so the student's blocks and every pruning fraction
+exist) but width 24, saved as a Hugging Face directory that stands for the pretrained model (the
+teacher's start and the sentence-embedding model); 16 sentences per label in each split, one epoch
+for the teacher and the students, one timing round. Its numbers mean nothing; its md says so.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ import io
 import json
 import os
 import platform
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -57,6 +66,7 @@ import numpy as np
 import torch
 from finetune_strategies import binomial_se
 
+from minilm.checkpoint import save_run
 from minilm.common.backends import inference, is_torch_model, numpy_params, to_numpy
 from minilm.compress import (
     DistillSettings,
@@ -69,11 +79,14 @@ from minilm.compress import (
     student_from_teacher,
 )
 from minilm.compress.rebuild import rebuilt
+from minilm.config import ModelConfig
 from minilm.embeddings import l2_normalize, mean_pool
 from minilm.finetune import FinetuneSettings, finetune, load_finetuned
 from minilm.interpret import head_importance
+from minilm.numpy import Encoder
 from minilm.pretrained import default_model_path, load_pretrained
-from minilm.tasks import load_task
+from minilm.tasks import Task, load_task
+from minilm.tokenizers import WordPieceTokenizer
 
 RESULTS = Path(__file__).parent / "results"
 CACHE = Path(__file__).resolve().parent.parent / "runs" / "compression" / "teacher"
@@ -83,21 +96,65 @@ STUDENT = DistillSettings(temperature=2.0, alpha=0.5, epochs=3, max_length=48, s
 PRUNE_FRACTIONS = (0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9)
 RANDOM_DRAWS = 3
 TIMED_SENTENCES, TIMING_BATCH = 64, 32
+TORCH_ROUNDS, NUMPY_ROUNDS = 7, 5
+# --smoke (see the module docstring)
+SMOKE_CONFIG = ModelConfig.preset("minilm-l6", d_model=24, d_ff=48, max_len=32)
+SMOKE_SENTENCES, SMOKE_MAX_LENGTH = 16, 16  # per label and split; tokens
+
+
+@dataclasses.dataclass
+class Recipe:
+    """What a run compresses and how: the task, the pretrained model, the teacher's run directory
+    and recipe, the students' recipe, and the timing rounds (torch, NumPy)."""
+
+    task: Task
+    base_model: Path
+    teacher_directory: Path
+    teacher: FinetuneSettings
+    student: DistillSettings
+    rounds: tuple[int, int]
+
+
+def full_recipe() -> Recipe:
+    """MiniLM-L6 on the built-in sentiment task, the teacher cached in runs/compression/teacher."""
+    return Recipe(load_task("sentiment"), default_model_path(), CACHE, TEACHER, STUDENT,
+                  (TORCH_ROUNDS, NUMPY_ROUNDS))
+
+
+def smoke_recipe(scratch: Path) -> Recipe:
+    """The same steps on a tiny random BERT saved in `scratch` (with an MLM head, as BERT is
+    pretrained), a few sentences, one epoch, one timing round."""
+    tokenizer = WordPieceTokenizer.from_pretrained(default_model_path())
+    base = save_run(scratch / "base", Encoder(SMOKE_CONFIG, seed=0, pooler=True), tokenizer)
+    sentiment = load_task("sentiment")
+
+    def first(labels):  # the first SMOKE_SENTENCES of each label
+        return np.concatenate([np.flatnonzero(labels == label)[:SMOKE_SENTENCES]
+                               for label in range(sentiment.num_labels)])
+
+    train, test = first(sentiment.train_labels), first(sentiment.test_labels)
+    task = Task("sentiment (smoke)", sentiment.label_names,
+                [sentiment.train_texts[i] for i in train], sentiment.train_labels[train],
+                [sentiment.test_texts[i] for i in test], sentiment.test_labels[test])
+    teacher = dataclasses.replace(TEACHER, model=str(base), epochs=1, max_length=SMOKE_MAX_LENGTH)
+    student = dataclasses.replace(STUDENT, epochs=1, max_length=SMOKE_MAX_LENGTH)
+    return Recipe(task, base, scratch / "teacher", teacher, student, (1, 1))
 
 
 # ---------------------------------------------------------------- the models
 
 
-def teacher_directory(retrain: bool) -> Path:
-    """The cached fine-tuning run, trained again if asked or if its settings differ."""
-    metrics = CACHE / "metrics.json"
+def teacher_directory(recipe: Recipe, retrain: bool) -> Path:
+    """The recipe's fine-tuning run, trained again if asked, if absent or if its settings differ."""
+    directory = recipe.teacher_directory
+    metrics = directory / "metrics.json"
     if (not retrain and metrics.is_file()
-            and json.loads(metrics.read_text())["settings"] == dataclasses.asdict(TEACHER)):
-        print(f"teacher: reusing {CACHE}", flush=True)
-        return CACHE
-    print(f"teacher: fine-tuning into {CACHE}", flush=True)
-    finetune(TEACHER, out_dir=CACHE, progress=True)
-    return CACHE
+            and json.loads(metrics.read_text())["settings"] == dataclasses.asdict(recipe.teacher)):
+        print(f"teacher: reusing {directory}", flush=True)
+        return directory
+    print(f"teacher: fine-tuning into {directory}", flush=True)
+    finetune(recipe.teacher, out_dir=directory, progress=True, task=recipe.task)
+    return directory
 
 
 def hugging_face_twin(model):
@@ -144,6 +201,16 @@ def weight_count(model) -> int:
     """Every stored weight once, float or int8 (quantization scales not counted)."""
     return sum(value.size for name, value in numpy_params(model).items()
                if not name.endswith(".scale"))
+
+
+def torch_weight_count(model) -> int:
+    """Every weight of a transformers model once, those that torch's dynamic int8 Linears keep
+    packed outside `parameters()` included (quantization scales not counted)."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    packed = [tensor for module in model.modules() if isinstance(module, DynamicLinear)
+              for tensor in (module.weight(), module.bias()) if tensor is not None]
+    return sum(p.numel() for p in model.parameters()) + sum(t.numel() for t in packed)
 
 
 # ---------------------------------------------------------------- what each row measures
@@ -243,24 +310,37 @@ def main(argv=None):
     parser.add_argument("--retrain", action="store_true", help="fine-tune the teacher again")
     parser.add_argument("--replot", action="store_true",
                         help="only redraw compression.md and compression.png from compression.json")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a tiny random BERT, a few sentences: checks the code paths in seconds")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args(argv)
     if args.replot:
-        result = json.loads((RESULTS / "compression.json").read_text())
-        write_table(result, RESULTS / "compression.md")
-        plot(result, RESULTS / "compression.png")
+        result = json.loads((args.out / "compression.json").read_text())
+        write_table(result, args.out / "compression.md")
+        plot(result, args.out / "compression.png")
         return
     torch.set_num_threads(args.threads)
+    if args.smoke:
+        with tempfile.TemporaryDirectory() as scratch:
+            compress(smoke_recipe(Path(scratch)), args)
+    else:
+        compress(full_recipe(), args)
+
+
+def compress(recipe: Recipe, args):
+    """Every measurement of the module docstring, for `recipe`; the results into args.out."""
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
 
     def phase(what):
         print(f"[{time.perf_counter() - started:5.0f} s] {what}", flush=True)
 
-    task = load_task("sentiment")
-    teacher, tokenizer, _ = load_finetuned(teacher_directory(args.retrain), backend="torch")
+    task = recipe.task
+    teacher, tokenizer, _ = load_finetuned(teacher_directory(recipe, args.retrain),
+                                           backend="torch")
 
     def batches_of(texts, size=32):
-        return [tokenizer(texts[i:i + size], truncation=True, max_length=TEACHER.max_length)
+        return [tokenizer(texts[i:i + size], truncation=True, max_length=recipe.teacher.max_length)
                 for i in range(0, len(texts), size)]
 
     test_batches = batches_of(task.test_texts)
@@ -279,7 +359,7 @@ def main(argv=None):
     # pruning
     phase("head importance on the training split")
     importance = head_importance(teacher, tokenizer, task.train_texts, task.train_labels,
-                                 max_length=TEACHER.max_length)
+                                 max_length=recipe.teacher.max_length)
     n_layers, n_heads = importance.shape
     curve = {"fractions": list(PRUNE_FRACTIONS), "importance": [], "random": []}
     pruned_rows = {}
@@ -299,14 +379,14 @@ def main(argv=None):
 
     # distillation
     distillation = {}
-    for name, alpha in (("distilled student", STUDENT.alpha), ("hard-label student", 0.0)):
+    for name, alpha in (("distilled student", recipe.student.alpha), ("hard-label student", 0.0)):
         student = student_from_teacher(teacher, STUDENT_LAYERS)
-        settings = dataclasses.replace(STUDENT, alpha=alpha)
+        settings = dataclasses.replace(recipe.student, alpha=alpha)
         phase(f"{name}: {len(STUDENT_LAYERS)} blocks, alpha {alpha}")
         metrics = distill(student, teacher, tokenizer, task, settings, progress=True)
         distillation[name] = {key: metrics[key] for key in ("eval_accuracy", "loss_curve",
                                                             "train_seconds", "settings")}
-        rows.append(Row(f"{name} ({len(STUDENT_LAYERS)} of 6 blocks)", student.eval()))
+        rows.append(Row(f"{name} ({len(STUDENT_LAYERS)} of {n_layers} blocks)", student.eval()))
     for row in rows[1:]:
         if row.kind == "ours" and row.numpy_model is None:
             row.numpy_model = rebuilt(row.model, row.model.config, numpy_params(row.model),
@@ -320,7 +400,8 @@ def main(argv=None):
         table.append({
             "name": row.name,
             "bytes": serialized_bytes(row.model) if row.kind == "hf" else model_bytes(row.model),
-            "parameters": weight_count(row.model) if row.kind == "ours" else None,
+            "parameters": (weight_count(row.model) if row.kind == "ours"
+                           else torch_weight_count(row.model)),
             "cosine": None if students else scored["cosine"],
             "accuracy": scored["accuracy"], "accuracy_se": scored["accuracy_se"],
             "agree_with_fp32": float(np.mean(scored["predictions"] == reference["predictions"])),
@@ -331,22 +412,23 @@ def main(argv=None):
 
     # speed
     timed_batches = batches_of(task.test_texts[:TIMED_SENTENCES], TIMING_BATCH)
+    torch_rounds, numpy_rounds = recipe.rounds
     phase("timing (torch)")
     torch_speed = sentences_per_second(
-        {row.name: row.forward for row in [*rows, hf_fp32]}, timed_batches, rounds=7)
+        {row.name: row.forward for row in [*rows, hf_fp32]}, timed_batches, torch_rounds)
     phase("timing (NumPy)")
     numpy_speed = sentences_per_second(
         {row.name: (lambda batch, m=row.numpy_model: predictions_of(m, batch))
-         for row in rows if row.numpy_model is not None}, timed_batches, rounds=5)
+         for row in rows if row.numpy_model is not None}, timed_batches, numpy_rounds)
     for entry in table:
         entry["torch_sentences_per_second"] = torch_speed[entry["name"]]
         entry["numpy_sentences_per_second"] = numpy_speed.get(entry["name"])
 
     # the quantized sentence-embedding model (pretrained MiniLM, not fine-tuned)
     phase("quantization errors of the pretrained sentence-embedding model")
-    pretrained = load_pretrained(default_model_path(), backend="torch").eval()
+    pretrained = load_pretrained(recipe.base_model, backend="torch", mlm_head=False).eval()
     ours_torch = quantize(pretrained)
-    ours_numpy = quantize(load_pretrained(default_model_path(), backend="numpy"))
+    ours_numpy = quantize(load_pretrained(recipe.base_model, backend="numpy", mlm_head=False))
     hf_base = hugging_face_twin(pretrained)
     candidates = {"int8 (ours, torch)": (ours_torch, model_bytes(ours_torch)),
                   "int8 (ours, NumPy)": (ours_numpy, model_bytes(ours_numpy))}
@@ -356,7 +438,8 @@ def main(argv=None):
     embedding_errors = hidden_state_errors(pretrained, candidates, test_batches)
 
     result = {
-        "setup": {"teacher": dataclasses.asdict(TEACHER), "student": dataclasses.asdict(STUDENT),
+        "setup": {"smoke": args.smoke, "teacher": dataclasses.asdict(recipe.teacher),
+                  "student": dataclasses.asdict(recipe.student),
                   "student_layers": list(STUDENT_LAYERS), "threads": args.threads,
                   "cpu_count": os.cpu_count(), "load_average_start": load_before,
                   "load_average_end": os.getloadavg()[0], "processor": platform.processor(),
@@ -372,11 +455,11 @@ def main(argv=None):
         "distillation": distillation,
         "pretrained_quantization": embedding_errors,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "compression.json").write_text(json.dumps(result, indent=1) + "\n")
-    write_table(result, RESULTS / "compression.md")
-    plot(result, RESULTS / "compression.png")
-    print((RESULTS / "compression.md").read_text())
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "compression.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_table(result, args.out / "compression.md")
+    plot(result, args.out / "compression.png")
+    print((args.out / "compression.md").read_text())
 
 
 def predictions_of(numpy_model, batch) -> np.ndarray:
@@ -391,11 +474,17 @@ def predictions_of(numpy_model, batch) -> np.ndarray:
 def write_table(result, path):
     rows, setup = result["rows"], result["setup"]
     fp32 = rows[0]
-    lines = [("| model | size (MB) | parameters | embedding cosine to fp32 | sentiment accuracy | "
-             "agrees with fp32 | sentences/s, torch (x fp32) | sentences/s, NumPy (x fp32) |"),
-             "|---|---|---|---|---|---|---|---|"]
+    lines = []
+    if setup["smoke"]:
+        lines += [(f"**Smoke run** (`--smoke`): a tiny random BERT of width "
+                   f"{SMOKE_CONFIG.d_model} for MiniLM-L6, {setup['num_test']} test sentences, one "
+                   "epoch, one timing round. It checks the script's code paths; its numbers mean "
+                   "nothing."), ""]
+    lines += [("| model | size (MB) | parameters | embedding cosine to fp32 | sentiment accuracy | "
+               "agrees with fp32 | sentences/s, torch (x fp32) | sentences/s, NumPy (x fp32) |"),
+              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        parameters = "—" if row["parameters"] is None else f"{row['parameters'] / 1e6:.2f}M"
+        parameters = f"{row['parameters'] / 1e6:.2f}M"
         cosine = "—" if row["cosine"] is None else f"{row['cosine']:.4f}"
         torch_speed = (f"{row['torch_sentences_per_second']:.0f} "
                        f"({row['torch_sentences_per_second'] / fp32['torch_sentences_per_second']:.2f})")
@@ -414,8 +503,9 @@ def write_table(result, path):
               "| least important | " + " | ".join(f"{a:.3f}" for a in curve["importance"]) + " |",
               "| random | " + " | ".join(f"{np.mean(a):.3f}" for a in curve["random"]) + " |"]
     errors = result["pretrained_quantization"]
-    lines += ["", ("int8 on the pretrained sentence-embedding MiniLM-L6 (not fine-tuned), 200 test "
-              "sentences: last hidden states (real tokens) and embeddings against fp32:"), "",
+    lines += ["", ("int8 on the pretrained sentence-embedding MiniLM-L6 (not fine-tuned), "
+                   f"{setup['num_test']} test sentences: last hidden states (real tokens) and "
+                   "embeddings against fp32:"), "",
               "| model | size (MB) | max abs error | mean abs error | cosine mean | cosine min |",
               "|---|---|---|---|---|---|"]
     for name, e in errors.items():
@@ -427,11 +517,13 @@ def write_table(result, path):
         f"{setup['threads']} thread(s) for BLAS and torch on a shared {setup['cpu_count']}-core "
         f"CPU (load average {setup['load_average_start']:.1f} at the start, "
         f"{setup['load_average_end']:.1f} at the end): speeds are medians of alternating rounds, "
-        "noisy; read the ratios. Accuracy on the 200 test sentences (other domains and words than "
-        "training), ± the binomial standard error. Sizes: bytes of every stored array (int8 "
-        "weights, float32 scales, float32 rest); torch dynamic: torch.save of its state_dict "
-        f"(the fp32 Hugging Face model serialises to {setup['hf_fp32_serialized_bytes'] / 1e6:.1f}"
-        " MB). The NumPy int8 twin predicts the same label as the torch int8 twin on "
+        f"noisy; read the ratios. Accuracy on the {setup['num_test']} test sentences (other domains "
+        "and words than training), ± the binomial standard error. Sizes: bytes of every stored "
+        "array (int8 weights, float32 scales, float32 rest); torch dynamic: torch.save of its "
+        "state_dict (the fp32 Hugging Face model serialises to "
+        f"{setup['hf_fp32_serialized_bytes'] / 1e6:.1f} MB). Parameters: every weight once, int8 "
+        "or float (torch dynamic: the int8 weights its Linears pack outside parameters() "
+        "included). The NumPy int8 twin predicts the same label as the torch int8 twin on "
         f"{setup['numpy_int8_agrees_with_torch_int8']:.1%} of the test sentences. Students: "
         "embedding cosine not given (their last hidden state is a different layer's). Hugging "
         f"Face's fp32 model: {setup['hf_fp32_torch_sentences_per_second']:.0f} sentences/s."

@@ -14,8 +14,13 @@ and the backends and the peak are timed alternately in one process, so that a bu
 them alike. Dropout is 0, as in tests/test_compute.py.
 
     python benchmarks/compute.py [--repeats 5]
+    python benchmarks/compute.py --smoke --out /tmp/compute-smoke
 
-Writes benchmarks/results/compute.json and compute.md.
+Writes compute.json and compute.md into --out (benchmarks/results/ by default).
+
+`--smoke` runs the same code in seconds (tests/test_benchmarks.py): both presets shrunk to one layer
+of width 32 and a vocabulary of 64, at 2 x 16 tokens, one timed round after the warm-up, and a
+256^3 peak matmul. Its numbers mean nothing; its md says so.
 """
 
 from __future__ import annotations
@@ -59,6 +64,9 @@ MODELS = {  # name -> (preset, model, batch, seq_len)
     "demo Decoder": ("demo", "decoder", 16, 128),
     "MiniLM-L6 + MLM head": ("minilm-l6", "encoder", 8, 128),
 }
+PEAK_SIZE = 2048  # of the matmul whose FLOP/s is the peak
+SMOKE_SHRINK = dict(vocab_size=64, max_len=32, d_model=32, n_heads=2, n_layers=1, d_ff=64)
+SMOKE_BATCH, SMOKE_SEQ_LEN, SMOKE_PEAK_SIZE = 2, 16, 256
 PUBLISHED = [  # (preset, published parameters, source)
     ("bert-base", 110e6, "Devlin et al. 2019, BERT, section 3"),
     ("bert-large", 340e6, "Devlin et al. 2019, BERT, section 3"),
@@ -71,7 +79,7 @@ PUBLISHED = [  # (preset, published parameters, source)
 GPT3_TRAINING = (300e9, 3.14e23, "Brown et al. 2020, GPT-3, Table D.1")  # tokens, FLOPs, source
 
 
-def matmul_peak(size=2048):
+def matmul_peak(size):
     """FLOP/s of one float32 (size x size) @ (size x size) product: 2 size^3 FLOPs."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     start = time.perf_counter()
@@ -79,9 +87,12 @@ def matmul_peak(size=2048):
     return 2 * size**3 / (time.perf_counter() - start)
 
 
-def measure(name, repeats):
+def measure(name, repeats, smoke=False):
     preset, model, batch, seq_len = MODELS[name]
-    config = ModelConfig.preset(preset, dropout=0.0)
+    peak_size = PEAK_SIZE
+    if smoke:
+        batch, seq_len, peak_size = SMOKE_BATCH, SMOKE_SEQ_LEN, SMOKE_PEAK_SIZE
+    config = ModelConfig.preset(preset, dropout=0.0, **(SMOKE_SHRINK if smoke else {}))
     numpy_model = (Decoder(config) if model == "decoder" else Encoder(config))
     rng = np.random.default_rng(0)
     ids = rng.integers(0, config.vocab_size, (batch, seq_len))
@@ -102,7 +113,7 @@ def measure(name, repeats):
              (("numpy", numpy_model), ("torch", twin))}
     times, peaks = {"numpy": [], "torch": []}, []
     for repeat in range(repeats + 1):  # the first round warms up
-        peaks.append(max(matmul_peak() for _ in range(3)))
+        peaks.append(max(matmul_peak(peak_size) for _ in range(3)))
         for backend, step in steps.items():
             start = time.perf_counter()
             step((ids,), ids, lr=1e-4)
@@ -118,6 +129,7 @@ def measure(name, repeats):
     return {
         "preset": preset, "model": model, "batch": batch, "seq_len": seq_len, "dtype": "float32",
         "parameters": parameter_count(config, model).total,
+        "peak_matmul_size": peak_size,
         "flops_per_step": {"predicted": step_flops, "measured": forward + backward},
         "activation_bytes": {
             backend: {"predicted": estimate.activations.total, "measured": measured}
@@ -151,14 +163,19 @@ def published():
 def markdown(result):
     machine = result["machine"]
     load = machine["load_average"]
-    lines = ["# What it costs: predicted vs measured", "",
-             (f"One core of this machine ({machine['processor'] or 'x86_64'}, "
-              f"{machine['cpu_count']} cores, shared: load average {load[0]:.1f} when the run "
-              f"began, {load[1]:.1f} when it ended), threads pinned to 1, float32, dropout 0. "
-              "Ratios and medians come from one process, the backends and the peak timed "
-              "alternately. `python benchmarks/compute.py` writes this file."), "",
-             "| model | quantity | predicted | measured | measured / predicted |",
-             "|---|---|---:|---:|---:|"]
+    lines = ["# What it costs: predicted vs measured", ""]
+    if result["smoke"]:
+        lines += [(f"**Smoke run** (`--smoke`): the models shrunk to one layer of width "
+                   f"{SMOKE_SHRINK['d_model']}, {SMOKE_BATCH} x {SMOKE_SEQ_LEN} tokens, a "
+                   f"{SMOKE_PEAK_SIZE}^3 peak matmul. It checks the script's code paths; its "
+                   "numbers mean nothing."), ""]
+    lines += [(f"One core of this machine ({machine['processor'] or 'x86_64'}, "
+               f"{machine['cpu_count']} cores, shared: load average {load[0]:.1f} when the run "
+               f"began, {load[1]:.1f} when it ended), threads pinned to 1, float32, dropout 0. "
+               "Ratios and medians come from one process, the backends and the peak timed "
+               "alternately. `python benchmarks/compute.py` writes this file."), "",
+              "| model | quantity | predicted | measured | measured / predicted |",
+              "|---|---|---:|---:|---:|"]
     for name, r in result["models"].items():
         shape = f"{name}, {r['batch']} x {r['seq_len']} tokens"
         f = r["flops_per_step"]
@@ -176,7 +193,8 @@ def markdown(result):
                          f"{s['measured'] / s['at_peak']:.2f} (MFU {s['mfu']:.0%}, rounds "
                          f"{min(s['mfu_all']):.0%}-{max(s['mfu_all']):.0%}) |")
     peaks = ", ".join(f"{r['peak_flops_per_second'] / 1e9:.0f}" for r in result["models"].values())
-    lines += ["", (f"Peak: the best of three float32 2048^3 matmuls, timed in every round between "
+    size = next(iter(result["models"].values()))["peak_matmul_size"]
+    lines += ["", (f"Peak: the best of three float32 {size}^3 matmuls, timed in every round between "
                    f"the steps (medians {peaks} GFLOP/s in the two models' runs). MFU = model FLOPs "
                    "of the step / step time / that round's peak, the median over the rounds; the "
                    "time at peak uses the median peak. "
@@ -202,12 +220,20 @@ def markdown(result):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed rounds after the warm-up one (default 5; 1 with --smoke)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="shrunk models, tiny shapes: checks the code paths in seconds")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args(argv)
+    repeats = args.repeats if args.repeats is not None else 1 if args.smoke else 5
+    if repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {repeats}")
     torch.set_num_threads(1)
     load_before = os.getloadavg()[0]
-    models = {name: measure(name, args.repeats) for name in MODELS}
+    models = {name: measure(name, repeats, args.smoke) for name in MODELS}
     result = {
+        "smoke": args.smoke,
         "models": models,
         "published": published(),
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
@@ -215,9 +241,9 @@ def main(argv=None):
                     "torch_threads": torch.get_num_threads(), "numpy": np.__version__,
                     "torch": torch.__version__},
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "compute.json").write_text(json.dumps(result, indent=2))
-    (RESULTS / "compute.md").write_text(markdown(result))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "compute.json").write_text(json.dumps(result, indent=2))
+    (args.out / "compute.md").write_text(markdown(result))
     print(markdown(result))
 
 

