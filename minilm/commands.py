@@ -126,9 +126,14 @@ def command_translate(args):
 def command_tokenizer_train(args):
     """`minilm tokenizer train`: learn byte-level BPE merges on a text file and write vocab.json +
     merges.txt, which `load_tokenizer` and Hugging Face's GPT2Tokenizer read."""
+    from minilm.data import load_text
     from minilm.tokenizers import BPETokenizer
 
-    text = Path(args.corpus).read_text(encoding="utf-8")
+    _check_file("CORPUS.txt", args.corpus)
+    text = load_text(args.corpus)  # refuses a file that is empty or not UTF-8, naming it
+    if text.isspace():  # whitespace alone would learn merges of spaces and line breaks only
+        raise ValueError(f"CORPUS.txt {args.corpus!r} holds only whitespace; expected text to "
+                         "learn merges from")
     tokenizer = BPETokenizer.train(text, args.vocab_size)
     out = Path(args.out)
     tokenizer.save(out)

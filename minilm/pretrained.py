@@ -105,15 +105,31 @@ def _read_weights(file: Path) -> dict[str, np.ndarray]:
     return weights
 
 
-def _field(hf: dict, names: tuple[str, ...], where: Path, default=None):
+# What each kind of ModelConfig field must be in config.json, as an error says it.
+JSON_TYPE_NAMES = {int: "an int", float: "a number", str: "a string"}
+_REQUIRED = object()  # `_field`'s default for a field that has none: config.json must hold it
+
+
+def _field(hf: dict, names: tuple[str, ...], where: Path, kind: type, default=_REQUIRED):
     """The first of `names` present in the HF config (BERT and GPT-2 spell the same thing
-    differently), else `default`, else an error naming the file."""
-    for name in names:
-        if name in hf:
-            return hf[name]
-    if default is not None:
+    differently), else `default`, else an error naming the file.
+
+    Every field that goes into a ModelConfig is read here, so this is the one type check: the
+    value must be of `kind` (int, float or str; a float field takes an int too, no field a bool),
+    or null where an absent field means None (`default=None`: GPT-2's `n_inner`, token ids).
+    Otherwise the error names the field, its value and the type expected, rather than failing
+    later on a comparison ("'<=' not supported between 'str' and 'int'") that names nothing."""
+    present = [name for name in names if name in hf]
+    if not present:
+        if default is _REQUIRED:
+            raise ValueError(f"{where} lacks {' / '.join(names)}")
         return default
-    raise ValueError(f"{where} lacks {' / '.join(names)}")
+    name, value = present[0], hf[present[0]]
+    types = (int, float) if kind is float else kind
+    if (value is None and default is None) or (isinstance(value, types)
+                                               and not isinstance(value, bool)):
+        return value
+    raise ValueError(f"{where}: {name} must be {JSON_TYPE_NAMES[kind]}, got {value!r}")
 
 
 def _activation(name, where: Path) -> str:
@@ -138,18 +154,18 @@ def bert_config(hf: dict, where: Path) -> ModelConfig:
     """HF `BertConfig` fields -> ModelConfig."""
     _reject(hf, where, position_embedding_type="absolute", is_decoder=False,
             add_cross_attention=False)
-    pad = hf.get("pad_token_id")
+    pad = _field(hf, ("pad_token_id",), where, int, None)
     return ModelConfig(
-        vocab_size=_field(hf, ("vocab_size",), where),
-        max_len=_field(hf, ("max_position_embeddings",), where),
-        d_model=_field(hf, ("hidden_size",), where),
-        n_heads=_field(hf, ("num_attention_heads",), where),
-        n_layers=_field(hf, ("num_hidden_layers",), where),
-        d_ff=_field(hf, ("intermediate_size",), where),
-        dropout=hf.get("hidden_dropout_prob", 0.1),
-        activation=_activation(hf.get("hidden_act", "gelu"), where),
-        layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
-        type_vocab_size=hf.get("type_vocab_size", 2),
+        vocab_size=_field(hf, ("vocab_size",), where, int),
+        max_len=_field(hf, ("max_position_embeddings",), where, int),
+        d_model=_field(hf, ("hidden_size",), where, int),
+        n_heads=_field(hf, ("num_attention_heads",), where, int),
+        n_layers=_field(hf, ("num_hidden_layers",), where, int),
+        d_ff=_field(hf, ("intermediate_size",), where, int),
+        dropout=_field(hf, ("hidden_dropout_prob",), where, float, 0.1),
+        activation=_activation(_field(hf, ("hidden_act",), where, str, "gelu"), where),
+        layer_norm_eps=_field(hf, ("layer_norm_eps",), where, float, 1e-12),
+        type_vocab_size=_field(hf, ("type_vocab_size",), where, int, 2),
         pad_token_id=0 if pad is None else pad,
     )
 
@@ -159,23 +175,24 @@ def gpt2_config(hf: dict, where: Path) -> ModelConfig:
     to mask losses) falls back to the end-of-text token when that lies in the vocabulary, else 0."""
     _reject(hf, where, scale_attn_weights=True, scale_attn_by_inverse_layer_idx=False,
             add_cross_attention=False)
-    vocab_size = _field(hf, ("vocab_size",), where)
-    d_model = _field(hf, ("n_embd", "hidden_size"), where)
-    pad = hf.get("pad_token_id")
+    vocab_size = _field(hf, ("vocab_size",), where, int)
+    d_model = _field(hf, ("n_embd", "hidden_size"), where, int)
+    pad = _field(hf, ("pad_token_id",), where, int, None)
     if pad is None:
-        pad = hf.get("eos_token_id")
-    if not isinstance(pad, int) or not 0 <= pad < vocab_size:
+        pad = _field(hf, ("eos_token_id",), where, int, None)
+    if pad is None or not 0 <= pad < vocab_size:
         pad = 0
     return ModelConfig(
         vocab_size=vocab_size,
-        max_len=_field(hf, ("n_positions", "max_position_embeddings"), where),
+        max_len=_field(hf, ("n_positions", "max_position_embeddings"), where, int),
         d_model=d_model,
-        n_heads=_field(hf, ("n_head", "num_attention_heads"), where),
-        n_layers=_field(hf, ("n_layer", "num_hidden_layers"), where),
-        d_ff=hf.get("n_inner") or 4 * d_model,  # n_inner: None means 4 * n_embd
-        dropout=hf.get("resid_pdrop", 0.1),
-        activation=_activation(hf.get("activation_function", "gelu_new"), where),
-        layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5),
+        n_heads=_field(hf, ("n_head", "num_attention_heads"), where, int),
+        n_layers=_field(hf, ("n_layer", "num_hidden_layers"), where, int),
+        d_ff=_field(hf, ("n_inner",), where, int, None) or 4 * d_model,  # None: 4 * n_embd
+        dropout=_field(hf, ("resid_pdrop",), where, float, 0.1),
+        activation=_activation(_field(hf, ("activation_function",), where, str, "gelu_new"),
+                               where),
+        layer_norm_eps=_field(hf, ("layer_norm_epsilon",), where, float, 1e-5),
         pad_token_id=pad,
     )
 
@@ -185,24 +202,25 @@ def bart_config(hf: dict, where: Path) -> ModelConfig:
     the encoder and the decoder must agree on layers, heads and feed-forward width; BART's
     LayerNorms use torch's default eps, 1e-5."""
     _reject(hf, where, scale_embedding=False)
-    sides = {name: (hf.get(f"encoder_{name}"), hf.get(f"decoder_{name}"))
+    sides = {name: tuple(_field(hf, (f"{side}_{name}",), where, int)
+                         for side in ("encoder", "decoder"))
              for name in ("layers", "attention_heads", "ffn_dim")}
     for name, (encoder, decoder) in sides.items():
         if encoder != decoder:
             raise ValueError(f"{where}: encoder_{name}={encoder!r} but decoder_{name}={decoder!r};"
                              " minilm's Seq2Seq has the same size on both sides")
-    pad = hf.get("pad_token_id")
+    pad = _field(hf, ("pad_token_id",), where, int, None)
     return ModelConfig(
-        vocab_size=_field(hf, ("vocab_size",), where),
-        max_len=_field(hf, ("max_position_embeddings",), where),
-        d_model=_field(hf, ("d_model",), where),
-        n_heads=_field(hf, ("encoder_attention_heads",), where),
-        n_layers=_field(hf, ("encoder_layers",), where),
-        d_ff=_field(hf, ("encoder_ffn_dim",), where),
-        dropout=hf.get("dropout", 0.1),
-        activation=_activation(hf.get("activation_function", "gelu"), where),
+        vocab_size=_field(hf, ("vocab_size",), where, int),
+        max_len=_field(hf, ("max_position_embeddings",), where, int),
+        d_model=_field(hf, ("d_model",), where, int),
+        n_heads=sides["attention_heads"][0],
+        n_layers=sides["layers"][0],
+        d_ff=sides["ffn_dim"][0],
+        dropout=_field(hf, ("dropout",), where, float, 0.1),
+        activation=_activation(_field(hf, ("activation_function",), where, str, "gelu"), where),
         layer_norm_eps=1e-5,
-        pad_token_id=pad if isinstance(pad, int) else 0,
+        pad_token_id=0 if pad is None else pad,
     )
 
 
@@ -338,9 +356,7 @@ def _parse_config(where: Path) -> tuple[dict, str, ModelConfig]:
         raise ValueError(f"{where}: model_type {model_type!r} is not supported; minilm loads "
                          f"{list(SUPPORTED_MODEL_TYPES)}")
     try:
-        config = HF_CONFIG_READERS[model_type](hf, where)
-    except TypeError as error:  # e.g. "layer_norm_eps": "small" compared with 0
-        raise ValueError(f"{where}: a field has the wrong type ({error})") from None
+        config = HF_CONFIG_READERS[model_type](hf, where)  # every field's type checked by _field
     except ValueError as error:
         raise ValueError(error if str(where) in str(error) else f"{where}: {error}") from None
     return hf, model_type, config

@@ -86,6 +86,7 @@ from minilm.tokenizers import CharTokenizer
 
 OBJECTIVES = ("clm", "mlm", "seq2seq")
 DEFAULT_SEQ_LEN = 128
+VAL_FRACTION = 0.1  # the end of the text held out for validation
 MODEL_OF_KIND = {"decoder": Decoder, "encoder": Encoder, "seq2seq": Seq2Seq}
 # what one token of each objective's loss is, for the units ("nats per character")
 TOKEN_OF_OBJECTIVE = {"clm": "character", "mlm": "masked character", "seq2seq": "target word"}
@@ -138,6 +139,9 @@ class TrainSettings:
                      "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.seq_len is not None and self.objective == "seq2seq":
+            raise ValueError(f"seq_len is for clm and mlm, got seq_len={self.seq_len}: seq2seq "
+                             "sets its own lengths (each batch pads to its longest sentence)")
         if self.seq_len is not None and self.seq_len < 2:
             raise ValueError(f"seq_len must be >= 2, got {self.seq_len}")
         number_in("lr", self.lr, "(0, inf)")
@@ -232,10 +236,11 @@ def load_corpus(text_path=None, seed=0):
 
 
 def training_data(text_path=None, seed=0) -> TrainingData:
-    """`load_corpus`, its character tokenizer and the 90/10 train/validation split."""
+    """`load_corpus`, its character tokenizer and the train/validation split (the last
+    VAL_FRACTION of the text for validation)."""
     text, floor = load_corpus(text_path, seed)
     tokenizer = CharTokenizer.from_text(text)
-    train_ids, val_ids = data.split_train_val(tokenizer.encode(text), val_fraction=0.1)
+    train_ids, val_ids = data.split_train_val(tokenizer.encode(text), VAL_FRACTION)
     path = None if text_path is None else str(Path(text_path).resolve())
     return TrainingData(tokenizer, train_ids, val_ids, floor, path,
                         hashlib.sha256(text.encode("utf-8")).hexdigest())
@@ -248,6 +253,39 @@ def translation_training_data(seed=0) -> TrainingData:
     text = "\n".join(f"{source}\t{target}" for source, target in pairs.train_pairs)
     return TrainingData(pairs.tokenizer, pairs.train, pairs.heldout, None, None,
                         hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def check_text_length(corpus_data: TrainingData, settings: TrainSettings) -> None:
+    """Before the first step (clm and mlm), the text must hold what the run reads:
+
+        training split    one window: seq_len + 1 tokens for clm (the inputs and the token after
+                          each), seq_len for mlm
+        validation split  one scored token: its windows are padded, so 2 tokens for clm (an input
+                          and the token after it), and for mlm a token the fixed masking selects
+
+    Otherwise the run would stop at its first step, or at its first evaluation. The default
+    seq_len (as long as the training split allows) always fits the training split; only a longer
+    text lengthens the validation split."""
+    text = ("the built-in corpus" if corpus_data.text_path is None
+            else f"--text {corpus_data.text_path!r}")
+    n_train, n_val = len(corpus_data.train_ids), len(corpus_data.val_ids)
+    size = f"{text} has {n_train + n_val} characters"
+    extra = int(settings.objective == "clm")  # the token after the window
+    if n_train < settings.seq_len + extra:
+        longest_fit = n_train - extra
+        change = (f"give --seq-len {longest_fit} or less, or a longer text" if longest_fit >= 2
+                  else "give a longer text")
+        raise ValueError(f"{size}, {n_train} in its training split (the first "
+                         f"{1 - VAL_FRACTION:.0%}): fewer than the {settings.seq_len + extra} "
+                         f"that one window of seq_len={settings.seq_len} needs; {change}")
+    scored = 0 if n_val < 2 else sum(
+        int((targets != data.IGNORE_INDEX).sum())
+        for _, targets in validation_batches(corpus_data.val_ids, settings, corpus_data.tokenizer))
+    if scored == 0:
+        needs = ("2 (a character and the one after it)" if settings.objective == "clm"
+                 else "enough that its masking selects one to score")
+        raise ValueError(f"{size}, {n_val} in its validation split (the last {VAL_FRACTION:.0%}), "
+                         f"and validation needs {needs}; give a longer text")
 
 
 def initial_model(kind: str, config: ModelConfig, settings: TrainSettings):
@@ -292,9 +330,11 @@ def train(settings: TrainSettings, config: ModelConfig | None = None, text_path=
     if out_dir is not None:
         out_dir = prepare_run_directory(out_dir)
     corpus_data = _data_for(settings, text_path)
-    if settings.seq_len is None:  # a short text still makes a window: it decides, not a default
-        settings = replace(settings, seq_len=max(2, min(DEFAULT_SEQ_LEN,
-                                                        len(corpus_data.train_ids) - 1)))
+    if settings.objective != "seq2seq":
+        if settings.seq_len is None:  # a short text still makes a window: it decides, not a default
+            settings = replace(settings, seq_len=max(2, min(DEFAULT_SEQ_LEN,
+                                                            len(corpus_data.train_ids) - 1)))
+        check_text_length(corpus_data, settings)
     tokenizer = corpus_data.tokenizer
     if config is None:  # the default shape: the demo preset, or the translation model
         config = (translation.TRANSLATION_MODEL if settings.objective == "seq2seq"

@@ -26,7 +26,7 @@ from minilm.finetune import FinetuneSettings, finetune
 from minilm.generation import generate, sample_next
 from minilm.numpy import Decoder, Encoder
 from minilm.numpy import functional as F
-from minilm.pretrained import load_pretrained
+from minilm.pretrained import load_pretrained, read_hf_config
 from minilm.tasks import Task
 from minilm.testing.strategies import seeds
 from minilm.tokenizers import CharTokenizer
@@ -288,6 +288,36 @@ def test_a_diverging_run_ends_with_one_line_naming_the_step(text_file, tmp_path,
     assert "Traceback" not in error and not (tmp_path / "run" / "model.safetensors").exists()
 
 
+# ---------------------------------------------------------------- the tokenizer's corpus
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "CORPUS.txt '{path}': no such file"),
+    (b"\xff\xfe the cat sat", "{path} is not UTF-8 text (bad byte at offset 0)"),
+    (b"", "{path} is empty"),
+    (b"  \n\t\n", "CORPUS.txt '{path}' holds only whitespace"),
+])
+def test_tokenizer_train_refuses_a_corpus_it_cannot_learn_from(tmp_path, capsys, content, message):
+    """`minilm tokenizer train CORPUS.txt`: a missing, non-UTF-8, empty or blank corpus is one line
+    naming the file (not "[Errno 2]", a codec error without the path, or a 257-token vocabulary
+    written from nothing), and no vocabulary is written."""
+    corpus, out = tmp_path / "corpus.txt", tmp_path / "bpe"
+    if content is not None:
+        corpus.write_bytes(content)
+    assert main(["tokenizer", "train", str(corpus), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert message.format(path=corpus) in error and "Traceback" not in error
+    assert not out.exists()
+
+
+def test_tokenizer_train_says_when_no_pair_is_left_to_merge(tmp_path, capsys):
+    """A short corpus is not refused: its vocabulary is smaller than --vocab-size, and says why."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("aaa")
+    assert main(["tokenizer", "train", str(corpus), "--out", str(tmp_path / "bpe")]) == 0
+    assert "vocab_size 259 (no pair was left to merge)" in capsys.readouterr().out
+
+
 # ---------------------------------------------------------------- damaged run directories
 
 
@@ -406,8 +436,9 @@ DAMAGED_PRETRAINED = {
                        "not a readable safetensors"),
     "config not UTF-8": (_rewrite("config.json", b"\xff\xfe{\x00"), "not valid UTF-8 JSON"),
     "config a JSON list": (_rewrite("config.json", b"[]"), "holds a JSON list"),
-    "hidden_size a string": (_edit_hf_config(hidden_size="8"), "must be a positive int, got '8'"),
-    "eps a string": (_edit_hf_config(layer_norm_eps="small"), "a field has the wrong type"),
+    "hidden_size a string": (_edit_hf_config(hidden_size="8"), "hidden_size must be an int, got '8'"),
+    "eps a string": (_edit_hf_config(layer_norm_eps="small"),
+                     "layer_norm_eps must be a number, got 'small'"),
     "another width": (_edit_hf_config(hidden_size=16), "in the checkpoint but"),
     "tokenizer of another vocabulary": (
         lambda d: (d / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n"),
@@ -432,3 +463,59 @@ def test_damaged_pretrained_directories_are_errors_naming_the_path(hf_bert, tmp_
 def test_the_undamaged_pretrained_directory_loads(hf_bert):
     """The fixture the damage is done to is itself fine (so each error above is the damage's)."""
     assert load_pretrained(hf_bert).config.d_model == TINY.d_model
+
+
+# Every field each architecture's config.json maps into a ModelConfig, with a value of the right
+# type (GPT-2's eos_token_id is read when pad_token_id is absent, so pad_token_id is an extra case).
+HF_CONFIGS = {
+    "bert": {"model_type": "bert", "vocab_size": 8, "max_position_embeddings": 8,
+             "hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1,
+             "intermediate_size": 16, "hidden_dropout_prob": 0.1, "hidden_act": "gelu",
+             "layer_norm_eps": 1e-12, "type_vocab_size": 2, "pad_token_id": 0},
+    "gpt2": {"model_type": "gpt2", "vocab_size": 8, "n_positions": 8, "n_embd": 8, "n_head": 2,
+             "n_layer": 1, "n_inner": 16, "resid_pdrop": 0.1, "activation_function": "gelu_new",
+             "layer_norm_epsilon": 1e-5, "eos_token_id": 7},
+    "bart": {"model_type": "bart", "vocab_size": 8, "max_position_embeddings": 8, "d_model": 8,
+             "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 2,
+             "decoder_attention_heads": 2, "encoder_ffn_dim": 16, "decoder_ffn_dim": 16,
+             "dropout": 0.1, "activation_function": "gelu", "pad_token_id": 1},
+}
+TYPE_NAMES = {int: "an int", float: "a number", str: "a string"}
+WRONG_TYPES = [  # (architecture, field, a value of the wrong type, the type the message asks for)
+    # each field as a string (a number written in quotes) or, for a string field, as a list
+    *((architecture, field, [value] if isinstance(value, str) else str(value),
+       TYPE_NAMES[type(value)])
+      for architecture, config in HF_CONFIGS.items() for field, value in config.items()
+      if field != "model_type"),
+    ("gpt2", "pad_token_id", "7", "an int"),
+    # the values issue 15's follow-up found
+    ("gpt2", "layer_norm_epsilon", "x", "a number"), ("bert", "vocab_size", None, "an int"),
+    ("bert", "hidden_size", "384", "an int"), ("gpt2", "n_head", None, "an int"),
+    ("bart", "vocab_size", None, "an int"), ("bert", "layer_norm_eps", True, "a number"),
+    ("bert", "type_vocab_size", 2.0, "an int"),
+]
+
+
+@pytest.mark.parametrize("architecture, field, value, expected", WRONG_TYPES)
+def test_a_config_field_of_the_wrong_type_is_named(tmp_path, architecture, field, value, expected):
+    """A config.json field of the wrong type is refused by name, with its value and the type
+    expected (not "a field has the wrong type ('<=' not supported ...)", nor loaded: 2.0 as a
+    count, True as an eps). read_hf_config and load_pretrained share the check."""
+    (tmp_path / "config.json").write_text(json.dumps({**HF_CONFIGS[architecture], field: value}))
+    message = f"{tmp_path / 'config.json'}: {field} must be {expected}, got {value!r}"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        read_hf_config(tmp_path)
+
+
+@pytest.mark.parametrize("architecture", sorted(HF_CONFIGS))
+def test_the_well_typed_configs_are_read(tmp_path, architecture):
+    """Each config the cases above corrupt reads as it stands (so every error is the corruption's),
+    null where an absent field means None included (GPT-2's n_inner, the token ids)."""
+    (tmp_path / "config.json").write_text(json.dumps(HF_CONFIGS[architecture]))
+    model_type, config = read_hf_config(tmp_path)
+    assert (model_type, config.vocab_size, config.d_model, config.n_layers, config.d_ff) == (
+        architecture, 8, 8, 1, 16)
+    nulls = {"n_inner": None, "eos_token_id": None, "pad_token_id": None}
+    (tmp_path / "config.json").write_text(json.dumps({**HF_CONFIGS[architecture], **nulls}))
+    config = read_hf_config(tmp_path)[1]
+    assert config.pad_token_id == 0 and config.d_ff == (32 if architecture == "gpt2" else 16)

@@ -166,3 +166,54 @@ def test_command_line_reports_bad_input_without_a_traceback(tmp_path, capsys):
     assert main(["train", "--text", str(tmp_path / "missing.txt"), "--steps", "1",
                  "--warmup-steps", "0"]) == 2
     assert "missing.txt" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- a text too short for the run
+
+
+@pytest.mark.parametrize("text, flags, message", [
+    ("hello world\n", [],  # the default seq_len (10) fits training; validation is 1 character
+     ("has 12 characters, 1 in its validation split (the last 10%), and validation needs 2 (a "
+      "character and the one after it); give a longer text")),
+    ("hello world\n", ["--seq-len", "30"],
+     ("has 12 characters, 11 in its training split (the first 90%): fewer than the 31 that one "
+      "window of seq_len=30 needs; give --seq-len 10 or less, or a longer text")),
+    ("hello world, here we go again\n", ["--objective", "mlm"],  # 3 validation characters
+     ("has 30 characters, 3 in its validation split (the last 10%), and validation needs enough "
+      "that its masking selects one to score; give a longer text")),
+])
+def test_a_text_too_short_for_the_run_is_refused_before_the_first_step(text, flags, message,
+                                                                      tmp_path, capsys,
+                                                                      monkeypatch):
+    """Said when the run is set up, with the text's size, what one window or one validation
+    score needs and what to change, instead of after a step (clm: "the stream has 1 tokens")
+    or at the first evaluation (mlm: a ZeroDivisionError)."""
+    import minilm.train
+
+    def no_model(*args):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(minilm.train, "initial_model", no_model)
+    path = tmp_path / "t.txt"
+    path.write_text(text)
+    assert main(["train", "--text", str(path), "--preset", "tiny", "--steps", "4",
+                 "--eval-every", "2", "--out", str(tmp_path / "run"), *flags]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == f"minilm train: error: --text {str(path)!r} {message}"
+
+
+def test_the_default_seq_len_trains_every_text_whose_splits_can_hold_a_window(tmp_path):
+    """The default window is as long as the training split allows, so the one text a clm run
+    refuses is one whose validation split (the last 10%, rounded) is under 2 characters: texts of
+    6 to 14 characters; from 15 on, every length trains with the default seq_len. (Under 6, the
+    split itself leaves no validation: `data.split_train_val` refuses it.)"""
+    for n_chars in range(6, 25):
+        path = tmp_path / f"{n_chars}.txt"
+        path.write_text("abcdefghijklmnopqrstuvwxyz"[:n_chars])
+        settings = TrainSettings(steps=1, batch_size=2, eval_every=1, warmup_steps=0)
+        if n_chars < 15:
+            with pytest.raises(ValueError, match="validation needs 2"):
+                train(settings, TINY, path, progress=False)
+        else:
+            metrics = train(settings, TINY, path, progress=False)
+            assert metrics["settings"]["seq_len"] == n_chars - round(n_chars / 10) - 1

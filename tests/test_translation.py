@@ -181,9 +181,17 @@ def test_seq2seq_trains_the_translation_model_by_default(tmp_path):
     demo preset's; one home for that default (`train`), which the command line leaves to it."""
     train(TrainSettings(objective="seq2seq", steps=1, batch_size=8, eval_every=1), None, None,
           tmp_path, progress=False)
-    config = read_run(tmp_path).config
-    assert (config.d_model, config.n_layers) == (TRANSLATION_MODEL.d_model,
-                                                 TRANSLATION_MODEL.n_layers)
+    run = read_run(tmp_path)
+    assert (run.config.d_model, run.config.n_layers) == (TRANSLATION_MODEL.d_model,
+                                                         TRANSLATION_MODEL.n_layers)
+    assert run.metadata["settings"]["seq_len"] is None  # seq2seq has no window to record
+
+
+def test_seq2seq_refuses_a_seq_len_from_the_python_api_too():
+    """A seq_len means nothing to seq2seq (each batch pads to its longest sentence): refused by
+    the settings check, as --text is, rather than silently ignored."""
+    with pytest.raises(ValueError, match="seq_len is for clm and mlm, got seq_len=64"):
+        TrainSettings(objective="seq2seq", seq_len=64)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -191,6 +199,8 @@ def test_seq2seq_trains_the_translation_model_by_default(tmp_path):
     (["translate", "--checkpoint", "RUN", "she sings.", "--beams", "0"], "--beams must be"),
     (["translate", "--checkpoint", "RUN", " . "], "give the English text"),
     (["train", "--objective", "seq2seq", "--text", "TEXT"], "--text is for clm and mlm"),
+    (["train", "--objective", "seq2seq", "--seq-len", "64"],
+     "seq_len is for clm and mlm, got seq_len=64: seq2seq sets its own lengths"),
 ])
 def test_bad_command_lines_say_what_is_wrong(tmp_path, capsys, argv, message):
     from minilm.checkpoint import save_run
