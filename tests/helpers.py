@@ -1,9 +1,13 @@
 """Helpers shared by several test modules (one copy each): tolerances, weight noise, the
-whole-model finite-difference check, Hugging Face builders and the NumPy <-> twin comparison.
+whole-model finite-difference check, Hugging Face builders, the NumPy <-> twin comparison, and loading a benchmark script.
 
 The hypothesis strategies and oracles that `minilm check` also uses live in the package:
 `minilm.testing.strategies` and `minilm.testing.oracles`.
 """
+
+import importlib.util
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +200,20 @@ def assert_gradients_match_hf(model, hf, loss, hf_loss):
     assert set(errors) == set(model.grads)
     worst = max(errors, key=errors.get)
     assert errors[worst] <= HF_GRAD_TOL, (worst, errors[worst])
+
+
+# ---------------------------------------------------------------- the benchmark scripts
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name):
+    """benchmarks/<name>.py as a module (benchmarks/ is not a package; a script imports its
+    neighbours, e.g. gpu_steps imports attention, from benchmarks/ on sys.path)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module

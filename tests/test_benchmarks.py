@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_gpu_scripts import load as script  # benchmarks/<name>.py as a module
+from helpers import load_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
@@ -66,7 +66,7 @@ def compute_smoke(tmp_path_factory):
 
 
 def test_compute_smoke_measures_every_model_with_consistent_figures(compute_smoke):
-    compute = script("compute")
+    compute = load_benchmark("compute")
     report, _ = compute_smoke
     assert report["smoke"] is True
     assert list(report["models"]) == list(compute.MODELS)
@@ -142,7 +142,7 @@ STUDENTS = COMPRESSION_ROWS[-2:]
 
 
 def test_compression_smoke_has_every_row_with_consistent_figures(compression_smoke):
-    compression = script("compression")
+    compression = load_benchmark("compression")
     result, _, _ = compression_smoke
     setup = result["setup"]
     assert setup["smoke"] is True and setup["num_test"] == 2 * compression.SMOKE_SENTENCES
@@ -211,7 +211,7 @@ def test_committed_compression_md_is_its_json_rendered(tmp_path):
     """What the lessons and the README quote is what was measured: `--replot` of the committed
     json gives the committed md, a parameter count in every row (torch's dynamic int8 models
     included: their packed weights are counted)."""
-    compression = script("compression")
+    compression = load_benchmark("compression")
     result = json.loads((RESULTS / "compression.json").read_text())
     compression.write_table(result, tmp_path / "compression.md")
     text = (RESULTS / "compression.md").read_text()

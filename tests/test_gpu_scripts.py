@@ -9,7 +9,6 @@ show: the targets' verdicts (met / missed by / not measured) on hand-made record
 that gpu_steps.py makes before it times anything.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,24 +17,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import load_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
 RESULT_FILES = ["attention.json", "attention.md", "attention.png", "gpu_check.log",
                 "gpu_steps.json", "gpu_steps.md", "gpu_tests.log"]
 IMPLEMENTATIONS = ["triton", "sdpa-flash", "sdpa-cudnn", "sdpa-efficient", "sdpa-math"]
-
-
-def load(name):
-    """benchmarks/<name>.py as a module (benchmarks/ is not a package; gpu_steps imports
-    attention the way it does as a script, from benchmarks/ on sys.path)."""
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
 
 
 def official_results():
@@ -168,7 +156,7 @@ def test_gpu_check_without_a_gpu_stops_before_writing_anything(tmp_path):
 
 
 def test_device_selection_refuses_what_cannot_run(monkeypatch):
-    attention = load("attention")
+    attention = load_benchmark("attention")
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(SystemExit, match="set TRITON_INTERPRET=1"):
         attention.select_device(smoke=True)
@@ -195,7 +183,7 @@ def forward_target(attention, records):
 
 
 def test_forward_target_met_missed_and_partly_measured():
-    attention = load("attention")
+    attention = load_benchmark("attention")
     fast = [record(impl, 128, False, n, tflops) for n in (4096, 8192, 16384)
             for impl, tflops in (("triton", 500.0), ("sdpa-flash", 480.0))]
     assert forward_target(attention, fast)["verdict"] == "met"
@@ -219,7 +207,7 @@ def test_forward_target_met_missed_and_partly_measured():
 
 
 def test_training_target_covers_both_head_dims_causal_and_not():
-    attention = load("attention")
+    attention = load_benchmark("attention")
     records = [record(impl, d, c, n, 300.0) for impl in ("triton", "sdpa-flash")
                for d in (64, 128) for c in (False, True) for n in (2048, 4096, 8192, 16384)]
     assert attention.target_verdicts(records)[1]["verdict"] == "met"
@@ -230,7 +218,7 @@ def test_training_target_covers_both_head_dims_causal_and_not():
 
 
 def test_memory_target_judges_the_growth_of_the_peak_per_sequence():
-    attention = load("attention")
+    attention = load_benchmark("attention")
     tokens = 16384
     lens = (512, 2048, 8192)
     # B * N fixed: a linear implementation has the same peak at every N, a quadratic one a peak
@@ -270,7 +258,7 @@ class FakeStep:
 
 
 def test_gpu_steps_check_catches_different_losses_and_a_kernel_that_did_not_run():
-    gpu_steps = load("gpu_steps")
+    gpu_steps = load_benchmark("gpu_steps")
     good = gpu_steps.check_step({"triton": FakeStep(2.000, 3), "sdpa": FakeStep(2.001, 0)},
                                 batch=(), n_layers=3)
     assert good["loss_close"] and good["kernel_ran_only_in_triton_arm"]
