@@ -12,9 +12,9 @@ and Hugging Face `transformers` loads as it is.
         metrics.json                 what the loop measured (written by the loop, not read back here)
 
 `kind` says which model the weights belong to, and so how to rebuild it: "decoder" (GPT-2, CLM),
-"encoder" (BERT with its MLM head), "sequence_classifier" (BERT, pooler and a `classifier` of
-`num_labels` outputs) or "seq2seq" (the BART encoder-decoder; an untied output layer shows as an
-`lm_head.weight` among the weights). `metadata` is whatever the loop wants to keep (the objective,
+"encoder" (BERT, with the heads its weights hold: the MLM head, the pooler, both or neither),
+"sequence_classifier" (BERT, pooler and a `classifier` of `num_labels` outputs) or "seq2seq" (the
+BART encoder-decoder; an untied output layer shows as an `lm_head.weight` among the weights). `metadata` is whatever the loop wants to keep (the objective,
 the label names, the settings, the base model).
 
 config.json, one file for two readers:
@@ -27,8 +27,8 @@ config.json, one file for two readers:
 The "minilm" block is the whole truth for minilm: the kind, the ModelConfig field by field, the
 number of labels, the metadata. Around it, Hugging Face's fields describe the same model in
 transformers' names (`hf_config_fields`): model_type and architectures (a kind's are in
-`HF_ARCHITECTURES`: GPT2LMHeadModel, BertForMaskedLM, BertForSequenceClassification,
-BartForConditionalGeneration), the sizes, the activation, dropout, the epsilon, and id2label /
+`HF_ARCHITECTURES`: GPT2LMHeadModel, BertForMaskedLM (BertModel without the MLM head),
+BertForSequenceClassification, BartForConditionalGeneration), the sizes, the activation, dropout, the epsilon, and id2label /
 label2id for a classifier, so that
 
     AutoModelForSequenceClassification.from_pretrained("runs/sentiment")
@@ -93,6 +93,7 @@ from minilm.pretrained import (
     HF_ACTIVATIONS,
     HF_CONFIG_READERS,
     bart_params,
+    bert_heads,
     bert_params,
     gpt2_params,
 )
@@ -118,7 +119,7 @@ HF_ARCHITECTURES = {"decoder": ("gpt2", "GPT2LMHeadModel"),
                     "seq2seq": ("bart", "BartForConditionalGeneration")}
 # model_type -> its weights -> ours (its fields -> ModelConfig: minilm.pretrained.HF_CONFIG_READERS)
 READ_HF_WEIGHTS = {"gpt2": gpt2_params, "bart": bart_params,
-                   "bert": lambda weights, where: bert_params(weights, where)[0]}
+                   "bert": bert_params}
 
 
 class Run(NamedTuple):
@@ -220,8 +221,9 @@ def _describe_run(directory, model, tokenizer, metadata: dict) -> Path:
     tokenizer.save(directory)
     block = {"kind": kind, "config": model.config.to_dict(), "num_labels": num_labels,
              "metadata": metadata}
-    write_json(directory / CONFIG_FILE, {**hf_config_fields(kind, model.config, label_names, tied),
-                                         MINILM_BLOCK: block})
+    hf_fields = hf_config_fields(kind, model.config, label_names, tied,
+                                 mlm_head=getattr(model, "mlm_head", True))
+    write_json(directory / CONFIG_FILE, {**hf_fields, MINILM_BLOCK: block})
     return directory
 
 
@@ -235,7 +237,7 @@ def kind_of(model) -> str:
 
 
 def hf_config_fields(kind: str, config: ModelConfig, label_names=(),
-                     tie_word_embeddings: bool = True) -> dict:
+                     tie_word_embeddings: bool = True, mlm_head: bool = True) -> dict:
     """The Hugging Face config.json fields that describe a model of `kind` and `config` exactly,
     or {} when they cannot (see the module docstring): each ModelConfig field under its Hugging
     Face name, then read back through `minilm.pretrained`'s mapping and kept only if that gives
@@ -244,6 +246,8 @@ def hf_config_fields(kind: str, config: ModelConfig, label_names=(),
     if kind not in HF_ARCHITECTURES:
         return {}
     model_type, architecture = HF_ARCHITECTURES[kind]
+    if kind == "encoder" and not mlm_head:
+        architecture = "BertModel"  # the bare encoder: hidden states (and the pooler, if built)
     c = config
     activation = next(name for name, ours in HF_ACTIVATIONS.items() if ours == c.activation)
     fields = {
@@ -531,8 +535,8 @@ def build_model(run: Run, backend: str = "numpy", device: str = "auto"):
     check_backend(backend)
     if run.kind == "decoder":
         model = Decoder(run.config)
-    elif run.kind == "encoder":
-        model = Encoder(run.config)
+    elif run.kind == "encoder":  # with the heads its weights hold (a pretrained BertModel: none)
+        model = Encoder(run.config, **bert_heads(run.params))
     elif run.kind == "seq2seq":
         model = Seq2Seq(run.config, tie_word_embeddings="lm_head.weight" not in run.params)
     else:

@@ -245,8 +245,15 @@ def _drop_tied_copy(params: dict, copy: str, original: str, where: Path) -> None
     del params[copy]
 
 
-def bert_params(weights: dict, where: Path) -> tuple[dict, bool, bool]:
-    """HF BERT weights -> (minilm params, has an MLM head, has a pooler).
+def bert_heads(params) -> dict[str, bool]:
+    """Which of BERT's heads minilm-named weights hold, as `Encoder`'s flags: the MLM head
+    (`cls.predictions.*`) and the pooler (`bert.pooler.dense.*`)."""
+    return {"mlm_head": any(name.startswith("cls.predictions.") for name in params),
+            "pooler": "bert.pooler.dense.weight" in params}
+
+
+def bert_params(weights: dict, where: Path) -> dict:
+    """HF BERT weights -> minilm params (which heads they hold: `bert_heads`).
 
     `BertModel` (MiniLM-L6) stores `embeddings.*`, `encoder.layer.N.*`, `pooler.dense.*`: no MLM
     head, so it loads as `Encoder(mlm_head=False)` (hidden states and the pooler, no logits).
@@ -266,9 +273,7 @@ def bert_params(weights: dict, where: Path) -> tuple[dict, bool, bool]:
     word_embeddings = "bert.embeddings.word_embeddings.weight"
     _drop_tied_copy(params, "cls.predictions.decoder.weight", word_embeddings, where)
     _drop_tied_copy(params, "cls.predictions.decoder.bias", "cls.predictions.bias", where)
-    mlm_head = any(name.startswith("cls.predictions.") for name in params)
-    pooler = "bert.pooler.dense.weight" in params
-    return params, mlm_head, pooler
+    return params
 
 
 def gpt2_params(weights: dict, where: Path) -> dict:
@@ -395,12 +400,13 @@ def load_pretrained(path, backend: str = "numpy", dtype=None, **model_kwargs):
     hf, model_type, config = _parse_config(where)
     weights = _read_weights(directory / WEIGHTS_FILE)
     if model_type == "bert":
-        params, mlm_head, pooler = bert_params(weights, directory / WEIGHTS_FILE)
+        params = bert_params(weights, directory / WEIGHTS_FILE)
+        heads = bert_heads(params)
         architectures = hf.get("architectures") or []
-        if not mlm_head and {"BertForMaskedLM", "BertForPreTraining"} & set(architectures):
+        if not heads["mlm_head"] and {"BertForMaskedLM", "BertForPreTraining"} & set(architectures):
             raise ValueError(f"{where} names {architectures} but {directory / WEIGHTS_FILE} has no "
                              "cls.predictions.* (MLM head) weights")
-        model_kwargs = {"mlm_head": mlm_head, "pooler": pooler, **model_kwargs}
+        model_kwargs = {**heads, **model_kwargs}
         # a head the caller chose not to build (mlm_head=False, pooler=False): its weights go unread
         params = {
             name: value for name, value in params.items()

@@ -28,6 +28,7 @@ from minilm.classification import predict_logits
 from minilm.cli import main
 from minilm.finetune import FinetuneSettings, finetune
 from minilm.numpy import Decoder, Encoder, Seq2Seq
+from minilm.pretrained import load_pretrained
 from minilm.tasks import LABELS, Task, load_sentiment
 from minilm.testing.oracles import relative_error
 from minilm.tokenizers import CharTokenizer
@@ -149,6 +150,28 @@ def test_a_seq2seq_run_loads_as_bart(tie, tmp_path):
     theirs = hf_logits(model, input_ids=source, attention_mask=mask, decoder_input_ids=target)
     assert relative_error(theirs, ours.forward(source, mask, target)) <= LOGITS_TOL
     assert (load_run(tmp_path)[1].params.keys() == ours.params.keys())  # the copies are dropped
+
+
+@pytest.mark.parametrize("mlm_head, pooler", [(True, False), (True, True), (False, True),
+                                           (False, False)])
+def test_an_encoder_run_keeps_the_heads_it_was_saved_with(mlm_head, pooler, tmp_path):
+    """An Encoder with either head or none (MiniLM-L6 as loaded is a BertModel: a pooler, no MLM
+    head) saved with save_run: load_run and load_pretrained rebuild the same heads, and
+    transformers' AutoModel reads it as the class it is, with our hidden states."""
+    tokenizer = CharTokenizer("abcdefghij ")
+    config = ModelConfig(vocab_size=tokenizer.vocab_size, max_len=16, d_model=16, n_heads=2,
+                         n_layers=2, d_ff=32)
+    ours = noisy(Encoder(config, seed=1, mlm_head=mlm_head, pooler=pooler))
+    save_run(tmp_path, ours, tokenizer)
+    ids = np.array([[2, 3, 4, 5, 6], [6, 5, 4, 3, 2]])
+    for loaded in (load_run(tmp_path)[0], load_pretrained(tmp_path)):
+        assert (loaded.mlm_head, loaded.pooler is not None) == (mlm_head, pooler)
+        np.testing.assert_array_equal(loaded.encode(ids), ours.encode(ids))
+    architecture = "BertForMaskedLM" if mlm_head else "BertModel"
+    assert json.loads((tmp_path / "config.json").read_text())["architectures"] == [architecture]
+    model = getattr(transformers, architecture).from_pretrained(tmp_path).eval()
+    hidden = model(input_ids=torch.from_numpy(ids), output_hidden_states=True).hidden_states[-1]
+    assert relative_error(hidden.detach().numpy(), ours.encode(ids)) <= LOGITS_TOL
 
 
 # ---------------------------------------------------------------- what transformers cannot say
