@@ -118,7 +118,9 @@ def main(argv=None):
     seen = {tuple(p.source) for p in data.train}
     novel = [p for p in data.heldout if tuple(p.source) not in seen]
 
+    load = {"before": os.getloadavg()[0]}  # the 1-minute load average at the end of each phase
     median_step, all_step_times = step_times(config, settings["numpy"], data, args.repeats)
+    load["steps"] = os.getloadavg()[0]
     speeds = record_speed(median_step, args.threads, args.batch_size)
     if args.speed_only:
         if (RESULTS / "translation.json").exists():  # the last full run's report, with the speeds
@@ -130,6 +132,7 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as out_dir:  # the run directory, as `minilm train`
             runs[backend] = train(run_settings, config, out_dir=out_dir, progress=False)
             models[backend] = load_run(out_dir, backend="numpy")[0]  # scored in NumPy
+        load[f"{backend} run"] = os.getloadavg()[0]
         print(f"{backend}: {runs[backend]['wall_seconds']:.0f} s, held-out exact match "
               f"{runs[backend]['translation']['exact_match']:.4f}", flush=True)
     # the NumPy run's model, for lesson 09 (weights, config and tokenizer: about 1.3 MB)
@@ -156,6 +159,7 @@ def main(argv=None):
         "heldout_scores": heldout,
         "greedy_decoding_seconds_256_sentences": decoding,
         "targets": {"exact_match": TARGET_EXACT_MATCH, "numpy_training_seconds": TARGET_SECONDS},
+        "load_average_1min": load,
         "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
                     "threads": args.threads, "numpy": np.__version__,
                     "torch": torch.__version__},
@@ -235,9 +239,14 @@ def report(result, speeds) -> str:
         f"{result['heldout_sentences']} held-out sentences from 300 held-out stories, "
         f"{result['novel_heldout_sentences']} of them never seen in training."),
         "",
-        ("The machine is a shared, busy 2-core VM: absolute times vary from run to run (other "
-        "work runs beside this one); each process uses one thread. The speed ratio is measured "
-        "alternately in one process (medians), which a busy machine slows alike."),
+        ("The machine is a shared 2-core VM: absolute times vary with the other work that runs "
+        "beside this one; each process uses one thread. The speed ratio is measured "
+        "alternately in one process (medians), which a busy machine slows alike; the two "
+        "training runs come one after the other, so their wall times compare only under the "
+        "same load (the 1-minute load average at the end of each phase: "
+        + ", ".join(f"{phase} {value:.1f}" for phase, value in
+                    result["load_average_1min"].items())
+        + ")."),
         "",
         (f"**Target**: the NumPy model reaches exact match >= {TARGET_EXACT_MATCH:.0%} on held-out "
         f"stories' sentences in <= {TARGET_SECONDS} s of training: **{'met' if met else 'missed'}** "
