@@ -4,12 +4,15 @@ accept right answers and reject wrong ones is tests/test_lessons.py and tests/te
 
 import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from minilm.check import check
 from minilm.check.runner import is_stub
 from minilm.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 GOOD_SOFTMAX = """
 import numpy as np
@@ -149,3 +152,24 @@ def test_inputs_are_copied_so_a_function_that_writes_into_them_cannot_corrupt_th
     report = check(path)
     assert not report.ok  # softmax of zeros is wrong, but the case itself was not changed
     assert "x = [" in report.failed()[0].counterexample
+
+
+def test_a_failure_caused_by_another_wrong_function_names_it_to_fix_first(tmp_path, capsys):
+    """The reference attention of lesson 01 with a top-left causal_mask: causal_mask fails its
+    own properties; attention_forward's failures, which it calls by name, name it to fix first,
+    and attention_backward's name the forward whose cache they need (the chain leads back); with
+    the right causal_mask nothing does."""
+    solution = (REPO / "lessons" / "solutions" / "01_self_attention.py").read_text()
+    right = "return key <= query + (n_keys - n_queries)"
+    assert right in solution
+    report = check(write(tmp_path, solution.replace(right, "return key <= query")))
+    failed = report.failed()
+    assert {r.exercise for r in failed} >= {"causal_mask", "attention_forward"}
+    assert all(r.fix_first == () for r in failed if r.exercise == "causal_mask")
+    forward = [r for r in failed if r.exercise == "attention_forward"]
+    assert forward and all(r.fix_first == ("causal_mask",) for r in forward)
+    backward = [r for r in failed if r.exercise == "attention_backward"]  # through the forward
+    assert all(r.fix_first == ("attention_forward",) for r in backward)
+    assert main(["check", str(tmp_path / "mine.py")]) == 1
+    assert "fix first: causal_mask, which this uses" in capsys.readouterr().out
+    assert all(r.fix_first == () for r in check(write(tmp_path, solution, "right.py")).results)

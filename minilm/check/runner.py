@@ -9,7 +9,9 @@ Every function of the source whose name is an exercise of the catalogue is check
 own functions, imported into a notebook, are not). Each property runs under hypothesis: on failure
 hypothesis shrinks the case to a small one, and the report shows that counterexample, the largest
 error and the property's hint. A stub that raises NotImplementedError is "not attempted"; a
-property that also calls a stub is "blocked" (a backward needs its own forward's cache).
+property that also calls a stub is "blocked" (a backward needs its own forward's cache). A failure
+that may come from another of the learner's functions, one that fails its own properties and that
+this property runs, names it: fix that first.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Result:
     error: float | None = None
     counterexample: str = ""
     hint: str = ""
+    fix_first: tuple[str, ...] = ()  # the learner's functions it uses that fail their own checks
 
 
 @dataclass
@@ -81,6 +84,9 @@ class Report:
                 if r.counterexample:
                     lines.append(f"{indent}counterexample (shrunk):")
                     lines += [f"{indent}  {line}" for line in r.counterexample.splitlines()]
+                if r.fix_first:
+                    lines.append(f"{indent}fix first: {', '.join(r.fix_first)}, which this uses "
+                                 "and which fails its own properties (this may then pass)")
                 if r.hint:
                     lines.append(f"{indent}hint: {r.hint}")
             elif r.status == "blocked":
@@ -287,7 +293,7 @@ def check(source, lesson: str | None = None, settings=None, properties=None) -> 
         raise ValueError(f"{label} defines no checkable function{where}; `minilm check --list` "
                          "shows the names")
     stubs = {name for name, function in functions.items() if is_stub(function)}
-    results = []
+    results, used = [], []
     for prop in PROPERTIES if properties is None else properties:
         if not all(name in functions for name in prop.needs):
             continue
@@ -298,7 +304,21 @@ def check(source, lesson: str | None = None, settings=None, properties=None) -> 
             results.append(Result(prop.target, prop.name, "blocked", f"needs {blocking}"))
         else:
             results.append(run_property(prop, functions, settings))
+        used.append(_uses(prop, functions))
+    failing = {r.exercise for r in results if r.status == "failed"}
+    for result, others in zip(results, used):
+        if result.status == "failed":
+            result.fix_first = tuple(sorted(others & failing))
     return Report(results, label)
+
+
+def _uses(prop: Property, functions: dict[str, Callable]) -> set[str]:
+    """The learner's other functions a property of `prop.target` runs: those it calls itself
+    (`prop.needs`: a backward needs its forward's cache), and those the target calls by name (an
+    attention_forward that builds its mask with the learner's own causal_mask)."""
+    code = getattr(functions[prop.target], "__code__", None)
+    called = set(code.co_names) if code is not None else set()
+    return (set(prop.needs) | called) & set(functions) - {prop.target}
 
 
 def lesson_number(lesson) -> str:
