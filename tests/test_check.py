@@ -173,3 +173,16 @@ def test_a_failure_caused_by_another_wrong_function_names_it_to_fix_first(tmp_pa
     assert main(["check", str(tmp_path / "mine.py")]) == 1
     assert "fix first: causal_mask, which this uses" in capsys.readouterr().out
     assert all(r.fix_first == () for r in check(write(tmp_path, solution, "right.py")).results)
+
+
+def test_float32_rounding_is_named_as_such(tmp_path):
+    """A right softmax computed in float32 misses the float64-grade checks by float32's rounding:
+    the failure says it is the dtype, not the formula; a wrong formula does not get that note."""
+    in_float32 = GOOD_SOFTMAX.replace("e = np.exp(x - x.max(axis=axis, keepdims=True))",
+                                      "x = x.astype(np.float32)\n"
+                                      "    e = np.exp(x - x.max(axis=axis, keepdims=True))")
+    failed = check(write(tmp_path, in_float32)).failed()
+    assert failed and all("the size of float32 rounding" in r.message for r in failed)
+    wrong = GOOD_SOFTMAX.replace("p = e / e.sum(axis=axis, keepdims=True)", "p = e / e.max()")
+    failed = check(write(tmp_path, wrong, "wrong.py")).failed()
+    assert failed and not any("float32" in r.message for r in failed)

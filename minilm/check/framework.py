@@ -123,12 +123,19 @@ def max_error(expected, actual, floor: float = 1.0) -> float:
 
 
 def assert_close(what: str, expected, actual, tol: float, floor: float = 1.0) -> None:
-    """Failure unless `actual` is within `tol` of `expected` (by `max_error`)."""
+    """Failure unless `actual` is within `tol` of `expected` (by `max_error`). A float64-grade
+    check (tol < 1e-6) missed by float32's rounding error (1e-9 to 1e-5, or a float32 result)
+    says so: the formula may be right and the dtype wrong."""
     if actual is None:
         raise Failure(f"{what}: got None")
     error = max_error(expected, actual, floor)
     if not error <= tol:  # NaN fails too
-        raise Failure(f"{what}: error {error:.3g} > {tol:g}", error)
+        message = f"{what}: error {error:.3g} > {tol:g}"
+        low_precision = getattr(actual, "dtype", None) in (np.float32, np.float16)
+        if tol < 1e-6 and (low_precision or 1e-9 <= error <= 1e-5):
+            message += (" - the size of float32 rounding: is something computed in float32? "
+                        "Keep the inputs' dtype (float64 here)")
+        raise Failure(message, error)
 
 
 def assert_true(condition, message: str, error: float | None = None) -> None:
