@@ -97,3 +97,16 @@ def mask_tokens(ids, rng, vocab_size, mask_id, special_ids, mask_prob=0.15,  # n
     inputs = _corrupt(ids, to_mask, to_random, mask_id,
                       np.random.choice(ordinary_ids, size=int(to_random.sum())))
     return inputs, np.where(selected, ids, -100)
+
+
+@mistake("random_token_prob taken as a share of the tokens not masked (a second draw): 2% random",
+         breaks="the rest: a random token with probability random_token_prob, else unchanged")
+def mask_tokens(ids, rng, vocab_size, mask_id, special_ids, mask_prob=0.15,  # noqa: F811
+                mask_token_prob=0.8, random_token_prob=0.1):
+    ids = np.asarray(ids)
+    selected, to_mask, _, ordinary_ids = _fates(
+        ids, rng, vocab_size, special_ids, mask_prob, mask_token_prob, random_token_prob)
+    to_random = selected & ~to_mask & (rng.random(ids.shape) < random_token_prob)  # of the rest
+    inputs = _corrupt(ids, to_mask, to_random, mask_id,
+                      rng.choice(ordinary_ids, size=int(to_random.sum())))
+    return inputs, np.where(selected, ids, -100)

@@ -138,7 +138,9 @@ def reproducible(impl, case):
 @prop("mask_tokens", "selected tokens become [MASK] with probability mask_token_prob",
       masking_cases(),
       hint="one uniform draw u per selected token: [MASK] if u < mask_token_prob, a random "
-           "token if u < mask_token_prob + random_token_prob, else unchanged")
+           "token if u < mask_token_prob + random_token_prob, else unchanged; a [MASK] where "
+           "mask_token_prob is 0 is a random replacement that drew mask_id (draw from the "
+           "ordinary ids)")
 def mask_share(impl, case):
     _, inputs, labels = masked(impl, case)
     selected = labels != IGNORE_INDEX
@@ -148,8 +150,9 @@ def mask_share(impl, case):
 
 @prop("mask_tokens", "the rest: a random token with probability random_token_prob, else unchanged",
       masking_cases(),
-      hint="a random replacement can draw the original token again, so it looks unchanged with "
-           "probability 1/(number of ordinary ids)")
+      hint="random_token_prob is a share of all selected tokens, not of those left after "
+           "[MASK]: decide both with the same u; a random replacement can draw the original "
+           "token again, so it looks unchanged with probability 1/(number of ordinary ids)")
 def random_and_unchanged_shares(impl, case):
     """A random replacement is uniform over the n ordinary ids, so it differs from the original
     with probability random_token_prob (1 - 1/n), and a selected token reads unchanged with
