@@ -8,6 +8,7 @@ return an exit status.
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import types
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from minilm.train import TrainSettings, resume_training, train
 # characters on two BLAS threads, 4.5-4.9 minutes in all
 DEMO_SETTINGS = dict(objective="clm", steps=3400, batch_size=16, seq_len=128, lr=6e-3,
                      lr_decay="linear", min_lr=0.0, warmup_steps=100, eval_every=425)
+# `minilm attention --dpi`: print quality; MiniLM's grid with --rollout, 20.7 x 10.2 inches, is
+# then 12420 x 6120 pixels (300 MB of RGBA); at 100000 dpi it would not fit in memory
+MAX_DPI = 600
 
 
 def settings_from(args, settings_class, **overrides):
@@ -33,8 +37,38 @@ def settings_from(args, settings_class, **overrides):
 def _check_file(flag: str, path) -> None:
     """A file a flag names must exist: said first, before any setting is checked (a typo in a path
     is the likeliest mistake, and the one a user should hear about)."""
+    if path is not None and Path(path).is_dir():
+        raise FileNotFoundError(f"{flag} {str(path)!r} is a directory, not a file")
     if path is not None and not Path(path).is_file():
         raise FileNotFoundError(f"{flag} {str(path)!r}: no such file")
+
+
+def _check_writable(flag: str, path, directory: bool = False) -> None:
+    """What a flag names as an output (a file, or a `directory` created if need be) can be written:
+    said before any work is done, and by trying, since permissions alone do not tell (root may
+    write anywhere but /proc). The trial leaves no trace: what it created, it removes."""
+    expected = "a directory" if directory else "a file"
+    if str(path) == "":  # Path("") is the current directory
+        raise ValueError(f"{flag} must not be empty; expected {expected}")
+    path = Path(path)
+    if path.exists() and path.is_dir() != directory:
+        raise ValueError(f"{flag} {str(path)!r} is an existing "
+                         f"{'file' if directory else 'directory'}; expected {expected}")
+    created = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    try:
+        if directory:
+            path.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=path).close()
+        else:
+            open(path, "ab").close()  # appends nothing to a file that exists
+    except OSError as error:
+        raise ValueError(f"{flag} {str(path)!r} cannot be written: {error.strerror}") from None
+    finally:
+        for made in created:
+            if made.is_dir():
+                made.rmdir()
+            elif made.exists():
+                made.unlink()
 
 
 def command_train(args):
@@ -83,7 +117,9 @@ def command_generate(args):
     text = text if args.prompt_file is None or not text.endswith("\n") else text[:-1]
     prompt = tokenizer.encode(text)[None]
     if prompt.shape[1] == 0:
-        raise ValueError("--prompt must not be empty")
+        raise ValueError("--prompt must not be empty" if args.prompt_file is None else
+                         f"--prompt-file {args.prompt_file!r} holds no prompt (only a final line "
+                         "break); expected text to continue")
     ids = generate(model, np.repeat(prompt, args.samples, axis=0), args.max_new_tokens,
                    np.random.default_rng(args.seed), args.temperature, args.top_k,
                    top_p=args.top_p)
@@ -110,7 +146,7 @@ def command_translate(args):
     if not sentences:
         raise ValueError("give the English text to translate, e.g. \"then she sings softly.\"")
     unknown = sorted({word for s in sentences for word in s.replace(".", " ").split()
-                      if tokenizer.tokenize(word) == [tokenizer.UNK]})
+                      if tokenizer.UNK in tokenizer.tokenize(word)})  # "softly!": softly, [UNK]
     if unknown:
         raise ValueError(f"words the model has no token for: {unknown[:10]} (it knows the "
                          f"{tokenizer.vocab_size} words of the story corpus)")
@@ -130,6 +166,7 @@ def command_tokenizer_train(args):
     from minilm.tokenizers import BPETokenizer
 
     _check_file("CORPUS.txt", args.corpus)
+    _check_writable("--out", args.out, directory=True)
     text = load_text(args.corpus)  # refuses a file that is empty or not UTF-8, naming it
     if text.isspace():  # whitespace alone would learn merges of spaces and line breaks only
         raise ValueError(f"CORPUS.txt {args.corpus!r} holds only whitespace; expected text to "
@@ -156,11 +193,12 @@ def command_demo(args):
 
 def _texts_from(args, what: str) -> list[str]:
     """TEXT arguments, then the lines of --file; ValueError saying what to give if none."""
+    from minilm.data import read_text
+
     _check_file("--file", args.file)
     texts = list(args.texts or [])
-    if args.file is not None:
-        with open(args.file, encoding="utf-8") as f:
-            texts += [line.strip() for line in f if line.strip()]
+    if args.file is not None:  # read_text refuses a file that is not UTF-8, naming it
+        texts += [line.strip() for line in read_text(args.file).splitlines() if line.strip()]
     if not texts:
         raise ValueError(f"give {what}: TEXT [TEXT ...] or --file FILE")
     return texts
@@ -182,6 +220,8 @@ def command_embed(args) -> np.ndarray:
     if args.output is not None and Path(args.output).suffix not in OUTPUT_SUFFIXES:
         raise ValueError(f"--output must end with one of {OUTPUT_SUFFIXES}, got {args.output!r}")
     texts = _texts_from(args, "sentences to embed")
+    if args.output is not None:
+        _check_writable("--output", args.output)
     directory = Path(args.model) if args.model is not None else default_model_path()
     settings = sentence_settings(directory)
     model = load_pretrained(directory, backend=args.backend)
@@ -249,7 +289,7 @@ def command_predict(args):
 
     texts = _texts_from(args, "the texts to classify")
     model, tokenizer, label_names = load_finetuned(args.checkpoint, backend=args.backend)
-    max_length = args.max_length or model.config.max_len
+    max_length = model.config.max_len if args.max_length is None else args.max_length
     if not 3 <= max_length <= model.config.max_len:
         raise ValueError(f"--max-length must be in [3, {model.config.max_len}] (the model's "
                          f"max_len), got {max_length}")
@@ -270,7 +310,9 @@ def command_check(args) -> int:
     from hypothesis import settings
 
     from minilm.check import check, listing
+    from minilm.common.checks import positive_int
 
+    positive_int("--max-examples", args.max_examples)
     if args.list:
         print(listing(args.lesson))
         return 0
@@ -285,8 +327,14 @@ def command_check(args) -> int:
 def command_compute(args):
     """`minilm compute`: parameters, FLOPs, memory and training time of a preset, counted from its
     config (minilm.compute; nothing is built)."""
+    from minilm.common.checks import number_in
     from minilm.compute import PRESET_MODELS, report
 
+    for flag, value, interval in (("--tokens", args.tokens, "(0, inf)"),
+                                  ("--peak-tflops", args.peak_tflops, "(0, inf)"),
+                                  ("--mfu", args.mfu, "(0, 1]")):
+        if value is not None:
+            number_in(flag, value, interval)
     model, parts = PRESET_MODELS[args.preset]  # the heads as released, unless a flag says
     flags = {part: getattr(args, part) for part in ("mlm_head", "pooler")}
     parts = {**parts, **{part: value for part, value in flags.items() if value is not None}}
@@ -308,6 +356,10 @@ def command_attention(args):
     suffix = Path(args.out).suffix.lstrip(".")
     if suffix not in Figure().canvas.get_supported_filetypes():
         raise ValueError(f"--out {args.out!r}: give a picture file (.png, .pdf, .svg)")
+    if not 1 <= args.dpi <= MAX_DPI:
+        raise ValueError(f"--dpi must be in [1, {MAX_DPI}] (dots per inch of the picture), got "
+                         f"{args.dpi}")
+    _check_writable("--out", args.out)
     model, tokenizer, where = load_encoder(args.model)
     tokens, maps = attention_maps(model, tokenizer, args.text, args.pair)
     rollout = attention_rollout(maps) if args.rollout else None

@@ -26,6 +26,7 @@ __all__ = [
     "load_text",
     "mask_tokens",
     "mlm_batch",
+    "read_text",
     "split_rows",
     "split_train_val",
 ]
@@ -33,17 +34,22 @@ __all__ = [
 # ---------------------------------------------------------------- any text file
 
 
-def load_text(path) -> str:
-    """The contents of a UTF-8 text file (a leading byte-order mark is dropped)."""
+def read_text(path) -> str:
+    """The contents of a UTF-8 text file, maybe empty (a leading byte-order mark is dropped); a
+    file in another encoding is a ValueError naming it and the first byte that is not UTF-8."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such text file: {path}")
-    raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
+        return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ValueError(f"{path} is not UTF-8 text (bad byte at offset {error.start}); "
                          "convert it first, e.g. `iconv -t utf-8`") from None
+
+
+def load_text(path) -> str:
+    """`read_text`, refusing an empty file (nothing to train on or to prompt with)."""
+    text = read_text(path)
     if not text:
         raise ValueError(f"{path} is empty")
     return text

@@ -20,8 +20,31 @@ def layerwise_scales(names, n_layers: int, decay: float) -> dict[str, float]:
 
 def default_unfreeze_every(total_steps: int, n_layers: int) -> int:
     """Steps between unfreezings so that the embeddings (the last of n_layers + 1 thaws) become
-    trainable halfway through training: max(1, (total_steps // 2) // (n_layers + 1))."""
-    return max(1, (total_steps // 2) // (n_layers + 1))
+    trainable halfway through training: max(1, (total_steps // 2) // (n_layers + 1)). With fewer
+    than 2 (n_layers + 1) steps that is one thaw per step, which still reaches the embeddings
+    before the last step if there are at least n_layers + 2 steps; fewer are refused
+    (`check_unfreezing`)."""
+    every = max(1, (total_steps // 2) // (n_layers + 1))
+    check_unfreezing(every, total_steps, n_layers)
+    return every
+
+
+def check_unfreezing(unfreeze_every: int, total_steps: int, n_layers: int) -> None:
+    """Gradual unfreezing must thaw every group, the embeddings last, before the last of
+    `total_steps` steps: (n_layers + 1) * unfreeze_every < total_steps. Otherwise the bottom of
+    the encoder never trains (with 2 steps, only the head and the top block would): that is
+    fine-tuning with a frozen encoder, not what --gradual-unfreezing says, so it is refused
+    rather than run, naming the steps it would take."""
+    lowest = lowest_trainable_depth(total_steps - 1, unfreeze_every, n_layers)
+    if lowest > 0:
+        groups = n_layers + 1  # the blocks and the embeddings, below the head
+        raise ValueError(
+            f"--gradual-unfreezing thaws the {groups} groups below the head one every "
+            f"{unfreeze_every} step(s), the embeddings last: {total_steps} steps thaw "
+            f"{groups - lowest}, so the embeddings{' and the lowest blocks' if lowest > 1 else ''}"
+            f" would never train; give at least {groups * unfreeze_every + 1} steps (--max-steps "
+            f"or --epochs){', a smaller --unfreeze-every' if unfreeze_every > 1 else ''} or drop "
+            "--gradual-unfreezing")
 
 
 def lowest_trainable_depth(step: int, unfreeze_every: int, n_layers: int) -> int:

@@ -32,6 +32,7 @@ object per line). A label is a name: a string, or an integer that stands for its
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -40,6 +41,8 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
+from minilm.data import read_text
 
 LABELS = ("negative", "positive")  # label names of the built-in sentiment task; id = index
 SPLITS = ("train", "test")
@@ -107,10 +110,10 @@ def load_labelled_file(
     if not path.is_file():
         raise FileNotFoundError(f"no such dataset file: {path}")
     read_rows = _csv_rows if suffix in CSV_SUFFIXES else _jsonl_rows
-    # newline="" lets the csv module handle line breaks inside quoted fields; utf-8-sig drops the
-    # byte-order mark that spreadsheet programs put at the start of a file.
-    with path.open("r", encoding="utf-8-sig", newline="") as lines:
-        rows = read_rows(lines, str(path))
+    # read_text refuses a file that is not UTF-8, naming it, and drops the byte-order mark that
+    # spreadsheet programs put at the start of a file; newline="" keeps the line breaks as they
+    # are, so the csv module handles those inside quoted fields.
+    rows = read_rows(io.StringIO(read_text(path), newline=""), str(path))
     return _rows_to_ids(rows, str(path), label_names)
 
 

@@ -320,3 +320,80 @@ def test_generate_reads_its_prompt_from_a_file_and_samples_the_nucleus(text_file
     with pytest.raises(SystemExit):  # argparse: --prompt and --prompt-file exclude each other
         main(["generate", "--checkpoint", str(run), "--prompt", "a", "--prompt-file",
               str(prompt)])
+
+
+# ---------------------------------------------------------------- bad input, said in one line
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory, text_file):
+    """Files a user may hand over by mistake, and a CLM run to prompt."""
+    where = tmp_path_factory.mktemp("bad_inputs")
+    (where / "bad.txt").write_bytes(b"\xff\xfethe cat\n")  # UTF-16's byte-order mark
+    (where / "newline.txt").write_text("\n")
+    (where / "syntax.py").write_text("import numpy as np\ndef softmax_forward(x:\n")
+    (where / "imports.py").write_text('"""mine"""\n\nimport no_such_module_of_minilm\n')
+    (where / "ok.py").write_text("def softmax_forward(x, axis=-1):\n    raise NotImplementedError\n")
+    (where / "folder").mkdir()
+    (where / "folder.npy").mkdir()
+    assert main(["train", "--text", str(text_file), "--steps", "1", *TINY_RUN, "--out",
+                 str(where / "clm")]) == 0
+    return {"dir": str(where / "folder"), "text": str(text_file), "clm": str(where / "clm"),
+            "npy_dir": str(where / "folder.npy"),
+            **{path.stem: str(path) for path in where.glob("*.*") if path.is_file()}}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["attention", "the food", "--dpi", "0"],
+     "--dpi must be in [1, 600] (dots per inch of the picture), got 0"),
+    (["attention", "the food", "--dpi", "100000"], "--dpi must be in [1, 600]"),
+    (["attention", "the food", "--out", "/proc/minilm.png"],
+     "--out '/proc/minilm.png' cannot be written: "),
+    (["embed", "a cat", "--output", "/proc/minilm.npy"],
+     "--output '/proc/minilm.npy' cannot be written: "),
+    (["embed", "a cat", "--output", "{npy_dir}"],
+     "--output '{npy_dir}' is an existing directory; expected a file"),
+    (["tokenizer", "train", "{text}", "--out", "{text}"],
+     "--out '{text}' is an existing file; expected a directory"),
+    (["tokenizer", "train", "{text}", "--out", "/proc/minilm"],
+     "--out '/proc/minilm' cannot be written: "),
+    (["tokenizer", "train", "{text}", "--out", ""], "--out must not be empty; expected a directory"),
+    (["check", "{ok}", "--max-examples", "0"], "--max-examples must be an int >= 1, got 0"),
+    (["check", "{syntax}"], "{syntax} cannot be imported: line 2: SyntaxError: "),
+    (["check", "{imports}"],
+     "{imports} cannot be imported: line 3: ModuleNotFoundError: No module named 'no_such_"),
+    (["embed", "--file", "{bad}"], "{bad} is not UTF-8 text (bad byte at offset 0)"),
+    (["predict", "--checkpoint", "nowhere", "--file", "{bad}"],
+     "{bad} is not UTF-8 text (bad byte at offset 0)"),
+    (["embed", "--file", "{dir}"], "--file '{dir}' is a directory, not a file"),
+    (["predict", "--checkpoint", "nowhere", "--file", "{dir}"],
+     "--file '{dir}' is a directory, not a file"),
+    (["train", "--text", "{dir}"], "--text '{dir}' is a directory, not a file"),
+    (["finetune", "--task", "{dir}"], "--task '{dir}' is a directory, not a file"),
+    (["generate", "--checkpoint", "{clm}", "--prompt-file", "{dir}"],
+     "--prompt-file '{dir}' is a directory, not a file"),
+    (["generate", "--checkpoint", "{clm}", "--prompt-file", "{newline}"],
+     "--prompt-file '{newline}' holds no prompt (only a final line break)"),
+])
+def test_bad_command_lines_say_what_is_wrong_in_one_line(bad_inputs, argv, message, capsys):
+    """Each is refused with exit status 2 and one line naming the flag or file and what was
+    expected, before any model is loaded or run (nothing is printed): no traceback, no errno
+    without the flag, no 'no such file' for a directory, no '--prompt' for --prompt-file."""
+    assert main([a.format(**bad_inputs) for a in argv]) == 2
+    captured = capsys.readouterr()
+    error = captured.err.strip()
+    assert message.format(**bad_inputs) in error and "\n" not in error
+    assert captured.out == ""
+
+
+def test_trying_whether_an_output_can_be_written_leaves_no_trace(bad_inputs, tmp_path, capsys):
+    """--out is tried before the tokenizer trains (creating the directories, then removing them):
+    a refusal that comes after it (--vocab-size too small) leaves nothing behind."""
+    out = tmp_path / "new" / "bpe"
+    assert main(["tokenizer", "train", bad_inputs["text"], "--out", str(out),
+                 "--vocab-size", "10"]) == 2
+    assert "vocab_size must be" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    assert main(["tokenizer", "train", bad_inputs["text"], "--out", str(out),
+                 "--vocab-size", "260"]) == 0
+    assert sorted(path.name for path in out.iterdir()) == ["merges.txt", "vocab.json"]

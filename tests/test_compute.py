@@ -28,6 +28,8 @@ compute (Brown et al. 2020, Table D.1), BERT-base/large (Devlin et al. 2019), GP
 PaLM count of training FLOPs (Chowdhery et al. 2022, App. B).
 """
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -362,6 +364,12 @@ def test_time_estimate_and_measured_mfu_are_inverse():
     (lambda c: memory(c, 1, 8, optimizer="lion"), "optimizer"),
     (lambda c: memory(c, 1, 8, attention="sparse"), "attention"),
     (lambda c: time_estimate(1.0, 1.0, mfu=1.5), "mfu"),
+    (lambda c: training_flops(c, float("nan"), 8), "n_tokens must be a finite number"),
+    (lambda c: training_flops(c, float("inf"), 8), "n_tokens must be a finite number"),
+    (lambda c: time_estimate(1.0, float("nan")), "peak_flops must be a finite number"),
+    (lambda c: time_estimate(1.0, float("inf")), "peak_flops must be a finite number"),
+    (lambda c: time_estimate(1.0, 1.0, mfu=float("nan")), "mfu must be a finite number"),
+    (lambda c: measured_mfu(1.0, float("nan"), 1.0), "seconds must be a finite number"),
 ])
 def test_bad_arguments_name_what_is_wrong(call, message):
     with pytest.raises(ValueError, match=message):
@@ -377,3 +385,21 @@ def test_minilm_compute_prints_the_table(capsys):
     assert "mlm_head=True, pooler=True" in capsys.readouterr().out
     assert main(["compute", "gpt2", "--seq-len", "2048"]) == 2
     assert "seq_len" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--tokens", "nan"], "--tokens must be a finite number in \\(0, inf\\), got nan"),
+    (["--tokens", "inf"], "--tokens must be a finite number in \\(0, inf\\), got inf"),
+    (["--tokens", "-1"], "--tokens must be a finite number in \\(0, inf\\), got -1.0"),
+    (["--peak-tflops", "nan"], "--peak-tflops must be a finite number in \\(0, inf\\), got nan"),
+    (["--peak-tflops", "inf"], "--peak-tflops must be a finite number in \\(0, inf\\), got inf"),
+    (["--peak-tflops", "-1"], "--peak-tflops must be a finite number in \\(0, inf\\), got -1.0"),
+    (["--mfu", "nan"], "--mfu must be a finite number in \\(0, 1\\], got nan"),
+])
+def test_minilm_compute_refuses_a_number_that_is_not_finite_and_positive_naming_the_flag(
+        flags, message, capsys):
+    """NaN passed `<= 0` and printed nan, inf printed nan or 0.0 days; each is refused, and the
+    message names the flag, not the library's n_tokens / peak_flops (in FLOP/s, not TFLOP/s)."""
+    assert main(["compute", "tiny", *flags]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and re.search(message, captured.err)

@@ -26,7 +26,7 @@ from safetensors.numpy import load_file, save_file
 
 from minilm.checkpoint import METRICS_LOG_FILE
 from minilm.classification import classification_metrics, predict_logits
-from minilm.cli import build_parser
+from minilm.cli import build_parser, main
 from minilm.common.backends import numpy_params, on_backend
 from minilm.common.names import bert_depth
 from minilm.config import ModelConfig
@@ -38,6 +38,7 @@ from minilm.finetune import (
     load_finetuned,
 )
 from minilm.layerwise import (
+    check_unfreezing,
     default_unfreeze_every,
     frozen_names,
     layerwise_scales,
@@ -228,7 +229,7 @@ def test_random_init_uses_the_given_architecture(tiny_bert, small_task):
 def test_unfreezing_schedule_thaws_one_group_every_k_steps_top_first():
     # MiniLM: 6 blocks, depths 0 (embeddings) .. 7 (pooler + classifier)
     assert default_unfreeze_every(75, 6) == 5  # the embeddings thaw at step 35, mid-training
-    assert default_unfreeze_every(3, 6) == 1
+    assert default_unfreeze_every(8, 6) == 1  # one thaw a step: the embeddings at step 7
     schedule = [lowest_trainable_depth(step, 5, 6) for step in range(45)]
     assert schedule[:5] == [7] * 5 and schedule[5:10] == [6] * 5
     assert schedule[30:35] == [1] * 5 and schedule[35:] == [0] * 10
@@ -239,6 +240,36 @@ def test_unfreezing_schedule_thaws_one_group_every_k_steps_top_first():
     assert frozen_names(names, 6, 6) == set(names[:2])
     assert frozen_names(names, 6, 1) == {names[0]}
     assert frozen_names(names, 6, 0) == set()
+
+
+@pytest.mark.parametrize("every, steps, thawed, needed", [
+    (1, 2, 1, 8),  # the default schedule with --max-steps 2: the head and the top block only
+    (1, 7, 6, 8),
+    (100, 2, 0, 701),  # --unfreeze-every 100 --max-steps 2: the encoder never trains
+    (5, 35, 6, 36),
+])
+def test_a_schedule_that_never_thaws_the_embeddings_is_refused(every, steps, thawed, needed):
+    """MiniLM's 6 blocks and embeddings below the head: with too few steps the bottom of the
+    encoder would never train, which is not gradual unfreezing; refused, saying how many steps
+    it takes. The default schedule is checked the same way."""
+    with pytest.raises(ValueError, match=f"{steps} steps thaw {thawed}, so the embeddings.* would "
+                                         f"never train; give at least {needed} steps"):
+        check_unfreezing(every, steps, 6)
+    check_unfreezing(every, needed, 6)  # one more step, and the embeddings train at the last
+    if every == 1:
+        with pytest.raises(ValueError, match=f"give at least {needed} steps"):
+            default_unfreeze_every(steps, 6)
+
+
+def test_finetune_with_too_few_steps_to_unfreeze_is_refused_before_training(tiny_bert, tmp_path,
+                                                                            capsys):
+    assert main(["finetune", "--model", str(tiny_bert), "--max-steps", "2",
+                 "--gradual-unfreezing", "--max-length", "16", "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert ("--gradual-unfreezing thaws the 2 groups below the head one every 1 step(s), the "
+            "embeddings last: 2 steps thaw 1, so the embeddings would never train; give at least "
+            "3 steps (--max-steps or --epochs) or drop --gradual-unfreezing") in error
+    assert "Traceback" not in error
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
@@ -349,3 +380,32 @@ def test_a_vocabulary_that_does_not_fit_the_model_is_an_error(tmp_path, small_ta
         finetune(settings(wrong), progress=False, task=small_task)
     with pytest.raises(ValueError, match="vocab"):
         finetune(settings(wrong, init="random"), progress=False, task=small_task)
+
+
+@pytest.fixture(scope="module")
+def finetuned_run(tiny_bert, tmp_path_factory):
+    run = tmp_path_factory.mktemp("finetuned") / "run"
+    finetune(settings(tiny_bert, max_steps=1), run, progress=False)
+    return run
+
+
+def test_predict_refuses_a_max_length_of_zero(finetuned_run, capsys):
+    """--max-length 0 read as 'not given' (`or`) and ran with the model's max_len."""
+    assert main(["predict", "--checkpoint", str(finetuned_run), "good", "--max-length", "0"]) == 2
+    captured = capsys.readouterr()
+    assert "--max-length must be in [3, 32] (the model's max_len), got 0" in captured.err
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize("flag", ["--task", "--test"])
+def test_a_labelled_file_that_is_not_utf8_is_named(flag, tiny_bert, tmp_path, capsys):
+    """A spreadsheet's UTF-16 export said only "'utf-8' codec can't decode byte 0xff": now the
+    file and what to do, as `minilm train --text` says (minilm.data.read_text)."""
+    good = write_jsonl(tmp_path / "good.jsonl", [("good", "pos"), ("bad", "neg")])
+    utf16 = tmp_path / "utf16.csv"
+    utf16.write_bytes("text,label\ngood,pos\nbad,neg\n".encode("utf-16"))
+    files = {"--task": [utf16], "--test": [good, "--test", utf16]}[flag]
+    assert main(["finetune", "--model", str(tiny_bert), "--task", *map(str, files), "--out",
+                 str(tmp_path / "run")]) == 2
+    assert (f"{utf16} is not UTF-8 text (bad byte at offset 0); convert it first"
+            in capsys.readouterr().err)

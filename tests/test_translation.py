@@ -196,6 +196,9 @@ def test_seq2seq_refuses_a_seq_len_from_the_python_api_too():
 
 @pytest.mark.parametrize("argv, message", [
     (["translate", "--checkpoint", "RUN", "the dragon sings."], "no token for: \\['dragon'\\]"),
+    (["translate", "--checkpoint", "RUN", "then she sings softly!"],
+     "no token for: \\['softly!'\\]"),  # softly, [UNK]: a word with an unknown piece
+    (["translate", "--checkpoint", "RUN", "日本"], "no token for: \\['日本'\\]"),
     (["translate", "--checkpoint", "RUN", "she sings.", "--beams", "0"], "--beams must be"),
     (["translate", "--checkpoint", "RUN", " . "], "give the English text"),
     (["train", "--objective", "seq2seq", "--text", "TEXT"], "--text is for clm and mlm"),

@@ -22,6 +22,7 @@ import importlib.util
 import inspect
 import sys
 import textwrap
+import traceback
 import types
 import warnings
 from collections.abc import Callable, Mapping
@@ -114,7 +115,11 @@ def _functions_of(source) -> tuple[dict[str, Callable], str]:
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses and pickling look modules up by name
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as error:  # noqa: BLE001 - the learner's file is at fault: one line
+            del sys.modules[name]
+            raise ValueError(f"{path} cannot be imported: {_where_raised(error, path)}") from None
         namespace, label = vars(module), str(path)
         owner = name
     elif isinstance(source, types.ModuleType):
@@ -130,6 +135,17 @@ def _functions_of(source) -> tuple[dict[str, Callable], str]:
         if name in EXERCISES and callable(value) and getattr(value, "__module__", None) == owner:
             found[name] = value  # written there, not imported (the library's own are not checked)
     return found, label
+
+
+def _where_raised(error: Exception, path: Path) -> str:
+    """'line N: ErrorType: message' for an exception raised while importing the file `path`: the
+    line of a SyntaxError in it, otherwise the last line of it that the traceback passes through
+    (an `import` of a module that fails, a statement that raises)."""
+    if isinstance(error, SyntaxError) and Path(error.filename or "").resolve() == path.resolve():
+        return f"line {error.lineno}: SyntaxError: {error.msg}"
+    line = next((frame.lineno for frame in reversed(traceback.extract_tb(error.__traceback__))
+                 if Path(frame.filename).resolve() == path.resolve()), None)
+    return f"line {line}: {type(error).__name__}: {error}"
 
 
 class _Implementation:

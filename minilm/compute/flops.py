@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from minilm.common.checks import number_in
 from minilm.compute.parameters import Breakdown, model_parts, parameter_count
 from minilm.config import ModelConfig
 
@@ -95,8 +96,7 @@ def training_flops(config: ModelConfig, n_tokens: float, seq_len: int, model: st
     """FLOPs to train on `n_tokens` tokens in sequences of `seq_len`: the exact matmul count
     beside the rule 6 N D (N all parameters, as Brown et al. 2020 count them; the two differ by
     the attention term 12 L T C per token, the parameters outside matmuls, and the MLM head)."""
-    if n_tokens <= 0:
-        raise ValueError(f"n_tokens must be > 0, got {n_tokens!r}")
+    number_in("n_tokens", n_tokens, "(0, inf)")
     per_token = flops_per_token(config, seq_len, True, model, **parts).total
     n_params = parameter_count(config, model, **parts).total
     return TrainingFlops(exact=per_token * n_tokens, six_n_d=6 * n_params * n_tokens)
@@ -106,16 +106,14 @@ def time_estimate(flops: float, peak_flops: float, mfu: float = 1.0) -> float:
     """Seconds to do `flops` on hardware whose peak is `peak_flops` per second, running at the
     model FLOPs utilisation `mfu` (the fraction of peak the model's FLOPs achieve; large
     training runs reach 0.3-0.6): t = flops / (peak_flops * mfu)."""
-    if peak_flops <= 0:
-        raise ValueError(f"peak_flops must be > 0, got {peak_flops!r}")
-    if not 0 < mfu <= 1:
-        raise ValueError(f"mfu must be in (0, 1], got {mfu!r}")
+    number_in("peak_flops", peak_flops, "(0, inf)")
+    number_in("mfu", mfu, "(0, 1]")
     return flops / (peak_flops * mfu)
 
 
 def measured_mfu(flops: float, seconds: float, peak_flops: float) -> float:
     """Model FLOPs utilisation of a run that did `flops` model FLOPs in `seconds`:
     (flops / seconds) / peak_flops, the inverse of `time_estimate`."""
-    if seconds <= 0 or peak_flops <= 0:
-        raise ValueError(f"seconds and peak_flops must be > 0, got {seconds!r}, {peak_flops!r}")
+    number_in("seconds", seconds, "(0, inf)")
+    number_in("peak_flops", peak_flops, "(0, inf)")
     return flops / seconds / peak_flops
