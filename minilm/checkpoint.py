@@ -112,6 +112,9 @@ BLOCK_KEYS = ("kind", "config", "num_labels", "metadata")
 KIND_OF_CLASS = {"Decoder": "decoder", "Encoder": "encoder",
                  "SequenceClassifier": "sequence_classifier", "Seq2Seq": "seq2seq"}
 KINDS = tuple(KIND_OF_CLASS.values())
+# kind -> the command whose runs train a model of that kind (and `--resume` them)
+COMMAND_OF_KIND = {"decoder": "train", "encoder": "train", "seq2seq": "train",
+                   "sequence_classifier": "finetune"}
 # kind -> (Hugging Face model_type, the transformers class its weights are)
 HF_ARCHITECTURES = {"decoder": ("gpt2", "GPT2LMHeadModel"),
                     "encoder": ("bert", "BertForMaskedLM"),
@@ -312,20 +315,25 @@ def _contiguous(arrays: dict) -> dict[str, np.ndarray]:
 
 
 def prepare_run_directory(directory) -> Path:
-    """Check, before anything is trained, that a new run can be written to `directory` (--out),
-    and create it. Refused: an existing file; a path that cannot be created or written; a directory
-    holding an unfinished run, which `--resume` would continue (starting afresh there would
-    throw its checkpoint away). A finished run there is replaced."""
+    """Check, before anything is read or trained, that a new run can be written to `directory`
+    (--out). Nothing is created yet (`start_run` creates it), so a run refused before it starts,
+    for its text or its model, leaves no empty directory behind. Refused: an empty path (Path("")
+    is the current directory, which would get the run's files among its own); an existing file; a
+    path below a file or a directory that is not writable; a directory holding an unfinished run,
+    which `--resume` would continue (starting afresh there would throw its checkpoint away). A
+    finished run there is replaced."""
+    if not str(directory).strip():
+        raise ValueError(f"--out must name a run directory, got {str(directory)!r}")
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ValueError(f"--out {str(directory)!r} is an existing file; expected a run directory "
                          "(a new one, or a finished run to replace)")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"--out {str(directory)!r} cannot be created: {error.strerror}") from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {str(directory)!r} is not writable")
+    existing = next(path for path in (directory, *directory.absolute().parents) if path.exists())
+    if not existing.is_dir():
+        raise ValueError(f"--out {str(directory)!r} cannot be created: {str(existing)!r} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {str(directory)!r} is not writable"
+                         + ("" if existing == directory else f" ({str(existing)!r} is not)"))
     if (directory / TRAINING_STATE_FILE).is_file():
         try:
             step, total_steps = _read_header(directory / TRAINING_STATE_FILE)[:2]
@@ -341,10 +349,14 @@ def prepare_run_directory(directory) -> Path:
 
 
 def start_run(directory, model, tokenizer, **metadata) -> Path:
-    """Begin a run in a directory checked by `prepare_run_directory`: the files of the finished
-    run it replaces go first (so nothing of it can be mistaken for this one's), then config.json
-    and the tokenizer are written once for the whole run."""
+    """Begin a run in a directory checked by `prepare_run_directory`, created here: the files of
+    the finished run it replaces go first (so nothing of it can be mistaken for this one's), then
+    config.json and the tokenizer are written once for the whole run."""
     directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # what the permissions could not tell (a read-only file system)
+        raise ValueError(f"--out {str(directory)!r} cannot be created: {error.strerror}") from None
     for name in (WEIGHTS_FILE, TRAINING_STATE_FILE, METRICS_FILE, METRICS_LOG_FILE):
         (directory / name).unlink(missing_ok=True)
     for events in (directory / TENSORBOARD_DIR).glob("events.out.tfevents.*"):
@@ -409,10 +421,15 @@ def read_training_state(directory) -> TrainingState:
                          header.get("generators", {}), header.get("progress", {}))
 
 
-def read_checkpoint(directory) -> tuple[Run, TrainingState]:
-    """(the run, its last checkpoint) of a run to resume; ValueError if there is nothing to resume.
+def read_checkpoint(directory, command: str) -> tuple[Run, TrainingState]:
+    """(the run, its last checkpoint) of a run of `minilm {command}` ("train" or "finetune") to
+    resume; ValueError if it is a run of the other command, or there is nothing to resume.
     Temporary files of a save killed half way are removed."""
     run = read_run(directory)
+    if COMMAND_OF_KIND[run.kind] != command:
+        other = COMMAND_OF_KIND[run.kind]
+        raise ValueError(f"{str(directory)!r} holds a run of `minilm {other}` (a {run.kind}), not "
+                         f"of `minilm {command}`: continue it with `minilm {other} --resume`")
     state = read_training_state(directory)
     if state.step == state.total_steps:
         raise ValueError(f"nothing to resume: the run in {str(directory)!r} finished all its "

@@ -11,6 +11,8 @@ import json
 import numbers
 from dataclasses import dataclass
 
+from minilm.common.checks import number_in
+
 ACTIVATIONS = ("gelu", "gelu_tanh")
 POSITION_KINDS = ("learned", "sinusoidal")
 
@@ -51,7 +53,8 @@ class ModelConfig:
     pruned_heads: dict[int, tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "max_len", "d_model", "n_heads", "n_layers", "d_ff"):
+        for name in ("vocab_size", "max_len", "d_model", "n_heads", "n_layers", "d_ff",
+                     "type_vocab_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"ModelConfig.{name} must be a positive int, got {value!r}")
@@ -69,8 +72,7 @@ class ModelConfig:
             raise ValueError(
                 f"ModelConfig.positions must be one of {POSITION_KINDS}, got {self.positions!r}"
             )
-        if self.layer_norm_eps <= 0:
-            raise ValueError(f"ModelConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+        number_in("ModelConfig.layer_norm_eps", self.layer_norm_eps, "(0, inf)")  # NaN: NaN out
         self.pruned_heads = self._checked_pruned_heads()
 
     @property

@@ -86,10 +86,30 @@ def last_hidden_states(model, batch: dict) -> np.ndarray:
     return to_numpy(hidden)  # (B, T, C)
 
 
+def _text_list(texts) -> list[str]:
+    """A str, or any iterable of them (a list, a NumPy array of str, a generator), as a list of str;
+    else a ValueError naming the first thing that is not a string."""
+    if isinstance(texts, str):
+        return [texts]
+    try:
+        texts = list(texts)
+    except TypeError:
+        raise ValueError(f"texts must be a str or an iterable of str, got "
+                         f"{type(texts).__name__}") from None
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"texts must be strings, got {type(text).__name__} {text!r} at index "
+                             f"{index}")
+    if not texts:
+        raise ValueError("texts is empty: nothing to embed")
+    return [str(text) for text in texts]  # np.str_ -> str
+
+
 def sentence_embeddings(model, tokenizer, texts, batch_size: int = 32,
                         max_length: int = SENTENCE_MAX_LENGTH,
                         normalize: bool = True) -> np.ndarray:
-    """Texts -> unit-length sentence vectors (N, C), as sentence-transformers' all-MiniLM-L6-v2.
+    """Texts (a str, or any iterable of str) -> unit-length sentence vectors (N, C), as
+    sentence-transformers' all-MiniLM-L6-v2.
 
     Texts longer than `max_length` tokens are truncated. Texts are batched by length (sorted, as
     sentence-transformers does) so that little time is spent on padding; the output keeps the
@@ -99,10 +119,7 @@ def sentence_embeddings(model, tokenizer, texts, batch_size: int = 32,
         raise ValueError(
             f"{type(model).__name__} has no encode(): sentence embeddings need an Encoder"
         )
-    if isinstance(texts, str):
-        texts = [texts]
-    if not texts:
-        raise ValueError("texts is empty: nothing to embed")
+    texts = _text_list(texts)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if max_length > model.config.max_len:

@@ -117,7 +117,7 @@ from minilm.common.backends import (
     on_backend,
     restored_generator,
 )
-from minilm.common.checks import number_in
+from minilm.common.checks import int_at_least, number_in
 from minilm.common.settings import check_choices, setting
 from minilm.config import ModelConfig
 from minilm.layerwise import (
@@ -213,6 +213,7 @@ class FinetuneSettings:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         number_in("grad_clip", self.grad_clip, "(0, inf)")
+        int_at_least("seed", self.seed, 0)
 
 
 # ---------------------------------------------------------------- the model
@@ -364,7 +365,7 @@ def resume_finetuning(directory, progress: bool = True,
     """Continue the fine-tuning run in `directory` from its last checkpoint (its settings, task,
     batch order and generators), checkpointing into the same directory; returns the metrics of the
     whole run. `task`: the in-memory Task the run was started with, if it was given one."""
-    run, state = read_checkpoint(directory)
+    run, state = read_checkpoint(directory, "finetune")
     try:
         settings = FinetuneSettings(**run.metadata["settings"])
         label_names, sha256 = tuple(run.metadata["label_names"]), run.metadata["task_sha256"]

@@ -54,12 +54,27 @@ def _encoder(model):
     return encoder
 
 
-def attention_maps(model, tokenizer, text: str, pair: str | None = None, max_length: int = 128):
+def _whole_text(tokenizer, encoder, text: str, pair: str | None, max_length: int | None) -> dict:
+    """The tokenizer's batch of one text (or pair), all of it: a text longer than `max_length`
+    tokens (default: the model's max_len) is refused, not cut to a part the caller never sees."""
+    limit = encoder.config.max_len if max_length is None else max_length
+    batch = tokenizer(text, pair)
+    length = batch["input_ids"].shape[1]
+    if length > limit:
+        raise ValueError(f"the text{' and its pair' if pair is not None else ''}: {length} "
+                         f"tokens with [CLS] and [SEP], more than the {limit} the model reads "
+                         "(max_length, by default the model's max_len); give a shorter text")
+    return batch
+
+
+def attention_maps(model, tokenizer, text: str, pair: str | None = None,
+                   max_length: int | None = None):
     """(tokens, maps): the WordPiece tokens of "[CLS] text [SEP] (pair [SEP])" and every head's
     attention weights maps[layer, head, query, key], (L, H, T, T), in eval mode. A pruned head's
-    map is all zeros, at its original index."""
+    map is all zeros, at its original index. A text of more than `max_length` tokens (default:
+    the model's max_len) is an error."""
     encoder = _encoder(_numpy_reference(model))
-    batch = tokenizer(text, pair, truncation=True, max_length=max_length)
+    batch = _whole_text(tokenizer, encoder, text, pair, max_length)
     was_training = encoder.training
     encoder.eval()
     try:
@@ -242,10 +257,12 @@ def plot_head_importance(importance, title: str | None = None):
 # ---------------------------------------------------------------- saliency
 
 
-def saliency(model, tokenizer, text: str, label: int | None = None, max_length: int = 128):
+def saliency(model, tokenizer, text: str, label: int | None = None,
+             max_length: int | None = None):
     """(tokens, scores (T,), label): gradient x input of class `label`'s logit (default: the
-    predicted class) for a sequence classifier of either twin, in eval mode."""
-    batch = tokenizer(text, truncation=True, max_length=max_length)
+    predicted class) for a sequence classifier of either twin, in eval mode. A text of more than
+    `max_length` tokens (default: the model's max_len) is an error."""
+    batch = _whole_text(tokenizer, _encoder(model), text, None, max_length)
     inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
     was_training = model.training
     model.eval()

@@ -29,6 +29,7 @@ Sentence embeddings of a loaded encoder: `minilm.embeddings`.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -59,6 +60,12 @@ BUFFERS = re.compile(
 # BertForPreTraining's next-sentence-prediction head: minilm's Encoder has the MLM head only.
 NSP_HEAD = re.compile(r"^cls\.seq_relationship\.")
 
+# The heads a BERT checkpoint may hold on top of its encoder, by the prefix of their weights: the
+# ones `Encoder` builds when asked (its flags), and a fine-tuned classifier's (a `minilm finetune`
+# run, Hugging Face's BertForSequenceClassification), which `load_pretrained` never builds. The
+# weights of a head the model is not built with go unread: the encoder below them is the model.
+BERT_HEAD_PREFIXES = {"mlm_head": "cls.", "pooler": "bert.pooler.", "classifier": "classifier."}
+
 # Original BERT (TensorFlow) names of the LayerNorm scale and shift, kept by some conversions.
 LEGACY_NORM_NAMES = {"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "LayerNorm.bias"}
 
@@ -68,7 +75,12 @@ LEGACY_NORM_NAMES = {"LayerNorm.gamma": "LayerNorm.weight", "LayerNorm.beta": "L
 
 def _model_directory(path) -> Path:
     """The directory, with config.json and model.safetensors, or an error saying what is missing."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path must be a model directory (a str or a path), got {path!r}")
     directory = Path(path)
+    if directory.is_file():
+        raise ValueError(f"{str(directory)!r} is a file; expected the model directory that holds "
+                         f"{CONFIG_FILE} and {WEIGHTS_FILE}")
     if not directory.is_dir():
         raise FileNotFoundError(f"pretrained model directory {str(directory)!r} does not exist")
     if not (directory / WEIGHTS_FILE).is_file():
@@ -385,6 +397,8 @@ def load_pretrained(path, backend: str = "numpy", dtype=None, **model_kwargs):
                         hidden states and `forward()` (logits) is unavailable.
                         `BertForMaskedLM` / `BertForPreTraining` -> Encoder(mlm_head=True) (the
                         next-sentence head of the latter is dropped).
+                        `BertForSequenceClassification` (a `minilm finetune` run) -> its
+                        Encoder(mlm_head=False, pooler=True), the classifier's weights unread.
     model_type "gpt2":  `GPT2LMHeadModel` or `GPT2Model` -> Decoder.
     model_type "bart":  `BartForConditionalGeneration` -> Seq2Seq (equal encoder and decoder sizes).
 
@@ -407,11 +421,11 @@ def load_pretrained(path, backend: str = "numpy", dtype=None, **model_kwargs):
             raise ValueError(f"{where} names {architectures} but {directory / WEIGHTS_FILE} has no "
                              "cls.predictions.* (MLM head) weights")
         model_kwargs = {**heads, **model_kwargs}
-        # a head the caller chose not to build (mlm_head=False, pooler=False): its weights go unread
+        # a head not built (mlm_head=False, pooler=False, a classifier always): its weights go unread
         params = {
             name: value for name, value in params.items()
-            if (model_kwargs["mlm_head"] or not name.startswith("cls."))
-            and (model_kwargs["pooler"] or not name.startswith("bert.pooler."))
+            if all(model_kwargs.get(head, False) or not name.startswith(prefix)
+                   for head, prefix in BERT_HEAD_PREFIXES.items())
         }
     elif model_type == "bart":
         params = bart_params(weights, directory / WEIGHTS_FILE)

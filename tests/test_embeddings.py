@@ -60,6 +60,15 @@ def test_mean_pool_ignores_padding():
     np.testing.assert_allclose(mean_pool(hidden, mask)[0], pooled[0])
 
 
+def test_texts_may_be_any_iterable_of_strings(tokenizer, numpy_minilm):
+    """A NumPy array of strings ("the truth value of an array is ambiguous") and a generator ("has
+    no len()") were refused; they are embedded as the list of their strings is."""
+    texts = SENTENCES[:2]
+    expected = sentence_embeddings(numpy_minilm, tokenizer, texts)
+    for same in (np.array(texts), (text for text in texts), tuple(texts)):
+        np.testing.assert_array_equal(sentence_embeddings(numpy_minilm, tokenizer, same), expected)
+
+
 def test_vocab_mismatch_is_an_error(tokenizer, numpy_minilm):
     check_vocab(tokenizer, numpy_minilm.config)
     small = ModelConfig.preset("tiny")

@@ -13,6 +13,7 @@
 - `minilm attention` writes the grid of a run directory's model, with --pair and --rollout.
 """
 
+import re
 import shutil
 
 import numpy as np
@@ -155,6 +156,21 @@ def test_attention_maps_equal_hugging_face_and_rollout_follows_them(tokenizer):
     assert not pruned_maps[0, [1, 3]].any()
     np.testing.assert_allclose(pruned_maps[0, [0, 2]].sum(axis=-1), 1.0)
     np.testing.assert_allclose(attention_rollout(pruned_maps).sum(axis=-1), 1.0)
+
+
+def test_a_text_longer_than_the_model_reads_is_refused_not_cut(tokenizer):
+    """attention_maps and saliency cut every text to 128 tokens, silently (`minilm attention`
+    printed "128 tokens"): now a text fits the model's max_len (or a max_length given), or is
+    refused, naming both numbers."""
+    model = classifier()  # max_len 32
+    text = " ".join(["food"] * 30)  # 32 tokens with [CLS] and [SEP]
+    assert len(attention_maps(model, tokenizer, text)[0]) == 32
+    message = "the text: 33 tokens with [CLS] and [SEP], more than the 32 the model reads"
+    for call in (attention_maps, saliency):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            call(model, tokenizer, text + " food")
+    with pytest.raises(ValueError, match=r"the text and its pair: 10 tokens .* more than the 8"):
+        attention_maps(model, tokenizer, "the food was cold", pair="was it?", max_length=8)
 
 
 def test_saliency_is_the_derivative_of_scaling_each_token(tokenizer):

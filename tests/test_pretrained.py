@@ -239,8 +239,9 @@ ERRORS = {  # case: (edit of a copied BertForMaskedLM directory, error, message)
                     r"position_embeddings.weight has shape \(16, 32\) in the checkpoint but "
                     r"\(16, 64\)")),
     "relu": (_edit_config(hidden_act="relu"), ValueError, "activation 'relu'"),
-    "unexpected key": (_edit_weights(lambda w: {**w, "classifier.weight": np.ones(2)}), ValueError,
-                       r"unexpected 1 weights \['classifier.weight'\]"),
+    "unexpected key": (_edit_weights(lambda w: {**w, "adapter.weight": np.ones(2)}), ValueError,
+                       r"unexpected 1 weights \['adapter.weight'\]"),
+    "a file": (lambda d: None, ValueError, "is a file; expected the model directory"),
     "missing key": (_edit_weights(lambda w: {k: w[k] for k in w if k != "cls.predictions.bias"}),
                     ValueError, r"missing 1 weights \['cls.predictions.bias'\]"),
     "untied head": (_edit_weights(_untie), ValueError, "untied head"),
@@ -253,9 +254,37 @@ def test_load_errors_name_the_problem_and_the_path(bert_mlm_dir, tmp_path, case)
     directory = tmp_path / "model"
     shutil.copytree(bert_mlm_dir[0], directory)
     edit(directory)
+    if case == "a file":
+        directory = directory / "config.json"  # the file, where its directory was meant
     with pytest.raises(error, match=message) as raised:
         load_pretrained(directory)
     assert str(directory) in str(raised.value)
+
+
+def test_a_fine_tuned_run_loads_as_its_encoder(tmp_path, tokenizer):
+    """A `minilm finetune` run (BertForSequenceClassification: encoder, pooler, classifier) used as
+    a base model (`finetune --model RUN`, `embed --model RUN`): the classifier's weights go unread,
+    as an MLM head's do when it is not built, and the encoder and pooler are the run's."""
+    from minilm.checkpoint import save_run
+    from minilm.finetune import FinetuneSettings, build_classifier
+    from minilm.numpy import Encoder, SequenceClassifier
+
+    config = ModelConfig(vocab_size=tokenizer.vocab_size, max_len=16, d_model=8, n_heads=2,
+                         n_layers=1, d_ff=16)
+    classifier = SequenceClassifier(Encoder(config, seed=3, mlm_head=False, pooler=True), 2)
+    save_run(tmp_path / "run", classifier, tokenizer, label_names=["no", "yes"])
+    for backend in ("numpy", "torch"):
+        encoder = load_pretrained(tmp_path / "run", backend=backend)
+        assert encoder.pooler is not None and not encoder.mlm_head
+    encoder = load_pretrained(tmp_path / "run", dtype=np.float32)
+    assert encoder.params.keys() == classifier.encoder.params.keys() - {"classifier.weight",
+                                                                         "classifier.bias"}
+    for name, value in encoder.params.items():
+        np.testing.assert_array_equal(value, classifier.params[name], err_msg=name)
+    model, _, base = build_classifier(FinetuneSettings(model=str(tmp_path / "run"), seed=5), 3)
+    assert base == tmp_path / "run" and model.num_labels == 3
+    np.testing.assert_array_equal(model.params["bert.pooler.dense.weight"],
+                                  classifier.params["bert.pooler.dense.weight"])
 
 
 def test_unknown_backend_is_an_error(bert_mlm_dir):

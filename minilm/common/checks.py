@@ -23,9 +23,22 @@ import numpy as np
 
 def positive_int(name: str, value) -> int:
     """`value` as an int >= 1 (bools are refused: True is not a count)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return int_at_least(name, value, 1)
+
+
+def int_at_least(name: str, value, minimum: int) -> int:
+    """`value` as an int >= `minimum` (bools are refused: True is not a number of anything). A
+    seed is `int_at_least("seed", seed, 0)`: NumPy's and torch's generators take no float, and torch
+    would take a negative seed that NumPy refuses, so the twins would disagree."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_flag(name: str, value) -> None:
+    """`value` is True or False: a string such as "yes" (or "no") would be read as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 def number_in(name: str, value, interval: str) -> float:
@@ -80,6 +93,22 @@ def _kind(array) -> str:
     return "b" if dtype == sys.modules["torch"].bool else "i"
 
 
+def check_floating(name: str, array) -> None:
+    """`array` (NumPy or torch) holds floating-point numbers: an op computed in an integer dtype
+    rounds every fraction away (GELU's Phi(x) in int64 is 0, so every output is 0)."""
+    if not hasattr(array, "dtype") or _kind(array) != "f":
+        raise ValueError(f"{name} must be a floating-point array, got "
+                         f"{getattr(array, 'dtype', type(array).__name__)}")
+
+
+def check_gradient_shape(op: str, dout, shape) -> None:
+    """A backward's `dout` (d loss / d output) has the shape of the forward's output: a wrong one
+    would broadcast into gradients of the wrong shape, or fail deep inside a product."""
+    if tuple(dout.shape) != tuple(shape):
+        raise ValueError(f"{op}: dout must have the forward output's shape {tuple(shape)}, got "
+                         f"{tuple(dout.shape)}")
+
+
 def check_array(name: str, value, array_type) -> None:
     """`value` is an array of the op's own kind: np.ndarray for the reference, torch.Tensor for
     the twin (a NumPy array handed to the twin would fail deep inside torch)."""
@@ -88,9 +117,10 @@ def check_array(name: str, value, array_type) -> None:
                          f"{type(value).__module__}.{type(value).__name__}")
 
 
-def check_attention_inputs(q, k, v, scale, array_type) -> None:
+def check_attention_inputs(q, k, v, scale, array_type, causal=False) -> None:
     """q (..., Nq, D), k (..., Nk, D), v (..., Nk, Dv), `array_type` arrays of one floating dtype
-    with the same leading (batch, head) axes and at least one key; `scale` None or finite.
+    with the same leading (batch, head) axes and at least one key; `scale` None or finite;
+    `causal` True or False.
 
     What each rule prevents: integer inputs would compute the scale 1/sqrt(D) in integers (0);
     leading axes that differ would broadcast, and the backward return gradients of the broadcast
@@ -117,6 +147,7 @@ def check_attention_inputs(q, k, v, scale, array_type) -> None:
         raise ValueError("attention: k and v hold no keys (Nk = 0); expected at least one")
     if scale is not None:
         number_in("attention: scale", scale, "(-inf, inf)")
+    check_flag("attention: causal", causal)
 
 
 def check_cross_entropy_inputs(logits, targets, ignore_index, array_type) -> None:
@@ -180,6 +211,18 @@ def check_input_ids(input_ids, config) -> np.ndarray:
             f"got [{ids.min()}, {ids.max()}]"
         )
     return ids
+
+
+def check_token_ids(ids, vocab_size: int) -> np.ndarray:
+    """Ids to decode, as a flat integer array, each in [0, vocab_size): a float id (1.5) would be
+    cut to an int and decoded as another token, silently."""
+    ids = np.asarray(ids).reshape(-1)
+    if ids.size and not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"ids must be integer token ids, got {ids.dtype} values such as "
+                         f"{ids[0].item()!r}")
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(f"ids must lie in [0, {vocab_size}), got {ids.min()}..{ids.max()}")
+    return ids.astype(np.int64)
 
 
 def check_same_shape(name: str, array, ids: np.ndarray) -> np.ndarray:

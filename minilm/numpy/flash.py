@@ -50,9 +50,9 @@ BLOCK_M, BLOCK_N = 32, 16
 # ---------------------------------------------------------------- helpers shared by the loops
 
 
-def _check(q, k, v, key_mask, scale, block_m, block_n):
+def _check(q, k, v, key_mask, scale, block_m, block_n, causal):
     """The kernel's layout and the tile sizes, or a ValueError naming what is wrong."""
-    check_attention_inputs(q, k, v, scale, np.ndarray)
+    check_attention_inputs(q, k, v, scale, np.ndarray, causal)
     if q.ndim != 4:
         raise ValueError(f"flash attention: q, k, v must be (B, H, N, D), got q of shape {q.shape}")
     if key_mask is not None:
@@ -102,7 +102,7 @@ def flash_attention_forward(q, k, v, causal=False, key_mask=None, scale=None,
     lse (B, H, Nq) = L = log sum_j exp(S_ij) over the keys query i may attend (+inf if none).
     Never holds more than a (B, H, block_m, block_n) tile of scores.
     """
-    key_mask = _check(q, k, v, key_mask, scale, block_m, block_n)
+    key_mask = _check(q, k, v, key_mask, scale, block_m, block_n, causal)
     n_queries, n_keys = q.shape[2], k.shape[2]
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     work = np.promote_types(q.dtype, np.float32)  # fp16 tiles compute in fp32, as in the kernel
@@ -171,7 +171,7 @@ def flash_attention_backward(dout, q, k, v, out, lse, causal=False, key_mask=Non
         dV = P^T dO;  dP = dO V^T;  dS = P * (dP - delta), delta = rowsum(dO * O);
         dQ = scale * dS K;  dK = scale * dS^T Q.
     """
-    key_mask = _check(q, k, v, key_mask, scale, block_m, block_n)
+    key_mask = _check(q, k, v, key_mask, scale, block_m, block_n, causal)
     n_queries, n_keys = q.shape[2], k.shape[2]
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     dtype, work = q.dtype, np.promote_types(q.dtype, np.float32)

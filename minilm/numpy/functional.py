@@ -20,7 +20,13 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import erf as scipy_erf
 
-from minilm.common.checks import check_attention_inputs, check_cross_entropy_inputs
+from minilm.common.checks import (
+    check_attention_inputs,
+    check_cross_entropy_inputs,
+    check_floating,
+    check_gradient_shape,
+    number_in,
+)
 
 # ---------------------------------------------------------------- linear: y = x W^T + b
 
@@ -104,6 +110,7 @@ def layer_norm_forward(x, weight, bias, eps=1e-5):
 
     x_hat = (x - mu) * r with r = 1 / sqrt(var + eps).
     """
+    number_in("layer_norm: eps", eps, "(0, inf)")  # NaN would make every output NaN
     mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
     centered = x - mean
     var = (centered * centered).mean(axis=-1, keepdims=True)  # (..., 1)
@@ -120,6 +127,7 @@ def layer_norm_backward(dout, cache):
     the two subtracted means are the gradient flowing through the mean and the variance.
     """
     x_hat, inv_std, weight = cache
+    check_gradient_shape("layer_norm", dout, x_hat.shape)
     lead = tuple(range(dout.ndim - 1))
     dweight = (dout * x_hat).sum(axis=lead)  # (C,)
     dbias = dout.sum(axis=lead)  # (C,)
@@ -198,6 +206,7 @@ def gelu_forward(x, approximate="none"):
     """
     if approximate not in GELU_APPROXIMATIONS:
         raise ValueError(f"gelu: approximate must be one of {GELU_APPROXIMATIONS}, got {approximate!r}")
+    check_floating("gelu: x", x)  # Phi(x) cast to an integer dtype is 0
     if approximate == "none":
         cdf = 0.5 * (1.0 + erf(x / math.sqrt(2.0)))
     else:
@@ -214,6 +223,7 @@ def gelu_backward(dout, cache):
            Phi'(x) = (1 - t^2) / 2 * sqrt(2/pi)(1 + 3 * 0.044715 x^2).
     """
     x, cdf, approximate = cache
+    check_gradient_shape("gelu", dout, x.shape)
     if approximate == "none":
         pdf = np.exp(-0.5 * x * x) * x.dtype.type(1.0 / math.sqrt(2.0 * math.pi))
     else:
@@ -233,6 +243,10 @@ class SoftmaxCache(NamedTuple):
 def softmax_forward(x, axis=-1):
     """p_i = exp(x_i - max x) / sum_j exp(x_j - max x): subtracting the max changes nothing
     mathematically and keeps exp from overflowing."""
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not (
+            -x.ndim <= axis < x.ndim):
+        raise ValueError(f"softmax: axis must be an int in [-{x.ndim}, {x.ndim}) for x of shape "
+                         f"{x.shape}, got {axis!r}")
     shifted = x - x.max(axis=axis, keepdims=True)
     e = np.exp(shifted)
     probs = e / e.sum(axis=axis, keepdims=True)
@@ -242,6 +256,7 @@ def softmax_forward(x, axis=-1):
 def softmax_backward(dout, cache):
     """Jacobian dp_i/dx_j = p_i (delta_ij - p_j), so dx = p * (dp - sum_j dp_j p_j)."""
     probs, axis = cache
+    check_gradient_shape("softmax", dout, probs.shape)
     return probs * (dout - (dout * probs).sum(axis=axis, keepdims=True))
 
 
@@ -327,7 +342,7 @@ def attention_forward(q, k, v, attn_mask=None, causal=False, scale=None, dropout
     dropout_p > 0 drops attention weights (with `rng`), as BERT and GPT-2 do in training.
     float16 inputs are computed in float32 and the output returned in float16.
     """
-    check_attention_inputs(q, k, v, scale, np.ndarray)
+    check_attention_inputs(q, k, v, scale, np.ndarray, causal)
     dtype = q.dtype
     q, k, v = (x.astype(np.promote_types(dtype, np.float32), copy=False) for x in (q, k, v))
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
@@ -361,6 +376,7 @@ def attention_backward(dout, cache):
     Masked entries have P = 0, so they receive dS = 0; fully masked rows give dq = 0.
     """
     q, k, v, probs, dropped, dropout_cache, scale, dtype = cache
+    check_gradient_shape("attention", dout, probs.shape[:-1] + v.shape[-1:])
     dout = dout.astype(q.dtype, copy=False)  # the working dtype of the forward
     dv = np.swapaxes(dropped, -1, -2) @ dout  # (..., Nk, Nq) @ (..., Nq, Dv) -> (..., Nk, Dv)
     dprobs = dropout_backward(dout @ np.swapaxes(v, -1, -2), dropout_cache)  # (..., Nq, Nk)

@@ -20,6 +20,7 @@ from minilm.common.checks import (
     check_input_ids,
     check_token_type_ids,
     floating_dtype,
+    int_at_least,
 )
 from minilm.common.kv_cache import KVCache, check_kv_cache
 from minilm.common.names import BERT_BLOCK_NAMES, GPT2_BLOCK_NAMES, IGNORE_INDEX
@@ -48,12 +49,13 @@ class _Model(Module):
             )
         self.config = config
         self.store = ParameterStore(floating_dtype(dtype))
-        self.rng = np.random.default_rng(seed)  # initialisation, then dropout masks
+        self.rng = np.random.default_rng(int_at_least("seed", seed, 0))  # init, then dropout
         if config.positions == "learned":
             self.positions = Embedding(self.store, position_name, config.max_len, config.d_model, self.rng)
         else:
             self.positions = SinusoidalPositions(config.max_len, config.d_model, self.store.dtype)
         self.embedding_dropout = Dropout(config.dropout, self.rng)
+        self._head_cache = None  # the output layer's input, kept by the last forward
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -87,7 +89,15 @@ class _Model(Module):
 
     def tied_logits_backward(self, dlogits):
         """dW += dlogits^T h (summed over positions), into the embeddings' own gradient; returns
-        dh = dlogits W."""
+        dh = dlogits W. dlogits must be the gradient of the last forward's logits, of their shape."""
+        if self._head_cache is None:
+            raise ValueError(f"{type(self).__name__}.backward needs a forward first: call "
+                             "forward(...), then backward(dlogits) with the gradient of its logits")
+        h, weight = self._head_cache.x, self._head_cache.weight
+        logits_shape = h.shape[:-1] + weight.shape[:1]  # (B, T, V)
+        if np.shape(dlogits) != logits_shape:
+            raise ValueError(f"dlogits must have the logits' shape {logits_shape}, got "
+                             f"{np.shape(dlogits)}")
         dh, dweight, _ = F.linear_backward(dlogits, self._head_cache)
         self.store.accumulate(self.word.key, dweight)
         return dh
@@ -183,8 +193,8 @@ class Encoder(_Model):
         """Fills `grads` with d loss / d params for the last forward (previous grads are cleared)."""
         self._require_mlm_head()
         self.store.zero_grad()
+        dh = self.tied_logits_backward(dlogits)  # (checks dlogits)
         self.store.accumulate("cls.predictions.bias", dlogits.sum(axis=(0, 1)))
-        dh = self.tied_logits_backward(dlogits)
         dhidden = self.head_dense.backward(self.head_act.backward(self.head_norm.backward(dh)))
         self.encode_backward(dhidden)
 

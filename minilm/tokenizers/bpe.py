@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import regex
 
+from minilm.common.checks import check_token_ids
+
 #
 # GPT-2 reads *bytes*, not characters: the UTF-8 bytes of any text, so no text is ever out of
 # vocabulary (there is no [UNK]), yet common byte sequences ("Ġthe", "ing") are single tokens.
@@ -205,10 +207,7 @@ class BPETokenizer:
     def decode(self, ids) -> str:
         """Ids -> text: the tokens' bytes joined and read as UTF-8. A sequence cut inside a
         character (a sample can stop anywhere) shows U+FFFD there, as in GPT-2."""
-        ids = np.asarray(ids).reshape(-1)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
-            raise ValueError(f"ids must lie in [0, {self.vocab_size}), got {ids.min()}..{ids.max()}")
-        tokens = [self.id_to_token[int(i)] for i in ids]
+        tokens = [self.id_to_token[i] for i in check_token_ids(ids, self.vocab_size).tolist()]
         data = b"".join(token.encode("utf-8") if token == END_OF_TEXT
                         else bytes(CHAR_TO_BYTE[char] for char in token) for token in tokens)
         return data.decode("utf-8", errors="replace")

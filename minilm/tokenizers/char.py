@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minilm.common.checks import check_token_ids
+
 CHAR_TOKENIZER_FILE = "char_tokenizer.json"
 
 
@@ -50,9 +52,7 @@ class CharTokenizer:
         return np.array([self.stoi[ch] for ch in text], dtype=np.int64)
 
     def decode(self, ids) -> str:
-        ids = np.asarray(ids).reshape(-1)
-        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
-            raise ValueError(f"ids must lie in [0, {self.vocab_size}), got {ids.min()}..{ids.max()}")
+        ids = check_token_ids(ids, self.vocab_size)
         return "".join(self.itos[i] for i in ids if i >= len(self.special_ids))
 
     def to_json(self) -> str:

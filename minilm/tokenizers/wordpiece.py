@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minilm.common.checks import check_token_ids
+
 #
 # BERT does not see characters or whole words: it sees *word pieces*. A fixed vocabulary of ~30k
 # strings (vocab.txt) holds whole frequent words ("the", "attention") and sub-word pieces that glue
@@ -301,11 +303,7 @@ class WordPieceTokenizer:
         return [self._vocab.get(t, self.unk_id) for t in tokens]
 
     def convert_ids_to_tokens(self, ids) -> list[str]:
-        ids = [int(i) for i in np.asarray(ids).reshape(-1)]
-        bad = [i for i in ids if i not in self.id_to_token]
-        if bad:
-            raise ValueError(f"ids must lie in [0, {self.vocab_size}), got {bad[:5]}")
-        return [self.id_to_token[i] for i in ids]
+        return [self.id_to_token[i] for i in check_token_ids(ids, self.vocab_size).tolist()]
 
     # ------------------------------------------------------------ text -> tokens (steps 1 to 3)
 

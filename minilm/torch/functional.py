@@ -142,7 +142,7 @@ def math_attention(q, k, v, attn_mask=None, causal=False, scale=None, dropout_p=
     Dropout (training only, p = dropout_p) zeroes attention weights and rescales by 1 / (1 - p).
     float16 / bfloat16 inputs are computed in float32 (scores overflow float16 at 65504).
     """
-    check_attention_inputs(q, k, v, scale, torch.Tensor)
+    check_attention_inputs(q, k, v, scale, torch.Tensor, causal)
     dtype = q.dtype
     q, k, v = (x.to(torch.promote_types(dtype, torch.float32)) for x in (q, k, v))
     n_queries, n_keys = q.shape[-2], k.shape[-2]
@@ -173,7 +173,7 @@ def sdpa_attention(q, k, v, attn_mask=None, causal=False, scale=None, dropout_p=
     NaN in some versions and backends) are let to attend everything and then multiplied by 0,
     which zeroes their output and their gradient.
     """
-    check_attention_inputs(q, k, v, scale, torch.Tensor)
+    check_attention_inputs(q, k, v, scale, torch.Tensor, causal)
     n_queries, n_keys = q.shape[-2], k.shape[-2]
     if attn_mask is None and (not causal or n_queries == n_keys):
         return nn.functional.scaled_dot_product_attention(
@@ -191,7 +191,7 @@ def triton_attention(q, k, v, key_mask=None, causal=False, scale=None):
     """kernels.flash_attention: q (B, H, Nq, D), k, v (B, H, Nk, D), key_mask (B, Nk) bool."""
     from minilm.kernels import flash_attention  # here: triton reads TRITON_INTERPRET on import
 
-    check_attention_inputs(q, k, v, scale, torch.Tensor)
+    check_attention_inputs(q, k, v, scale, torch.Tensor, causal)
     return flash_attention(q, k, v, causal=causal, key_mask=key_mask, scale=scale)
 
 

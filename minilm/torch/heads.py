@@ -24,14 +24,13 @@ Dropout masks come from torch's global generator (`torch.manual_seed`); `seed` s
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from minilm.common.checks import check_head_encoder, positive_int
 from minilm.common.spans import align_word_labels, best_span
 from minilm.torch import functional as TF
 from minilm.torch.layers import Linear, Module
-from minilm.torch.models import Encoder, params_to_state_dict
+from minilm.torch.models import Encoder, params_to_state_dict, seeded_generator
 
 __all__ = [
     "QuestionAnswering",
@@ -60,7 +59,7 @@ class _Head(Module):
     def _linear(self, name, out_features, seed):
         """The head's Linear(C -> out_features), named `name`, on the encoder's device and dtype."""
         weight = self.encoder.word.weight
-        generator = torch.Generator().manual_seed(seed)
+        generator = seeded_generator(seed)
         layer = Linear(self, name, self.config.d_model, out_features, generator)
         return layer.to(device=weight.device, dtype=weight.dtype)
 

@@ -25,7 +25,12 @@ import torch
 from torch import nn
 
 from minilm.common.backends import to_numpy
-from minilm.common.checks import check_attention_mask, check_input_ids, check_token_type_ids
+from minilm.common.checks import (
+    check_attention_mask,
+    check_input_ids,
+    check_token_type_ids,
+    int_at_least,
+)
 from minilm.common.kv_cache import KVCache, check_kv_cache
 from minilm.common.names import BERT_BLOCK_NAMES, GPT2_BLOCK_NAMES, gelu_approximate
 from minilm.config import ModelConfig
@@ -51,6 +56,12 @@ def params_to_state_dict(params: dict[str, np.ndarray]) -> dict[str, torch.Tenso
 def state_dict_to_params(state_dict: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """Tensors (any device) -> NumPy arrays (copies, so later training does not change them)."""
     return {name: value.detach().cpu().numpy().copy() for name, value in state_dict.items()}
+
+
+def seeded_generator(seed) -> torch.Generator:
+    """The generator of a model's initial weights: `seed` an int >= 0, as NumPy's twin requires
+    (torch alone would take -1, and refuse 1.5 with a message that names no argument)."""
+    return torch.Generator().manual_seed(int_at_least("seed", seed, 0))
 
 
 def _torch_dtype(dtype) -> torch.dtype:
@@ -163,7 +174,7 @@ class Encoder(_Model):
 
     def __init__(self, config: ModelConfig, attention=None, seed: int = 0, dtype=torch.float32,
                  mlm_head: bool = True, pooler: bool = False):
-        dtype, generator = _torch_dtype(dtype), torch.Generator().manual_seed(seed)
+        dtype, generator = _torch_dtype(dtype), seeded_generator(seed)
         super().__init__(config, attention, dtype, generator, "bert.embeddings.position_embeddings")
         c, eps = config.d_model, config.layer_norm_eps
         self.word = Embedding(self, "bert.embeddings.word_embeddings", config.vocab_size, c, generator)
@@ -235,7 +246,7 @@ class Decoder(_Model):
     """
 
     def __init__(self, config: ModelConfig, attention=None, seed: int = 0, dtype=torch.float32):
-        dtype, generator = _torch_dtype(dtype), torch.Generator().manual_seed(seed)
+        dtype, generator = _torch_dtype(dtype), seeded_generator(seed)
         super().__init__(config, attention, dtype, generator, "transformer.wpe")
         c = config.d_model
         self.word = Embedding(self, "transformer.wte", config.vocab_size, c, generator)

@@ -33,7 +33,7 @@ from minilm.torch.layers import (
     MultiHeadAttention,
     register,
 )
-from minilm.torch.models import _Model, _torch_dtype
+from minilm.torch.models import _Model, _torch_dtype, seeded_generator
 
 POSITION_OFFSET = 2  # BART's learned positions start at row 2 (see the NumPy twin)
 
@@ -73,7 +73,7 @@ class Seq2Seq(_Model):
 
     def __init__(self, config: ModelConfig, attention=None, seed: int = 0, dtype=torch.float32,
                  tie_word_embeddings: bool = True):
-        dtype, generator = _torch_dtype(dtype), torch.Generator().manual_seed(seed)
+        dtype, generator = _torch_dtype(dtype), seeded_generator(seed)
         offset = POSITION_OFFSET if config.positions == "learned" else 0
         rows = dataclasses.replace(config, max_len=config.max_len + offset)  # the position tables
         super().__init__(rows, attention, dtype, generator, "model.encoder.embed_positions")
