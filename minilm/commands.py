@@ -103,13 +103,14 @@ def _print_summary(metrics, out):
 
 
 def command_generate(args):
-    from minilm.common.checks import positive_int
+    from minilm.common.checks import int_at_least, positive_int
     from minilm.data import load_text
     from minilm.generation import check_sampling, generate
     from minilm.pretrained import load_decoder
 
     _check_file("--prompt-file", args.prompt_file)
     positive_int("--samples", args.samples)
+    int_at_least("--seed", args.seed, 0)
     model, tokenizer = load_decoder(args.checkpoint)
     check_sampling(args.temperature, args.top_k, model.config.vocab_size, args.top_p)
     # a prompt file's text, less the one line break an editor ends it with

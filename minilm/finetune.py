@@ -121,6 +121,7 @@ from minilm.common.checks import int_at_least, number_in
 from minilm.common.settings import check_choices, setting
 from minilm.config import ModelConfig
 from minilm.layerwise import (
+    check_unfreezing,
     default_unfreeze_every,
     frozen_names,
     layerwise_scales,
@@ -212,6 +213,9 @@ class FinetuneSettings:
         for name in ("max_steps", "eval_every", "unfreeze_every", "save_every"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.unfreeze_every is not None and not self.gradual_unfreezing:
+            raise ValueError("unfreeze_every sets the pace of gradual_unfreezing, which is off: "
+                             "add --gradual-unfreezing, or drop --unfreeze-every")
         number_in("grad_clip", self.grad_clip, "(0, inf)")
         int_at_least("seed", self.seed, 0)
 
@@ -309,8 +313,9 @@ def plan(settings: FinetuneSettings, task: Task, model) -> Plan:
     lr_scale = (None if settings.layerwise_lr_decay is None
                 else layerwise_scales(names, n_layers, settings.layerwise_lr_decay))
     unfreeze_every = None
-    if settings.gradual_unfreezing:
+    if settings.gradual_unfreezing:  # its pace, given or the default, must thaw every group
         unfreeze_every = settings.unfreeze_every or default_unfreeze_every(total_steps, n_layers)
+        check_unfreezing(unfreeze_every, total_steps, n_layers)
     return Plan(steps_per_epoch, total_steps, math.ceil(settings.warmup_ratio * total_steps),
                 names, sum(p.size for p in params.values()), lr_scale, unfreeze_every)
 

@@ -22,11 +22,8 @@ def default_unfreeze_every(total_steps: int, n_layers: int) -> int:
     """Steps between unfreezings so that the embeddings (the last of n_layers + 1 thaws) become
     trainable halfway through training: max(1, (total_steps // 2) // (n_layers + 1)). With fewer
     than 2 (n_layers + 1) steps that is one thaw per step, which still reaches the embeddings
-    before the last step if there are at least n_layers + 2 steps; fewer are refused
-    (`check_unfreezing`)."""
-    every = max(1, (total_steps // 2) // (n_layers + 1))
-    check_unfreezing(every, total_steps, n_layers)
-    return every
+    before the last step if there are at least n_layers + 2 steps (`check_unfreezing`)."""
+    return max(1, (total_steps // 2) // (n_layers + 1))
 
 
 def check_unfreezing(unfreeze_every: int, total_steps: int, n_layers: int) -> None:

@@ -374,6 +374,8 @@ def bad_inputs(tmp_path_factory, text_file):
      "--prompt-file '{dir}' is a directory, not a file"),
     (["generate", "--checkpoint", "{clm}", "--prompt-file", "{newline}"],
      "--prompt-file '{newline}' holds no prompt (only a final line break)"),
+    (["generate", "--checkpoint", "{clm}", "--prompt", "a", "--seed", "-1"],
+     "--seed must be an int >= 0, got -1"),
 ])
 def test_bad_command_lines_say_what_is_wrong_in_one_line(bad_inputs, argv, message, capsys):
     """Each is refused with exit status 2 and one line naming the flag or file and what was
