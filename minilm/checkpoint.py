@@ -76,6 +76,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -314,26 +315,48 @@ def _contiguous(arrays: dict) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------- a run being trained
 
 
+def check_writable(flag: str, path, directory: bool = False) -> None:
+    """What a flag names as an output (a file, or a `directory` created if need be) can be
+    written: said before any work is done, and by trying, since permissions alone do not tell
+    (root may write anywhere but /proc). The trial leaves no trace: what it created, it removes.
+    Refused: an empty path (Path("") is the current directory, whose files the output would join),
+    a file where a directory is wanted or the reverse, a path below a file, and what the system
+    will not write."""
+    expected = "a directory" if directory else "a file"
+    if not str(path).strip():
+        raise ValueError(f"{flag} must not be empty; expected {expected}")
+    path = Path(path)
+    if path.exists() and path.is_dir() != directory:
+        raise ValueError(f"{flag} {str(path)!r} is an existing "
+                         f"{'file' if directory else 'directory'}; expected {expected}")
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if existing != path and not existing.is_dir():
+        raise ValueError(f"{flag} {str(path)!r} cannot be written: {str(existing)!r} is a file")
+    created = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    try:
+        if directory:
+            path.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=path).close()
+        else:
+            open(path, "ab").close()  # appends nothing to a file that exists
+    except OSError as error:
+        raise ValueError(f"{flag} {str(path)!r} cannot be written: {error.strerror}") from None
+    finally:
+        for made in created:
+            if made.is_dir():
+                made.rmdir()
+            elif made.exists():
+                made.unlink()
+
+
 def prepare_run_directory(directory) -> Path:
     """Check, before anything is read or trained, that a new run can be written to `directory`
-    (--out). Nothing is created yet (`start_run` creates it), so a run refused before it starts,
-    for its text or its model, leaves no empty directory behind. Refused: an empty path (Path("")
-    is the current directory, which would get the run's files among its own); an existing file; a
-    path below a file or a directory that is not writable; a directory holding an unfinished run,
-    which `--resume` would continue (starting afresh there would throw its checkpoint away). A
-    finished run there is replaced."""
-    if not str(directory).strip():
-        raise ValueError(f"--out must name a run directory, got {str(directory)!r}")
+    (--out, `check_writable`). Nothing is left created (`start_run` creates it), so a run refused
+    before it starts, for its text or its model, leaves no empty directory behind. Refused too: a
+    directory holding an unfinished run, which `--resume` would continue (starting afresh there
+    would throw its checkpoint away). A finished run there is replaced."""
+    check_writable("--out", directory, directory=True)
     directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ValueError(f"--out {str(directory)!r} is an existing file; expected a run directory "
-                         "(a new one, or a finished run to replace)")
-    existing = next(path for path in (directory, *directory.absolute().parents) if path.exists())
-    if not existing.is_dir():
-        raise ValueError(f"--out {str(directory)!r} cannot be created: {str(existing)!r} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"--out {str(directory)!r} is not writable"
-                         + ("" if existing == directory else f" ({str(existing)!r} is not)"))
     if (directory / TRAINING_STATE_FILE).is_file():
         try:
             step, total_steps = _read_header(directory / TRAINING_STATE_FILE)[:2]

@@ -8,12 +8,12 @@ return an exit status.
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 import types
 from pathlib import Path
 
 import numpy as np
 
+from minilm.checkpoint import check_writable
 from minilm.config import ModelConfig
 from minilm.finetune import FinetuneSettings, finetune, resume_finetuning
 from minilm.train import TrainSettings, resume_training, train
@@ -41,34 +41,6 @@ def _check_file(flag: str, path) -> None:
         raise FileNotFoundError(f"{flag} {str(path)!r} is a directory, not a file")
     if path is not None and not Path(path).is_file():
         raise FileNotFoundError(f"{flag} {str(path)!r}: no such file")
-
-
-def _check_writable(flag: str, path, directory: bool = False) -> None:
-    """What a flag names as an output (a file, or a `directory` created if need be) can be written:
-    said before any work is done, and by trying, since permissions alone do not tell (root may
-    write anywhere but /proc). The trial leaves no trace: what it created, it removes."""
-    expected = "a directory" if directory else "a file"
-    if str(path) == "":  # Path("") is the current directory
-        raise ValueError(f"{flag} must not be empty; expected {expected}")
-    path = Path(path)
-    if path.exists() and path.is_dir() != directory:
-        raise ValueError(f"{flag} {str(path)!r} is an existing "
-                         f"{'file' if directory else 'directory'}; expected {expected}")
-    created = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
-    try:
-        if directory:
-            path.mkdir(parents=True, exist_ok=True)
-            tempfile.TemporaryFile(dir=path).close()
-        else:
-            open(path, "ab").close()  # appends nothing to a file that exists
-    except OSError as error:
-        raise ValueError(f"{flag} {str(path)!r} cannot be written: {error.strerror}") from None
-    finally:
-        for made in created:
-            if made.is_dir():
-                made.rmdir()
-            elif made.exists():
-                made.unlink()
 
 
 def command_train(args):
@@ -167,7 +139,7 @@ def command_tokenizer_train(args):
     from minilm.tokenizers import BPETokenizer
 
     _check_file("CORPUS.txt", args.corpus)
-    _check_writable("--out", args.out, directory=True)
+    check_writable("--out", args.out, directory=True)
     text = load_text(args.corpus)  # refuses a file that is empty or not UTF-8, naming it
     if text.isspace():  # whitespace alone would learn merges of spaces and line breaks only
         raise ValueError(f"CORPUS.txt {args.corpus!r} holds only whitespace; expected text to "
@@ -222,7 +194,7 @@ def command_embed(args) -> np.ndarray:
         raise ValueError(f"--output must end with one of {OUTPUT_SUFFIXES}, got {args.output!r}")
     texts = _texts_from(args, "sentences to embed")
     if args.output is not None:
-        _check_writable("--output", args.output)
+        check_writable("--output", args.output)
     directory = Path(args.model) if args.model is not None else default_model_path()
     settings = sentence_settings(directory)
     model = load_pretrained(directory, backend=args.backend)
@@ -360,7 +332,7 @@ def command_attention(args):
     if not 1 <= args.dpi <= MAX_DPI:
         raise ValueError(f"--dpi must be in [1, {MAX_DPI}] (dots per inch of the picture), got "
                          f"{args.dpi}")
-    _check_writable("--out", args.out)
+    check_writable("--out", args.out)
     model, tokenizer, where = load_encoder(args.model)
     tokens, maps = attention_maps(model, tokenizer, args.text, args.pair)
     rollout = attention_rollout(maps) if args.rollout else None

@@ -640,7 +640,7 @@ def test_out_must_name_a_directory_and_refused_runs_leave_none(text_file, tmp_pa
     still checked first, and created when the run starts."""
     monkeypatch.chdir(tmp_path)
     assert main(train_argv(text_file, "")) == 2
-    assert "--out must name a run directory, got ''" in capsys.readouterr().err
+    assert "--out must not be empty; expected a directory" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
     for flags, message in ((("--seed", "-1"), "seed must be an int >= 0, got -1"),
                            (("--seq-len", "100000"), "fewer than the 100001")):
@@ -649,4 +649,4 @@ def test_out_must_name_a_directory_and_refused_runs_leave_none(text_file, tmp_pa
         assert not (tmp_path / "run").exists()
     (tmp_path / "file").write_text("mine")
     assert main(train_argv(text_file, tmp_path / "file" / "run")) == 2
-    assert f"cannot be created: {str(tmp_path / 'file')!r} is a file" in capsys.readouterr().err
+    assert f"cannot be written: {str(tmp_path / 'file')!r} is a file" in capsys.readouterr().err
