@@ -279,9 +279,9 @@ def check_text_length(corpus_data: TrainingData, settings: TrainSettings) -> Non
         raise ValueError(f"{size}, {n_train} in its training split (the first "
                          f"{1 - VAL_FRACTION:.0%}): fewer than the {settings.seq_len + extra} "
                          f"that one window of seq_len={settings.seq_len} needs; {change}")
-    scores_one = n_val >= 2 and any(
+    scores_one = n_val >= 2 and (settings.objective == "clm" or any(
         (targets != data.IGNORE_INDEX).any()
-        for _, targets in validation_batches(corpus_data.val_ids, settings, corpus_data.tokenizer))
+        for _, targets in validation_batches(corpus_data.val_ids, settings, corpus_data.tokenizer)))
     if not scores_one:
         needs = ("2 (a character and the one after it)" if settings.objective == "clm"
                  else "enough that its masking selects one to score")

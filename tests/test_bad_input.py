@@ -578,9 +578,9 @@ LIBRARY_CASES = {  # case: (a call with one bad argument, the message it must ra
     "Encoder backward first": (lambda: Encoder(TINY).backward(np.zeros((1, 3, 8))),
                                "Encoder.backward needs a forward first: call forward(...)"),
     "Decoder dlogits shape": (lambda: _after_forward(Decoder(TINY)).backward(np.zeros((1, 4, 8))),
-                              "dlogits must have the logits' shape (1, 3, 8), got (1, 4, 8)"),
+                              "linear: dout must have the forward output's shape (1, 3, 8), got"),
     "Encoder dlogits shape": (lambda: _after_forward(Encoder(TINY)).backward(np.zeros((1, 3, 9))),
-                              "dlogits must have the logits' shape (1, 3, 8), got (1, 3, 9)"),
+                              "linear: dout must have the forward output's shape (1, 3, 8), got"),
     # configs
     "layer_norm_eps nan": (lambda: ModelConfig(layer_norm_eps=math.nan),
                            "ModelConfig.layer_norm_eps must be a finite number in (0, inf), got nan"),

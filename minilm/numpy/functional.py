@@ -59,6 +59,7 @@ def linear_backward(dout, cache):
     """dx = dy W;  dW = sum over all leading axes of dy^T x;  db = sum of dy (each one product of
     all N rows at once, as in the forward)."""
     x, weight, has_bias = cache
+    check_gradient_shape("linear", dout, x.shape[:-1] + weight.shape[:1])  # (..., out)
     x2 = x.reshape(-1, x.shape[-1])  # (N, in)
     d2 = dout.reshape(-1, dout.shape[-1])  # (N, out)
     dx = (d2 @ weight).reshape(x.shape)  # (N, out) @ (out, in) -> (N, in) -> (..., in)

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from minilm.common.checks import check_head_encoder, int_at_least, positive_int
+from minilm.common.checks import check_head_encoder, positive_int
 from minilm.common.spans import align_word_labels, best_span
 from minilm.numpy import functional as F
 from minilm.numpy.layers import Dropout, Linear, Module
-from minilm.numpy.models import Encoder
+from minilm.numpy.models import Encoder, seeded_rng
 
 __all__ = [
     "QuestionAnswering",
@@ -80,7 +80,7 @@ class _Classifier(_Head):
         super().__init__(encoder)
         self.num_labels = positive_int("num_labels", num_labels)
         self.dropout = Dropout(self.config.dropout, encoder.rng)
-        rng = np.random.default_rng(int_at_least("seed", seed, 0))
+        rng = seeded_rng(seed)
         c = self.config.d_model
         self.classifier = Linear(encoder.store, "classifier", c, self.num_labels, rng)
 
@@ -134,7 +134,7 @@ class QuestionAnswering(_Head):
         super().__init__(encoder)
         c = self.config.d_model
         self.qa_outputs = Linear(encoder.store, "qa_outputs", c, 2,
-                                 np.random.default_rng(int_at_least("seed", seed, 0)))
+                                 seeded_rng(seed))
 
     def head_forward(self, hidden):
         logits = self.qa_outputs.forward(hidden)  # (B, T, C) -> (B, T, 2)

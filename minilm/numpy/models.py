@@ -39,6 +39,13 @@ from minilm.numpy.layers import (
 )
 
 
+def seeded_rng(seed) -> np.random.Generator:
+    """The generator of a model's initial weights (then its dropout masks): `seed` an int >= 0,
+    as the twin's `seeded_generator` requires too (NumPy alone says "expected non-negative
+    integer", naming no argument)."""
+    return np.random.default_rng(int_at_least("seed", seed, 0))
+
+
 class _Model(Module):
     """What both models share: the parameter store, the generator for dropout, the positions."""
 
@@ -49,7 +56,7 @@ class _Model(Module):
             )
         self.config = config
         self.store = ParameterStore(floating_dtype(dtype))
-        self.rng = np.random.default_rng(int_at_least("seed", seed, 0))  # init, then dropout
+        self.rng = seeded_rng(seed)  # initialisation, then dropout masks
         if config.positions == "learned":
             self.positions = Embedding(self.store, position_name, config.max_len, config.d_model, self.rng)
         else:
@@ -89,15 +96,11 @@ class _Model(Module):
 
     def tied_logits_backward(self, dlogits):
         """dW += dlogits^T h (summed over positions), into the embeddings' own gradient; returns
-        dh = dlogits W. dlogits must be the gradient of the last forward's logits, of their shape."""
+        dh = dlogits W. dlogits must be the gradient of the last forward's logits, of their shape
+        (`linear_backward` checks it)."""
         if self._head_cache is None:
             raise ValueError(f"{type(self).__name__}.backward needs a forward first: call "
                              "forward(...), then backward(dlogits) with the gradient of its logits")
-        h, weight = self._head_cache.x, self._head_cache.weight
-        logits_shape = h.shape[:-1] + weight.shape[:1]  # (B, T, V)
-        if np.shape(dlogits) != logits_shape:
-            raise ValueError(f"dlogits must have the logits' shape {logits_shape}, got "
-                             f"{np.shape(dlogits)}")
         dh, dweight, _ = F.linear_backward(dlogits, self._head_cache)
         self.store.accumulate(self.word.key, dweight)
         return dh
