@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from minilm.checkpoint import check_writable
 from minilm.config import ModelConfig
+from minilm.files import check_writable
 from minilm.finetune import FinetuneSettings, finetune, resume_finetuning
 from minilm.train import TrainSettings, resume_training, train
 

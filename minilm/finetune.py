@@ -102,7 +102,6 @@ from minilm.checkpoint import (
     restore_model,
     save_checkpoint,
     start_run,
-    write_json,
 )
 from minilm.classification import scores_on_test_split
 from minilm.common.backends import (
@@ -120,6 +119,7 @@ from minilm.common.backends import (
 from minilm.common.checks import int_at_least, number_in
 from minilm.common.settings import check_choices, setting
 from minilm.config import ModelConfig
+from minilm.files import write_json
 from minilm.layerwise import (
     check_unfreezing,
     default_unfreeze_every,

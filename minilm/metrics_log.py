@@ -25,7 +25,8 @@ import json
 import numbers
 from pathlib import Path
 
-from minilm.checkpoint import METRICS_LOG_FILE, TENSORBOARD_DIR, write_atomic
+from minilm.checkpoint import METRICS_LOG_FILE, TENSORBOARD_DIR
+from minilm.files import write_atomic
 
 TENSORBOARD_HELP = ("also write each evaluation as TensorBoard scalars into --out/tensorboard "
                     "(needs the tensorboard package, not a dependency of minilm)")

@@ -58,7 +58,6 @@ from minilm.checkpoint import (
     restore_model,
     save_checkpoint,
     start_run,
-    write_json,
 )
 from minilm.common.backends import (
     BACKENDS,
@@ -76,6 +75,7 @@ from minilm.common.backends import (
 from minilm.common.checks import int_at_least, number_in
 from minilm.common.settings import check_choices, setting
 from minilm.config import ModelConfig
+from minilm.files import write_json
 from minilm.metrics_log import TENSORBOARD_HELP, MetricsLog, check_tensorboard
 from minilm.numpy import Decoder, Encoder, Seq2Seq
 from minilm.numpy import functional as F

@@ -32,10 +32,10 @@ from minilm.checkpoint import (
     read_training_state,
     save_checkpoint,
     save_run,
-    write_atomic,
 )
 from minilm.cli import main
 from minilm.common.backends import numpy_params, on_backend
+from minilm.files import write_atomic
 from minilm.finetune import FinetuneSettings, finetune, resume_finetuning
 from minilm.metrics_log import read_metrics_log
 from minilm.numpy import Decoder
