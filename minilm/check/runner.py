@@ -80,8 +80,8 @@ class Report:
             if r.status == "failed":
                 indent = " " * 4
                 lines.append(f"{indent}what broke: {r.message}")
-                if r.error is not None:
-                    lines.append(f"{indent}largest error: {r.error:.3g}")
+                if r.error is not None and f"error {r.error:.3g}" not in r.message:
+                    lines.append(f"{indent}largest error: {r.error:.3g}")  # unless just said
                 if r.counterexample:
                     lines.append(f"{indent}counterexample (shrunk):")
                     lines += [f"{indent}  {line}" for line in r.counterexample.splitlines()]
