@@ -14,8 +14,9 @@ and Hugging Face `transformers` loads as it is.
 `kind` says which model the weights belong to, and so how to rebuild it: "decoder" (GPT-2, CLM),
 "encoder" (BERT, with the heads its weights hold: the MLM head, the pooler, both or neither),
 "sequence_classifier" (BERT, pooler and a `classifier` of `num_labels` outputs) or "seq2seq" (the
-BART encoder-decoder; an untied output layer shows as an `lm_head.weight` among the weights). `metadata` is whatever the loop wants to keep (the objective,
-the label names, the settings, the base model).
+BART encoder-decoder; an untied output layer shows as an `lm_head.weight` among the weights).
+`metadata` is whatever the loop wants to keep (the objective, the label names, the settings, the
+base model).
 
 config.json, one file for two readers:
 
@@ -28,8 +29,8 @@ The "minilm" block is the whole truth for minilm: the kind, the ModelConfig fiel
 number of labels, the metadata. Around it, Hugging Face's fields describe the same model in
 transformers' names (`hf_config_fields`): model_type and architectures (a kind's are in
 `HF_ARCHITECTURES`: GPT2LMHeadModel, BertForMaskedLM (BertModel without the MLM head),
-BertForSequenceClassification, BartForConditionalGeneration), the sizes, the activation, dropout, the epsilon, and id2label /
-label2id for a classifier, so that
+BertForSequenceClassification, BartForConditionalGeneration), the sizes, the activation, dropout,
+the epsilon, and id2label / label2id for a classifier, so that
 
     AutoModelForSequenceClassification.from_pretrained("runs/sentiment")
 
@@ -61,11 +62,11 @@ are then written again into model.safetensors for everything that reads a run (`
 `load_run`), the price of a commit that is a single rename.
 
 Never pickle: safetensors files hold only named arrays, so loading a run cannot run code. Every file
-is written atomically (`minilm.files.write_atomic`: a temporary file in the same directory, flushed to disk, then
-renamed over the old one), so a save that fails or is killed half way leaves the previous file, and
-so the previous checkpoint, intact: killed before the training state's rename, the directory holds
-the previous checkpoint; killed after it, the new one (and model.safetensors may hold the previous
-weights until the next save).
+is written atomically (`minilm.files.write_atomic`: a temporary file in the same directory, flushed
+to disk, then renamed over the old one), so a save that fails or is killed half way leaves the
+previous file, and so the previous checkpoint, intact: killed before the training state's rename,
+the directory holds the previous checkpoint; killed after it, the new one (and model.safetensors may
+hold the previous weights until the next save).
 """
 
 from __future__ import annotations

@@ -258,10 +258,10 @@ def _drop_tied_copy(params: dict, copy: str, original: str, where: Path) -> None
 
 
 def bert_heads(params) -> dict[str, bool]:
-    """Which of BERT's heads minilm-named weights hold, as `Encoder`'s flags: the MLM head
-    (`cls.predictions.*`) and the pooler (`bert.pooler.dense.*`)."""
-    return {"mlm_head": any(name.startswith("cls.predictions.") for name in params),
-            "pooler": "bert.pooler.dense.weight" in params}
+    """Which of BERT's heads minilm-named weights (`bert_params`'s) hold, as `Encoder`'s flags:
+    the MLM head (`cls.*`) and the pooler (`bert.pooler.*`), by BERT_HEAD_PREFIXES."""
+    return {head: any(name.startswith(BERT_HEAD_PREFIXES[head]) for name in params)
+            for head in ("mlm_head", "pooler")}
 
 
 def bert_params(weights: dict, where: Path) -> dict:

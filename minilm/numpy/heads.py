@@ -133,8 +133,7 @@ class QuestionAnswering(_Head):
     def __init__(self, encoder, seed=0):
         super().__init__(encoder)
         c = self.config.d_model
-        self.qa_outputs = Linear(encoder.store, "qa_outputs", c, 2,
-                                 seeded_rng(seed))
+        self.qa_outputs = Linear(encoder.store, "qa_outputs", c, 2, seeded_rng(seed))
 
     def head_forward(self, hidden):
         logits = self.qa_outputs.forward(hidden)  # (B, T, C) -> (B, T, 2)
