@@ -115,10 +115,9 @@ def sentence_embeddings(model, tokenizer, texts, batch_size: int = 32,
     sentence-transformers does) so that little time is spent on padding; the output keeps the
     input order. The model runs in eval mode (dropout off) and is put back in its mode after.
     """
-    if not hasattr(model, "encode"):
-        raise ValueError(
-            f"{type(model).__name__} has no encode(): sentence embeddings need an Encoder"
-        )
+    if type(model).__name__ != "Encoder":  # either twin's; a Seq2Seq's encode() takes no segments
+        raise ValueError(f"model is a {type(model).__name__}; sentence embeddings need a BERT "
+                         "Encoder (minilm.numpy.Encoder or minilm.torch.Encoder)")
     texts = _text_list(texts)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")

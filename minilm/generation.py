@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from minilm.common.backends import inference, to_numpy
-from minilm.common.checks import check_finite, number_in, positive_int
+from minilm.common.checks import check_finite, int_at_least, number_in, positive_int
 from minilm.numpy import functional as F
 
 
@@ -96,9 +96,11 @@ def generate(model, prompt_ids, max_new_tokens, rng=None, temperature=1.0, top_k
         raise ValueError(
             f"prompt_ids must be a non-empty (batch, time) array, got shape {ids.shape}"
         )
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    int_at_least("max_new_tokens", max_new_tokens, 0)
     check_sampling(temperature, top_k, model.config.vocab_size, top_p)
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy Generator (np.random.default_rng(seed)) or None, "
+                         f"got {type(rng).__name__} {rng!r}")
     rng = np.random.default_rng(0) if rng is None else rng
     max_len = model.config.max_len
     kv_cache = model.new_kv_cache() if use_cache else None

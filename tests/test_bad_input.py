@@ -25,7 +25,7 @@ from minilm.cli import main
 from minilm.embeddings import sentence_embeddings
 from minilm.finetune import FinetuneSettings, finetune
 from minilm.generation import generate, sample_next
-from minilm.numpy import Decoder, Encoder, SequenceClassifier
+from minilm.numpy import Decoder, Encoder, Seq2Seq, SequenceClassifier
 from minilm.numpy import functional as F
 from minilm.pretrained import load_pretrained, read_hf_config
 from minilm.tasks import Task
@@ -619,6 +619,19 @@ LIBRARY_CASES = {  # case: (a call with one bad argument, the message it must ra
     "sentence_embeddings of [None]": (
         lambda: sentence_embeddings(Encoder(TINY), CharTokenizer("abcde"), ["a", None]),
         "texts must be strings, got NoneType None at index 1"),
+    "sentence_embeddings of a Seq2Seq": (  # its encode() takes no segments: a TypeError deep inside
+        lambda: sentence_embeddings(Seq2Seq(TINY), CharTokenizer("abcde"), ["a"]),
+        "model is a Seq2Seq; sentence embeddings need a BERT Encoder"),
+    # a vocabulary listing a token twice gave it the second id and left the first without a token
+    "wordpiece vocab with a token twice": (
+        lambda: WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "a"]),
+        "vocab: token 'a' is listed twice (ids 5 and 6)"),
+    # generation: a seed where the generator goes failed in NumPy's words, "5" in a comparison
+    "generate rng 5": (lambda: generate(Decoder(TINY), [[1, 2]], 2, 5),
+                       "rng must be a numpy Generator (np.random.default_rng(seed)) or None, got "
+                       "int 5"),
+    "generate max_new_tokens '5'": (lambda: generate(Decoder(TINY), [[1, 2]], "5"),
+                                    "max_new_tokens must be an int >= 0, got '5'"),
 }
 
 
@@ -631,6 +644,26 @@ def test_bad_library_arguments_are_refused_by_name(case):
     call, message = LIBRARY_CASES[case]
     with pytest.raises(ValueError, match=re.escape(message)):
         call()
+
+
+@pytest.mark.parametrize("tokenizer", [
+    CharTokenizer("abc"), WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]),
+    BPETokenizer.train("aaab", 258)], ids=["char", "wordpiece", "bpe"])
+@pytest.mark.parametrize("text", [None, b"abc", ["a"]], ids=["None", "bytes", "list"])
+def test_every_tokenizer_says_when_the_text_is_not_a_str(tokenizer, text):
+    """The character tokenizer iterated over what it was given: None failed inside Python, b"abc"
+    was reported as 'characters outside the vocabulary: [97, 98, 99]'."""
+    with pytest.raises(TypeError, match=f"text must be a str, got {type(text).__name__}"):
+        tokenizer.encode(text)
+
+
+def test_a_vocab_txt_listing_a_token_twice_is_named(tmp_path):
+    """translate said "the tokenizer has 1546 tokens but config.json says vocab_size=1547" for a
+    1547-line vocab.txt with one line repeated."""
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nthe\n")
+    with pytest.raises(ValueError, match=re.escape(
+            f"{tmp_path / 'vocab.txt'}: token 'the' is listed twice (ids 5 and 7)")):
+        WordPieceTokenizer.from_pretrained(tmp_path)
 
 
 def test_out_must_name_a_directory_and_refused_runs_leave_none(text_file, tmp_path, capsys,

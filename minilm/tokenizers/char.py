@@ -46,6 +46,8 @@ class CharTokenizer:
         return [self.pad_id, self.mask_id]
 
     def encode(self, text: str) -> np.ndarray:
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__}")
         unknown = sorted(set(text) - set(self.stoi))
         if unknown:
             raise ValueError(f"text contains characters outside the vocabulary: {unknown[:10]!r}")

@@ -161,6 +161,18 @@ def wordpiece_split(word: str, vocab, unk_token: str = "[UNK]", continuation: st
     return pieces
 
 
+def _token_ids(tokens, where: str) -> dict[str, int]:
+    """{token: id} of a list of tokens whose ids are their positions. A token listed twice is an
+    error: a dict would keep its second id and leave the first id without a token."""
+    ids: dict[str, int] = {}
+    for i, token in enumerate(tokens):
+        if token in ids:
+            raise ValueError(f"{where}: token {token!r} is listed twice (ids {ids[token]} and {i}); "
+                             "each token must appear once, its id is its position")
+        ids[token] = i
+    return ids
+
+
 class WordPieceTokenizer:
     """BERT's tokenizer: basic tokenisation (clean, split, lower-case) followed by WordPiece.
 
@@ -202,7 +214,7 @@ class WordPieceTokenizer:
         model_max_length: int = 512,
     ):
         if not isinstance(vocab, dict):
-            vocab = {token: i for i, token in enumerate(vocab)}
+            vocab = _token_ids(vocab, "vocab")
         missing = [t for t in (self.PAD, self.UNK, self.CLS, self.SEP, self.MASK) if t not in vocab]
         if missing:
             raise ValueError(f"vocabulary lacks the special tokens {missing}")
@@ -242,7 +254,7 @@ class WordPieceTokenizer:
         if not isinstance(max_length, int) or max_length > 1_000_000:  # some configs store 1e30
             max_length = 512
         return cls(
-            {token: i for i, token in enumerate(tokens)},
+            _token_ids(tokens, str(vocab_path)),
             lowercase=config.get("do_lower_case", True),
             strip_accents=config.get("strip_accents"),
             model_max_length=max_length,
