@@ -112,8 +112,8 @@ def command_translate(args):
     number_in("--length-penalty", args.length_penalty, "[0, inf)")
     model, run = load_run(args.checkpoint, backend=args.backend)
     if run.kind != "seq2seq":
-        raise ValueError(f"--checkpoint {str(args.checkpoint)!r} holds a {run.kind}; translation "
-                         "needs a run of `minilm train --objective seq2seq`")
+        raise ValueError(f"--checkpoint {str(args.checkpoint)!r} holds a run of kind {run.kind!r}; "
+                         "translation needs a run of `minilm train --objective seq2seq`")
     tokenizer = run.tokenizer
     sentences = [s.strip() + "." for text in args.texts for s in text.split(".") if s.strip()]
     if not sentences:
@@ -181,6 +181,7 @@ def command_embed(args) -> np.ndarray:
     """`minilm embed`: load the model and tokenizer, embed, print the similarities, maybe save."""
     from minilm.embeddings import (
         OUTPUT_SUFFIXES,
+        check_encoder,
         cosine_similarity_matrix,
         format_similarity_table,
         save_embeddings,
@@ -198,6 +199,7 @@ def command_embed(args) -> np.ndarray:
     directory = Path(args.model) if args.model is not None else default_model_path()
     settings = sentence_settings(directory)
     model = load_pretrained(directory, backend=args.backend)
+    check_encoder(model, f"--model {str(directory)!r}")  # first: a GPT-2 run has no vocab.txt
     tokenizer = WordPieceTokenizer.from_pretrained(directory)
     max_length = min(settings["max_seq_length"], model.config.max_len)
     embeddings = sentence_embeddings(model, tokenizer, texts, batch_size=args.batch_size,

@@ -508,8 +508,9 @@ def load_decoder(directory):
         return model, tokenizer
     model, run = load_run(directory, backend="numpy")  # it says what is wrong with the directory
     if run.kind != "decoder":
-        raise ValueError(f"--checkpoint {str(directory)!r} holds an {run.kind}; generation needs "
-                         "a decoder trained with --objective clm, or a GPT-2 directory")
+        raise ValueError(f"--checkpoint {str(directory)!r} holds a run of kind {run.kind!r}; "
+                         "generation needs a decoder trained with --objective clm, or a GPT-2 "
+                         "directory")
     return model, run.tokenizer
 
 
@@ -526,8 +527,8 @@ def load_encoder(directory):
         return model, WordPieceTokenizer.from_pretrained(directory), str(directory)
     model, run = load_run(directory, backend="numpy")
     if run.kind not in ("encoder", "sequence_classifier"):
-        raise ValueError(f"--model {str(directory)!r} holds a {run.kind}; attention maps are drawn "
-                         "for a BERT encoder or a fine-tuned classifier")
+        raise ValueError(f"--model {str(directory)!r} holds a run of kind {run.kind!r}; attention "
+                         "maps are drawn for a BERT encoder or a fine-tuned classifier")
     return model, run.tokenizer, str(directory)
 
 

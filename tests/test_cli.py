@@ -338,7 +338,10 @@ def bad_inputs(tmp_path_factory, text_file):
     (where / "folder.npy").mkdir()
     assert main(["train", "--text", str(text_file), "--steps", "1", *TINY_RUN, "--out",
                  str(where / "clm")]) == 0
+    assert main(["train", "--objective", "seq2seq", "--preset", "tiny", "--steps", "1",
+                 "--batch-size", "2", "--eval-tokens", "100", "--out", str(where / "s2s")]) == 0
     return {"dir": str(where / "folder"), "text": str(text_file), "clm": str(where / "clm"),
+            "s2s": str(where / "s2s"),
             "npy_dir": str(where / "folder.npy"),
             **{path.stem: str(path) for path in where.glob("*.*") if path.is_file()}}
 
@@ -386,6 +389,28 @@ def test_bad_command_lines_say_what_is_wrong_in_one_line(bad_inputs, argv, messa
     error = captured.err.strip()
     assert message.format(**bad_inputs) in error and "\n" not in error
     assert captured.out == ""
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["generate", "--checkpoint", "{s2s}", "--prompt", "a"],
+     "--checkpoint '{s2s}' holds a run of kind 'seq2seq'; generation needs a decoder"),
+    (["translate", "--checkpoint", "{clm}", "the cat sings."],
+     "--checkpoint '{clm}' holds a run of kind 'decoder'; translation needs a run of"),
+    (["attention", "the cat", "--model", "{s2s}"],
+     "--model '{s2s}' holds a run of kind 'seq2seq'; attention maps are drawn for a BERT"),
+    (["embed", "a cat", "--model", "{s2s}"],
+     "--model '{s2s}' is a Seq2Seq; sentence embeddings need a BERT Encoder"),
+    (["embed", "a cat", "--model", "{clm}"],
+     "--model '{clm}' is a Decoder; sentence embeddings need a BERT Encoder"),
+])
+def test_a_run_of_the_wrong_kind_is_named_with_what_the_command_needs(bad_inputs, argv, message,
+                                                                       capsys):
+    """Every command that reads a model says which kind of run it was given and which it needs:
+    `embed` of a translation run failed with a TypeError inside Seq2Seq.encode, and of a GPT run
+    with "no vocab.txt"."""
+    assert main([a.format(**bad_inputs) for a in argv]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message.format(**bad_inputs) in error and "\n" not in error
 
 
 def test_trying_whether_an_output_can_be_written_leaves_no_trace(bad_inputs, tmp_path, capsys):
