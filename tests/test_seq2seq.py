@@ -15,9 +15,12 @@ padding in the batch:
 3. NumPy <-> twin ("math", "sdpa" in float64, tolerance 1e-9) <-> the Triton kernel (float32,
    under the interpreter on CPU, tolerance 1e-4): logits, loss, every gradient.
 4. decoding: cached == uncached logits at every step and the same tokens, greedy and beam search,
-   both backends; beam search with enough beams finds the best hypothesis by brute force.
+   both backends; beam search with enough beams finds the best hypothesis by brute force; both
+   give the tokens of HF's `generate` (its stopping rule, early_stopping=False, included).
 5. bad input: lengths past max_len, an empty source, ids out of range, mismatched memory.
 """
+
+import itertools
 
 import numpy as np
 import pytest
@@ -315,6 +318,52 @@ def test_beam_search_with_every_beam_finds_the_best_hypothesis(length_penalty):
     found = beam.beam_search(model, source, mask, 0, 1, 3, num_beams=16,
                              length_penalty=length_penalty)
     assert found == [all_hypotheses(model, source, mask, 0, 1, 3, length_penalty)]
+
+
+def hf_generate(hf, source, mask, start, end, max_new_tokens, num_beams, length_penalty):
+    """HF's `generate` with nothing but the search itself (no forced tokens, no minimum length,
+    no n-gram blocking): each row's tokens after the start, cut before the end token. A row
+    without an end has exactly max_new_tokens tokens, so the padding HF adds is all after ends."""
+    with torch.no_grad():
+        out = hf.generate(
+            input_ids=torch.from_numpy(source), attention_mask=torch.from_numpy(mask),
+            max_new_tokens=max_new_tokens, num_beams=num_beams, length_penalty=length_penalty,
+            early_stopping=False, do_sample=False, decoder_start_token_id=start,
+            eos_token_id=end, pad_token_id=0, bos_token_id=None, forced_bos_token_id=None,
+            forced_eos_token_id=None, no_repeat_ngram_size=0, min_length=0)
+    rows = out[:, 1:].tolist()
+    return [row[:row.index(end)] if end in row else row for row in rows]
+
+
+@pytest.mark.parametrize("seed, end_bias", [(0, 0.5), (1, 2.0), (2, 1.0)])
+def test_decoding_equals_hugging_face_generate(seed, end_bias):
+    """Greedy and beam search (K = 2, 5; length_penalty 0, 2; 3 and max_len new tokens) give the
+    tokens of HF's BartForConditionalGeneration.generate (early_stopping=False) on the same
+    weights, both backends, for a batch of right-padded sources. A bias on the end token (its
+    size chosen per seed) makes some beam searches end before their last step, so HF's stopping
+    rule is exercised, while others run out of steps."""
+    start, end = 1, 2
+    model = noisy_model(seed=seed)
+    model.params["final_logits_bias"][0, end] += end_bias
+    hf = hf_bart(CONFIG)
+    with torch.no_grad():
+        for name, tensor in hf_parameters(hf).items():
+            tensor.copy_(torch.from_numpy(model.params[name]))
+    models = [model, twin.Seq2Seq.from_numpy(model, attention="sdpa")]
+    source, mask, _, _ = problem(seed=seed)
+    lengths = []
+    for num_beams, length_penalty, steps in [(1, 1.0, 3), (1, 1.0, CONFIG.max_len),
+                                             *itertools.product((2, 5), (0.0, 2.0),
+                                                                (3, CONFIG.max_len))]:
+        expected = hf_generate(hf, source, mask, start, end, steps, num_beams, length_penalty)
+        for ours in models:
+            found = (beam.greedy_decode(ours, source, mask, start, end, steps) if num_beams == 1
+                     else beam.beam_search(ours, source, mask, start, end, steps, num_beams,
+                                           length_penalty))
+            assert found == expected, (type(ours).__module__, num_beams, length_penalty, steps)
+        if num_beams > 1:
+            lengths += [(len(tokens), steps) for tokens in expected]
+    assert any(n < limit for n, limit in lengths) and any(n == limit for n, limit in lengths)
 
 
 def test_beam_step_keeps_the_best_continuations():
