@@ -295,7 +295,7 @@ def test_generate_argument_errors():
     model = random_decoder(ModelConfig.preset("tiny"))
     with pytest.raises(ValueError, match="non-empty"):
         generate(model, np.zeros((1, 0), dtype=np.int64), 3)
-    with pytest.raises(ValueError, match="max_new_tokens must be >= 0"):
+    with pytest.raises(ValueError, match="max_new_tokens must be an int >= 0"):
         generate(model, np.zeros((1, 2), dtype=np.int64), -1)
     np.testing.assert_array_equal(generate(model, [[1, 2]], 0), [[1, 2]])
 
