@@ -13,9 +13,10 @@ that flattens them (softmax(t / T) lifts the small probabilities, where the info
          -100 marks an example with no label, which the teacher still teaches)
 
 The backward, by hand: d KL / d s = (q - p) / (T N) (softmax's and the log's Jacobians fold into
-the same q - p as cross-entropy's), so the distillation term gives alpha T (q - p) / N. Its gradient
-shrinks as 1/T while the logits are divided by T; the T^2 keeps the two terms balanced whatever T
-(Hinton et al., section 2). `distillation_loss_forward/backward` (NumPy, checked by finite
+the same q - p as cross-entropy's), so the distillation term gives alpha T (q - p) / N. Without the
+T^2 the gradient would shrink as 1/T^2: one 1/T is explicit, and q - p itself is O(1/T) when T is
+large (both softmaxes flatten toward uniform); the T^2 keeps the soft term's gradient on the hard
+term's scale whatever T (Hinton et al., section 2). `distillation_loss_forward/backward` (NumPy, checked by finite
 differences and torch autograd in tests/test_compress.py) and `distillation_loss` (the twin).
 
 The student is the teacher with fewer blocks, initialised from the teacher's (DistilBERT takes

@@ -112,8 +112,8 @@ def sinusoidal_positions(max_len, dim):
         PE[t, 2i] = sin(t / 10000^(2i/C)),   PE[t, 2i+1] = cos(t / 10000^(2i/C)),   C = dim.
 
     Channel pair (2i, 2i+1) is a point on the unit circle turning at its own frequency
-    10000^(-2i/C): one radian per position for the first pair, a full turn over ~63000 positions
-    for the last. Moving k positions on turns every pair by a fixed angle, so PE[t + k] is the same
+    10000^(-2i/C): one radian per position for the first pair, a full turn over 2 pi 10000^((C-2)/C)
+    positions for the last (47,000 for C = 64, toward 63,000 as C grows). Moving k positions on turns every pair by a fixed angle, so PE[t + k] is the same
     linear map (a rotation) of PE[t] for every t: relative offsets are easy to read off. An odd
     `dim` ends with a sine channel whose cosine partner does not fit.
     """
@@ -258,7 +258,7 @@ class CrossAttention(Module):
     """Attention from one sequence to another, the bridge of an encoder-decoder (seed §5): queries
     from the decoder's x (B, Tq, C), keys and values from the encoder's output `memory` (B, Tk, C).
 
-        out = softmax(Q K^T / sqrt(D) + source mask) V,  Q = x W_q,  K = memory W_k,  V = memory W_v
+        out = softmax(Q K^T / sqrt(D) + source mask) V,  Q = x W_q^T,  K = memory W_k^T,  V = memory W_v^T
 
     Nq = Tq and Nk = Tk differ; there is no causal mask (every target position may read the whole
     source) and `memory_mask` (broadcastable to (B, H, Tq, Tk), True = may attend) hides the

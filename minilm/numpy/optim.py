@@ -11,7 +11,8 @@ parameter names), so an optimizer here is a loop over names:
 
 Every update is written in place (`param -= ...`), so the model, which holds the same arrays, sees
 the new values, and float32 parameters stay float32. `SGD` and `AdamW` reproduce `torch.optim.SGD`
-and `torch.optim.AdamW` operation for operation (the tests compare them in float64).
+and `torch.optim.AdamW` formula for formula (the tests compare them in float64: equal to an ulp or
+two, where torch's kernels round differently, e.g. `lerp` for Adam's first moment).
 
 Fine-tuning controls shared by both optimizers:
 
@@ -167,7 +168,7 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with momentum, exactly as `torch.optim.SGD` (dampening 0).
+    """Stochastic gradient descent with momentum, as `torch.optim.SGD` (dampening 0).
 
     For a parameter p with gradient g and learning rate lr (after `lr_scale`):
 
@@ -308,7 +309,8 @@ def adamw_update(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.999),
         p ← p − lr · m̂ / (√v̂ + ε),   m̂ = m / (1 − β₁ᵗ),  v̂ = v / (1 − β₂ᵗ)
 
     The arithmetic is grouped as in `torch.optim.AdamW` (√v / √(1 − β₂ᵗ) + ε, and lr / (1 − β₁ᵗ)
-    applied to m), so the two agree to the last bits rather than just approximately.
+    applied to m), so the two agree to an ulp or two (torch forms m with `lerp`), not just
+    approximately.
     """
     beta1, beta2 = betas
     param = param * (1 - lr * weight_decay)
