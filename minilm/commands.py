@@ -342,5 +342,5 @@ def command_attention(args):
     plot_attention_maps(tokens, maps, rollout, title=f"attention of {Path(where).name}: "
                         f"\"{text}\"").savefig(args.out, dpi=args.dpi)
     print(f"{where}: {maps.shape[0]} layers x {maps.shape[1]} heads, {len(tokens)} tokens: "
-          f"{' '.join(tokens)}")
+          + " ".join(token if token.strip() else repr(token) for token in tokens))  # ' ': a space
     print(f"wrote {args.out}")

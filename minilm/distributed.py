@@ -68,6 +68,7 @@ import sys
 from typing import NamedTuple
 
 from minilm.common.backends import rng_state, set_rng_state
+from minilm.common.checks import positive_int
 
 
 class World(NamedTuple):
@@ -94,16 +95,31 @@ class ProcessFailed(RuntimeError):
     killed) while this one waited for it."""
 
 
+def _environment_int(name: str, default: str, minimum: int, below: int | None = None) -> int:
+    """The integer torchrun put in the environment variable `name` (`default` when unset), checked
+    to lie in [minimum, below): one set by hand (WORLD_SIZE=abc, 0) is refused naming it, rather
+    than failing inside int() or torch."""
+    text = os.environ.get(name, default)
+    value = int(text) if text.strip().isdecimal() else None
+    if value is None or value < minimum or (below is not None and value >= below):
+        bound = f"in [{minimum}, {below})" if below is not None else f">= {minimum}"
+        raise ValueError(f"the environment variable {name} must be an int {bound} (torchrun sets "
+                         f"it), got {text!r}")
+    return value
+
+
 def launched_processes() -> int:
     """How many processes torchrun started (its WORLD_SIZE), 1 without torchrun."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    return _environment_int("WORLD_SIZE", "1", 1)
 
 
 def rank_label() -> str:
     """' (rank r of N)' in a process that torchrun started among several, else ''."""
-    if launched_processes() == 1:
+    try:
+        processes = launched_processes()
+    except ValueError:  # a wrong WORLD_SIZE: this labels the error that says so
         return ""
-    return f" (rank {os.environ.get('RANK', '?')} of {launched_processes()})"
+    return "" if processes == 1 else f" (rank {os.environ.get('RANK', '?')} of {processes})"
 
 
 def current() -> World:
@@ -130,11 +146,12 @@ def join(backend: str) -> World:
                          f"{processes}: use --backend torch (the twin, whose gradients "
                          "torch.distributed adds up), or run without torchrun (--grad-accum K "
                          "cuts each batch into K micro-batches in one process)")
+    _environment_int("RANK", "", 0, below=processes)  # torch would fail inside int()
     import torch
     import torch.distributed as dist
 
     if torch.cuda.is_available():  # before the model moves to "cuda": one GPU per process
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(_environment_int("LOCAL_RANK", "0", 0, torch.cuda.device_count()))
         dist.init_process_group("cpu:gloo,cuda:nccl")  # tensors on a GPU go through NCCL
     else:
         dist.init_process_group("gloo")
@@ -153,8 +170,9 @@ def join_run(settings) -> World:
 
 def per_rank_batch(batch_size: int, grad_accum: int, world: World) -> int:
     """The rows each process computes per step, batch_size / world.size, checked to cut into
-    `grad_accum` equal micro-batches (ValueError naming the flags otherwise)."""
-    parts = world.size * grad_accum
+    `grad_accum` equal micro-batches (ValueError naming the flags otherwise); both counts >= 1."""
+    batch_size = positive_int("--batch-size", batch_size)
+    parts = world.size * positive_int("--grad-accum", grad_accum)
     if batch_size % parts:
         processes = f"{world.size} processes x " if world.size > 1 else ""
         raise ValueError(f"--batch-size {batch_size} does not cut into {processes}--grad-accum "

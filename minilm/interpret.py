@@ -33,8 +33,10 @@ from __future__ import annotations
 import numpy as np
 
 from minilm.common.backends import is_torch_model, numpy_params, to_numpy
+from minilm.common.checks import check_finite, check_flag, int_at_least, number_in, positive_int
 from minilm.compress.rebuild import rebuilt
 from minilm.numpy import functional as F
+from minilm.tokenizers.char import CharTokenizer
 
 # ---------------------------------------------------------------- attention maps and rollout
 
@@ -54,27 +56,53 @@ def _encoder(model):
     return encoder
 
 
-def _whole_text(tokenizer, encoder, text: str, pair: str | None, max_length: int | None) -> dict:
-    """The tokenizer's batch of one text (or pair), all of it: a text longer than `max_length`
-    tokens (default: the model's max_len) is refused, not cut to a part the caller never sees."""
+def _whole_text(tokenizer, encoder, text: str, pair: str | None,
+                max_length: int | None) -> tuple[list[str], dict]:
+    """(tokens, batch) of one text (or pair), all of it: a text longer than `max_length` tokens
+    (default: the model's max_len) is refused, not cut to a part the caller never sees.
+
+    A WordPiece tokenizer gives "[CLS] text [SEP] (pair [SEP])"; the CharTokenizer of a
+    `minilm train --objective mlm` run gives the text's characters, one token each, with no
+    [CLS] or [SEP] and no pair (its model was trained on plain character streams)."""
     limit = encoder.config.max_len if max_length is None else max_length
-    batch = tokenizer(text, pair)
+    if isinstance(tokenizer, CharTokenizer):
+        if pair is not None:
+            raise ValueError("pair: this model's tokenizer is a CharTokenizer, which reads one "
+                             "text (no [SEP] to join a pair); give the text alone")
+        if not isinstance(text, str) or not text:
+            raise ValueError(f"text must be a non-empty str, got {text!r}")
+        ids = tokenizer.encode(text)[None]  # (1, T)
+        batch = {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                 "token_type_ids": np.zeros_like(ids)}
+        tokens, counted = [tokenizer.itos[i] for i in ids[0]], "characters"
+    else:
+        batch = tokenizer(text, pair)
+        tokens = list(tokenizer.convert_ids_to_tokens(batch["input_ids"][0]))
+        counted = "tokens with [CLS] and [SEP]"
     length = batch["input_ids"].shape[1]
     if length > limit:
         raise ValueError(f"the text{' and its pair' if pair is not None else ''}: {length} "
-                         f"tokens with [CLS] and [SEP], more than the {limit} the model reads "
+                         f"{counted}, more than the {limit} the model reads "
                          "(max_length, by default the model's max_len); give a shorter text")
-    return batch
+    return tokens, batch
+
+
+def _check_sequence_classifier(function: str, model) -> None:
+    """saliency and head_importance read a class's logit: a SequenceClassifier of either twin
+    (told by its name, which both twins share, as `rebuilt` does: no torch import needed)."""
+    if type(model).__name__ != "SequenceClassifier":
+        raise ValueError(f"{function} needs a SequenceClassifier (minilm.numpy or minilm.torch), "
+                         f"got {type(model).__name__}")
 
 
 def attention_maps(model, tokenizer, text: str, pair: str | None = None,
                    max_length: int | None = None):
-    """(tokens, maps): the WordPiece tokens of "[CLS] text [SEP] (pair [SEP])" and every head's
-    attention weights maps[layer, head, query, key], (L, H, T, T), in eval mode. A pruned head's
-    map is all zeros, at its original index. A text of more than `max_length` tokens (default:
-    the model's max_len) is an error."""
+    """(tokens, maps): the WordPiece tokens of "[CLS] text [SEP] (pair [SEP])" (a CharTokenizer's:
+    the characters of the text; no pair) and every head's attention weights maps[layer, head,
+    query, key], (L, H, T, T), in eval mode. A pruned head's map is all zeros, at its original
+    index. A text of more than `max_length` tokens (default: the model's max_len) is an error."""
     encoder = _encoder(_numpy_reference(model))
-    batch = _whole_text(tokenizer, encoder, text, pair, max_length)
+    tokens, batch = _whole_text(tokenizer, encoder, text, pair, max_length)
     was_training = encoder.training
     encoder.eval()
     try:
@@ -85,16 +113,30 @@ def attention_maps(model, tokenizer, text: str, pair: str | None = None,
     maps = np.zeros((config.n_layers, config.n_heads, time, time))
     for layer, block in enumerate(encoder.blocks):
         maps[layer, config.live_heads(layer)] = block.attn.cache.probs[0]  # (H_l, T, T): what the softmax gave
-    return list(tokenizer.convert_ids_to_tokens(batch["input_ids"][0])), maps
+    return tokens, maps
 
 
 def attention_rollout(maps, residual: float = 0.5):
     """Rollout R (L, T, T) of maps (L, H, T, T): R[l] = Ahat_l ... Ahat_1, with Ahat_l =
     residual * I + (1 - residual) * (layer l's map averaged over its heads; pruned ones, all
-    zero, left out)."""
-    maps = np.asarray(maps, dtype=np.float64)
+    zero, left out).
+
+    maps: `attention_maps`' array, or a non-empty list of (H, T, T) arrays of one shape, finite,
+    each layer with a head that is not all zero; residual a number in [0, 1] (outside it, Ahat
+    would hold negative "attention")."""
+    is_list = isinstance(maps, (list, tuple, np.ndarray))
+    shapes = sorted({np.shape(layer) for layer in maps}) if is_list else []  # one, if well formed
+    if len(shapes) != 1 or len(shapes[0]) != 3 or not shapes[0][1] == shapes[0][2] > 0:
+        raise ValueError(f"maps must be a non-empty list of (H, T, T) arrays of one shape, one "
+                         f"per layer, got {shapes if is_list else type(maps).__name__}")
+    number_in("residual", residual, "[0, 1]")
+    maps = np.asarray(maps, dtype=np.float64)  # (L, H, T, T)
+    check_finite("maps", maps)
     time = maps.shape[-1]
     live = maps.sum(axis=(-1, -2)) > 0  # (L, H): the heads that exist
+    if not live.any(axis=1).all():
+        raise ValueError(f"maps: layer {int(np.argmin(live.any(axis=1)))} has no head with a "
+                         "nonzero map (a layer of pruned heads only has nothing to average)")
     rollout, product = [], np.eye(time)
     for layer_maps, heads in zip(maps, live):
         mixed = layer_maps[heads].mean(axis=0)  # (T, T): the heads' average
@@ -182,8 +224,18 @@ def head_importance(model, tokenizer, texts, labels, batch_size: int = 32, max_l
                     normalize: bool = True):
     """Michel et al.'s importance of every head of a sequence classifier (either twin) on
     (texts, labels): I[l, h] = mean over the examples of |d CE(x) / d g_lh|, at g = 1, in eval
-    mode; (L, H), NaN where a head was pruned. `normalize`: each layer divided by its L2 norm."""
+    mode; (L, H), NaN where a head was pruned. `normalize`: each layer divided by its L2 norm.
+
+    texts: a non-empty list of str; labels: one class id per text; batch_size an int >= 1."""
+    _check_sequence_classifier("head_importance", model)
+    if not isinstance(texts, (list, tuple, np.ndarray)) or len(texts) == 0:
+        raise ValueError(f"texts must be a non-empty list of texts, got {texts!r:.60}")
     labels = np.asarray(labels)
+    if labels.shape != (len(texts),):
+        raise ValueError(f"labels must hold one class id per text, shape ({len(texts)},), got "
+                         f"shape {labels.shape}")
+    batch_size = positive_int("batch_size", batch_size)
+    check_flag("normalize", normalize)
     config = model.config
     importance = np.zeros((config.n_layers, config.n_heads))
     was_training = model.training
@@ -260,9 +312,14 @@ def plot_head_importance(importance, title: str | None = None):
 def saliency(model, tokenizer, text: str, label: int | None = None,
              max_length: int | None = None):
     """(tokens, scores (T,), label): gradient x input of class `label`'s logit (default: the
-    predicted class) for a sequence classifier of either twin, in eval mode. A text of more than
-    `max_length` tokens (default: the model's max_len) is an error."""
-    batch = _whole_text(tokenizer, _encoder(model), text, None, max_length)
+    predicted class) for a sequence classifier of either twin, in eval mode; `label` None or an
+    int in [0, num_labels). A text of more than `max_length` tokens (default: the model's max_len)
+    is an error."""
+    _check_sequence_classifier("saliency", model)
+    if label is not None and int_at_least("label", label, 0) >= model.num_labels:
+        raise ValueError(f"label must be an int in [0, {model.num_labels}) (a class id), got "
+                         f"{label}")
+    tokens, batch = _whole_text(tokenizer, model.encoder, text, None, max_length)
     inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
     was_training = model.training
     model.eval()
@@ -273,7 +330,7 @@ def saliency(model, tokenizer, text: str, label: int | None = None,
             scores, label = _numpy_saliency(model, inputs, label)
     finally:
         model.train(was_training)
-    return list(tokenizer.convert_ids_to_tokens(batch["input_ids"][0])), scores, label
+    return tokens, scores, label
 
 
 def _numpy_saliency(model, inputs, label):

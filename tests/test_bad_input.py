@@ -628,8 +628,7 @@ LIBRARY_CASES = {  # case: (a call with one bad argument, the message it must ra
         "vocab: token 'a' is listed twice (ids 5 and 6)"),
     # generation: a seed where the generator goes failed in NumPy's words, "5" in a comparison
     "generate rng 5": (lambda: generate(Decoder(TINY), [[1, 2]], 2, 5),
-                       "rng must be a numpy Generator (np.random.default_rng(seed)) or None, got "
-                       "int 5"),
+                       "rng must be a numpy Generator (np.random.default_rng(seed)) or None"),
     "generate max_new_tokens '5'": (lambda: generate(Decoder(TINY), [[1, 2]], "5"),
                                     "max_new_tokens must be an int >= 0, got '5'"),
 }

@@ -19,6 +19,8 @@ Distillation
   and torch students agrees (1e-10, float64, no dropout).
 """
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -154,6 +156,28 @@ def test_quantize_shrinks_every_linear_and_both_twins_agree():
         small.backward(np.ones((2, 2), dtype=np.float32))
 
 
+@pytest.mark.parametrize(("weight", "bits", "message"), [
+    (np.array([[3, -5], [1, 2]]), 8, "weight must be a floating-point array, got int64"),
+    (np.array([[True, False]]), 8, "weight must be a floating-point array, got bool"),
+    (np.array([[np.inf, 1.0], [1.0, 2.0]]), 8, "weight must be finite numbers, got inf at index"),
+    (np.array([[1.0, 2.0], [np.nan, 2.0]]), 8, "weight must be finite numbers, got nan at index"),
+    (np.ones((2, 2)), 9, "bits must be at most 8"),
+    (np.ones((2, 2)), 2.5, "bits must be an int >= 2, got 2.5"),
+    (np.ones((2, 2)), True, "bits must be an int >= 2, got True"),
+])
+def test_quantize_per_channel_refuses_integer_or_non_finite_weights(weight, bits, message):
+    """An integer weight's scale was cast to 0 (every q +-127, every weight dequantized to 0); an
+    inf made its row NaN; bits 2.5 made 2 ** 1.5 - 1 levels."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        quantize_per_channel(weight, bits)
+
+
+def test_a_non_finite_activation_is_named_x_not_weight():
+    q, scale = quantize_per_channel(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=re.escape("x must be finite numbers, got nan")):
+        int8_linear_forward(np.array([[1.0, np.nan, 0.0]]), q, scale)
+
+
 # ================================================================ pruning
 
 
@@ -167,6 +191,57 @@ def test_heads_to_prune_ranks_globally_and_keeps_a_head_per_layer():
         heads_to_prune(importance, 7 / 9)
     draw = random_heads(3, 3, 4 / 9, np.random.default_rng(0))
     assert sum(map(len, draw.values())) == 4 and all(len(h) <= 2 for h in draw.values())
+
+
+BAD_HEADS = {  # heads (CONFIG: 3 layers of 4 heads) -> what the message must say
+    "negative head": ({0: [-1]}, ("layer 0 -> [-1] is not an int layer in [0, 3) with a list "
+                                  "of int heads in [0, 4)")),
+    "head out of range": ({0: [4]}, "layer 0 -> [4] is not"),
+    "layer out of range": ({5: [0]}, "layer 5 -> [0] is not"),
+    "negative layer": ({-1: [0]}, "layer -1 -> [0] is not"),
+    "float head": ({0: [1.7]}, "layer 0 -> [1.7] is not"),
+    "str head": ({0: ["1"]}, "layer 0 -> ['1'] is not"),
+    "bool head": ({0: [True]}, "layer 0 -> [True] is not"),
+    "str layer": ({"0": [1]}, "layer '0' -> [1] is not"),
+    "bare int": ({0: 1}, "layer 0 -> 1 is not"),
+    "None heads": ({0: None}, "layer 0 -> None is not"),
+    "not a dict": (None, "heads must be a dict {layer: [heads]}, got NoneType"),
+    "a list": ([[0, 1]], "heads must be a dict {layer: [heads]}, got list"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_HEADS))
+@pytest.mark.parametrize("function", [prune_heads, mask_heads])
+def test_prune_and_mask_refuse_heads_that_name_no_head(function, case):
+    """Head -1 masked head 3 and 1.7 pruned head 1, silently; a layer out of range was an
+    IndexError, a str layer a TypeError. Both functions apply the same check."""
+    heads, message = BAD_HEADS[case]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        function(classifier(), heads)
+
+
+def test_numpy_ints_name_heads():
+    heads = {np.int64(0): np.array([1, 3])}
+    assert prune_heads(classifier(), heads).config.pruned_heads == {0: (1, 3)}
+
+
+@pytest.mark.parametrize(("importance", "fraction", "keep", "message"), [
+    ([[np.nan, 0.5], [0.1, 0.2]], 0.5, 1, "importance must be finite numbers, got nan at index"),
+    ([[np.inf, 0.5], [0.1, 0.2]], 0.5, 1, "importance must be finite numbers, got inf"),
+    (np.ones((2, 2)), 1.0, -1, "keep_per_layer must be an int >= 1, got -1"),
+    (np.ones((2, 2)), 0.0, 0, "keep_per_layer must be an int >= 1, got 0"),
+    (np.ones((2, 2)), 0.5, 1.0, "keep_per_layer must be an int >= 1, got 1.0"),
+    (np.ones((2, 2)), 0.0, 3, "keep_per_layer must be at most the 2 heads of a block, got 3"),
+    (np.ones((2, 2)), "0.5", 1, "fraction must be a finite number in [0, 1], got '0.5'"),
+    (np.ones((2, 2)), np.nan, 1, "fraction must be a finite number in [0, 1], got nan"),
+    (np.ones((2, 2)), 1.5, 1, "fraction must be a finite number in [0, 1], got 1.5"),
+    (np.ones(4), 0.5, 1, "importance must be (n_layers, n_heads), got shape (4,)"),
+])
+def test_heads_to_prune_refuses_bad_scores_and_settings(importance, fraction, keep, message):
+    """A NaN score was ranked most important, keep_per_layer=-1 let every head of a block go, and
+    fraction "0.5" failed inside a comparison."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        heads_to_prune(importance, fraction, keep_per_layer=keep)
 
 
 @pytest.mark.parametrize("kind", ["bert", "gpt2"])

@@ -370,10 +370,40 @@ def test_time_estimate_and_measured_mfu_are_inverse():
     (lambda c: time_estimate(1.0, float("inf")), "peak_flops must be a finite number"),
     (lambda c: time_estimate(1.0, 1.0, mfu=float("nan")), "mfu must be a finite number"),
     (lambda c: measured_mfu(1.0, float("nan"), 1.0), "seconds must be a finite number"),
+    # a truthy string is not True, True is not a count
+    (lambda c: flops_per_token(c, 8, training="no"), "training must be True or False, got 'no'"),
+    (lambda c: parameter_count(c, "encoder", mlm_head="no"), "mlm_head must be True or False"),
+    (lambda c: memory(c, 1, 8, model="encoder", pooler=1), "pooler must be True or False"),
+    (lambda c: memory(c, 1, 8, checkpointing="no"), "checkpointing must be True or False"),
+    (lambda c: flops_per_token(c, True), "seq_len must be an int in \\[1, max_len=16\\]"),
+    (lambda c: memory(c, True, 8), "batch must be an int >= 1, got True"),
+    (lambda c: memory(c, 1.0, 8), "batch must be an int >= 1, got 1.0"),
+    # a finite result or none: an inf would be printed, inf / inf be NaN
+    (lambda c: time_estimate(float("nan"), 1.0), "flops must be a finite number"),
+    (lambda c: measured_mfu(float("inf"), 1.0, 1.0), "flops must be a finite number"),
+    (lambda c: training_flops(c, 1e305, 8), "the FLOP count of 1e\\+305 training tokens overflows"),
+    (lambda c: time_estimate(1e300, 1e-300), "the time of 1e\\+300 FLOPs at 1e-300 FLOP/s x MFU 1 "),
+    (lambda c: time_estimate(1.0, 5e-324, 0.5), "overflows a float"),  # not a ZeroDivisionError
+    (lambda c: measured_mfu(1e300, 1e-300, 1.0), "the MFU of .* overflows a float"),
 ])
 def test_bad_arguments_name_what_is_wrong(call, message):
     with pytest.raises(ValueError, match=message):
         call(ModelConfig.preset("tiny"))
+
+
+def test_numpy_integers_are_counts_and_numpy_bools_are_flags():
+    """A count taken from an array (a sum, an element) is an np.int64: the same count as the int,
+    and a Python int after the check (an np.int64 product would wrap around past 2**63)."""
+    config = ModelConfig.preset("gpt2")
+    seq_len = np.ones((2, 16), dtype=np.int64).sum(axis=1)[0]  # np.int64(16)
+    assert flops_per_token(config, seq_len) == flops_per_token(config, 16)
+    assert training_flops(config, np.int64(10**9), seq_len) == training_flops(config, 1e9, 16)
+    assert memory(config, np.int64(2), seq_len) == memory(config, 2, 16)
+    huge = memory(config, np.int64(2**62), np.int64(1024)).training
+    assert huge == memory(config, 2**62, 1024).training > 2**63
+    bert = ModelConfig.preset("bert-base")
+    assert (parameter_count(bert, "encoder", mlm_head=np.False_)
+            == parameter_count(bert, "encoder", mlm_head=False))
 
 
 def test_minilm_compute_prints_the_table(capsys):
@@ -385,6 +415,30 @@ def test_minilm_compute_prints_the_table(capsys):
     assert "mlm_head=True, pooler=True" in capsys.readouterr().out
     assert main(["compute", "gpt2", "--seq-len", "2048"]) == 2
     assert "seq_len" in capsys.readouterr().err
+
+
+def test_minilm_compute_keeps_huge_numbers_in_their_columns(capsys):
+    """Past 1024 TiB, bytes are printed in e-notation, days past a million too, and a name wider
+    than its column is still followed by a space: every row splits into its name and values."""
+    assert main(["compute", "gpt2", "--batch", "100000000000000000000", "--tokens", "1e30",
+                 "--peak-tflops", "1e-30"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\n  device-days, 1e-30 TFLOP/s at MFU 0.4 +2.47e\+52\n", out)
+    assert re.search(r"\n  activations +2e\+17 TiB +7.61e\+16 TiB +2.75e\+16 TiB\n", out)
+    assert "inf" not in out and "nan" not in out
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--tokens", "1e300"], "the FLOP count of 1e\\+300 training tokens overflows a float"),
+    (["--tokens", "1e30", "--peak-tflops", "1e-300"], "the time of .* overflows a float"),
+    (["--batch", "1" + "0" * 310], "tokens needs more bytes than a float can hold"),
+])
+def test_minilm_compute_refuses_a_result_that_overflows(flags, message, capsys):
+    """Finite inputs whose result is beyond a float: one line saying what overflowed, never an
+    inf (or the NaN of inf / inf) in the table."""
+    assert main(["compute", "gpt2", *flags]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and re.search(message, captured.err)
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -177,6 +177,40 @@ def test_a_batch_that_does_not_cut_into_equal_micro_batches_is_refused():
         distributed.per_rank_batch(10, 3, World(0, 2))
 
 
+@pytest.mark.parametrize("batch_size, grad_accum, message", [
+    (16, 0, "--grad-accum must be an int >= 1, got 0"),  # was a ZeroDivisionError
+    (16, True, "--grad-accum must be an int >= 1, got True"),
+    (0, 1, "--batch-size must be an int >= 1, got 0"),  # was 0 rows a process
+])
+def test_per_rank_batch_refuses_counts_below_one(batch_size, grad_accum, message):
+    with pytest.raises(ValueError, match=message):
+        distributed.per_rank_batch(batch_size, grad_accum, ALONE)
+
+
+@pytest.mark.parametrize("environment, message", [
+    ({"WORLD_SIZE": "abc"}, "WORLD_SIZE must be an int >= 1 (torchrun sets it), got 'abc'"),
+    ({"WORLD_SIZE": "0"}, "WORLD_SIZE must be an int >= 1 (torchrun sets it), got '0'"),
+    ({"WORLD_SIZE": "1.5"}, "WORLD_SIZE must be an int >= 1 (torchrun sets it), got '1.5'"),
+    ({"WORLD_SIZE": "2", "RANK": "abc"}, "RANK must be an int in [0, 2) (torchrun sets it), got 'abc'"),
+    ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK must be an int in [0, 2) (torchrun sets it), got '2'"),
+    ({"WORLD_SIZE": "2"}, "RANK must be an int in [0, 2) (torchrun sets it), got ''"),
+])
+def test_torchruns_environment_variables_are_checked_naming_them(environment, message, tmp_path,
+                                                                 monkeypatch, capsys):
+    """A variable set by hand that torchrun would set right: one line naming it, before any
+    process group (int()'s 'invalid literal' or torch's own error otherwise), and the error's
+    rank label does not fail on it too."""
+    from minilm.cli import main
+
+    monkeypatch.delenv("RANK", raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=re.escape("the environment variable " + message)):
+        distributed.join("torch")
+    assert main(["train", "--backend", "torch", "--steps", "1", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.endswith(": error: the environment variable " + message + "\n")
+
+
 # ---------------------------------------------------------------- two processes
 
 

@@ -39,6 +39,7 @@ from minilm.interpret import (
 )
 from minilm.numpy import Encoder, SequenceClassifier
 from minilm.numpy import functional as F
+from minilm.pretrained import load_encoder
 from minilm.testing.oracles import (
     finite_difference_error,
     randomise,
@@ -173,6 +174,69 @@ def test_a_text_longer_than_the_model_reads_is_refused_not_cut(tokenizer):
         attention_maps(model, tokenizer, "the food was cold", pair="was it?", max_length=8)
 
 
+BAD_IMPORTANCE_CALLS = {  # what the message must say -> head_importance's arguments
+    "texts must be a non-empty list of texts, got []": dict(texts=[], labels=[]),
+    "texts must be a non-empty list of texts, got 'ab'": dict(texts="ab", labels=[0, 1]),
+    "labels must hold one class id per text, shape (4,), got shape (3,)": dict(labels=[0, 1, 0]),
+    "labels must hold one class id per text, shape (4,), got shape ()": dict(labels=1),
+    "batch_size must be an int >= 1, got 0": dict(batch_size=0),
+    "batch_size must be an int >= 1, got 2.0": dict(batch_size=2.0),
+    "normalize must be True or False, got 'no'": dict(normalize="no"),
+}
+
+
+@pytest.mark.parametrize("message", sorted(BAD_IMPORTANCE_CALLS))
+def test_head_importance_refuses_bad_arguments(tokenizer, message):
+    """No text gave an all-NaN table; batch_size 0 a range() error."""
+    arguments = {"texts": TEXTS, "labels": LABELS, **BAD_IMPORTANCE_CALLS[message]}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        head_importance(classifier(), tokenizer, **arguments)
+
+
+@pytest.mark.parametrize(("label", "message"), [
+    (-1, "label must be an int >= 0, got -1"), (2, "label must be an int in [0, 2)"),
+    (1.0, "label must be an int >= 0, got 1.0"), ("1", "label must be an int >= 0, got '1'"),
+])
+def test_saliency_refuses_a_label_that_is_not_a_class(tokenizer, label, message):
+    """Label -1 was read as the last class (and returned as -1); 2 an IndexError."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        saliency(classifier(), tokenizer, "the food", label=label)
+
+
+@pytest.mark.parametrize("function", ["saliency", "head_importance"])
+def test_saliency_and_importance_need_a_sequence_classifier(tokenizer, function):
+    """An Encoder gave an AttributeError (saliency) or a cross-entropy shape error."""
+    encoder = Encoder(CONFIG)
+    calls = {"saliency": lambda: saliency(encoder, tokenizer, "the food"),
+             "head_importance": lambda: head_importance(encoder, tokenizer, TEXTS, LABELS)}
+    with pytest.raises(ValueError, match=f"{function} needs a SequenceClassifier .* got Encoder"):
+        calls[function]()
+
+
+MAP = np.full((2, 3, 3), 1 / 3)  # one layer of 2 heads over 3 tokens
+BAD_ROLLOUTS = {  # what the message must say -> attention_rollout's arguments
+    "residual must be a finite number in [0, 1], got nan": ([MAP, MAP], np.nan),
+    "residual must be a finite number in [0, 1], got 2.0": ([MAP, MAP], 2.0),
+    "residual must be a finite number in [0, 1], got -1.0": ([MAP, MAP], -1.0),
+    "maps must be a non-empty list of (H, T, T) arrays of one shape, one per layer, got []":
+        ([], 0.5),
+    "got NoneType": (None, 0.5),
+    "got [(2, 3, 3), (2, 4, 4)]": ([MAP, np.full((2, 4, 4), 0.25)], 0.5),
+    "got [(3, 3)]": (MAP, 0.5),
+    "maps must be finite numbers, got nan": ([MAP, np.full((2, 3, 3), np.nan)], 0.5),
+    "maps: layer 1 has no head with a nonzero map": ([MAP, 0 * MAP], 0.5),
+}
+
+
+@pytest.mark.parametrize("message", sorted(BAD_ROLLOUTS))
+def test_attention_rollout_refuses_what_is_not_attention(message):
+    """NaN or 2.0 for the residual made an all-NaN or a negative rollout; no maps a NumPy axis
+    error."""
+    maps, residual = BAD_ROLLOUTS[message]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        attention_rollout(maps, residual)
+
+
 def test_saliency_is_the_derivative_of_scaling_each_token(tokenizer):
     model = classifier()
     text = "the food was cold"
@@ -216,3 +280,25 @@ def test_attention_command_draws_a_run_or_a_hugging_face_directory(minilm_dir, t
     assert "TEXT" in capsys.readouterr().err
     assert main(["attention", "a cat", "--out", str(tmp_path / "maps.txt")]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_attention_of_a_character_mlm_run(tmp_path, capsys):
+    """A `minilm train --objective mlm` run reads characters (a CharTokenizer, no [CLS] or [SEP]):
+    `minilm attention` drew nothing ("'CharTokenizer' object is not callable"); now each character
+    is a token, and a pair, which that tokenizer cannot join, is one line."""
+    run = tmp_path / "mlm"
+    assert main(["train", "--objective", "mlm", "--preset", "tiny", "--steps", "2",
+                 "--batch-size", "2", "--seq-len", "16", "--eval-tokens", "100",
+                 "--out", str(run)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "maps.png"
+    assert main(["attention", "a cat", "--model", str(run), "--rollout", "--out", str(out)]) == 0
+    assert "5 tokens" in capsys.readouterr().out and out.stat().st_size > 5_000
+    model, tokenizer, _ = load_encoder(run)
+    tokens, maps = attention_maps(model, tokenizer, "a cat")
+    assert tokens == list("a cat") and maps.shape == (2, 2, 5, 5)
+    np.testing.assert_allclose(maps.sum(axis=-1), 1.0)
+    assert main(["attention", "a cat", "--pair", "a dog", "--model", str(run)]) == 2
+    assert "pair: this model's tokenizer is a CharTokenizer" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="the text: 17 characters, more than the 16"):
+        attention_maps(model, tokenizer, "a" * 17)

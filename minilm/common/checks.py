@@ -26,11 +26,18 @@ def positive_int(name: str, value) -> int:
     return int_at_least(name, value, 1)
 
 
+def is_int(value) -> bool:
+    """`value` is a Python or NumPy integer (a length from an array's shape is an np.int64), and
+    not a bool: True is not a number of anything."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def int_at_least(name: str, value, minimum: int) -> int:
-    """`value` as an int >= `minimum` (bools are refused: True is not a number of anything). A
+    """`value` as a Python int >= `minimum` (`is_int`: NumPy integers taken, bools refused). A
     seed is `int_at_least("seed", seed, 0)`: NumPy's and torch's generators take no float, and torch
-    would take a negative seed that NumPy refuses, so the twins would disagree."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    would take a negative seed that NumPy refuses, so the twins would disagree. The value returned
+    is a Python int, whose products never wrap around as an np.int64's do past 2**63."""
+    if not is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
 

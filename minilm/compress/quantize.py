@@ -41,6 +41,7 @@ import copy
 import numpy as np
 
 from minilm.common.backends import is_torch_model
+from minilm.common.checks import check_finite, check_floating, int_at_least
 from minilm.numpy.layers import Linear, Module
 
 QMAX = 127  # int8, symmetric
@@ -48,14 +49,23 @@ QMAX = 127  # int8, symmetric
 
 def quantize_per_channel(weight, bits: int = 8):
     """Symmetric quantization of each row of `weight` (..., n): (q int8 (..., n), scale (...,)),
-    weight ~ q * scale[..., None]. A row of zeros gets scale 1 (and q = 0)."""
-    if not 2 <= bits <= 8:
-        raise ValueError(f"bits must be in [2, 8] (the integers are stored as int8), got {bits!r}")
-    weight = np.asarray(weight)
+    weight ~ q * scale[..., None]. `weight` holds finite floating-point numbers (an integer
+    weight's scale would be cast to 0, an inf one's make its row NaN); bits an int in [2, 8]. A
+    row of zeros gets scale 1 (and q = 0)."""
+    return _quantize_rows("weight", weight, bits)
+
+
+def _quantize_rows(name: str, rows, bits: int = 8):
+    """`quantize_per_channel` of the array called `name` (the weight, or a Linear's input x)."""
+    if int_at_least("bits", bits, 2) > 8:
+        raise ValueError(f"bits must be at most 8 (the integers are stored as int8), got {bits}")
+    rows = np.asarray(rows)
+    check_floating(name, rows)
+    check_finite(name, rows)
     qmax = 2 ** (bits - 1) - 1  # 127 for 8 bits
-    scale = np.abs(weight).max(axis=-1) / qmax  # (...,): one per row
-    scale = np.where(scale > 0, scale, 1).astype(weight.dtype, copy=False)
-    q = np.clip(np.round(weight / scale[..., None]), -qmax, qmax)  # (..., n), guards rounding
+    scale = np.abs(rows).max(axis=-1) / qmax  # (...,): one per row
+    scale = np.where(scale > 0, scale, 1).astype(rows.dtype, copy=False)
+    q = np.clip(np.round(rows / scale[..., None]), -qmax, qmax)  # (..., n), guards rounding
     return q.astype(np.int8), scale
 
 
@@ -70,7 +80,7 @@ def int8_linear_forward(x, q, scale, bias=None):
         y[t, i] = r_t s_i sum_j X[t, j] Q[i, j] + b_i
 
     x (..., in); q (out, in) int8; scale (out,); returns (..., out) in x's dtype."""
-    xq, x_scale = quantize_per_channel(x)  # (..., in) int8, (...,): one scale per token
+    xq, x_scale = _quantize_rows("x", x)  # (..., in) int8, (...,): one scale per token
     integer_sums = xq.astype(np.float64) @ q.T.astype(np.float64)  # (..., out): exact integers
     out = integer_sums * x_scale[..., None] * scale  # (..., out)
     if bias is not None:
@@ -82,7 +92,7 @@ def int8_linear_error_bound(x, q, scale):
     """The most int8_linear_forward(x, q, scale) can differ from x (q * scale)^T, from the rounding
     of both operands (module docstring): r_t s_i (sum_j |X_tj| / 2 + sum_j |Q_ij| / 2 + n / 4),
     (..., out)."""
-    xq, x_scale = quantize_per_channel(x)  # (..., n), (...,)
+    xq, x_scale = _quantize_rows("x", x)  # (..., n), (...,)
     x_sums = np.abs(xq.astype(np.float64)).sum(axis=-1)[..., None]  # (..., 1)
     q_sums = np.abs(q.astype(np.float64)).sum(axis=-1)  # (out,)
     n = q.shape[-1]

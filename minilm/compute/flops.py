@@ -32,17 +32,29 @@ the masked tiles (ours, FlashAttention) does about half of the 4 L T C attention
 
 from __future__ import annotations
 
+import math
+import sys
 from typing import NamedTuple
 
-from minilm.common.checks import number_in
+from minilm.common.checks import check_flag, is_int, number_in
 from minilm.compute.parameters import Breakdown, model_parts, parameter_count
 from minilm.config import ModelConfig
 
 
 def check_seq_len(config: ModelConfig, seq_len: int) -> int:
-    if not isinstance(seq_len, int) or not 1 <= seq_len <= config.max_len:
+    """`seq_len` as a Python int in [1, config.max_len] (`is_int`: NumPy integers taken, bools
+    refused)."""
+    if not (is_int(seq_len) and 1 <= seq_len <= config.max_len):
         raise ValueError(f"seq_len must be an int in [1, max_len={config.max_len}], got {seq_len!r}")
-    return seq_len
+    return int(seq_len)
+
+
+def _finite(what: str, value: float) -> float:
+    """`value`, computed from finite arguments, unless it overflowed to inf: then a ValueError
+    saying what overflowed, never an inf returned (or a NaN made of two: inf / inf)."""
+    if not math.isfinite(value):
+        raise ValueError(f"{what} overflows a float (the largest is {sys.float_info.max:.2g})")
+    return value
 
 
 def attention_flops(config: ModelConfig, seq_len: int) -> Breakdown:
@@ -68,8 +80,10 @@ def flops_per_token(config: ModelConfig, seq_len: int, training: bool = True,
                     model: str = "decoder", **parts) -> Breakdown:
     """Matmul FLOPs per token of sequences of `seq_len` tokens: the forward (training=False) or
     forward + backward (3 x), per term: projections, attention, feed_forward, head.
-    `model` and `parts` as in `parameter_count` (an encoder without its MLM head has no logits)."""
+    `model` and `parts` as in `parameter_count` (an encoder without its MLM head has no logits);
+    `training` True or False."""
     parts = model_parts(config, model, parts)
+    check_flag("training", training)
     c, f, n, t = config.d_model, config.d_ff, config.n_layers, check_seq_len(config, seq_len)
     layer = attention_flops(config, t)  # one sequence: divided by its T tokens, exactly
     forward = Breakdown(
@@ -96,24 +110,30 @@ def training_flops(config: ModelConfig, n_tokens: float, seq_len: int, model: st
     """FLOPs to train on `n_tokens` tokens in sequences of `seq_len`: the exact matmul count
     beside the rule 6 N D (N all parameters, as Brown et al. 2020 count them; the two differ by
     the attention term 12 L T C per token, the parameters outside matmuls, and the MLM head)."""
-    number_in("n_tokens", n_tokens, "(0, inf)")
+    n_tokens = number_in("n_tokens", n_tokens, "(0, inf)")
     per_token = flops_per_token(config, seq_len, True, model, **parts).total
     n_params = parameter_count(config, model, **parts).total
-    return TrainingFlops(exact=per_token * n_tokens, six_n_d=6 * n_params * n_tokens)
+    exact, six_n_d = per_token * n_tokens, 6 * n_params * n_tokens
+    _finite(f"the FLOP count of {n_tokens:.3g} training tokens", max(exact, six_n_d))
+    return TrainingFlops(exact=exact, six_n_d=six_n_d)
 
 
 def time_estimate(flops: float, peak_flops: float, mfu: float = 1.0) -> float:
     """Seconds to do `flops` on hardware whose peak is `peak_flops` per second, running at the
     model FLOPs utilisation `mfu` (the fraction of peak the model's FLOPs achieve; large
     training runs reach 0.3-0.6): t = flops / (peak_flops * mfu)."""
-    number_in("peak_flops", peak_flops, "(0, inf)")
-    number_in("mfu", mfu, "(0, 1]")
-    return flops / (peak_flops * mfu)
+    flops = number_in("flops", flops, "[0, inf)")
+    peak_flops = number_in("peak_flops", peak_flops, "(0, inf)")
+    mfu = number_in("mfu", mfu, "(0, 1]")
+    return _finite(f"the time of {flops:.3g} FLOPs at {peak_flops:.3g} FLOP/s x MFU {mfu:g}",
+                   flops / peak_flops / mfu)  # not / (peak_flops * mfu): 5e-324 * 0.5 is 0
 
 
 def measured_mfu(flops: float, seconds: float, peak_flops: float) -> float:
     """Model FLOPs utilisation of a run that did `flops` model FLOPs in `seconds`:
     (flops / seconds) / peak_flops, the inverse of `time_estimate`."""
-    number_in("seconds", seconds, "(0, inf)")
-    number_in("peak_flops", peak_flops, "(0, inf)")
-    return flops / seconds / peak_flops
+    flops = number_in("flops", flops, "[0, inf)")
+    seconds = number_in("seconds", seconds, "(0, inf)")
+    peak_flops = number_in("peak_flops", peak_flops, "(0, inf)")
+    return _finite(f"the MFU of {flops:.3g} FLOPs in {seconds:.3g} s at {peak_flops:.3g} FLOP/s",
+                   flops / seconds / peak_flops)

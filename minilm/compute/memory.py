@@ -51,6 +51,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from minilm.common.checks import check_flag, int_at_least, positive_int
 from minilm.compute.flops import check_seq_len
 from minilm.compute.parameters import Breakdown, model_parts, parameter_count
 from minilm.config import ModelConfig
@@ -87,8 +88,7 @@ def optimizer_state_bytes(n_parameters: int, dtype: str = "float32",
         >>> optimizer_state_bytes(124_439_808, "float32")   # GPT-2's AdamW: 2 x 4 bytes x N
         995518464
     """
-    if isinstance(n_parameters, bool) or not isinstance(n_parameters, int) or n_parameters < 0:
-        raise ValueError(f"n_parameters must be an int >= 0, got {n_parameters!r}")
+    n_parameters = int_at_least("n_parameters", n_parameters, 0)
     states = OPTIMIZER_STATES[_choice("optimizer", optimizer, OPTIMIZER_STATES)]
     return states * n_parameters * dtype_bytes(dtype)
 
@@ -172,7 +172,8 @@ def memory(config: ModelConfig, batch: int, seq_len: int, dtype: str = "float32"
            optimizer: str = "adamw", attention: str = "naive", checkpointing: bool = False,
            implementation: str = "autograd", model: str = "decoder", **parts) -> Memory:
     """Memory of training on batches of `batch` x `seq_len` tokens (and of generating them with a
-    KV cache), everything in `dtype`; see the module docstring for what each term holds.
+    KV cache), everything in `dtype`, with activation checkpointing if `checkpointing` (True or
+    False); see the module docstring for what each term holds.
 
         weights = gradients = N b;   optimizer_states = k N b  (k: AdamW 2, SGD momentum 1, SGD 0)
         activations = L * tokens * per-layer + tokens * outside    (tokens = batch * seq_len)
@@ -180,8 +181,8 @@ def memory(config: ModelConfig, batch: int, seq_len: int, dtype: str = "float32"
         kv_cache = 2 L C b * tokens                                (keys and values; decoder only)
     """
     parts = model_parts(config, model, parts)
-    if not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be a positive int, got {batch!r}")
+    batch = positive_int("batch", batch)
+    check_flag("checkpointing", checkpointing)
     b = dtype_bytes(dtype)
     n_params = parameter_count(config, model, **parts).total
     tokens = batch * check_seq_len(config, seq_len)

@@ -25,6 +25,7 @@ without the MLM head: `parameter_count(config, "encoder", mlm_head=False, pooler
 
 from __future__ import annotations
 
+from minilm.common.checks import check_flag
 from minilm.config import ModelConfig
 
 MODELS = ("decoder", "encoder")
@@ -55,7 +56,7 @@ class Breakdown(dict):
 
 def model_parts(config: ModelConfig, model: str, parts: dict) -> dict:
     """The checked `model` and its head flags, defaults filled in: {} for a decoder (GPT-2 has one
-    head, tied), {"mlm_head": ..., "pooler": ...} for an encoder."""
+    head, tied), {"mlm_head": ..., "pooler": ...} for an encoder, each True or False."""
     if not isinstance(config, ModelConfig):
         raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
     if model not in MODELS:
@@ -64,6 +65,8 @@ def model_parts(config: ModelConfig, model: str, parts: dict) -> dict:
     unknown = sorted(set(parts) - set(known))
     if unknown:
         raise ValueError(f"a {model} has no parts {unknown}; its parts are {sorted(known) or 'none'}")
+    for part, value in parts.items():
+        check_flag(part, value)
     return {**known, **parts}
 
 

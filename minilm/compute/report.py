@@ -4,6 +4,8 @@ one model, every number from `parameter_count`, `flops_per_token`, `training_flo
 
 from __future__ import annotations
 
+import sys
+
 from minilm.compute.flops import flops_per_token, time_estimate, training_flops
 from minilm.compute.memory import dtype_bytes, memory
 from minilm.compute.parameters import model_parts, parameter_count
@@ -22,18 +24,29 @@ def short(value: float) -> str:
 
 
 def gib(n_bytes: float) -> str:
-    """Bytes in binary units: 1536 -> '1.5 KiB'."""
+    """Bytes in binary units: 1536 -> '1.5 KiB', 2**60 -> '1.05e+06 TiB' (e-notation past
+    1024 TiB, so that the number fits its column)."""
     for size, unit in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
         if n_bytes >= size:
-            return f"{n_bytes / size:.1f} {unit}"
+            amount = n_bytes / size
+            return f"{amount:.1f} {unit}" if amount < 1024 else f"{amount:.3g} {unit}"
     return f"{n_bytes:.0f} B"
 
 
-def _rows(title, header, rows, width=36):
-    """A titled block: a header line of right-aligned column names, then one line per row."""
-    lines = [title, " " * width + "".join(f"{h:>14}" for h in header)]
-    lines += [f"  {name:<{width - 2}}" + "".join(f"{v:>14}" for v in values)
-              for name, *values in rows]
+def days_text(days: float) -> str:
+    """Days with one decimal, e-notation from a million on: 1234.56 -> '1,234.6', 3e9 -> '3e+09'."""
+    return f"{days:,.1f}" if days < 1e6 else f"{days:.3g}"
+
+
+def _rows(title, header, rows, width=36, column=14):
+    """A titled block: a header line of right-aligned column names, then one line per row, each
+    value ending where its column ends, or one space after a name or value too wide for its own."""
+    lines = [title, " " * width + "".join(f"{h:>{column}}" for h in header)]
+    for name, *values in rows:
+        line = f"  {name}"
+        for end, value in enumerate(values, 1):
+            line += " " * max(1, width + end * column - len(line) - len(value)) + value
+        lines.append(line)
     return lines
 
 
@@ -61,23 +74,25 @@ def report(config: ModelConfig, name: str, model: str = "decoder", n_tokens: flo
         ("total", short(forward.total), short(training.total)),
     ])
 
-    if n_tokens is None:
+    optimal = n_tokens is None
+    if optimal:
         n_tokens = CHINCHILLA_TOKENS_PER_PARAMETER * params.total
-        budget = f"{short(n_tokens)} tokens (20 per parameter, compute-optimal)"
-    else:
-        budget = f"{short(n_tokens)} tokens"
     total = training_flops(config, n_tokens, seq_len, model, **parts)
+    budget = f"{short(n_tokens)} tokens{' (20 per parameter, compute-optimal)' if optimal else ''}"
     rows = [("exact (matmuls)", f"{total.exact:.3g}"), ("6 N D", f"{total.six_n_d:.3g}"),
             ("exact / 6 N D", f"{total.exact / total.six_n_d:.3f}")]
     if peak_flops is not None:
         days = time_estimate(total.exact, peak_flops, mfu) / SECONDS_PER_DAY
-        rows.append((f"device-days, {peak_flops / 1e12:g} TFLOP/s at MFU {mfu:g}", f"{days:,.1f}"))
+        rows.append((f"device-days, {peak_flops / 1e12:g} TFLOP/s at MFU {mfu:g}", days_text(days)))
     lines += [""] + _rows(f"training on {budget}", ["FLOPs"], rows)
 
     columns = [("naive", dict(attention="naive")), ("flash", dict(attention="flash")),
                ("flash + ckpt", dict(attention="flash", checkpointing=True))]
     estimates = [memory(config, batch, seq_len, dtype, model=model, **options, **parts)
                  for _, options in columns]
+    if max(max(m.training, m.generation) for m in estimates) > sys.float_info.max:
+        raise ValueError(f"batch {batch} x {seq_len} tokens needs more bytes than a float can "
+                         f"hold ({sys.float_info.max:.2g}): give a smaller batch")
     title = f"memory, batch {batch} x {seq_len} tokens, {dtype} ({dtype_bytes(dtype)} B), AdamW"
     lines += [""] + _rows(title, [label for label, _ in columns], [
         ("weights", *(gib(m.weights) for m in estimates)),
