@@ -610,6 +610,13 @@ LIBRARY_CASES = {  # case: (a call with one bad argument, the message it must ra
         "ids must be integer token ids, got float64 values such as 1.0"),
     "bpe decode True": (lambda: BPETokenizer.train("aaab", 258).decode([True]),
                         "ids must be integer token ids, got bool values such as True"),
+    # decode(None) failed in NumPy's words; a batch's rows were joined into one text
+    "char decode None": (lambda: CharTokenizer("abc").decode(None),
+                         "ids must be a sequence of token ids, got None"),
+    "wordpiece decode a batch": (
+        lambda: WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]).decode(
+            np.array([[1, 2], [3, 4]])),
+        "ids must be one sequence of token ids (1-D), got shape (2, 2): decode each row"),
     # loaders and embeddings
     "load_pretrained(None)": (lambda: load_pretrained(None),
                               "path must be a model directory (a str or a path), got None"),

@@ -221,9 +221,16 @@ def check_input_ids(input_ids, config) -> np.ndarray:
 
 
 def check_token_ids(ids, vocab_size: int) -> np.ndarray:
-    """Ids to decode, as a flat integer array, each in [0, vocab_size): a float id (1.5) would be
-    cut to an int and decoded as another token, silently."""
-    ids = np.asarray(ids).reshape(-1)
+    """Ids to decode, one sequence (a list or a 1-D array; a single id is one token), as an
+    integer array, each in [0, vocab_size): a float id (1.5) would be cut to an int and decoded as
+    another token, and the rows of a batch run together into one text, silently."""
+    if ids is None:
+        raise ValueError("ids must be a sequence of token ids, got None")
+    ids = np.asarray(ids)
+    if ids.ndim > 1:
+        raise ValueError(f"ids must be one sequence of token ids (1-D), got shape {ids.shape}: "
+                         "decode each row of a batch")
+    ids = ids.reshape(-1)
     if ids.size and not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"ids must be integer token ids, got {ids.dtype} values such as "
                          f"{ids[0].item()!r}")
