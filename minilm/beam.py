@@ -55,6 +55,9 @@ def beam_step(beam_scores, log_probs, n_best):
 
 
 def _check_decoding(model, max_new_tokens, num_beams, length_penalty) -> int:
+    if type(model).__name__ != "Seq2Seq":  # either twin's; a Decoder has no encoder to read from
+        raise ValueError(f"model must be an encoder-decoder (Seq2Seq, either twin), got "
+                         f"{type(model).__name__}")
     positive_int("max_new_tokens", max_new_tokens)
     positive_int("num_beams", num_beams)
     number_in("length_penalty", length_penalty, "[0, inf)")

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from safetensors.numpy import save_file
 
 from minilm import ModelConfig
+from minilm.beam import greedy_decode
 from minilm.checkpoint import load_run, read_run, save_run
 from minilm.cli import main
 from minilm.embeddings import sentence_embeddings
@@ -636,6 +637,9 @@ LIBRARY_CASES = {  # case: (a call with one bad argument, the message it must ra
     # generation: a seed where the generator goes failed in NumPy's words, "5" in a comparison
     "generate rng 5": (lambda: generate(Decoder(TINY), [[1, 2]], 2, 5),
                        "rng must be a numpy Generator (np.random.default_rng(seed)) or None"),
+    "greedy_decode of a Decoder": (  # failed with "'Decoder' object has no attribute 'encode'"
+        lambda: greedy_decode(Decoder(TINY), np.array([[5, 6]]), np.ones((1, 2)), 1, 2),
+        "model must be an encoder-decoder (Seq2Seq, either twin), got Decoder"),
     "generate max_new_tokens '5'": (lambda: generate(Decoder(TINY), [[1, 2]], "5"),
                                     "max_new_tokens must be an int >= 0, got '5'"),
 }
