@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from minilm.check import check
+from minilm.check import check, runner
+from minilm.check.catalogue import PROPERTIES
 from minilm.check.runner import is_stub
 from minilm.cli import main
 
@@ -77,14 +78,15 @@ def test_is_stub_reads_only_a_raise_as_a_stub():
     assert is_stub(stub) and not is_stub(started) and not is_stub(other_error)
 
 
-def test_a_function_that_raises_not_implemented_on_some_inputs_is_not_attempted(tmp_path):
-    """A stub the source reader cannot recognise is still recognised when it runs."""
-    path = write(tmp_path, """
-        def softmax_forward(x, axis=-1):
-            if x.ndim >= 0:
-                raise NotImplementedError("later")
-        """)
-    assert {r.status for r in check(path).results} == {"not attempted"}
+def test_a_function_that_raises_not_implemented_on_some_inputs_fails(tmp_path):
+    """Only a stub is "not attempted": a started function that raises NotImplementedError on some
+    inputs fails there, its counterexample shown."""
+    path = write(tmp_path, GOOD_SOFTMAX.replace("    e = np.exp", "    if x.ndim == 1:\n"
+                                                "        raise NotImplementedError('later')\n"
+                                                "    e = np.exp"))
+    failed = check(path).failed()
+    assert failed and all("raised NotImplementedError: later (not a stub" in r.message
+                          for r in failed)
 
 
 def test_a_notebook_namespace_checks_its_own_functions_not_the_librarys():
@@ -149,11 +151,78 @@ def test_an_unknown_lesson_is_refused_naming_the_lessons(tmp_path, capsys, lesso
         check(write(tmp_path, GOOD_SOFTMAX), lesson=lesson)
 
 
-def test_inputs_are_copied_so_a_function_that_writes_into_them_cannot_corrupt_the_case(tmp_path):
+def test_a_function_that_writes_into_its_arguments_fails_and_the_case_stays_intact(tmp_path):
     path = write(tmp_path, GOOD_SOFTMAX.replace("    e = np.exp", "    x *= 0.0\n    e = np.exp"))
+    failed = check(path).failed()
+    assert failed and all("softmax_forward wrote into its argument x" in r.message
+                          for r in failed)
+    assert "x = [" in failed[0].counterexample and "x = [0., 0." not in failed[0].counterexample
+
+
+def test_a_backward_may_write_into_its_own_cache(tmp_path):
+    """The cache is the implementation's, made by its forward to be used once."""
+    path = write(tmp_path, """
+        import numpy as np
+
+        def dropout_forward(x, p, rng=None, training=True):
+            if not training or p == 0:
+                return x, None
+            keep = ((rng.random(x.shape) >= p) / (1 - p)).astype(x.dtype)
+            return x * keep, keep
+
+        def dropout_backward(dout, cache):
+            if cache is None:
+                return dout
+            cache *= dout  # the gradient written into the cache
+            return cache
+        """)
     report = check(path)
-    assert not report.ok  # softmax of zeros is wrong, but the case itself was not changed
-    assert "x = [" in report.failed()[0].counterexample
+    assert report.ok and report.count("passed") == len(report.results) > 2
+
+
+@pytest.mark.parametrize("body, message", [
+    ("return None", "softmax_forward must return (probs, cache), got NoneType"),
+    ("return x, x, x", "softmax_forward must return (probs, cache), got tuple of length 3"),
+])
+def test_a_wrong_return_value_gets_the_same_message_from_every_property(tmp_path, body, message):
+    report = check(write(tmp_path, f"def softmax_forward(x, axis=-1):\n    {body}\n"))
+    assert report.failed() and {r.message for r in report.results} == {message}
+
+
+@pytest.mark.parametrize("source, message", [
+    ("def block_parameters(config):\n    return 12.0 * config.d_model ** 2\n",
+     "block_parameters must return an int (a count), got"),
+    ("import numpy as np\ndef bigram_cross_entropy(log_probs, ids):\n"
+     + "    return -log_probs[ids[:-1], ids[1:]].mean(keepdims=True)\n",
+     "bigram_cross_entropy must return one number (a float), got ndarray of shape (1,)"),
+])
+def test_an_int_or_float_promised_by_the_signature_is_held(tmp_path, source, message):
+    failed = check(write(tmp_path, source)).failed()
+    assert failed and all(message in r.message for r in failed)
+
+
+def test_a_function_that_never_returns_fails_after_the_time_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "TIME_LIMIT", 0.2)
+    path = write(tmp_path, "def softmax_forward(x, axis=-1):\n    while True:\n        pass\n")
+    report = check(path, properties=PROPERTIES[:1])
+    assert [r.message for r in report.results] == [
+        "softmax_forward did not return within 0.2 s (an endless loop?)"]
+
+
+def test_exit_in_a_function_fails_and_exit_at_import_is_a_clear_error(tmp_path, capsys):
+    path = write(tmp_path, "def softmax_forward(x, axis=-1):\n    exit()\n")
+    report = check(path)
+    assert report.failed() and all("softmax_forward called exit()" in r.message
+                                   for r in report.results)
+    assert main(["check", str(path)]) == 1
+    module_exit = write(tmp_path, "import sys\nsys.exit(3)\n", "exits.py")
+    assert main(["check", str(module_exit)]) == 2
+    assert "cannot be imported: line 2: SystemExit: 3" in capsys.readouterr().err
+
+
+def test_a_directory_is_refused_with_one_line(tmp_path, capsys):
+    assert main(["check", str(tmp_path)]) == 2
+    assert "is a directory; minilm check reads a .py file" in capsys.readouterr().err
 
 
 def test_a_failure_caused_by_another_wrong_function_names_it_to_fix_first(tmp_path, capsys):
@@ -188,3 +257,8 @@ def test_float32_rounding_is_named_as_such(tmp_path):
     wrong = GOOD_SOFTMAX.replace("p = e / e.sum(axis=axis, keepdims=True)", "p = e / e.max()")
     failed = check(write(tmp_path, wrong, "wrong.py")).failed()
     assert failed and not any("float32" in r.message for r in failed)
+    epsilon = GOOD_SOFTMAX.replace("e.sum(axis=axis, keepdims=True)",
+                                   "(e.sum(axis=axis, keepdims=True) + 1e-8)")
+    failed = check(write(tmp_path, epsilon, "epsilon.py")).failed()
+    assert failed and not any("float32 rounding" in r.message for r in failed)
+    assert any("an epsilon added" in r.message for r in failed)

@@ -117,3 +117,32 @@ def bigram_cross_entropy(log_probs, ids):  # noqa: F811
          breaks="a uniform model scores ln V nats on any text")
 def bigram_cross_entropy(log_probs, ids):  # noqa: F811
     return float(-log_probs[ids[:-1], ids[1:]].mean() / np.log(2))
+
+
+@mistake("softmax that subtracts the max in place (x -= ...): the caller's scores change",
+         breaks="matches torch.softmax (float64)")
+def softmax_forward(x, axis=-1):  # noqa: F811
+    x -= x.max(axis=axis, keepdims=True)  # writes into the caller's array
+    e = np.exp(x)
+    probs = e / e.sum(axis=axis, keepdims=True)
+    return probs, (probs, axis)
+
+
+@mistake("cross-entropy that ignores every negative target, not those equal to ignore_index",
+         breaks="ignores the targets equal to ignore_index")
+def cross_entropy_forward(logits, targets, ignore_index=-100):  # noqa: F811
+    shape = logits.shape
+    logits, targets = logits.reshape(-1, shape[-1]), np.asarray(targets).reshape(-1)
+    kept = targets >= 0  # wrong when ignore_index is a class id, such as a padding id 0
+    safe = np.where(kept, targets, 0)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    n_kept = max(int(kept.sum()), 1)
+    loss = -(log_probs[np.arange(len(safe)), safe] * kept).sum() / n_kept
+    return loss, (np.exp(log_probs), safe, kept, n_kept, shape)
+
+
+@mistake("bigram cross-entropy returned as an array of one number, not a float",
+         breaks="is the mean of -log p(ids[t] | ids[t-1]) over the T-1 predictions")
+def bigram_cross_entropy(log_probs, ids):  # noqa: F811
+    return -log_probs[ids[:-1], ids[1:]].mean(keepdims=True)  # shape (1,)

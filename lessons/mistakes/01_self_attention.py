@@ -93,3 +93,30 @@ def causal_mask(n_queries, n_keys):  # noqa: F811
 def causal_mask(n_queries, n_keys):  # noqa: F811
     allowed = np.tril(np.ones((n_queries, n_keys), dtype=bool), k=n_keys - n_queries)
     return np.where(allowed, 0.0, -np.inf)  # a convention of some libraries, not minilm's
+
+
+@mistake("attention written for 4-D (B, H, N, D) arrays only (transpose(0, 1, 3, 2))",
+         breaks="matches softmax(q k^T * scale, masked) v in torch (float64)", crashes=True)
+def attention_forward(q, k, v, attn_mask=None, causal=False, scale=None):  # noqa: F811
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    shape = q.shape[:-1] + (k.shape[-2],)
+    k = np.swapaxes(k.transpose(0, 1, 3, 2), -1, -2)  # fails on (Nq, D) or (B, N, D) inputs
+    return _attend(q, k, v, _allowed(shape, attn_mask, causal, k.shape[-2] - q.shape[-2]), scale)
+
+
+@mistake("scale = scale or 1/sqrt(D): a given scale of 0.0 is replaced by the default",
+         breaks="matches softmax(q k^T * scale, masked) v in torch (float64)")
+def attention_forward(q, k, v, attn_mask=None, causal=False, scale=None):  # noqa: F811
+    scale = scale or 1.0 / math.sqrt(q.shape[-1])  # 0.0 is falsy
+    shape = q.shape[:-1] + (k.shape[-2],)
+    return _attend(q, k, v, _allowed(shape, attn_mask, causal, k.shape[-2] - q.shape[-2]), scale)
+
+
+@mistake("attention not written for causal=True yet (raises NotImplementedError there)",
+         breaks="matches softmax(q k^T * scale, masked) v in torch (float64)", crashes=True)
+def attention_forward(q, k, v, attn_mask=None, causal=False, scale=None):  # noqa: F811
+    if causal:
+        raise NotImplementedError("causal: later")  # not a stub: part of the exercise
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    shape = q.shape[:-1] + (k.shape[-2],)
+    return _attend(q, k, v, _allowed(shape, attn_mask, False, 0), scale)

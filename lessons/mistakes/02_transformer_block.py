@@ -113,3 +113,30 @@ def pre_norm_residual_backward(dout, cache):  # noqa: F811
 def post_norm_residual_backward(dout, cache):
     norm, branch = cache
     return dout + branch.backward(norm.backward(dout))  # dout, not norm'^T dout, goes straight
+
+
+@mistake("embedding backward into np.zeros(shape): float64 gradients for a float32 table",
+         breaks="float32 inputs give float32 outputs and gradients")
+def embedding_backward(dout, cache):  # noqa: F811
+    ids, shape = cache
+    dweight = np.zeros(shape)  # float64 whatever dout is
+    np.add.at(dweight, ids, dout)
+    return dweight
+
+
+@mistake("dropout that scales x in place (x *= keep): the caller's activations change",
+         breaks="zeroes with probability p and scales the rest by 1/(1-p)")
+def dropout_forward(x, p, rng=None, training=True):  # noqa: F811
+    if not training or p == 0:
+        return x, None
+    keep = ((rng.random(x.shape) >= p) / (1 - p)).astype(x.dtype)
+    x *= keep  # writes into the caller's array
+    return x, keep
+
+
+@mistake("GELU's tanh form not written yet (raises NotImplementedError for it)",
+         breaks="matches torch (float64)", crashes=True)
+def gelu_forward(x, approximate="none"):
+    if approximate == "tanh":
+        raise NotImplementedError("tanh form: later")  # not a stub: part of the exercise
+    return 0.5 * x * (1 + erf(x / math.sqrt(2))), (x, approximate)

@@ -110,3 +110,17 @@ def mask_tokens(ids, rng, vocab_size, mask_id, special_ids, mask_prob=0.15,  # n
     inputs = _corrupt(ids, to_mask, to_random, mask_id,
                       rng.choice(ordinary_ids, size=int(to_random.sum())))
     return inputs, np.where(selected, ids, -100)
+
+
+@mistake("the masking written into ids itself (no copy): the caller's data is corrupted",
+         breaks="labels are the original token where selected and -100 elsewhere")
+def mask_tokens(ids, rng, vocab_size, mask_id, special_ids, mask_prob=0.15,  # noqa: F811
+                mask_token_prob=0.8, random_token_prob=0.1):
+    ids = np.asarray(ids)
+    selected, to_mask, to_random, ordinary_ids = _fates(
+        ids, rng, vocab_size, special_ids, mask_prob, mask_token_prob, random_token_prob)
+    labels = np.where(selected, ids, -100)
+    inputs = ids  # no copy: the next epoch masks an already-masked dataset
+    inputs[to_mask] = mask_id
+    inputs[to_random] = rng.choice(ordinary_ids, size=int(to_random.sum()))
+    return inputs, labels

@@ -58,7 +58,8 @@ def wordpiece_split(word, vocab, unk_token="[UNK]", continuation="##", max_chars
 
 @mistake("WordPiece without the ## prefix on continuation pieces",
          breaks="matches Hugging Face's WordPiece")
-def wordpiece_split(word, vocab, unk_token="[UNK]", continuation="##", max_chars=100):  # noqa: F811
+def wordpiece_split(word, vocab, unk_token="[UNK]", continuation="##",  # noqa: F811
+                    max_chars=100):
     if len(word) > max_chars:
         return [unk_token]
     pieces, start = [], 0
@@ -75,7 +76,8 @@ def wordpiece_split(word, vocab, unk_token="[UNK]", continuation="##", max_chars
 
 @mistake("WordPiece keeping the pieces found before an unknown letter",
          breaks="a word it cannot spell becomes [UNK] alone, never part-spelled")
-def wordpiece_split(word, vocab, unk_token="[UNK]", continuation="##", max_chars=100):  # noqa: F811
+def wordpiece_split(word, vocab, unk_token="[UNK]", continuation="##",  # noqa: F811
+                    max_chars=100):
     if len(word) > max_chars:
         return [unk_token]
     pieces, start = [], 0
@@ -92,7 +94,8 @@ def wordpiece_split(word, vocab, unk_token="[UNK]", continuation="##", max_chars
 
 
 @mistake("WordPiece ignoring max_chars", breaks="a word longer than max_chars becomes [UNK]")
-def wordpiece_split(word, vocab, unk_token="[UNK]", continuation="##", max_chars=100):  # noqa: F811
+def wordpiece_split(word, vocab, unk_token="[UNK]", continuation="##",  # noqa: F811
+                    max_chars=100):
     pieces, start = [], 0
     while start < len(word):
         for end in range(len(word), start, -1):
@@ -104,3 +107,34 @@ def wordpiece_split(word, vocab, unk_token="[UNK]", continuation="##", max_chars
         pieces.append(piece)
         start = end
     return pieces
+
+
+def _split(word, vocab, unk_token, continuation, max_chars):
+    """Greedy longest-match-first WordPiece done right."""
+    if len(word) > max_chars:
+        return [unk_token]
+    pieces, start = [], 0
+    while start < len(word):
+        for end in range(len(word), start, -1):
+            piece = word[start:end] if start == 0 else continuation + word[start:end]
+            if piece in vocab:
+                break
+        else:
+            return [unk_token]
+        pieces.append(piece)
+        start = end
+    return pieces
+
+
+@mistake("WordPiece with '##' written in, whatever `continuation` says",
+         breaks="matches Hugging Face's WordPiece")
+def wordpiece_split(word, vocab, unk_token="[UNK]", continuation="##",  # noqa: F811
+                    max_chars=100):
+    return _split(word, vocab, unk_token, "##", max_chars)
+
+
+@mistake("WordPiece returning '[UNK]' written in, whatever `unk_token` says",
+         breaks="matches Hugging Face's WordPiece")
+def wordpiece_split(word, vocab, unk_token="[UNK]", continuation="##",  # noqa: F811
+                    max_chars=100):
+    return _split(word, vocab, "[UNK]", continuation, max_chars)

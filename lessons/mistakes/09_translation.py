@@ -74,3 +74,14 @@ def beam_step(beam_scores, log_probs, n_best):  # noqa: F811
     chosen = np.take_along_axis(total, tokens, axis=2).reshape(batch, -1)[:, :n_best]
     beam_ids = np.repeat(np.arange(beams), per_beam)[None, :n_best].repeat(batch, axis=0)
     return chosen, beam_ids, tokens.reshape(batch, -1)[:, :n_best]  # ... in beam order
+
+
+@mistake("cross-attention that always applies memory_mask, even when it is None",
+         breaks="matches softmax(q k^T / sqrt(D), masked) v in torch (float64)", crashes=True)
+def cross_attention_forward(x, memory, w_q, w_k, w_v, memory_mask=None):  # noqa: F811
+    q, k, v = x @ w_q.T, memory @ w_k.T, memory @ w_v.T
+    scores = q @ k.transpose(0, 2, 1) / math.sqrt(q.shape[-1])
+    scores = np.where(memory_mask[:, None, :], scores, -np.inf)  # None[:, None, :] fails
+    probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    return probs @ v, (x, memory, w_q, w_k, w_v, q, k, v, probs, 1 / math.sqrt(q.shape[-1]))

@@ -66,3 +66,11 @@ def optimizer_state_bytes(n_parameters, dtype="float32", optimizer="adamw"):  # 
 def optimizer_state_bytes(n_parameters, dtype="float32", optimizer="adamw"):  # noqa: F811
     size = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}[dtype]
     return (2 if optimizer == "adamw" else 1) * n_parameters * size
+
+
+@mistake("the head width as c / n_heads (a float): the count comes out a float, not an int",
+         breaks="equals minilm.compute for the published models at full context")
+def attention_flops(config, seq_len):  # noqa: F811
+    c, t = config.d_model, seq_len
+    head_width = c / config.n_heads  # true division: 32.0, not 32
+    return 4 * 2 * t * c * c + 2 * config.n_heads * 2 * t * t * head_width

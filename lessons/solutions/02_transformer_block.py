@@ -24,7 +24,7 @@ def embedding_forward(ids, weight):
 
 def embedding_backward(dout, cache):
     ids, shape = cache
-    dweight = np.zeros(shape)
+    dweight = np.zeros(shape, dtype=dout.dtype)  # float32 stays float32
     np.add.at(dweight, ids, dout)  # an id used twice receives both gradients
     return dweight
 
@@ -66,7 +66,7 @@ def gelu_backward(dout, cache):
 def dropout_forward(x, p, rng=None, training=True):
     if not training or p == 0:
         return x, None
-    keep = (rng.random(x.shape) >= p) / (1 - p)
+    keep = ((rng.random(x.shape) >= p) / (1 - p)).astype(x.dtype)  # float32 stays float32
     return x * keep, keep
 
 

@@ -124,18 +124,38 @@ def max_error(expected, actual, floor: float = 1.0) -> float:
 
 def assert_close(what: str, expected, actual, tol: float, floor: float = 1.0) -> None:
     """Failure unless `actual` is within `tol` of `expected` (by `max_error`). A float64-grade
-    check (tol < 1e-6) missed by float32's rounding error (1e-9 to 1e-5, or a float32 result)
-    says so: the formula may be right and the dtype wrong."""
+    check (tol < 1e-6) missed with a float32/float16 result names the dtype: the formula may be
+    right and the dtype wrong; missed by a float64 result by 1e-9 to 1e-5, it names the usual
+    causes of so small a difference."""
     if actual is None:
         raise Failure(f"{what}: got None")
     error = max_error(expected, actual, floor)
     if not error <= tol:  # NaN fails too
         message = f"{what}: error {error:.3g} > {tol:g}"
         low_precision = getattr(actual, "dtype", None) in (np.float32, np.float16)
-        if tol < 1e-6 and (low_precision or 1e-9 <= error <= 1e-5):
-            message += (" - the size of float32 rounding: is something computed in float32? "
-                        "Keep the inputs' dtype (float64 here)")
+        if tol < 1e-6 and low_precision:
+            message += (f" - the size of float32 rounding: the result is {actual.dtype}; keep "
+                        "the inputs' dtype (float64 here)")
+        elif tol < 1e-6 and 1e-9 <= error <= 1e-5:
+            message += " - a small difference: an epsilon added, a value clipped, or float32 inside?"
         raise Failure(message, error)
+
+
+def as_float32(case: dict) -> dict:
+    """The case with its float64 arrays in float32 (ids, masks and numbers left as they are)."""
+    return {key: value.astype(np.float32) if getattr(value, "dtype", None) == np.float64 else value
+            for key, value in case.items()}
+
+
+def assert_float32(**outputs) -> None:
+    """Failure unless every output that is an array (or a NumPy scalar) is float32: an op given
+    float32 inputs keeps them float32, as the library's ops do (a float64 result doubles the
+    memory of every activation after it). None and Python numbers are not checked."""
+    for name, value in outputs.items():
+        dtype = getattr(value, "dtype", None)
+        assert_true(dtype is None or dtype == np.float32,
+                    f"{name} is {dtype} for float32 inputs, expected float32: keep the inputs' "
+                    "dtype (np.zeros(shape) is float64; np.zeros_like(x) or dtype=x.dtype is not)")
 
 
 def assert_true(condition, message: str, error: float | None = None) -> None:

@@ -8,10 +8,12 @@
 Every function of the source whose name is an exercise of the catalogue is checked (the library's
 own functions, imported into a notebook, are not). Each property runs under hypothesis: on failure
 hypothesis shrinks the case to a small one, and the report shows that counterexample, the largest
-error and the property's hint. A stub that raises NotImplementedError is "not attempted"; a
-property that also calls a stub is "blocked" (a backward needs its own forward's cache). A failure
-that may come from another of the learner's functions, one that fails its own properties and that
-this property runs, names it: fix that first.
+error and the property's hint. A stub (a body that only raises NotImplementedError) is "not
+attempted"; a property that also calls a stub is "blocked" (a backward needs its own forward's
+cache). A function that is not a stub fails when it raises NotImplementedError on some input, writes
+into an array it was given, returns something other than its signature promises, calls exit() or
+does not return within TIME_LIMIT seconds. A failure that may come from another of the learner's
+functions, one that fails its own properties and that this property runs, names it: fix that first.
 """
 
 from __future__ import annotations
@@ -20,8 +22,12 @@ import ast
 import contextlib
 import importlib.util
 import inspect
+import numbers
+import re
+import signal
 import sys
 import textwrap
+import threading
 import traceback
 import types
 import warnings
@@ -32,9 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from minilm.check.catalogue import EXERCISES, PROPERTIES
-from minilm.check.framework import Failure, Property
+from minilm.check.framework import Failure, Property, returned
 
 STATUSES = ("passed", "failed", "not attempted", "blocked")
+TIME_LIMIT = 10.0  # seconds one call of a learner's function may take (the cases are tiny)
 
 
 @dataclass
@@ -106,6 +113,8 @@ def _functions_of(source) -> tuple[dict[str, Callable], str]:
     taken: what a notebook imported from minilm is the library's, not the learner's."""
     if isinstance(source, (str, Path)):
         path = Path(source)
+        if path.is_dir():
+            raise ValueError(f"{path} is a directory; minilm check reads a .py file")
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
         if path.suffix != ".py":
@@ -117,7 +126,7 @@ def _functions_of(source) -> tuple[dict[str, Callable], str]:
         sys.modules[name] = module  # dataclasses and pickling look modules up by name
         try:
             spec.loader.exec_module(module)
-        except Exception as error:  # noqa: BLE001 - the learner's file is at fault: one line
+        except (Exception, SystemExit) as error:  # noqa: BLE001 - the learner's file: one line
             del sys.modules[name]
             raise ValueError(f"{path} cannot be imported: {_where_raised(error, path)}") from None
         namespace, label = vars(module), str(path)
@@ -149,22 +158,92 @@ def _where_raised(error: Exception, path: Path) -> str:
 
 
 class _Implementation:
-    """The learner's functions as attributes; arrays are copied on the way in, so a function that
-    writes into its arguments cannot corrupt the case (or the next call)."""
+    """The learner's functions as attributes, each call held to what a library function does:
+    arrays are copied on the way in (a function that writes into its arguments cannot corrupt the
+    case or the next call) and compared afterwards (writing into them is a failure: the caller's
+    data would be changed); what comes back must be what the signature promises; exit() and a call
+    that does not return within TIME_LIMIT seconds are failures too. A backward may write into its
+    own `cache`: the cache is the implementation's, made by its forward to be used once."""
 
     def __init__(self, functions: dict[str, Callable]):
         for name, function in functions.items():
-            setattr(self, name, self._copying(function))
+            setattr(self, name, self._held(name, function))
 
     @staticmethod
-    def _copying(function):
+    def _held(name: str, function):
         def call(*args, **kwargs):
-            args = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-            kwargs = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
-            return function(*args, **kwargs)
+            copies = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+            kwcopies = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+            try:
+                with _time_limit(name):
+                    result = function(*copies, **kwcopies)
+            except SystemExit:
+                raise Failure(f"{name} called exit(): a function returns its result") from None
+            names = _parameter_names(function, len(args))
+            for given, copy, argument in [*zip(args, copies, names),
+                                          *((kwargs[k], kwcopies[k], k) for k in kwargs)]:
+                if isinstance(given, np.ndarray) and argument != "cache" and not np.array_equal(
+                        given, copy, equal_nan=given.dtype.kind in "fc"):
+                    raise Failure(f"{name} wrote into its argument {argument}: copy it first "
+                                  "(the caller's array must stay as it was)")
+            _check_promise(name, result)
+            return result
 
         call.__wrapped__ = function
         return call
+
+
+def _parameter_names(function, n_positional: int) -> list[str]:
+    """The names of the first n positional parameters (`argument i` past a *args)."""
+    try:
+        parameters = list(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        parameters = []
+    return [parameters[i] if i < len(parameters) else f"argument {i}" for i in range(n_positional)]
+
+
+def _check_promise(name: str, result) -> None:
+    """Failure unless `result` is what the exercise's signature promises after its `->`: a tuple
+    of that many items for `(out, cache)`-style names, an int for `int`, one number (not an
+    array of one) for `float`. Array shapes, such as `(V, V)`, are the properties' to check."""
+    promise = EXERCISES[name].signature.rpartition(" -> ")[2]
+    names = re.fullmatch(r"\(([a-z]\w*(?:, [a-z]\w*)+)\)", promise)
+    if names:
+        returned(result, name, tuple(names.group(1).split(", ")), arrays=False)
+    elif promise.startswith("int"):
+        counts = result.values() if isinstance(result, dict) and "{" in promise else [result]
+        if not all(isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in counts):
+            raise Failure(f"{name} must return an int (a count), got {result!r}")
+    elif promise == "float" and not (isinstance(result, numbers.Real)
+                                     or getattr(result, "shape", None) == ()):
+        raise Failure(f"{name} must return one number (a float), got "
+                      f"{type(result).__name__} of shape {getattr(result, 'shape', '?')}")
+
+
+@contextlib.contextmanager
+def _time_limit(name: str):
+    """Raise a _TimedOut if the block runs for more than TIME_LIMIT seconds (a SIGALRM timer: in
+    the main thread of a Unix process; elsewhere the block runs without a limit)."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise _TimedOut(f"{name} did not return within {TIME_LIMIT:g} s (an endless loop?)")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, TIME_LIMIT)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class _TimedOut(BaseException):
+    """A learner's call ran past TIME_LIMIT. Not an Exception, so that neither the learner's own
+    `except Exception` nor hypothesis catches it: hypothesis would try (and shrink) more cases,
+    each taking TIME_LIMIT seconds; the property fails on the case at hand instead."""
 
 
 # ---------------------------------------------------------------- running one property
@@ -178,13 +257,14 @@ class _Stub(Exception):
         self.name = name
 
 
-def is_stub(function) -> bool:
+def is_stub(function) -> bool | None:
     """Whether the function's body (after its docstring) is only `raise NotImplementedError...`:
-    read from its source, so a stub is recognised without running anything."""
+    read from its source, so a stub is recognised without running anything. None when there is no
+    source to read: a stub is then recognised when it raises NotImplementedError."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
     except (OSError, TypeError, SyntaxError):
-        return False  # no source to read: a stub is then recognised when it raises
+        return None
     body = tree.body[0].body if tree.body and hasattr(tree.body[0], "body") else []
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]  # the docstring
@@ -256,9 +336,13 @@ def run_property(prop: Property, functions: dict[str, Callable], settings=None) 
                 prop.check(impl, case)
         except NotImplementedError as error:
             stub = _stub_name(error, functions)
-            if stub is not None:
+            if stub is not None and is_stub(functions[stub]) is not False:
                 raise _Stub(stub) from None
-            last.update(case=case, failure=Failure(f"raised NotImplementedError: {error}"))
+            written = " (not a stub: this input is part of the exercise)" if stub else ""
+            last.update(case=case, failure=Failure(f"raised NotImplementedError: {error}{written}"))
+            raise
+        except _TimedOut as timeout:
+            last.update(case=case, failure=Failure(str(timeout)))
             raise
         except Failure as failure:
             last.update(case=case, failure=failure)
@@ -281,7 +365,7 @@ def run_property(prop: Property, functions: dict[str, Callable], settings=None) 
         status = "not attempted" if stub.name == prop.target else "blocked"
         return Result(prop.target, prop.name, status,
                       message="" if status == "not attempted" else f"needs {stub.name}")
-    except Exception:  # noqa: BLE001 - recorded in `last` by attempt()
+    except (Exception, _TimedOut):  # noqa: BLE001 - recorded in `last` by attempt()
         failure = last.get("failure", Failure("failed"))
         return Result(prop.target, prop.name, "failed", failure.message, failure.error,
                       describe(last.get("case", {})), prop.hint)

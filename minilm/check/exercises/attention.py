@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 from minilm.check.exercises.language_models import FD_TOL, TORCH_TOL, upstream
 from minilm.check.framework import (
     as_array,
+    as_float32,
     assert_close,
+    assert_float32,
     assert_true,
     exercise,
     pair,
@@ -278,3 +280,14 @@ def attention_backward_empty_rows(impl, case):
     _, dk2, dv2 = impl.attention_backward(dout, cache)
     assert_close("dk when the empty rows' upstream gradient changes", dk, dk2, 0.0)
     assert_close("dv when the empty rows' upstream gradient changes", dv, dv2, 0.0)
+
+
+@prop("attention_backward", "float32 inputs give float32 outputs and gradients",
+      cases.map(as_float32), needs=("attention_forward",), max_examples=5,
+      hint="keep the inputs' dtype: np.zeros_like(scores), not np.zeros(shape); -inf as a float")
+def attention_keeps_float32(impl, case):
+    out, cache = attend(impl, case)
+    grads = returned(impl.attention_backward(upstream(case, np.shape(out)).astype(np.float32),
+                                             cache), "attention_backward", ("dq", "dk", "dv"),
+                     arrays=False)
+    assert_float32(out=out, **dict(zip(("dq", "dk", "dv"), grads)))

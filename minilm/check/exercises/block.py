@@ -21,7 +21,9 @@ from minilm.check.exercises.language_models import FD_TOL, TORCH_TOL, upstream
 from minilm.check.framework import (
     Failure,
     as_array,
+    as_float32,
     assert_close,
+    assert_float32,
     assert_true,
     exercise,
     pair,
@@ -92,6 +94,15 @@ def backward_checks(name, forward_call, backward_call, inputs, torch_fn, hint):
         error = finite_difference_error(lambda: forward_call(impl, case)[0], dout, pairs)
         assert_true(error <= FD_TOL, f"gradients vs finite differences: error {error:.3g} > "
                                      f"{FD_TOL:g}", error)
+
+    @prop(f"{name}_backward", "float32 inputs give float32 outputs and gradients",
+          strategies[name].map(as_float32), needs=(f"{name}_forward",), max_examples=5,
+          hint="keep the inputs' dtype: np.zeros_like(x), not np.zeros(x.shape)")
+    def keeps_float32(impl, case):
+        out, cache = pair(forward_call(impl, case), f"{name}_forward")
+        dout = upstream(case, np.shape(out)).astype(np.float32)
+        grads = backward_call(impl, dout, cache)
+        assert_float32(out=out, **{f"d{key}": g for key, g in zip(inputs(case), grads)})
 
     if torch_fn is None:
         return

@@ -17,7 +17,16 @@ import itertools
 import numpy as np
 from hypothesis import strategies as st
 
-from minilm.check.framework import as_array, assert_close, assert_true, exercise, pair, prop
+from minilm.check.framework import (
+    as_array,
+    as_float32,
+    assert_close,
+    assert_float32,
+    assert_true,
+    exercise,
+    pair,
+    prop,
+)
 from minilm.testing.oracles import (
     counted_bigram_log_probs,
     finite_difference_error,
@@ -129,6 +138,15 @@ def softmax_backward_matches_torch(impl, case):
     assert_close("dx vs torch autograd", expected, impl.softmax_backward(dout, cache), TORCH_TOL)
 
 
+@prop("softmax_backward", "float32 inputs give float32 probabilities and gradients",
+      softmax_cases().map(as_float32), needs=("softmax_forward",), max_examples=5,
+      hint="keep the inputs' dtype: every step of softmax and its gradient works in it")
+def softmax_keeps_float32(impl, case):
+    probs, cache = pair(impl.softmax_forward(case["x"], case["axis"]), "softmax_forward")
+    dx = impl.softmax_backward(upstream(case, np.shape(probs)).astype(np.float32), cache)
+    assert_float32(probs=probs, dx=dx)
+
+
 # ---------------------------------------------------------------- cross-entropy
 
 
@@ -218,6 +236,14 @@ def cross_entropy_backward_is_stable(impl, case):
     _, (expected,) = torch_forward_backward(
         lambda t: torch_cross_entropy(t, case["targets"], -100), [case["logits"]], np.float64(1.0))
     assert_close("dlogits at huge logits", expected, dlogits, TORCH_TOL)
+
+
+@prop("cross_entropy_backward", "float32 logits give float32 gradients",
+      cross_entropy_cases().map(as_float32), needs=("cross_entropy_forward",), max_examples=5,
+      hint="keep the logits' dtype: np.zeros_like(logits), not np.zeros(logits.shape)")
+def cross_entropy_keeps_float32(impl, case):
+    _, cache = cross_entropy(impl, case)
+    assert_float32(dlogits=impl.cross_entropy_backward(cache, case["dloss"]))
 
 
 # ---------------------------------------------------------------- the bigram model (minilm.bigram)

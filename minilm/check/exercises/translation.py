@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from minilm.check.exercises.language_models import FD_TOL, TORCH_TOL
 from minilm.check.framework import (
     as_array,
+    as_float32,
     assert_close,
+    assert_float32,
     assert_true,
     exercise,
     pair,
@@ -46,7 +48,8 @@ exercise("beam_step", LESSON, "beam_step(beam_scores, log_probs, n_best) -> (sco
 @st.composite
 def cross_attention_cases(draw):
     """x (B, Tq, C), memory (B, Tk, C), w_q, w_k, w_v (D, C), a source mask (B, Tk) with at least
-    one real token per row (padding on the right), the upstream gradient (B, Tq, D)."""
+    one real token per row (padding on the right) or, in a third of the cases, None (the default:
+    no padding), the upstream gradient (B, Tq, D)."""
     rng = np.random.default_rng(draw(seeds))
     batch, t_q, t_k = draw(st.integers(1, 2)), draw(st.integers(1, 4)), draw(st.integers(1, 5))
     channels, dim = draw(st.integers(2, 6)), draw(st.integers(1, 5))
@@ -55,7 +58,8 @@ def cross_attention_cases(draw):
             "memory": rng.normal(size=(batch, t_k, channels)),
             "w_q": rng.normal(size=(dim, channels)), "w_k": rng.normal(size=(dim, channels)),
             "w_v": rng.normal(size=(dim, channels)),
-            "memory_mask": np.arange(t_k)[None, :] < lengths[:, None],
+            "memory_mask": None if draw(st.integers(0, 2)) == 0
+            else np.arange(t_k)[None, :] < lengths[:, None],
             "dout": rng.normal(size=(batch, t_q, dim))}
 
 
@@ -84,8 +88,14 @@ def torch_cross_attention(mask):
     return attend
 
 
+def real_tokens(case):
+    """The case's memory_mask, all True where it is None."""
+    mask = case["memory_mask"]
+    return np.ones(case["memory"].shape[:2], dtype=bool) if mask is None else mask
+
+
 def torch_reference(case):
-    return torch_forward_backward(torch_cross_attention(case["memory_mask"]),
+    return torch_forward_backward(torch_cross_attention(real_tokens(case)),
                                   [case[name] for name in ("x", "memory", *WEIGHTS)], case["dout"])
 
 
@@ -103,7 +113,7 @@ def cross_attention_matches_torch(impl, case):
 def cross_attention_ignores_padding(impl, case):
     out, _ = cross_forward(impl, case)
     changed = case["memory"].copy()
-    changed[~case["memory_mask"]] += 100.0  # what stands at the padding must not matter
+    changed[~real_tokens(case)] += 100.0  # what stands at the padding must not matter
     again, _ = cross_forward(impl, case, memory=changed)
     assert_close("out after changing the padded memory", out, again, 1e-12)
 
@@ -146,9 +156,18 @@ def cross_attention_memory_gradient(impl, case):
            "the memory at the padding")
 def cross_attention_no_gradient_into_padding(impl, case):
     _, dmemory, *_ = cross_backward(impl, case)
-    padded = np.abs(dmemory[~case["memory_mask"]])  # (positions, C)
+    padded = np.abs(dmemory[~real_tokens(case)])  # (positions, C)
     worst = float(padded.max()) if padded.size else 0.0
     assert_true(worst == 0, f"d memory at padded positions is up to {worst:.3g}, expected 0")
+
+
+@prop("cross_attention_backward", "float32 inputs give float32 outputs and gradients",
+      cases.map(as_float32), needs=("cross_attention_forward",), max_examples=5,
+      hint="keep the inputs' dtype: np.zeros_like(x), not np.zeros(x.shape)")
+def cross_attention_keeps_float32(impl, case):
+    out, _ = cross_forward(impl, case)
+    grads = cross_backward(impl, case)
+    assert_float32(out=out, **dict(zip(("dx", "dmemory", "dw_q", "dw_k", "dw_v"), grads)))
 
 
 # ---------------------------------------------------------------- one step of beam search
