@@ -59,7 +59,10 @@ holds the whole checkpoint in one file: the weights (`model.<name>`), the optimi
 the generators (`minilm.common.backends.rng_state`) and the loop's own progress (its data
 generator, the loss history so far). One file, so that one rename commits a checkpoint; the weights
 are then written again into model.safetensors for everything that reads a run (`minilm generate`,
-`load_run`), the price of a commit that is a single rename.
+`load_run`), the price of a commit that is a single rename. Reading the training state back
+(`read_training_state`) checks that it is what a save writes: finite arrays (a save refuses NaN),
+optimizer moments of their weights' shapes, generator states and a progress of the form the loops
+read; so `--resume` of a damaged file stops at once with an error naming it, not steps later.
 
 Never pickle: safetensors files hold only named arrays, so loading a run cannot run code. Every file
 is written atomically (`minilm.files.write_atomic`: a temporary file in the same directory, flushed
@@ -81,6 +84,7 @@ from safetensors.numpy import load, save
 
 from minilm.common.backends import check_backend, numpy_params, on_backend, set_rng_state
 from minilm.common.backends import rng_state as generator_states
+from minilm.common.checks import check_finite, number_in
 from minilm.config import ModelConfig
 from minilm.files import check_writable, write_atomic, write_json
 from minilm.pretrained import (
@@ -110,6 +114,9 @@ KINDS = tuple(KIND_OF_CLASS.values())
 # kind -> the command whose runs train a model of that kind (and `--resume` them)
 COMMAND_OF_KIND = {"decoder": "train", "encoder": "train", "seq2seq": "train",
                    "sequence_classifier": "finetune"}
+# the NumPy generator a loop keeps in its checkpoint's progress for the order of its data:
+# minilm train's, minilm finetune's (`restored_generator`)
+DATA_GENERATORS = ("data_generator", "order_generator")
 # kind -> (Hugging Face model_type, the transformers class its weights are)
 HF_ARCHITECTURES = {"decoder": ("gpt2", "GPT2LMHeadModel"),
                     "encoder": ("bert", "BertForMaskedLM"),
@@ -133,7 +140,7 @@ class Run(NamedTuple):
 
 
 class TrainingState(NamedTuple):
-    """A checkpoint, as read by `read_training_state`."""
+    """A checkpoint, as read (and checked) by `read_training_state`."""
 
     step: int  # steps completed: the next one to run
     total_steps: int
@@ -173,10 +180,11 @@ def _describe_run(directory, model, tokenizer, metadata: dict) -> Path:
         raise ValueError(f"save_run: the tokenizer has {tokenizer.vocab_size} tokens but the "
                          f"model's vocab_size is {model.config.vocab_size}")
     num_labels = getattr(model, "num_labels", None)
-    label_names = metadata.get("label_names") or [f"LABEL_{i}" for i in range(num_labels or 0)]
-    if num_labels is not None and len(label_names) != num_labels:
-        raise ValueError(f"save_run: label_names has {len(label_names)} names for the "
-                         f"classifier's {num_labels} labels")
+    label_names = ()
+    if num_labels is not None:  # given, or transformers' defaults; read_run expects them
+        label_names = metadata.get("label_names") or [f"LABEL_{i}" for i in range(num_labels)]
+        check_label_names("save_run: label_names", label_names, num_labels)
+        metadata = {**metadata, "label_names": list(label_names)}
     tied = getattr(model, "tie_word_embeddings", True)  # a seq2seq model's output layer
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -187,6 +195,16 @@ def _describe_run(directory, model, tokenizer, metadata: dict) -> Path:
                                  mlm_head=getattr(model, "mlm_head", True))
     write_json(directory / CONFIG_FILE, {**hf_fields, MINILM_BLOCK: block})
     return directory
+
+
+def check_label_names(name: str, label_names, num_labels: int) -> None:
+    """A classifier's label names: a list of `num_labels` distinct strings, the name of each output
+    in order (they become Hugging Face's id2label and label2id, which a repeated name would break)."""
+    if not (isinstance(label_names, (list, tuple)) and len(label_names) == num_labels
+            and all(isinstance(label, str) for label in label_names)
+            and len(set(label_names)) == num_labels):
+        raise ValueError(f"{name} must be a list of {num_labels} distinct strings (num_labels="
+                         f"{num_labels}), got {label_names!r}")
 
 
 def kind_of(model) -> str:
@@ -234,13 +252,19 @@ def hf_config_fields(kind: str, config: ModelConfig, label_names=(),
     fields = {"model_type": model_type, "architectures": [architecture],
               "vocab_size": c.vocab_size, **fields, "pad_token_id": c.pad_token_id}
     if kind == "sequence_classifier":
-        fields["id2label"] = {str(i): name for i, name in enumerate(label_names)}
-        fields["label2id"] = {name: i for i, name in enumerate(label_names)}
+        fields |= hf_label_fields(label_names)
     try:
         described = HF_CONFIG_READERS[model_type](fields, Path(CONFIG_FILE))
     except ValueError:  # e.g. a combination pretrained.py rejects
         return {}
     return fields if described == config else {}
+
+
+def hf_label_fields(label_names) -> dict:
+    """A classifier's labels in Hugging Face's fields: id2label (its JSON keys are strings) and
+    label2id."""
+    return {"id2label": {str(i): name for i, name in enumerate(label_names)},
+            "label2id": {name: i for i, name in enumerate(label_names)}}
 
 
 def hf_weights(kind: str, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -334,24 +358,34 @@ def save_checkpoint(directory, model, step_fn, step: int, total_steps: int,
     write_atomic(directory / WEIGHTS_FILE, _weights_file(model, params))
 
 
+def unreadable_checkpoint(path, problem) -> ValueError:
+    """The error of a damaged training-state file: its path, and what is wrong with it."""
+    return ValueError(f"{path} is not a readable minilm checkpoint ({problem})")
+
+
 def _read_header(path: Path) -> tuple[int, int, dict, dict[str, np.ndarray]]:
     """(step, total_steps, header, arrays) of a training-state file, or ValueError naming it."""
     try:
         with safe_open(str(path), framework="numpy") as f:
-            header = json.loads(f.metadata()["minilm"])
+            header = json.loads((f.metadata() or {})["minilm"])
             names = f.keys()  # a safe_open is not iterable
             arrays = {name: f.get_tensor(name) for name in names}
+        if not isinstance(header, dict):
+            raise TypeError(f"its header must be a JSON object, got {header!r:.80}")
         step, total_steps = header["step"], header["total_steps"]
         if not (isinstance(step, int) and isinstance(total_steps, int)
                 and 0 <= step <= total_steps):
             raise TypeError(f"step {step!r} of {total_steps!r}")
     except (SafetensorError, json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{path} is not a readable minilm checkpoint ({error})") from None
+        problem = f"its header has no {error}" if isinstance(error, KeyError) else error
+        raise unreadable_checkpoint(path, problem) from None
     return step, total_steps, header, arrays
 
 
 def read_training_state(directory) -> TrainingState:
-    """The checkpoint in a run directory, with an error that names the path if there is none."""
+    """The checkpoint in a run directory, checked to be what `save_checkpoint` wrote (finite
+    arrays, `_check_optimizer`, `_check_header`), with an error that names the path if there is
+    none or it is damaged. (The check reads every array once more: little beside loading them.)"""
     path = Path(directory) / TRAINING_STATE_FILE
     if not path.is_file():
         raise ValueError(
@@ -364,8 +398,104 @@ def read_training_state(directory) -> TrainingState:
         return {name.removeprefix(prefix): value for name, value in arrays.items()
                 if name.startswith(prefix)}
 
-    return TrainingState(step, total_steps, part("model."), part("optimizer."),
-                         header.get("generators", {}), header.get("progress", {}))
+    state = TrainingState(step, total_steps, part("model."), part("optimizer."),
+                          header.get("generators"), header.get("progress"))
+    try:
+        for name, value in arrays.items():  # save_checkpoint never writes NaN or inf
+            check_finite(name, value)
+        _check_optimizer(state)
+        _check_header(state)
+    except ValueError as error:
+        raise unreadable_checkpoint(path, error) from None
+    return state
+
+
+def _check_optimizer(state: TrainingState) -> None:
+    """Each optimizer entry `<slot>.<name>` (see `minilm.steps`) belongs to a weight of the
+    checkpoint and has its shape (a moment) or holds one number (a count), and every slot covers
+    the same weights (a frozen one has none yet)."""
+    covered: dict[str, set[str]] = {}
+    for key, value in state.optimizer.items():
+        slot, _, name = key.partition(".")
+        if name not in state.params or (value.shape != state.params[name].shape
+                                        and value.size != 1):
+            raise ValueError(f"optimizer.{key} of shape {value.shape} is neither a moment of a "
+                             "weight of the checkpoint nor a count")
+        covered.setdefault(slot, set()).add(name)
+    if len({frozenset(names) for names in covered.values()}) > 1:
+        raise ValueError(f"the optimizer's slots {sorted(covered)} cover different weights")
+
+
+def _check_header(state: TrainingState) -> None:
+    """What the loops read back from the header has the form they saved it in (ValueError naming
+    the first entry that has not): the dropout generators (`rng_state`), and the progress (the
+    loop's own, so each entry only if it is there): the training seconds so far, the history's
+    lists of numbers, the generator of the data order and, under torchrun, every process's
+    dropout generators."""
+    _check_generators("generators", state.generators)
+    progress = state.progress
+    if not isinstance(progress, dict):
+        raise ValueError(f"progress must be a JSON object, got {progress!r}")
+    if "seconds" in progress:
+        number_in("progress.seconds", progress["seconds"], "[0, inf)")
+    history = progress.get("history", {})
+    if not (isinstance(history, dict) and all(isinstance(v, list) for v in history.values())):
+        raise ValueError(f"progress.history must be a JSON object of lists, got {history!r:.80}")
+    for key, values in history.items():
+        for i, value in enumerate(values):
+            number_in(f"progress.history.{key}[{i}]", value, "(-inf, inf)")
+    for key in DATA_GENERATORS:
+        if key in progress:
+            _check_numpy_generator(f"progress.{key}", progress[key])
+    processes = progress.get("process_generators")
+    if processes is not None:
+        if not isinstance(processes, list):
+            raise ValueError(f"progress.process_generators must be a list (one entry per process), "
+                             f"got {processes!r:.80}")
+        for rank, states in enumerate(processes):
+            _check_generators(f"progress.process_generators[{rank}]", states)
+
+
+def _check_generators(name: str, states) -> None:
+    """`states` is what `rng_state` returns: {"numpy": a generator state}, or torch's
+    {"torch": the CPU's state bytes} with "cuda": [a GPU's bytes, ...] where there were GPUs."""
+    def is_bytes(value):
+        return isinstance(value, list) and all(type(b) is int and 0 <= b < 256 for b in value)
+
+    if isinstance(states, dict) and set(states) == {"numpy"}:
+        _check_numpy_generator(f"{name}.numpy", states["numpy"])
+    elif not (isinstance(states, dict) and set(states) in ({"torch"}, {"torch", "cuda"})
+              and is_bytes(states["torch"]) and isinstance(states.get("cuda", []), list)
+              and all(is_bytes(device) for device in states.get("cuda", []))):
+        shown = sorted(states) if isinstance(states, dict) else repr(states)
+        raise ValueError(f"{name} must be the state of NumPy's generator ({{'numpy': ...}}) or "
+                         f"torch's ({{'torch': [bytes], ...}}), got {shown!s:.80}")
+
+
+def _check_numpy_generator(name: str, state) -> None:
+    """`state` is a NumPy generator's `bit_generator.state`: NumPy's own setter checks its form."""
+    try:
+        np.random.PCG64().state = state
+    except (TypeError, ValueError, KeyError, OverflowError):
+        raise ValueError(f"{name} must be a NumPy PCG64 generator state, got "
+                         f"{state!r:.80}") from None
+
+
+def check_history(state: TrainingState, directory, fresh: dict, per_step: tuple[str, ...]) -> dict:
+    """The loop's history in a checkpoint (numbers, by `_check_header`), if it has the lists of
+    `fresh`, a new run's, and those named in `per_step` hold a number for each step done; else the
+    checkpoint's error."""
+    history = state.progress.get("history", {})
+    if set(history) != set(fresh):
+        raise unreadable_checkpoint(Path(directory) / TRAINING_STATE_FILE,
+                                    f"progress.history has {sorted(history)}; expected "
+                                    f"{sorted(fresh)}")
+    for key in per_step:
+        if len(history[key]) != state.step:
+            raise unreadable_checkpoint(Path(directory) / TRAINING_STATE_FILE,
+                                        f"progress.history.{key} has {len(history[key])} "
+                                        f"entries for the {state.step} steps done")
+    return history
 
 
 def read_checkpoint(directory, command: str) -> tuple[Run, TrainingState]:
@@ -375,8 +505,9 @@ def read_checkpoint(directory, command: str) -> tuple[Run, TrainingState]:
     run = read_run(directory)
     if COMMAND_OF_KIND[run.kind] != command:
         other = COMMAND_OF_KIND[run.kind]
-        raise ValueError(f"{str(directory)!r} holds a run of `minilm {other}` (a {run.kind}), not "
-                         f"of `minilm {command}`: continue it with `minilm {other} --resume`")
+        raise ValueError(f"{str(directory)!r} holds a run of `minilm {other}` (of kind "
+                         f"{run.kind!r}), not of `minilm {command}`: continue it with `minilm "
+                         f"{other} --resume`")
     state = read_training_state(directory)
     if state.step == state.total_steps:
         raise ValueError(f"nothing to resume: the run in {str(directory)!r} finished all its "
@@ -388,10 +519,26 @@ def read_checkpoint(directory, command: str) -> tuple[Run, TrainingState]:
 def restore_model(run: Run, state: TrainingState, backend: str, device: str = "auto"):
     """The model of a checkpoint, in train mode, on `backend` (and `device`): its weights, and its
     dropout generator where the checkpoint left it. (The optimizer's state goes into the loop's
-    training step: `step_fn.load_state_dict(state.optimizer)`.)"""
-    model = build_model(run._replace(params=state.params), backend, device).train()
-    set_rng_state(model, state.generators)  # after build_model, whose on_backend reseeds torch
-    return model
+    training step: `restore_optimizer`.) ValueError naming the checkpoint if they do not fit."""
+    path = run.directory / TRAINING_STATE_FILE
+    try:
+        model = build_model(run._replace(params=state.params, directory=None), backend, device)
+    except ValueError as error:
+        raise unreadable_checkpoint(path, error) from None
+    try:
+        set_rng_state(model, state.generators)  # after build_model, whose on_backend reseeds torch
+    except (ValueError, RuntimeError) as error:  # torch's RuntimeError: a state of another length
+        raise unreadable_checkpoint(path, error) from None
+    return model.train()
+
+
+def restore_optimizer(step_fn, run: Run, state: TrainingState) -> None:
+    """Put the checkpoint's optimizer state into the loop's training step (`minilm.steps`), or
+    ValueError naming the checkpoint."""
+    try:
+        step_fn.load_state_dict(state.optimizer)
+    except ValueError as error:
+        raise unreadable_checkpoint(run.directory / TRAINING_STATE_FILE, error) from None
 
 
 # ---------------------------------------------------------------- reading a run
@@ -402,6 +549,9 @@ def read_run(directory) -> Run:
     config.json (JSON object, known kind, a valid ModelConfig), the weights (a safetensors file of
     floating-point arrays) and the tokenizer (its vocabulary the config's)."""
     directory = Path(directory)
+    if directory.is_file():
+        raise ValueError(f"{str(directory)!r} is a file, not a run directory (the directory that "
+                         f"holds {CONFIG_FILE} and {WEIGHTS_FILE})")
     if not directory.is_dir():
         raise ValueError(f"run directory {str(directory)!r} does not exist")
     missing = [name for name in (WEIGHTS_FILE, CONFIG_FILE) if not (directory / name).is_file()]
@@ -445,10 +595,19 @@ def _read_config(where: Path) -> tuple[str, ModelConfig, int | None, dict]:
                     "directories were Hugging Face's: train it again" if "kind" in meta else "")
             raise ValueError(f"no {MINILM_BLOCK!r} block{hint}")
         block = meta[MINILM_BLOCK]
+        if not isinstance(block, dict):
+            raise ValueError(f"its {MINILM_BLOCK!r} block must be a JSON object, got {block!r}")
         unknown = sorted(set(block) - set(BLOCK_KEYS))
         if unknown:
             raise ValueError(f"unknown keys {unknown} in its {MINILM_BLOCK!r} block; expected "
                              f"{', '.join(BLOCK_KEYS)}")
+        missing = [key for key in ("kind", "config") if key not in block]
+        if missing:
+            raise ValueError(f"its {MINILM_BLOCK!r} block lacks {missing}; expected "
+                             f"{', '.join(BLOCK_KEYS)}")
+        if not isinstance(block["config"], dict):
+            raise ValueError(f"its {MINILM_BLOCK!r} block's config must be a JSON object of "
+                             f"ModelConfig fields, got {block['config']!r}")
         kind, config = block["kind"], ModelConfig.from_dict(block["config"])
         num_labels, metadata = block.get("num_labels"), block.get("metadata", {})
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError,
@@ -462,14 +621,18 @@ def _read_config(where: Path) -> tuple[str, ModelConfig, int | None, dict]:
                                           or not isinstance(num_labels, int) or num_labels < 2):
         raise ValueError(f"{where}: num_labels must be an int >= 2 for a sequence classifier, "
                          f"got {num_labels!r}")
-    _check_hf_fields(meta, kind, config, num_labels, where)
+    if kind == "sequence_classifier":
+        check_label_names(f"{where}: the {MINILM_BLOCK!r} block's metadata.label_names",
+                          metadata.get("label_names"), num_labels)
+    _check_hf_fields(meta, kind, config, metadata.get("label_names"), where)
     return kind, config, num_labels, metadata
 
 
-def _check_hf_fields(meta: dict, kind: str, config: ModelConfig, num_labels, where: Path) -> None:
+def _check_hf_fields(meta: dict, kind: str, config: ModelConfig, label_names, where: Path) -> None:
     """The Hugging Face fields of config.json, if it has them, describe the model of its "minilm"
-    block: the kind's model_type, the same ModelConfig through `minilm.pretrained`'s mapping, as
-    many labels. (A run that transformers cannot describe has no model_type: nothing to check.)"""
+    block: the kind's model_type, the same ModelConfig through `minilm.pretrained`'s mapping, the
+    same labels (id2label and label2id: `label_names` and their ids). (A run that transformers
+    cannot describe has no model_type: nothing to check.)"""
     if "model_type" not in meta:
         return
     model_type = HF_ARCHITECTURES[kind][0]
@@ -486,9 +649,18 @@ def _check_hf_fields(meta: dict, kind: str, config: ModelConfig, num_labels, whe
                          f"describe different models (ModelConfig {differ}: "
                          f"{[described[name] for name in differ]} vs "
                          f"{[config.to_dict()[name] for name in differ]}); edit both or neither")
-    if kind == "sequence_classifier" and len(meta.get("id2label") or {}) != num_labels:
-        raise ValueError(f"{where}: id2label names {len(meta.get('id2label') or {})} labels but "
-                         f"the {MINILM_BLOCK!r} block says num_labels={num_labels}")
+    if kind != "sequence_classifier":
+        return
+    # a field transformers leaves out is the one it assumes: two labels, LABEL_0 and LABEL_1
+    theirs = {**hf_label_fields(["LABEL_0", "LABEL_1"]), **meta}
+    if len(theirs["id2label"] or {}) != len(label_names):
+        raise ValueError(f"{where}: id2label names {len(theirs['id2label'] or {})} labels but "
+                         f"the {MINILM_BLOCK!r} block says num_labels={len(label_names)}")
+    for field, ours in hf_label_fields(label_names).items():
+        if theirs[field] != ours:
+            raise ValueError(f"{where}: {field} {theirs[field]!r} and the {MINILM_BLOCK!r} "
+                             f"block's label_names {label_names} name different labels; edit "
+                             "both or neither")
 
 
 def build_model(run: Run, backend: str = "numpy", device: str = "auto"):

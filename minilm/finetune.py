@@ -94,14 +94,19 @@ import numpy as np
 
 from minilm import distributed
 from minilm.checkpoint import (
+    CONFIG_FILE,
     METRICS_FILE,
+    TRAINING_STATE_FILE,
     build_model,
+    check_history,
     prepare_run_directory,
     read_checkpoint,
     read_run,
     restore_model,
+    restore_optimizer,
     save_checkpoint,
     start_run,
+    unreadable_checkpoint,
 )
 from minilm.classification import scores_on_test_split
 from minilm.common.backends import (
@@ -136,6 +141,7 @@ from minilm.pretrained import check_vocab, default_model_path, load_pretrained, 
 from minilm.steps import check_finite_loss, make_step
 from minilm.tasks import Task, load_task
 from minilm.tokenizers import WordPieceTokenizer
+from minilm.tokenizers.char import CHAR_TOKENIZER_FILE
 
 INITS = ("pretrained", "random")
 DEFAULT_MAX_LENGTH = 64  # tokens per sentence, unless the model's positions end sooner
@@ -236,21 +242,16 @@ def build_classifier(settings: FinetuneSettings, num_labels: int,
     the config's (ValueError otherwise). The classifier is initialised from `settings.seed`.
     """
     directory = Path(settings.model) if settings.model else default_model_path()
+    described = bert_config(directory)
     tokenizer = WordPieceTokenizer.from_pretrained(directory)
     pretrained = None
     if settings.init == "pretrained":
         if config is not None:
             raise ValueError("config is for init='random'; a pretrained model brings its own")
         pretrained = load_pretrained(directory, backend="numpy")
-        if not isinstance(pretrained, Encoder):
-            raise ValueError(f"{str(directory)!r} holds a {type(pretrained).__name__}; sentence "
-                             "classification fine-tunes a BERT encoder")
         config = pretrained.config
     elif config is None:
-        model_type, config = read_hf_config(directory)
-        if model_type != "bert":
-            raise ValueError(f"{str(directory)!r} holds a {model_type} model; sentence "
-                             "classification fine-tunes a BERT encoder")
+        config = described
     check_vocab(tokenizer, config)
     if settings.max_length is not None and settings.max_length > config.max_len:
         raise ValueError(
@@ -265,6 +266,26 @@ def build_classifier(settings: FinetuneSettings, num_labels: int,
                 encoder.params[name][...] = value
     model = SequenceClassifier(encoder, num_labels, seed=settings.seed)
     return model, tokenizer, (directory if pretrained is not None else None)
+
+
+def bert_config(directory: Path) -> ModelConfig:
+    """The ModelConfig of the --model directory, which must hold a BERT to fine-tune: a config.json
+    of model_type "bert" beside BERT's WordPiece vocabulary, vocab.txt (the BERT of a `minilm train
+    --objective mlm` run reads characters instead). ValueError naming --model and what it holds."""
+    flag = f"--model {str(directory)!r}"
+    if not (directory / CONFIG_FILE).is_file():
+        raise ValueError(f"{flag} is not a model directory (no {CONFIG_FILE} in it); expected a "
+                         "BERT's config.json, model.safetensors and vocab.txt")
+    model_type, config = read_hf_config(directory)
+    if model_type != "bert":
+        raise ValueError(f"{flag} holds a {model_type} model; sentence classification fine-tunes "
+                         "a BERT encoder")
+    if not (directory / "vocab.txt").is_file():
+        tokenizer = ("minilm's character tokenizer (char_tokenizer.json)"
+                     if (directory / CHAR_TOKENIZER_FILE).is_file() else "no tokenizer")
+        raise ValueError(f"{flag} holds a BERT with {tokenizer}; fine-tuning reads text with "
+                         "BERT's WordPiece vocabulary, vocab.txt")
+    return config
 
 
 # ---------------------------------------------------------------- starting and resuming
@@ -358,8 +379,7 @@ def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
                   settings=asdict(settings), task_sha256=task_digest(task))
     run_plan = plan(settings, task, numpy_model)
     step_fn = step_for(model, settings, run_plan, world)
-    history = {"loss": [], "lr": [], "lowest_trainable_depth": [], "epoch_train_seconds": [],
-               "eval_step": [], "eval_loss": [], "eval_accuracy": [], "eval_macro_f1": []}
+    history = new_history()
     position = Position(0, np.random.default_rng(settings.seed), None, 0.0)
     return _finetune_from(position, settings, task, model, tokenizer, step_fn, run_plan, history,
                           base, out_dir, progress)
@@ -373,17 +393,22 @@ def resume_finetuning(directory, progress: bool = True,
     run, state = read_checkpoint(directory, "finetune")
     try:
         settings = FinetuneSettings(**run.metadata["settings"])
-        label_names, sha256 = tuple(run.metadata["label_names"]), run.metadata["task_sha256"]
-        base, history = run.metadata["base_model"], state.progress["history"]
-        position = Position.from_json(state.step, state.progress)
+        sha256, base = run.metadata["task_sha256"], run.metadata["base_model"]
     except (KeyError, TypeError) as error:
         raise ValueError(f"{directory} does not hold a `minilm finetune` run to resume (reading "
                          f"its config.json and checkpoint: {error!r})") from None
+    history = check_history(state, directory, new_history(), ("loss", "lr",
+                                                               "lowest_trainable_depth"))
     if task is None:
         task = load_task(settings.task, settings.test, seed=settings.seed)
-    if tuple(task.label_names) != label_names or task_digest(task) != sha256:
+    if tuple(task.label_names) != tuple(run.metadata["label_names"]) or task_digest(task) != sha256:
         raise ValueError(f"task {task.name!r} is not the one the run in {directory} started with "
                          "(its examples or labels differ): resuming would train on other data")
+    try:
+        position = Position.from_json(state.step, state.progress, len(task.train_texts))
+    except (KeyError, ValueError) as error:
+        problem = f"progress has no {error}" if isinstance(error, KeyError) else error
+        raise unreadable_checkpoint(Path(directory) / TRAINING_STATE_FILE, problem) from None
     if settings.tensorboard:
         check_tensorboard()
     world = distributed.join_run(settings)
@@ -391,7 +416,7 @@ def resume_finetuning(directory, progress: bool = True,
     distributed.restore_generators(model, state.progress.get("process_generators"), world)
     run_plan = plan(settings, task, model)
     step_fn = step_for(model, settings, run_plan, world)
-    step_fn.load_state_dict(state.optimizer)
+    restore_optimizer(step_fn, run, state)
     return _finetune_from(position, settings, task, model, run.tokenizer, step_fn, run_plan,
                           history, base, Path(directory) if world.is_main else None, progress)
 
@@ -414,9 +439,23 @@ class Position(NamedTuple):
                 "seconds": self.seconds}
 
     @classmethod
-    def from_json(cls, step: int, saved: dict) -> Position:
-        order = None if saved["order"] is None else np.array(saved["order"], dtype=np.int64)
+    def from_json(cls, step: int, saved: dict, n_examples: int) -> Position:
+        """The position `to_json` saved for a task of `n_examples` training examples (ValueError
+        if its order is not an order of them)."""
+        order = saved["order"]
+        if order is not None and not (isinstance(order, list) and all(type(i) is int for i in order)
+                                      and sorted(order) == list(range(n_examples))):
+            raise ValueError(f"progress.order must be null or an order of the task's {n_examples} "
+                             f"training examples, got {order!r:.80}")
+        order = None if order is None else np.array(order, dtype=np.int64)
         return cls(step, restored_generator(saved["order_generator"]), order, saved["seconds"])
+
+
+def new_history() -> dict[str, list]:
+    """The history a run keeps and checkpoints: each step's loss, learning rate and lowest
+    trainable depth, each epoch's training seconds, each evaluation's step and scores."""
+    return {"loss": [], "lr": [], "lowest_trainable_depth": [], "epoch_train_seconds": [],
+            "eval_step": [], "eval_loss": [], "eval_accuracy": [], "eval_macro_f1": []}
 
 
 def _finetune_from(position: Position, settings, task, model, tokenizer, step_fn, run_plan, history,
@@ -561,6 +600,6 @@ def load_finetuned(directory, backend: str = "numpy"):
     backend."""
     run = read_run(directory)
     if run.kind != "sequence_classifier":
-        raise ValueError(f"{str(directory)!r} holds a {run.kind}, not a fine-tuned sequence "
-                         "classifier")
+        raise ValueError(f"{str(directory)!r} holds a run of kind {run.kind!r}, not a fine-tuned "
+                         "sequence classifier")
     return build_model(run, backend), run.tokenizer, tuple(run.metadata["label_names"])

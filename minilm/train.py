@@ -53,9 +53,11 @@ import numpy as np
 from minilm import corpus, data, distributed, translation
 from minilm.checkpoint import (
     METRICS_FILE,
+    check_history,
     prepare_run_directory,
     read_checkpoint,
     restore_model,
+    restore_optimizer,
     save_checkpoint,
     start_run,
 )
@@ -351,7 +353,7 @@ def train(settings: TrainSettings, config: ModelConfig | None = None, text_path=
                   settings=asdict(settings), text=corpus_data.text_path,
                   text_sha256=corpus_data.sha256)
     step_fn = step_for(model, settings, world)
-    history = {"step": [], "train_loss": [], "val_step": [], "val_loss": []}
+    history = new_history()
     rng = np.random.default_rng(settings.seed)
     return _train_from(0, settings, model, step_fn, corpus_data, history, rng, 0.0, out_dir,
                        progress)
@@ -365,11 +367,11 @@ def resume_training(directory, progress=True) -> dict | None:
     try:
         settings = TrainSettings(**run.metadata["settings"])
         text_path, sha256 = run.metadata["text"], run.metadata["text_sha256"]
-        history, generator, seconds = (state.progress[key] for key in
-                                       ("history", "data_generator", "seconds"))
+        generator, seconds = state.progress["data_generator"], state.progress["seconds"]
     except (KeyError, TypeError) as error:
         raise ValueError(f"{directory} does not hold a `minilm train` run to resume (reading "
                          f"its config.json and checkpoint: {error!r})") from None
+    history = check_history(state, directory, new_history(), ("step", "train_loss"))
     corpus_data = _data_for(settings, text_path)
     if corpus_data.sha256 != sha256:
         raise ValueError(f"{text_path} has changed since the run in {directory} started: "
@@ -380,10 +382,16 @@ def resume_training(directory, progress=True) -> dict | None:
     model = restore_model(run, state, settings.backend, settings.device)
     distributed.restore_generators(model, state.progress.get("process_generators"), world)
     step_fn = step_for(model, settings, world)
-    step_fn.load_state_dict(state.optimizer)
+    restore_optimizer(step_fn, run, state)
     return _train_from(state.step, settings, model, step_fn, corpus_data, history,
                        restored_generator(generator), seconds,
                        Path(directory) if world.is_main else None, progress)
+
+
+def new_history() -> dict[str, list]:
+    """The history a run keeps and checkpoints: each step's number and training loss, each
+    evaluation's step and validation loss."""
+    return {"step": [], "train_loss": [], "val_step": [], "val_loss": []}
 
 
 def _data_for(settings, text_path) -> TrainingData:

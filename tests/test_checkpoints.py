@@ -12,7 +12,10 @@ the NumPy runs agree bit for bit; the tolerance covers BLAS thread counts that d
 test process and the subprocess).
 """
 
+import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +23,8 @@ import time
 
 import numpy as np
 import pytest
-from safetensors.numpy import load_file
+from safetensors import safe_open
+from safetensors.numpy import load_file, save_file
 
 import minilm.finetune
 import minilm.train
@@ -271,15 +275,210 @@ def test_resuming_a_run_of_the_other_command_says_so(tmp_path, capsys):
     config = ModelConfig.preset("tiny")
     save_run(tmp_path / "finetuned", SequenceClassifier(Encoder(config, pooler=True), 2), tokenizer)
     save_run(tmp_path / "pretrained", Decoder(config), tokenizer)
-    with pytest.raises(ValueError, match=r"holds a run of `minilm finetune` \(a sequence_classifier"
-                                         r"\), not of `minilm train`: continue it with `minilm "
-                                         r"finetune --resume`"):
+    with pytest.raises(ValueError, match=r"holds a run of `minilm finetune` \(of kind "
+                                         r"'sequence_classifier'\), not of `minilm train`: "
+                                         r"continue it with `minilm finetune --resume`"):
         resume_training(tmp_path / "finetuned", progress=False)
-    with pytest.raises(ValueError, match=r"holds a run of `minilm train` \(a decoder\), not of "
-                                         r"`minilm finetune`"):
+    with pytest.raises(ValueError, match=r"holds a run of `minilm train` \(of kind 'decoder'\), "
+                                         r"not of `minilm finetune`"):
         resume_finetuning(tmp_path / "pretrained", progress=False)
     assert main(["train", "--resume", str(tmp_path / "finetuned")]) == 2
     assert "a run of `minilm finetune`" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- damaged checkpoints
+
+
+@pytest.fixture(scope="module")
+def unfinished_run(text_file, tmp_path_factory):
+    """A pre-training run of 8 steps stopped during step 6: its checkpoint is at step 4."""
+    run = tmp_path_factory.mktemp("unfinished") / "run"
+    settings = TrainSettings(steps=8, batch_size=2, seq_len=8, eval_every=2, eval_tokens=50,
+                             warmup_steps=1)
+    with pytest.MonkeyPatch.context() as patch:
+        interrupt_at(patch, minilm.train, 5)
+        with pytest.raises(KeyboardInterrupt):
+            train(settings, ModelConfig.preset("tiny"), text_file, run, progress=False)
+    return run
+
+
+def edit_training_state(run, directory, edit):
+    """Copy `run` to `directory` and apply edit(header, arrays) to its training state; returns the
+    state's path."""
+    shutil.copytree(run, directory)
+    path = directory / TRAINING_STATE_FILE
+    with safe_open(str(path), framework="numpy") as f:
+        header = json.loads(f.metadata()["minilm"])
+    arrays = load_file(str(path))
+    edit(header, arrays)
+    save_file(arrays, str(path), metadata={"minilm": json.dumps(header)})
+    return path
+
+
+def _with_array(prefix, make=None):
+    """An edit of a training state: the first array named `prefix...` becomes make(arrays, name),
+    or is removed (make None)."""
+    def edit(header, arrays):
+        name = next(name for name in sorted(arrays) if name.startswith(prefix))
+        if make is None:
+            del arrays[name]
+        else:
+            arrays[name] = make(arrays, name)
+    return edit
+
+
+def _without(*path):
+    """An edit of a training state: the header's entry at `path` is removed."""
+    def edit(header, arrays):
+        for key in path[:-1]:
+            header = header[key]
+        del header[path[-1]]
+    return edit
+
+
+DAMAGED_STATES = {  # case: (edit of (header, arrays), what the message must say besides the path)
+    "seconds a string": (lambda h, a: h["progress"].update(seconds="x"),
+                         "progress.seconds must be a finite number in [0, inf), got 'x'"),
+    "data generator null": (lambda h, a: h["progress"].update(data_generator=None),
+                            ("progress.data_generator must be a NumPy PCG64 generator state, got "
+                             "None")),
+    "generator state an int": (lambda h, a: h["generators"]["numpy"].update(state=5),
+                               "generators.numpy must be a NumPy PCG64 generator state"),
+    "another bit generator": (lambda h, a: h["generators"]["numpy"].update(bit_generator="MT"),
+                              "generators.numpy must be a NumPy PCG64 generator state"),
+    "generators removed": (_without("generators"),
+                           ("generators must be the state of NumPy's generator ({'numpy': ...}) "
+                            "or torch's")),
+    "generators of the other backend": (lambda h, a: h.update(generators={"torch": [0, 1]}),
+                                        ("the saved generator state is for ['torch'], not this "
+                                         "numpy model")),
+    "history of strings": (lambda h, a: h["progress"]["history"].update(train_loss=["x"] * 4),
+                           "progress.history.train_loss[0] must be a finite number"),
+    "history too short": (lambda h, a: h["progress"]["history"].update(train_loss=[1.0]),
+                          "progress.history.train_loss has 1 entries for the 4 steps done"),
+    "history without val_loss": (_without("progress", "history", "val_loss"),
+                                 ("progress.history has ['step', 'train_loss', 'val_step']; "
+                                  "expected ['step', 'train_loss', 'val_loss', 'val_step']")),
+    "a moment removed": (_with_array("optimizer.exp_avg."),
+                         ("the optimizer's slots ['exp_avg', 'exp_avg_sq', 'step'] cover "
+                          "different weights")),
+    "a moment of another shape": (_with_array("optimizer.exp_avg.",
+                                              lambda a, name: np.zeros(3, np.float32)),
+                                  ("of shape (3,) is neither a moment of a weight of the "
+                                   "checkpoint nor a count")),
+    "a count of a weight's shape": (_with_array("optimizer.step.", lambda a, name: np.ones_like(
+        a[name.replace("optimizer.step.", "model.")])), "must hold one number"),
+    "a NaN weight": (_with_array("model.", lambda a, name: np.full_like(a[name], np.nan)),
+                     "must be finite numbers, got nan"),
+    "a NaN moment": (_with_array("optimizer.exp_avg_sq.",
+                                 lambda a, name: np.full_like(a[name], np.nan)),
+                     "must be finite numbers, got nan"),
+    "step removed": (_without("step"), "its header has no 'step'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_STATES))
+def test_a_damaged_checkpoint_is_refused_in_one_line_naming_the_file(case, unfinished_run,
+                                                                     tmp_path, capsys):
+    """`--resume` of a checkpoint whose header or arrays were edited: one line naming the file and
+    the entry, before a step is taken. It was a TypeError from NumPy's generator, one at the first
+    save 50 steps later (seconds "x"), a "training diverged" with advice --resume cannot take (a
+    NaN weight), or an optimizer's message naming no file."""
+    directory = tmp_path / "run"
+    edit, message = DAMAGED_STATES[case]
+    path = edit_training_state(unfinished_run, directory, edit)
+    assert main(["train", "--resume", str(directory)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"minilm train: error: {path} is not a readable minilm checkpoint (")
+    assert message in error and len(error.splitlines()) == 1
+
+
+def test_resume_of_a_file_says_it_is_not_a_run_directory(unfinished_run, capsys):
+    """It said the run directory "does not exist"."""
+    assert main(["train", "--resume", str(unfinished_run / "config.json")]) == 2
+    assert (f"{str(unfinished_run / 'config.json')!r} is a file, not a run directory"
+            in capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------- damaged config.json
+
+
+def _edit_block(edit):
+    """Save a tiny classifier labelled "no" and "yes", then `edit` its config.json (a dict)."""
+    def damage(directory):
+        from minilm.numpy import Encoder, SequenceClassifier
+
+        tokenizer = CharTokenizer("abcdefghijklmnopqrstuvwxyz0123")
+        config = ModelConfig.preset("tiny")
+        save_run(directory, SequenceClassifier(Encoder(config, pooler=True), 2), tokenizer,
+                 label_names=["no", "yes"])
+        config_json = json.loads((directory / "config.json").read_text())
+        edit(config_json)
+        (directory / "config.json").write_text(json.dumps(config_json))
+    return damage
+
+
+LABEL_NAMES = "the 'minilm' block's metadata.label_names must be a list of 2 distinct strings"
+DAMAGED_CONFIGS = {  # case: (edit of config.json, what the message must say besides the path)
+    "label_names removed": (lambda c: c["minilm"]["metadata"].pop("label_names"),
+                            f"{LABEL_NAMES} (num_labels=2), got None"),
+    "metadata removed": (lambda c: c["minilm"].pop("metadata"), f"{LABEL_NAMES}"),
+    "label_names ints": (lambda c: c["minilm"]["metadata"].update(label_names=[1, 2]),
+                         f"{LABEL_NAMES} (num_labels=2), got [1, 2]"),
+    "three label_names": (lambda c: c["minilm"]["metadata"].update(label_names=["a", "b", "c"]),
+                          f"{LABEL_NAMES} (num_labels=2), got ['a', 'b', 'c']"),
+    "label_names a string": (lambda c: c["minilm"]["metadata"].update(label_names="ab"),
+                             f"{LABEL_NAMES} (num_labels=2), got 'ab'"),
+    "a label named twice": (lambda c: c["minilm"]["metadata"].update(label_names=["a", "a"]),
+                            f"{LABEL_NAMES} (num_labels=2), got ['a', 'a']"),
+    "id2label alone": (lambda c: c.update(id2label={"0": "neg", "1": "pos"}),
+                       ("id2label {'0': 'neg', '1': 'pos'} and the 'minilm' block's label_names "
+                        "['no', 'yes'] name different labels; edit both or neither")),
+    "label2id alone": (lambda c: c.update(label2id={"no": 1, "yes": 0}),
+                       ("label2id {'no': 1, 'yes': 0} and the 'minilm' block's label_names "
+                        "['no', 'yes'] name different labels")),
+    "block null": (lambda c: c.update(minilm=None),
+                   ("is not a minilm run config (its 'minilm' block must be a JSON object, got "
+                    "None)")),
+    "config removed": (lambda c: c["minilm"].pop("config"),
+                       ("is not a minilm run config (its 'minilm' block lacks ['config']; expected "
+                        "kind, config, num_labels, metadata)")),
+    "config null": (lambda c: c["minilm"].update(config=None),
+                    ("is not a minilm run config (its 'minilm' block's config must be a JSON "
+                     "object of ModelConfig fields, got None)")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_CONFIGS))
+def test_a_damaged_config_json_is_named_with_the_field(case, tmp_path):
+    """A classifier's label names are checked where the run is read (they were not: a KeyError
+    from load_finetuned, or a table of three labels over two outputs), id2label and label2id
+    against them (README: editing one description alone is an error naming the fields), and a
+    "minilm" block that is not one names what is wrong, not a Python exception's words."""
+    edit, message = DAMAGED_CONFIGS[case]
+    _edit_block(edit)(tmp_path)
+    with pytest.raises(ValueError, match=re.escape(message)) as raised:
+        read_run(tmp_path)
+    assert str(tmp_path / "config.json") in str(raised.value)
+
+
+def test_labels_transformers_leaves_out_are_its_defaults(tmp_path):
+    """transformers' save_pretrained drops id2label and label2id when they are its own defaults
+    (two labels, LABEL_0 and LABEL_1, what save_run names a classifier's labels if not told):
+    such a directory is still read, its labels those defaults. Names of the wrong kind are refused
+    when saving too."""
+    from minilm.numpy import Encoder, SequenceClassifier
+
+    tokenizer = CharTokenizer("abcdefghijklmnopqrstuvwxyz0123")
+    classifier = SequenceClassifier(Encoder(ModelConfig.preset("tiny"), pooler=True), 2)
+    save_run(tmp_path, classifier, tokenizer)
+    config_json = json.loads((tmp_path / "config.json").read_text())
+    del config_json["id2label"], config_json["label2id"]
+    (tmp_path / "config.json").write_text(json.dumps(config_json))
+    assert read_run(tmp_path).metadata["label_names"] == ["LABEL_0", "LABEL_1"]
+    with pytest.raises(ValueError, match=re.escape("save_run: label_names must be a list of 2 "
+                                                   "distinct strings (num_labels=2), got 'ab'")):
+        save_run(tmp_path / "other", classifier, tokenizer, label_names="ab")
 
 
 @pytest.fixture(scope="module")
@@ -313,6 +512,12 @@ def test_fine_tuning_resumed_mid_epoch_equals_uninterrupted(backend, small_task,
                  small_task.test_texts, small_task.test_labels)
     with pytest.raises(ValueError, match="is not the one the run .* started with"):
         resume_finetuning(tmp_path / "resumed", progress=False, task=other)
+    damaged = edit_training_state(tmp_path / "resumed", tmp_path / "damaged",
+                                  lambda h, a: h["progress"].update(order=[0] * 12))
+    with pytest.raises(ValueError, match=re.escape(
+            f"{damaged} is not a readable minilm checkpoint (progress.order must be null or an "
+            "order of the task's 12 training examples, got [0, 0")):
+        resume_finetuning(tmp_path / "damaged", progress=False, task=small_task)
     resumed = resume_finetuning(tmp_path / "resumed", progress=False, task=small_task)
     np.testing.assert_allclose(resumed["loss_curve"], whole["loss_curve"], **TOLERANCE)
     np.testing.assert_allclose(resumed["eval_loss_per_epoch"], whole["eval_loss_per_epoch"],

@@ -418,3 +418,46 @@ def test_a_labelled_file_that_is_not_utf8_is_named(flag, tiny_bert, tmp_path, ca
                  str(tmp_path / "run")]) == 2
     assert (f"{utf16} is not UTF-8 text (bad byte at offset 0); convert it first"
             in capsys.readouterr().err)
+
+
+@pytest.fixture(scope="module")
+def other_runs(tmp_path_factory):
+    """Directories that hold no BERT with its vocab.txt: a GPT-2 (decoder) run, a BERT trained
+    with --objective mlm (a character tokenizer), and an empty directory."""
+    from minilm.checkpoint import save_run
+    from minilm.numpy import Decoder
+    from minilm.tokenizers import CharTokenizer
+
+    root = tmp_path_factory.mktemp("others")
+    tokenizer = CharTokenizer("abcdefghijklmnopqrstuvwxyz0123")
+    config = ModelConfig.preset("tiny")
+    save_run(root / "clm", Decoder(config), tokenizer)
+    save_run(root / "mlm", Encoder(config), tokenizer)
+    (root / "empty").mkdir()
+    return root
+
+
+@pytest.mark.parametrize("name, init, message", [
+    ("clm", "pretrained", "holds a gpt2 model; sentence classification fine-tunes a BERT encoder"),
+    ("clm", "random", "holds a gpt2 model; sentence classification fine-tunes a BERT encoder"),
+    ("mlm", "pretrained", ("holds a BERT with minilm's character tokenizer (char_tokenizer.json); "
+                           "fine-tuning reads text with BERT's WordPiece vocabulary, vocab.txt")),
+    ("empty", "pretrained", ("is not a model directory (no config.json in it); expected a BERT's "
+                             "config.json, model.safetensors and vocab.txt")),
+], ids=["decoder", "decoder, random init", "mlm", "empty"])
+def test_a_model_that_is_not_a_bert_with_its_vocabulary_is_named(other_runs, name, init, message,
+                                                                  tmp_path, capsys):
+    """--model of another kind of run, or of none: what the directory holds, naming --model. It
+    was "no vocab.txt in tokenizer directory 'clm'" for each of them."""
+    model = other_runs / name
+    assert main(["finetune", "--model", str(model), "--init", init, "--max-steps", "1",
+                 "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == f"minilm finetune: error: --model {str(model)!r} {message}"
+
+
+def test_load_finetuned_names_the_kind_of_another_run(other_runs):
+    """It said "holds a decoder" (and "holds a encoder")."""
+    with pytest.raises(ValueError, match=r"holds a run of kind 'encoder', not a fine-tuned "
+                                         r"sequence classifier"):
+        load_finetuned(other_runs / "mlm")

@@ -116,12 +116,13 @@ def test_generate_needs_a_decoder_checkpoint(text_file, tmp_path, capsys):
     "setup, message",
     [
         (lambda d: None, "does not exist"),
+        (lambda d: d.write_text("{}"), "is a file, not a run directory"),
         (lambda d: d.mkdir(), "lacks"),
         (lambda d: (d.mkdir(), (d / "model.safetensors").write_bytes(b"")), "config.json"),
         (lambda d: (d.mkdir(), (d / "model.safetensors").write_bytes(b""),
                     (d / "config.json").write_text("{}")), "not a minilm run config"),
     ],
-    ids=["missing", "empty", "no-config", "bad-config"],
+    ids=["missing", "a file", "empty", "no-config", "bad-config"],
 )
 def test_bad_checkpoint_directories_are_named_in_the_error(setup, message, tmp_path):
     directory = tmp_path / "ckpt"
