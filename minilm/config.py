@@ -91,8 +91,14 @@ class ModelConfig:
     def _checked_pruned_heads(self) -> dict[int, tuple[int, ...]]:
         """pruned_heads as {int layer: sorted tuple of heads}, empty entries dropped (JSON gives
         string keys and lists); every layer keeps at least one head."""
+        if not isinstance(self.pruned_heads, dict):
+            raise ValueError(f"ModelConfig.pruned_heads must be a dict {{layer: [heads]}}, got "
+                             f"{self.pruned_heads!r}")
         checked = {}
-        for layer, heads in dict(self.pruned_heads).items():
+        for layer, heads in self.pruned_heads.items():
+            if not isinstance(heads, (list, tuple, set, frozenset)):
+                raise ValueError(f"ModelConfig.pruned_heads: layer {layer!r} -> {heads!r} is not "
+                                 "a list of heads")
             heads = sorted(set(heads))
             if not (str(layer).isdigit() and int(layer) < self.n_layers
                     and all(isinstance(h, numbers.Integral) and not isinstance(h, bool)

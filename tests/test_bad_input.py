@@ -589,6 +589,10 @@ LIBRARY_CASES = {  # case: (a call with one bad argument, the message it must ra
                            "ModelConfig.layer_norm_eps must be a finite number in (0, inf), got inf"),
     "layer_norm_eps a string": (lambda: ModelConfig(layer_norm_eps="1e-5"),
                                 "layer_norm_eps must be a finite number in (0, inf), got '1e-5'"),
+    "pruned_heads a list": (lambda: ModelConfig(pruned_heads=[1]),  # "dictionary update sequence"
+                            "ModelConfig.pruned_heads must be a dict {layer: [heads]}, got [1]"),
+    "pruned_heads of an int": (lambda: ModelConfig(pruned_heads={0: 1}),
+                               "ModelConfig.pruned_heads: layer 0 -> 1 is not a list of heads"),
     "type_vocab_size 0": (lambda: ModelConfig(type_vocab_size=0),
                           "ModelConfig.type_vocab_size must be a positive int, got 0"),
     # seeds: NumPy refuses -1 and torch 1.5, each in words that name no argument
