@@ -51,25 +51,13 @@ for, and GPT-2's four projections in the (in, out) layout of its Conv1D layers (
 reading a run puts them back through `minilm.pretrained` (`gpt2_params`, `bert_params`,
 `bart_params`), which also drops tied copies a transformers save may add.
 
-A training loop writes the directory in two steps. When the run starts (`start_run`): config.json
-and the tokenizer, which never change. At every checkpoint (`save_checkpoint`, every `save_every`
-steps and at the end): `training_state.safetensors`, then `model.safetensors`. The training state
-holds the whole checkpoint in one file: the weights (`model.<name>`), the optimizer's state
-(`optimizer.<slot>.<name>`, see `minilm.steps`) and, in its JSON header, the step, the states of
-the generators (`minilm.common.backends.rng_state`) and the loop's own progress (its data
-generator, the loss history so far). One file, so that one rename commits a checkpoint; the weights
-are then written again into model.safetensors for everything that reads a run (`minilm generate`,
-`load_run`), the price of a commit that is a single rename. Reading the training state back
-(`read_training_state`) checks that it is what a save writes: finite arrays (a save refuses NaN),
-optimizer moments of their weights' shapes, generator states and a progress of the form the loops
-read; so `--resume` of a damaged file stops at once with an error naming it, not steps later.
+A training loop writes the same files in two steps and keeps its checkpoint beside them
+(`minilm.training_state`).
 
 Never pickle: safetensors files hold only named arrays, so loading a run cannot run code. Every file
 is written atomically (`minilm.files.write_atomic`: a temporary file in the same directory, flushed
 to disk, then renamed over the old one), so a save that fails or is killed half way leaves the
-previous file, and so the previous checkpoint, intact: killed before the training state's rename,
-the directory holds the previous checkpoint; killed after it, the new one (and model.safetensors may
-hold the previous weights until the next save).
+previous file, and so the previous checkpoint, intact.
 """
 
 from __future__ import annotations
@@ -79,14 +67,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.numpy import load, save
 
-from minilm.common.backends import check_backend, numpy_params, on_backend, set_rng_state
-from minilm.common.backends import rng_state as generator_states
-from minilm.common.checks import check_finite, number_in
+from minilm.common.backends import check_backend, numpy_params, on_backend
 from minilm.config import ModelConfig
-from minilm.files import check_writable, write_atomic, write_json
+from minilm.files import write_atomic, write_json
 from minilm.pretrained import (
     GPT2_CONV1D,
     HF_ACTIVATIONS,
@@ -96,7 +82,6 @@ from minilm.pretrained import (
     bert_params,
     gpt2_params,
 )
-from minilm.steps import TrainingDiverged
 from minilm.tokenizers import load_tokenizer
 
 WEIGHTS_FILE = "model.safetensors"
@@ -111,12 +96,6 @@ BLOCK_KEYS = ("kind", "config", "num_labels", "metadata")
 KIND_OF_CLASS = {"Decoder": "decoder", "Encoder": "encoder",
                  "SequenceClassifier": "sequence_classifier", "Seq2Seq": "seq2seq"}
 KINDS = tuple(KIND_OF_CLASS.values())
-# kind -> the command whose runs train a model of that kind (and `--resume` them)
-COMMAND_OF_KIND = {"decoder": "train", "encoder": "train", "seq2seq": "train",
-                   "sequence_classifier": "finetune"}
-# the NumPy generator a loop keeps in its checkpoint's progress for the order of its data:
-# minilm train's, minilm finetune's (`restored_generator`)
-DATA_GENERATORS = ("data_generator", "order_generator")
 # kind -> (Hugging Face model_type, the transformers class its weights are)
 HF_ARCHITECTURES = {"decoder": ("gpt2", "GPT2LMHeadModel"),
                     "encoder": ("bert", "BertForMaskedLM"),
@@ -139,17 +118,6 @@ class Run(NamedTuple):
     directory: Path | None = None  # where it was read from, for error messages
 
 
-class TrainingState(NamedTuple):
-    """A checkpoint, as read (and checked) by `read_training_state`."""
-
-    step: int  # steps completed: the next one to run
-    total_steps: int
-    params: dict[str, np.ndarray]  # the model's weights at `step`
-    optimizer: dict[str, np.ndarray]  # the training step's `state_dict()`
-    generators: dict  # `rng_state(model)`: where the dropout masks continue from
-    progress: dict  # the loop's own (data generator, loss history, ...), JSON
-
-
 # ---------------------------------------------------------------- leftovers of a killed save
 
 
@@ -166,14 +134,14 @@ def remove_temporaries(directory) -> None:
 def save_run(directory, model, tokenizer, **metadata) -> Path:
     """Write `model` (NumPy or torch), its tokenizer and `metadata` (JSON-serialisable) into a run
     directory, created if needed; returns its path. (A training loop writes the same files in two
-    steps, `start_run` and `save_checkpoint`.) `metadata["label_names"]`, if given, names a
-    classifier's labels in Hugging Face's id2label."""
-    directory = _describe_run(directory, model, tokenizer, metadata)
-    write_atomic(directory / WEIGHTS_FILE, _weights_file(model, numpy_params(model)))
+    steps: `minilm.training_state`'s `start_run` and `save_checkpoint`.) `metadata["label_names"]`,
+    if given, names a classifier's labels in Hugging Face's id2label."""
+    directory = describe_run(directory, model, tokenizer, metadata)
+    write_atomic(directory / WEIGHTS_FILE, weights_file(model, numpy_params(model)))
     return directory
 
 
-def _describe_run(directory, model, tokenizer, metadata: dict) -> Path:
+def describe_run(directory, model, tokenizer, metadata: dict) -> Path:
     """config.json and the tokenizer: what the weights are and how to read text into them."""
     kind = kind_of(model)
     if tokenizer.vocab_size != model.config.vocab_size:  # read_run would refuse the directory
@@ -283,262 +251,15 @@ def hf_weights(kind: str, params: dict[str, np.ndarray]) -> dict[str, np.ndarray
     return params
 
 
-def _weights_file(model, params: dict[str, np.ndarray]) -> bytes:
+def weights_file(model, params: dict[str, np.ndarray]) -> bytes:
     """model.safetensors's bytes: `hf_weights`, with the metadata transformers checks for."""
-    return save(_contiguous(hf_weights(kind_of(model), params)), metadata={"format": "pt"})
+    return save(contiguous(hf_weights(kind_of(model), params)), metadata={"format": "pt"})
 
 
-def _contiguous(arrays: dict) -> dict[str, np.ndarray]:
+def contiguous(arrays: dict) -> dict[str, np.ndarray]:
     """C-ordered arrays for safetensors (np.asarray keeps a 0-d count 0-d, where
     np.ascontiguousarray would make it 1-d)."""
     return {name: np.asarray(value, order="C") for name, value in arrays.items()}
-
-
-# ---------------------------------------------------------------- a run being trained
-
-
-def prepare_run_directory(directory) -> Path:
-    """Check, before anything is read or trained, that a new run can be written to `directory`
-    (--out, `check_writable`). Nothing is left created (`start_run` creates it), so a run refused
-    before it starts, for its text or its model, leaves no empty directory behind. Refused too: a
-    directory holding an unfinished run, which `--resume` would continue (starting afresh there
-    would throw its checkpoint away). A finished run there is replaced."""
-    check_writable("--out", directory, directory=True)
-    directory = Path(directory)
-    if (directory / TRAINING_STATE_FILE).is_file():
-        try:
-            step, total_steps = _read_header(directory / TRAINING_STATE_FILE)[:2]
-        except ValueError:  # a damaged checkpoint cannot be resumed: nothing to protect
-            return directory
-        if step < total_steps:
-            raise ValueError(
-                f"--out {str(directory)!r} holds an unfinished run (checkpoint at step {step} of "
-                f"{total_steps}): continue it with --resume {directory}, or give another --out "
-                "(or delete it) to start afresh"
-            )
-    return directory
-
-
-def start_run(directory, model, tokenizer, **metadata) -> Path:
-    """Begin a run in a directory checked by `prepare_run_directory`, created here: the files of
-    the finished run it replaces go first (so nothing of it can be mistaken for this one's), then
-    config.json and the tokenizer are written once for the whole run."""
-    directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:  # what the permissions could not tell (a read-only file system)
-        raise ValueError(f"--out {str(directory)!r} cannot be created: {error.strerror}") from None
-    for name in (WEIGHTS_FILE, TRAINING_STATE_FILE, METRICS_FILE, METRICS_LOG_FILE):
-        (directory / name).unlink(missing_ok=True)
-    for events in (directory / TENSORBOARD_DIR).glob("events.out.tfevents.*"):
-        events.unlink()
-    remove_temporaries(directory)
-    return _describe_run(directory, model, tokenizer, metadata)
-
-
-def save_checkpoint(directory, model, step_fn, step: int, total_steps: int,
-                    progress: dict) -> None:
-    """Commit a checkpoint after `step` steps: the training state (weights, `step_fn`'s optimizer
-    state, generator states, the loop's JSON `progress`) in one atomic write, then the weights
-    into model.safetensors. Non-finite weights are never saved: the previous checkpoint stays."""
-    params = numpy_params(model)
-    for name, value in params.items():
-        if not np.isfinite(value).all():
-            raise TrainingDiverged(
-                f"training diverged by step {step}: {name} holds NaN or inf, so this checkpoint "
-                "is not saved and the previous one stays. Try a lower --lr"
-            )
-    arrays = {f"model.{name}": value for name, value in params.items()}
-    arrays |= {f"optimizer.{key}": value for key, value in step_fn.state_dict().items()}
-    header = {"step": step, "total_steps": total_steps, "generators": generator_states(model),
-              "progress": progress}
-    directory = Path(directory)
-    write_atomic(directory / TRAINING_STATE_FILE,
-                 save(_contiguous(arrays), metadata={"minilm": json.dumps(header)}))
-    write_atomic(directory / WEIGHTS_FILE, _weights_file(model, params))
-
-
-def unreadable_checkpoint(path, problem) -> ValueError:
-    """The error of a damaged training-state file: its path, and what is wrong with it."""
-    return ValueError(f"{path} is not a readable minilm checkpoint ({problem})")
-
-
-def _read_header(path: Path) -> tuple[int, int, dict, dict[str, np.ndarray]]:
-    """(step, total_steps, header, arrays) of a training-state file, or ValueError naming it."""
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            header = json.loads((f.metadata() or {})["minilm"])
-            names = f.keys()  # a safe_open is not iterable
-            arrays = {name: f.get_tensor(name) for name in names}
-        if not isinstance(header, dict):
-            raise TypeError(f"its header must be a JSON object, got {header!r:.80}")
-        step, total_steps = header["step"], header["total_steps"]
-        if not (isinstance(step, int) and isinstance(total_steps, int)
-                and 0 <= step <= total_steps):
-            raise TypeError(f"step {step!r} of {total_steps!r}")
-    except (SafetensorError, json.JSONDecodeError, KeyError, TypeError) as error:
-        problem = f"its header has no {error}" if isinstance(error, KeyError) else error
-        raise unreadable_checkpoint(path, problem) from None
-    return step, total_steps, header, arrays
-
-
-def read_training_state(directory) -> TrainingState:
-    """The checkpoint in a run directory, checked to be what `save_checkpoint` wrote (finite
-    arrays, `_check_optimizer`, `_check_header`), with an error that names the path if there is
-    none or it is damaged. (The check reads every array once more: little beside loading them.)"""
-    path = Path(directory) / TRAINING_STATE_FILE
-    if not path.is_file():
-        raise ValueError(
-            f"{str(directory)!r} holds no checkpoint to resume ({TRAINING_STATE_FILE}): the run "
-            "was stopped before its first save, or was not written by a training loop"
-        )
-    step, total_steps, header, arrays = _read_header(path)
-
-    def part(prefix):
-        return {name.removeprefix(prefix): value for name, value in arrays.items()
-                if name.startswith(prefix)}
-
-    state = TrainingState(step, total_steps, part("model."), part("optimizer."),
-                          header.get("generators"), header.get("progress"))
-    try:
-        for name, value in arrays.items():  # save_checkpoint never writes NaN or inf
-            check_finite(name, value)
-        _check_optimizer(state)
-        _check_header(state)
-    except ValueError as error:
-        raise unreadable_checkpoint(path, error) from None
-    return state
-
-
-def _check_optimizer(state: TrainingState) -> None:
-    """Each optimizer entry `<slot>.<name>` (see `minilm.steps`) belongs to a weight of the
-    checkpoint and has its shape (a moment) or holds one number (a count), and every slot covers
-    the same weights (a frozen one has none yet)."""
-    covered: dict[str, set[str]] = {}
-    for key, value in state.optimizer.items():
-        slot, _, name = key.partition(".")
-        if name not in state.params or (value.shape != state.params[name].shape
-                                        and value.size != 1):
-            raise ValueError(f"optimizer.{key} of shape {value.shape} is neither a moment of a "
-                             "weight of the checkpoint nor a count")
-        covered.setdefault(slot, set()).add(name)
-    if len({frozenset(names) for names in covered.values()}) > 1:
-        raise ValueError(f"the optimizer's slots {sorted(covered)} cover different weights")
-
-
-def _check_header(state: TrainingState) -> None:
-    """What the loops read back from the header has the form they saved it in (ValueError naming
-    the first entry that has not): the dropout generators (`rng_state`), and the progress (the
-    loop's own, so each entry only if it is there): the training seconds so far, the history's
-    lists of numbers, the generator of the data order and, under torchrun, every process's
-    dropout generators."""
-    _check_generators("generators", state.generators)
-    progress = state.progress
-    if not isinstance(progress, dict):
-        raise ValueError(f"progress must be a JSON object, got {progress!r}")
-    if "seconds" in progress:
-        number_in("progress.seconds", progress["seconds"], "[0, inf)")
-    history = progress.get("history", {})
-    if not (isinstance(history, dict) and all(isinstance(v, list) for v in history.values())):
-        raise ValueError(f"progress.history must be a JSON object of lists, got {history!r:.80}")
-    for key, values in history.items():
-        for i, value in enumerate(values):
-            number_in(f"progress.history.{key}[{i}]", value, "(-inf, inf)")
-    for key in DATA_GENERATORS:
-        if key in progress:
-            _check_numpy_generator(f"progress.{key}", progress[key])
-    processes = progress.get("process_generators")
-    if processes is not None:
-        if not isinstance(processes, list):
-            raise ValueError(f"progress.process_generators must be a list (one entry per process), "
-                             f"got {processes!r:.80}")
-        for rank, states in enumerate(processes):
-            _check_generators(f"progress.process_generators[{rank}]", states)
-
-
-def _check_generators(name: str, states) -> None:
-    """`states` is what `rng_state` returns: {"numpy": a generator state}, or torch's
-    {"torch": the CPU's state bytes} with "cuda": [a GPU's bytes, ...] where there were GPUs."""
-    def is_bytes(value):
-        return isinstance(value, list) and all(type(b) is int and 0 <= b < 256 for b in value)
-
-    if isinstance(states, dict) and set(states) == {"numpy"}:
-        _check_numpy_generator(f"{name}.numpy", states["numpy"])
-    elif not (isinstance(states, dict) and set(states) in ({"torch"}, {"torch", "cuda"})
-              and is_bytes(states["torch"]) and isinstance(states.get("cuda", []), list)
-              and all(is_bytes(device) for device in states.get("cuda", []))):
-        shown = sorted(states) if isinstance(states, dict) else repr(states)
-        raise ValueError(f"{name} must be the state of NumPy's generator ({{'numpy': ...}}) or "
-                         f"torch's ({{'torch': [bytes], ...}}), got {shown!s:.80}")
-
-
-def _check_numpy_generator(name: str, state) -> None:
-    """`state` is a NumPy generator's `bit_generator.state`: NumPy's own setter checks its form."""
-    try:
-        np.random.PCG64().state = state
-    except (TypeError, ValueError, KeyError, OverflowError):
-        raise ValueError(f"{name} must be a NumPy PCG64 generator state, got "
-                         f"{state!r:.80}") from None
-
-
-def check_history(state: TrainingState, directory, fresh: dict, per_step: tuple[str, ...]) -> dict:
-    """The loop's history in a checkpoint (numbers, by `_check_header`), if it has the lists of
-    `fresh`, a new run's, and those named in `per_step` hold a number for each step done; else the
-    checkpoint's error."""
-    history = state.progress.get("history", {})
-    if set(history) != set(fresh):
-        raise unreadable_checkpoint(Path(directory) / TRAINING_STATE_FILE,
-                                    f"progress.history has {sorted(history)}; expected "
-                                    f"{sorted(fresh)}")
-    for key in per_step:
-        if len(history[key]) != state.step:
-            raise unreadable_checkpoint(Path(directory) / TRAINING_STATE_FILE,
-                                        f"progress.history.{key} has {len(history[key])} "
-                                        f"entries for the {state.step} steps done")
-    return history
-
-
-def read_checkpoint(directory, command: str) -> tuple[Run, TrainingState]:
-    """(the run, its last checkpoint) of a run of `minilm {command}` ("train" or "finetune") to
-    resume; ValueError if it is a run of the other command, or there is nothing to resume.
-    Temporary files of a save killed half way are removed."""
-    run = read_run(directory)
-    if COMMAND_OF_KIND[run.kind] != command:
-        other = COMMAND_OF_KIND[run.kind]
-        raise ValueError(f"{str(directory)!r} holds a run of `minilm {other}` (of kind "
-                         f"{run.kind!r}), not of `minilm {command}`: continue it with `minilm "
-                         f"{other} --resume`")
-    state = read_training_state(directory)
-    if state.step == state.total_steps:
-        raise ValueError(f"nothing to resume: the run in {str(directory)!r} finished all its "
-                         f"{state.total_steps} steps")
-    remove_temporaries(directory)
-    return run, state
-
-
-def restore_model(run: Run, state: TrainingState, backend: str, device: str = "auto"):
-    """The model of a checkpoint, in train mode, on `backend` (and `device`): its weights, and its
-    dropout generator where the checkpoint left it. (The optimizer's state goes into the loop's
-    training step: `restore_optimizer`.) ValueError naming the checkpoint if they do not fit."""
-    path = run.directory / TRAINING_STATE_FILE
-    try:
-        model = build_model(run._replace(params=state.params, directory=None), backend, device)
-    except ValueError as error:
-        raise unreadable_checkpoint(path, error) from None
-    try:
-        set_rng_state(model, state.generators)  # after build_model, whose on_backend reseeds torch
-    except (ValueError, RuntimeError) as error:  # torch's RuntimeError: a state of another length
-        raise unreadable_checkpoint(path, error) from None
-    return model.train()
-
-
-def restore_optimizer(step_fn, run: Run, state: TrainingState) -> None:
-    """Put the checkpoint's optimizer state into the loop's training step (`minilm.steps`), or
-    ValueError naming the checkpoint."""
-    try:
-        step_fn.load_state_dict(state.optimizer)
-    except ValueError as error:
-        raise unreadable_checkpoint(run.directory / TRAINING_STATE_FILE, error) from None
 
 
 # ---------------------------------------------------------------- reading a run

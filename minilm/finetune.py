@@ -93,21 +93,7 @@ from typing import NamedTuple
 import numpy as np
 
 from minilm import distributed
-from minilm.checkpoint import (
-    CONFIG_FILE,
-    METRICS_FILE,
-    TRAINING_STATE_FILE,
-    build_model,
-    check_history,
-    prepare_run_directory,
-    read_checkpoint,
-    read_run,
-    restore_model,
-    restore_optimizer,
-    save_checkpoint,
-    start_run,
-    unreadable_checkpoint,
-)
+from minilm.checkpoint import CONFIG_FILE, METRICS_FILE, TRAINING_STATE_FILE, build_model, read_run
 from minilm.classification import scores_on_test_split
 from minilm.common.backends import (
     BACKENDS,
@@ -142,6 +128,16 @@ from minilm.steps import check_finite_loss, make_step
 from minilm.tasks import Task, load_task
 from minilm.tokenizers import WordPieceTokenizer
 from minilm.tokenizers.char import CHAR_TOKENIZER_FILE
+from minilm.training_state import (
+    check_history,
+    prepare_run_directory,
+    read_checkpoint,
+    restore_model,
+    restore_optimizer,
+    save_checkpoint,
+    start_run,
+    unreadable_checkpoint,
+)
 
 INITS = ("pretrained", "random")
 DEFAULT_MAX_LENGTH = 64  # tokens per sentence, unless the model's positions end sooner

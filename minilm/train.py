@@ -51,16 +51,7 @@ from typing import NamedTuple
 import numpy as np
 
 from minilm import corpus, data, distributed, translation
-from minilm.checkpoint import (
-    METRICS_FILE,
-    check_history,
-    prepare_run_directory,
-    read_checkpoint,
-    restore_model,
-    restore_optimizer,
-    save_checkpoint,
-    start_run,
-)
+from minilm.checkpoint import METRICS_FILE
 from minilm.common.backends import (
     BACKENDS,
     DEVICE_HELP,
@@ -85,6 +76,15 @@ from minilm.numpy.optim import DECAY_KINDS, lr_schedule
 from minilm.plots import plot_loss_curve
 from minilm.steps import check_finite_loss, make_step
 from minilm.tokenizers import CharTokenizer
+from minilm.training_state import (
+    check_history,
+    prepare_run_directory,
+    read_checkpoint,
+    restore_model,
+    restore_optimizer,
+    save_checkpoint,
+    start_run,
+)
 
 OBJECTIVES = ("clm", "mlm", "seq2seq")
 DEFAULT_SEQ_LEN = 128

@@ -29,14 +29,7 @@ from safetensors.numpy import load_file, save_file
 import minilm.finetune
 import minilm.train
 from minilm import ModelConfig
-from minilm.checkpoint import (
-    METRICS_LOG_FILE,
-    TRAINING_STATE_FILE,
-    read_run,
-    read_training_state,
-    save_checkpoint,
-    save_run,
-)
+from minilm.checkpoint import METRICS_LOG_FILE, TRAINING_STATE_FILE, read_run, save_run
 from minilm.cli import main
 from minilm.common.backends import numpy_params, on_backend
 from minilm.files import write_atomic
@@ -47,6 +40,7 @@ from minilm.steps import TrainingDiverged, make_step
 from minilm.tasks import LABELS, Task, load_sentiment
 from minilm.tokenizers import CharTokenizer
 from minilm.train import TrainSettings, resume_training, train
+from minilm.training_state import read_training_state, save_checkpoint
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-6)
 SMALL = ModelConfig(max_len=16, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.1)
