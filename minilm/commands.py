@@ -8,6 +8,7 @@ return an exit status.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 from pathlib import Path
 
@@ -29,9 +30,27 @@ MAX_DPI = 600
 
 
 def settings_from(args, settings_class, **overrides):
-    """The settings dataclass filled from parsed flags (its own checks run in __post_init__)."""
+    """The settings dataclass filled from parsed flags (its own checks run in __post_init__; an
+    error they raise names the fields as the flags the user typed, `as_flags`)."""
     names = {field.name for field in dataclasses.fields(settings_class)}
-    return settings_class(**{**{name: getattr(args, name) for name in names}, **overrides})
+    try:
+        return settings_class(**{**{name: getattr(args, name) for name in names}, **overrides})
+    except ValueError as error:
+        raise ValueError(as_flags(str(error), names)) from None
+
+
+def as_flags(message: str, names) -> str:
+    """A settings error in the command line's words: a field name with an underscore anywhere, and
+    any field name that starts the message, comes before "=" or stands in backticks, becomes its
+    flag ("save_every must be >= 1" -> "--save-every must be >= 1", "[0, steps=2]" -> "[0,
+    --steps=2]"). Elsewhere a one-word field name may be a plain word of the sentence ("steps",
+    "test") and is left alone."""
+    field = "|".join(sorted(names, key=len, reverse=True))
+    snake = "|".join(sorted((name for name in names if "_" in name), key=len, reverse=True))
+    return re.sub(rf"^({field})\b|(?<![\w-])({field})(?==)|(?<=`)({field})(?=`)"
+                  rf"|(?<![\w-])({snake})\b",
+                  lambda match: "--" + next(filter(None, match.groups())).replace("_", "-"),
+                  message)
 
 
 def _check_file(flag: str, path) -> None:

@@ -379,6 +379,11 @@ def bad_inputs(tmp_path_factory, text_file):
      "--prompt-file '{newline}' holds no prompt (only a final line break)"),
     (["generate", "--checkpoint", "{clm}", "--prompt", "a", "--seed", "-1"],
      "--seed must be an int >= 0, got -1"),
+    # the settings' own checks, in the flags' names (they said save_every, warmup_steps=...)
+    (["train", "--save-every", "0"], "--save-every must be >= 1, got 0"),
+    (["train", "--steps", "2", "--warmup-steps", "5"],
+     "--warmup-steps must be in [0, --steps=2], got 5"),
+    (["finetune", "--unfreeze-every", "0"], "--unfreeze-every must be >= 1, got 0"),
 ])
 def test_bad_command_lines_say_what_is_wrong_in_one_line(bad_inputs, argv, message, capsys):
     """Each is refused with exit status 2 and one line naming the flag or file and what was

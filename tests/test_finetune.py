@@ -272,7 +272,8 @@ def test_finetune_with_too_few_steps_to_unfreeze_is_refused_before_training(tiny
 @pytest.mark.parametrize("flags, message", [
     (["--gradual-unfreezing", "--unfreeze-every", "100"],  # a pace given: checked the same way
      "2 steps thaw 0, so the embeddings and the lowest blocks would never train"),
-    (["--unfreeze-every", "1"], "unfreeze_every sets the pace of gradual_unfreezing, which is off"),
+    (["--unfreeze-every", "1"],
+     "--unfreeze-every sets the pace of --gradual-unfreezing, which is off"),
 ])
 def test_an_unfreezing_pace_that_cannot_apply_is_refused(tiny_bert, tmp_path, capsys, flags,
                                                         message):

@@ -203,7 +203,7 @@ def test_seq2seq_refuses_a_seq_len_from_the_python_api_too():
     (["translate", "--checkpoint", "RUN", " . "], "give the English text"),
     (["train", "--objective", "seq2seq", "--text", "TEXT"], "--text is for clm and mlm"),
     (["train", "--objective", "seq2seq", "--seq-len", "64"],
-     "seq_len is for clm and mlm, got seq_len=64: seq2seq sets its own lengths"),
+     "--seq-len is for clm and mlm, got --seq-len=64: seq2seq sets its own lengths"),
 ])
 def test_bad_command_lines_say_what_is_wrong(tmp_path, capsys, argv, message):
     from minilm.checkpoint import save_run
