@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minilm.common.checks import int_at_least, is_int, number_in, positive_int
 from minilm.common.names import IGNORE_INDEX
 from minilm.corpus import corpus_entropy_rate, generate_corpus
 
@@ -38,6 +39,8 @@ def read_text(path) -> str:
     """The contents of a UTF-8 text file, maybe empty (a leading byte-order mark is dropped); a
     file in another encoding is a ValueError naming it and the first byte that is not UTF-8."""
     path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"{path} is a directory, not a text file")
     if not path.is_file():
         raise FileNotFoundError(f"no such text file: {path}")
     try:
@@ -73,11 +76,19 @@ def mask_tokens(ids, rng: np.random.Generator, vocab_size: int, mask_id: int, sp
     whole vocabulary): a "random" [MASK] or padding would only blur the 80/10/10 split. It can equal
     the original token, as in BERT, so a selected token reads unchanged with probability
     0.1 + 0.1 / (number of non-special ids).
+
+    `vocab_size` is an int >= 1, `mask_id` one of the integer `special_ids`, and the three
+    probabilities numbers in [0, 1] (the last two summing to at most 1).
     """
     ids = np.asarray(ids)
-    special_ids = np.unique(np.asarray(special_ids, dtype=np.int64))
+    special_ids = np.unique(np.asarray(special_ids))
     if not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"ids must be integers, got dtype {ids.dtype}")
+    if special_ids.size and not np.issubdtype(special_ids.dtype, np.integer):  # 0.7 is not id 0
+        raise ValueError(f"special_ids must be integer ids, got {special_ids.tolist()}")
+    special_ids = special_ids.astype(np.int64)  # [] is float64
+    vocab_size = positive_int("vocab_size", vocab_size)
+    mask_id = int_at_least("mask_id", mask_id, 0)
     if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
         raise ValueError(f"ids must lie in [0, vocab_size={vocab_size}), "
                          f"got {ids.min()}..{ids.max()}")
@@ -88,8 +99,7 @@ def mask_tokens(ids, rng: np.random.Generator, vocab_size: int, mask_id: int, sp
         raise ValueError(f"mask_id ({mask_id}) must be one of special_ids {special_ids.tolist()}")
     for name, p in (("mask_prob", mask_prob), ("mask_token_prob", mask_token_prob),
                     ("random_token_prob", random_token_prob)):
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"{name} must be in [0, 1], got {p}")
+        number_in(name, p, "[0, 1]")
     if mask_token_prob + random_token_prob > 1.0:
         raise ValueError(f"mask_token_prob + random_token_prob must be <= 1, "
                          f"got {mask_token_prob} + {random_token_prob}")
@@ -111,24 +121,24 @@ def mask_tokens(ids, rng: np.random.Generator, vocab_size: int, mask_id: int, sp
 # ---------------------------------------------------------------- batches of a token stream
 
 
-def _check_stream(ids, batch_size: int, seq_len: int, window: int) -> np.ndarray:
+def _check_stream(ids, batch_size: int, seq_len: int) -> np.ndarray:
+    """ids as a 1-D int64 stream; batch_size and seq_len ints >= 1."""
     ids = np.asarray(ids)
     if ids.ndim != 1:
         raise ValueError(f"ids must be a 1-D token stream, got shape {ids.shape}")
     if not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"ids must be integers, got dtype {ids.dtype}")
-    for name, value in (("batch_size", batch_size), ("seq_len", seq_len)):
-        if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if window > len(ids):
-        raise ValueError(f"the stream has {len(ids)} tokens, fewer than the {window} that one "
-                         f"window needs (seq_len={seq_len}); lower seq_len or give more text")
+    positive_int("batch_size", batch_size)
+    positive_int("seq_len", seq_len)
     return ids.astype(np.int64, copy=False)
 
 
 def _random_windows(ids: np.ndarray, batch_size: int, length: int,
                     rng: np.random.Generator) -> np.ndarray:
     """(batch_size, length) windows of ids at uniformly random starts."""
+    if length > len(ids):
+        raise ValueError(f"the stream has {len(ids)} tokens, fewer than the {length} that one "
+                         "window needs; lower seq_len or give more text")
     starts = rng.integers(0, len(ids) - length + 1, size=batch_size)  # (B,)
     return ids[starts[:, None] + np.arange(length)]                    # (B, length)
 
@@ -140,7 +150,7 @@ def clm_batch(ids, batch_size: int, seq_len: int,
     A window of seq_len + 1 tokens x_0 .. x_T gives inputs x_0 .. x_{T-1} and targets x_1 .. x_T:
     position t predicts the token after it. Shapes (B, T), int64.
     """
-    ids = _check_stream(ids, batch_size, seq_len, seq_len + 1)
+    ids = _check_stream(ids, batch_size, seq_len)
     windows = _random_windows(ids, batch_size, seq_len + 1, rng)  # (B, T + 1)
     return windows[:, :-1], windows[:, 1:]                         # (B, T), (B, T)
 
@@ -148,7 +158,7 @@ def clm_batch(ids, batch_size: int, seq_len: int,
 def mlm_batch(ids, batch_size: int, seq_len: int, rng: np.random.Generator, vocab_size: int,
               mask_id: int, special_ids, mask_prob: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
     """Masked LM: random windows of the stream through `mask_tokens`. (inputs, labels), (B, T)."""
-    ids = _check_stream(ids, batch_size, seq_len, seq_len)
+    ids = _check_stream(ids, batch_size, seq_len)
     windows = _random_windows(ids, batch_size, seq_len, rng)  # (B, T)
     return mask_tokens(windows, rng, vocab_size, mask_id, special_ids, mask_prob)
 
@@ -163,8 +173,7 @@ def split_rows(batch, parts: int) -> list:
     batch is shared out (`minilm.steps`): part p of `world_size * grad_accum` is micro-batch
     p % grad_accum of process p // grad_accum, so the pieces are disjoint and together the batch.
     """
-    if int(parts) != parts or parts < 1:
-        raise ValueError(f"parts must be a positive integer, got {parts!r}")
+    parts = positive_int("parts", parts)
     size, longer = divmod(count_rows(batch), parts)  # the first `longer` pieces get one row more
     bounds = np.cumsum([0] + [size + (p < longer) for p in range(parts)])
     return [_take_rows(batch, slice(start, stop)) for start, stop in pairwise(bounds)]
@@ -192,8 +201,7 @@ def split_train_val(ids, val_fraction: float = 0.1) -> tuple[np.ndarray, np.ndar
     of windows would leak overlapping text).
     """
     ids = np.asarray(ids)
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    number_in("val_fraction", val_fraction, "(0, 1)")
     n_val = round(len(ids) * val_fraction)
     if n_val < 1 or n_val >= len(ids):
         raise ValueError(f"a stream of {len(ids)} tokens cannot be split with "
@@ -213,11 +221,16 @@ def eval_batches(ids, batch_size: int, seq_len: int, stride: int | None = None,
     start each window with an empty context, so their loss is a little above a sliding window's.
     The last window is padded: inputs with `pad_id`, targets with IGNORE_INDEX (a causal model's
     earlier positions never see the padding). Batches are (B, T) except possibly the last.
+    The stream needs at least 2 tokens (one target); `pad_id` is an int >= 0.
     """
-    ids = _check_stream(ids, batch_size, seq_len, 2)
+    ids = _check_stream(ids, batch_size, seq_len)
+    if len(ids) < 2:
+        raise ValueError(f"the stream has {len(ids)} tokens; scoring needs at least 2 "
+                         "(an input and its target)")
     stride = seq_len if stride is None else stride
-    if not 1 <= stride <= seq_len:
-        raise ValueError(f"stride must be in [1, seq_len={seq_len}], got {stride}")
+    if not is_int(stride) or not 1 <= stride <= seq_len:
+        raise ValueError(f"stride must be an int in [1, seq_len={seq_len}], got {stride!r}")
+    int_at_least("pad_id", pad_id, 0)
     n_targets = len(ids) - 1
     n_windows = 1 + max(0, -(-(n_targets - seq_len) // stride))  # the last one reaches the end
     length = (n_windows - 1) * stride + seq_len

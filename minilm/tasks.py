@@ -25,7 +25,8 @@ Your own data
 `load_labelled_file(path)` reads a CSV file (a header with `text` and `label` columns; other
 columns are ignored) or a JSON Lines file (.jsonl / .ndjson: one `{"text": ..., "label": ...}`
 object per line). A label is a name: a string, or an integer that stands for its own name
-(`1` and `"1"` are the same label), so files labelled 0/1 work as they are.
+(`1` and `"1"` are the same label), so files labelled 0/1 work as they are. Two spellings of one
+integer ("1" and "01") are refused: the file would not say whether they are one label or two.
 `load_task(train, test)` turns files (or the name "sentiment") into a `Task` with both splits.
 """
 
@@ -42,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minilm.common.checks import int_at_least, number_in
 from minilm.data import read_text
 
 LABELS = ("negative", "positive")  # label names of the built-in sentiment task; id = index
@@ -101,12 +103,17 @@ def load_labelled_file(
     With `label_names`, a label's id is its position there, and a label not in it is an error
     that names the file, the line and the expected labels. Without, the names are the file's
     distinct labels, sorted (numerically when they are all integers, so 0/1 files keep their ids).
+
+    A CSV line with more fields than the header (a text holding an unquoted comma) and a header
+    naming `text` or `label` twice are errors naming the file and the line.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in CSV_SUFFIXES + JSONL_SUFFIXES:
         supported = ", ".join(CSV_SUFFIXES + JSONL_SUFFIXES)
         raise ValueError(f"{path}: unsupported file type {suffix!r}; expected one of {supported}")
+    if path.is_dir():
+        raise FileNotFoundError(f"{path} is a directory, not a dataset file")
     if not path.is_file():
         raise FileNotFoundError(f"no such dataset file: {path}")
     read_rows = _csv_rows if suffix in CSV_SUFFIXES else _jsonl_rows
@@ -133,7 +140,11 @@ def load_task(
       shuffled by `np.random.default_rng(seed).permutation`, the first `round(test_fraction * N)`
       (at least 1) go to test and the rest to train; each split keeps the file's order. The split
       is not stratified, so a very rare label may land in only one split.
+
+    `test_fraction` is a number in (0, 1) and `seed` an int >= 0 (read only in the last case).
     """
+    number_in("test_fraction", test_fraction, "(0, 1)")
+    seed = int_at_least("seed", seed, 0)
     if str(train) == "sentiment":
         if test is not None:
             raise ValueError("the built-in 'sentiment' task has its own test split; drop `test`")
@@ -146,8 +157,6 @@ def load_task(
         test_texts, test_labels, _ = load_labelled_file(test, label_names=names)
         return Task(Path(train).stem, names, train_texts, train_labels, test_texts, test_labels)
 
-    if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     n = len(train_texts)
     if n < 2:
         raise ValueError(f"{train}: {n} row(s) cannot be split into train and test")
@@ -175,9 +184,19 @@ def _csv_rows(lines: Iterable[str], source: str) -> list[Row]:
             f"{source}: header {reader.fieldnames} lacks column(s) {sorted(missing)}; "
             "expected 'text' and 'label'"
         )
+    # DictReader keeps the last of two columns of one name. Only ours are refused: spreadsheet
+    # programs write a blank name for every empty column ("text,label,,").
+    repeated = sorted({name for name in ("text", "label") if reader.fieldnames.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{source}, line {reader.line_num}: the header names {repeated} more "
+                         "than once; expected one 'text' and one 'label' column")
     rows = []
     for record in reader:
         # reader.line_num is the file line the record ended on (quoted fields may span lines).
+        if None in record:  # DictReader's key for the fields past the header's
+            n_fields = len(reader.fieldnames) + len(record[None])
+            raise ValueError(f"{source}, line {reader.line_num}: {n_fields} fields, the header has "
+                             f"{len(reader.fieldnames)} (quote a text that holds a comma)")
         rows.append(_row(reader.line_num, record["text"], record["label"], source))
     return rows
 
@@ -224,9 +243,7 @@ def _rows_to_ids(
     if not rows:
         raise ValueError(f"{source}: no examples")
     if label_names is None:
-        distinct = {label for _, _, label in rows}
-        all_integers = all(re.fullmatch(r"[+-]?\d+", label) for label in distinct)
-        label_names = sorted(distinct, key=int if all_integers else str)
+        label_names = _label_names(rows, source)
     label_names = tuple(str(name) for name in label_names)
     label_id = {name: i for i, name in enumerate(label_names)}
     for line_number, _, label in rows:
@@ -238,3 +255,22 @@ def _rows_to_ids(
     texts = [text for _, text, _ in rows]
     labels = np.array([label_id[label] for _, _, label in rows], dtype=np.int64)  # (N,)
     return texts, labels, label_names
+
+
+def _label_names(rows: list[Row], source: str) -> list[str]:
+    """A file's distinct labels, sorted: numerically when all are integers, else as strings. The
+    order is a function of the set of labels alone, so the ids do not change from run to run."""
+    first_line = {}  # label -> the line it first appears on, in the file's order
+    for line_number, _, label in rows:
+        first_line.setdefault(label, line_number)
+    spelling = {}  # integer -> its first spelling in the file
+    for label, line_number in first_line.items():
+        if re.fullmatch(r"[+-]?\d+", label):
+            other = spelling.setdefault(int(label), label)
+            if other != label:
+                raise ValueError(
+                    f"{source}, line {line_number}: labels {other!r} (line {first_line[other]}) "
+                    f"and {label!r} are one number written two ways; write each label one way"
+                )
+    all_integers = len(spelling) == len(first_line)
+    return sorted(first_line, key=int if all_integers else str)

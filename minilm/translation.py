@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from minilm.beam import beam_search, greedy_decode
+from minilm.common.checks import positive_int
 from minilm.common.names import IGNORE_INDEX
 from minilm.config import ModelConfig
 from minilm.corpus import grammar
@@ -69,6 +70,8 @@ def translation_data(n_stories: int = 6000, n_heldout_stories: int = 300,
                      seed: int = 0) -> TranslationData:
     """The sentence pairs of `n_stories` training stories and `n_heldout_stories` more, drawn from
     one stream of stories (`grammar.generate_corpus`): the last ones are held out."""
+    n_stories = positive_int("n_stories", n_stories)
+    n_heldout_stories = positive_int("n_heldout_stories", n_heldout_stories)
     text = grammar.generate_corpus(n_stories + n_heldout_stories, seed)
     stories = [translate_story(story + "\n\n") for story in text.split("\n\n")[:-1]]
     train = [pair for story in stories[:n_stories] for pair in story]

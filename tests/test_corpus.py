@@ -32,6 +32,20 @@ def test_corpus_by_number_of_characters_keeps_whole_stories():
     assert text == corpus.generate_corpus(len(stories), seed=3)
 
 
+@pytest.mark.parametrize("kwargs, expected", [
+    ({"n_stories": 0}, "n_stories must be an int >= 1, got 0"),
+    ({"n_stories": 2.5}, "n_stories must be an int >= 1"),  # was 3 stories
+    ({"n_stories": True}, "n_stories must be an int >= 1"),  # was 1 story
+    ({"n_chars": float("nan")}, "n_chars must be an int >= 1"),  # was an empty corpus
+    ({"n_stories": 1, "seed": -1}, "seed must be an int >= 0"),
+    ({"n_stories": 1, "seed": 1.5}, "seed must be an int >= 0"),
+    ({}, "exactly one of n_stories and n_chars"),
+])
+def test_corpus_refuses_bad_counts_and_seeds(kwargs, expected):
+    with pytest.raises(ValueError, match=expected):
+        corpus.generate_corpus(**kwargs)
+
+
 def test_corpus_alphabet_and_vocabulary():
     """29 characters (31 token ids); a few hundred distinct words."""
     text = corpus.generate_corpus(3000, seed=0)

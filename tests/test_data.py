@@ -26,6 +26,8 @@ def test_load_text(tmp_path):
     assert data.load_text(str(path)) == "bom"
     with pytest.raises(FileNotFoundError, match="no such"):
         data.load_text(tmp_path / "missing.txt")
+    with pytest.raises(FileNotFoundError, match="is a directory, not a text file"):
+        data.load_text(tmp_path)
     path.write_bytes(b"caf\xe9")  # Latin-1
     with pytest.raises(ValueError, match="not UTF-8"):
         data.load_text(path)
@@ -99,6 +101,10 @@ def test_masking_is_reproducible_and_leaves_its_input_alone():
     ({"ids": np.array([0, 31])}, "ids"), ({"ids": np.array([-1])}, "ids"),
     ({"ids": np.array([0.5])}, "ids"), ({"mask_id": 5}, "mask_id"),
     ({"special_ids": [0, 1, 40]}, "special_ids"), ({"special_ids": list(range(31))}, "special"),
+    ({"special_ids": [0.7, 1]}, "special_ids must be integer ids"),  # 0.7 is not id 0
+    ({"mask_prob": "0.5"}, "mask_prob"), ({"mask_prob": float("nan")}, "mask_prob"),
+    ({"random_token_prob": True}, "random_token_prob"), ({"vocab_size": 31.0}, "vocab_size"),
+    ({"mask_id": 1.0}, "mask_id must be an int"),
 ])
 def test_masking_rejects_bad_arguments(kwargs, name):
     args = {"ids": np.array([2, 3]), "rng": np.random.default_rng(0), "vocab_size": VOCAB,
@@ -134,6 +140,8 @@ def test_mlm_batch():
     (np.arange(16), 2, 16, "seq_len"), (np.arange(40), 0, 8, "batch_size"),
     (np.arange(40), 2, 0, "seq_len"), (np.zeros((4, 10), dtype=int), 2, 4, "1-D"),
     (np.linspace(0, 1, 40), 2, 8, "integers"),
+    (np.arange(40), True, 8, "batch_size"), (np.arange(40), 2.0, 8, "batch_size"),
+    (np.arange(40), 2, float("nan"), "seq_len"), (np.arange(40), 2, "8", "seq_len"),
 ])
 def test_batches_reject_bad_arguments(ids, batch_size, seq_len, name):
     with pytest.raises(ValueError, match=name):
@@ -149,6 +157,22 @@ def test_split_train_val():
             data.split_train_val(ids, bad)
     with pytest.raises(ValueError, match="non-empty"):
         data.split_train_val(np.arange(3), 0.1)
+
+
+@pytest.mark.parametrize("call, expected", [
+    (lambda: data.split_train_val(np.arange(10), float("nan")), "val_fraction must be a finite"),
+    (lambda: data.split_train_val(np.arange(10), "0.1"), "val_fraction must be a finite"),
+    (lambda: data.split_rows(np.arange(4), 2.0), "parts must be an int >= 1"),
+    (lambda: data.split_rows(np.arange(4), True), "parts must be an int >= 1"),
+    (lambda: next(data.eval_batches(np.arange(10), 2, 4, stride=1.5)), "stride must be an int"),
+    (lambda: next(data.eval_batches(np.arange(10), 2, 4, pad_id=0.5)), "pad_id must be an int"),
+    (lambda: next(data.eval_batches(np.arange(10), 2.5, 4)), "batch_size must be an int"),
+    (lambda: next(data.eval_batches(np.arange(1), 2, 4)), "the stream has 1 tokens"),
+])
+def test_stream_helpers_reject_bad_counts(call, expected):
+    """Counts are ints (not 2.0, True or NaN) and fractions finite numbers, each named."""
+    with pytest.raises(ValueError, match=expected):
+        call()
 
 
 @given(st.integers(2, 300), st.integers(1, 5), st.integers(1, 40))

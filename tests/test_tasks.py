@@ -172,6 +172,16 @@ def test_unknown_label_names_file_line_label_and_expected(tmp_path):
         ("d.csv", "text,label\n", "no examples"),
         ("d.csv", "text,label\n   ,pos\n", "line 2: empty or missing text"),
         ("d.csv", "text,label\nonly text\n", "line 2: label must be"),
+        # an unquoted comma: without the check, "bad" would get the new label " awful food"
+        ("d.csv", "text,label\ngood,pos\nbad, awful food,neg\n",
+         r"line 3: 3 fields, the header has 2 \(quote a text"),
+        ("d.csv", "text,label,text\na,pos,b\n", r"line 1: the header names \['text'\] more than"),
+        ("d.csv", "label,text,label\npos,a,neg\n", r"\['label'\] more than once"),
+        # two spellings of one integer: one label or two? (their order hung on PYTHONHASHSEED)
+        ("d.csv", "text,label\na,1\nb,01\nc,1\n", r"line 3: labels '1' \(line 2\) and '01' are one"),
+        ("d.csv", "text,label\na,-0\nb,x\nc,0\n", r"line 4: labels '-0' \(line 2\) and '0'"),
+        ("d.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": "+1"}\n',
+         r"labels '1' \(line 1\) and '\+1' are one number written two ways"),
         ("d.jsonl", "", "no examples"),
         ("d.jsonl", '{"text": "a", "label": "x"}\n\n{"text": "b"}\n', r"line 3: missing key"),
         ("d.jsonl", '{"text": "", "label": "x"}\n', "line 1: empty or missing text"),
@@ -193,6 +203,17 @@ def test_missing_file_raises_file_not_found(tmp_path):
     path = tmp_path / "absent.csv"
     with pytest.raises(FileNotFoundError, match=re.escape(str(path))):
         load_labelled_file(path)
+    path.mkdir()
+    with pytest.raises(FileNotFoundError, match="is a directory, not a dataset file"):
+        load_task(path)
+
+
+def test_blank_header_columns_of_a_spreadsheet_are_ignored(tmp_path):
+    """Spreadsheet programs name every empty column "": repeated, but not a column we read."""
+    path = tmp_path / "sheet.csv"
+    path.write_text("text,label,,\ngood,pos,,\nbad,neg,,\n", encoding="utf-8")
+    texts, labels, names = load_labelled_file(path)
+    assert texts == ["good", "bad"] and names == ("neg", "pos") and labels.tolist() == [1, 0]
 
 
 # --- tasks ---------------------------------------------------------------------------------------
@@ -233,8 +254,12 @@ def test_load_task_splits_one_file_80_20_reproducibly(tmp_path):
         assert [int(t.split()[1]) % 3 for t in texts] == labels.tolist()  # labels follow texts
     assert load_task(path).test_texts == task.test_texts  # same seed, same split
     assert load_task(path, seed=1).test_texts != task.test_texts
-    with pytest.raises(ValueError, match="test_fraction"):
-        load_task(path, test_fraction=1.0)
+    for bad in (1.0, float("nan"), "0.2"):
+        with pytest.raises(ValueError, match="test_fraction must be a finite number in"):
+            load_task(path, test_fraction=bad)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="seed must be an int >= 0"):
+            load_task(path, seed=bad)
     one = write_jsonl(tmp_path / "one.jsonl", records[:1])
     with pytest.raises(ValueError, match="cannot be split"):
         load_task(one)

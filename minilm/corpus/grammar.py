@@ -21,6 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from minilm.common.checks import int_at_least, positive_int
+
 DEFAULT_STORIES = 6000  # stories in the demo corpus, about 1.4 million characters
 CORPUS_ALPHABET = "\n .abcdefghijklmnopqrstuvwxyz"
 _LETTERS = CORPUS_ALPHABET[3:]
@@ -434,15 +436,15 @@ def generate_corpus(n_stories: int | None = None, seed: int = 0, *,
                     n_chars: int | None = None) -> str:
     """`n_stories` stories, or whole stories until there are at least `n_chars` characters.
 
-    The same seed always gives the same text. Every story ends with a blank line.
+    The same seed (an int >= 0) always gives the same text. Every story ends with a blank line.
     """
     if (n_stories is None) == (n_chars is None):
         raise ValueError("give exactly one of n_stories and n_chars")
-    if (n_stories if n_chars is None else n_chars) < 1:
-        raise ValueError(f"n_stories / n_chars must be >= 1, got {n_stories or n_chars}")
-    rng = np.random.default_rng(seed)
+    n_stories = math.inf if n_stories is None else positive_int("n_stories", n_stories)
+    n_chars = math.inf if n_chars is None else positive_int("n_chars", n_chars)
+    rng = np.random.default_rng(int_at_least("seed", seed, 0))
     stories, length = [], 0
-    while len(stories) < (n_stories or math.inf) and length < (n_chars or math.inf):
+    while len(stories) < n_stories and length < n_chars:
         stories.append(sample_story(rng)[0])
         length += len(stories[-1])
     return "".join(stories)
