@@ -189,6 +189,9 @@ def _texts_from(args, what: str) -> list[str]:
 
     _check_file("--file", args.file)
     texts = list(args.texts or [])
+    blank = [number for number, text in enumerate(texts, start=1) if not text.strip()]
+    if blank:  # a blank line of --file is skipped; a TEXT argument was given on purpose
+        raise ValueError(f"TEXT {blank[0]} is empty: give {what}")
     if args.file is not None:  # read_text refuses a file that is not UTF-8, naming it
         texts += [line.strip() for line in read_text(args.file).splitlines() if line.strip()]
     if not texts:

@@ -369,6 +369,7 @@ def bad_inputs(tmp_path_factory, text_file):
     (["predict", "--checkpoint", "nowhere", "--file", "{bad}"],
      "{bad} is not UTF-8 text (bad byte at offset 0)"),
     (["embed", "--file", "{dir}"], "--file '{dir}' is a directory, not a file"),
+    (["embed", "a cat", " "], "TEXT 2 is empty: give sentences to embed"),  # it embedded ""
     (["predict", "--checkpoint", "nowhere", "--file", "{dir}"],
      "--file '{dir}' is a directory, not a file"),
     (["train", "--text", "{dir}"], "--text '{dir}' is a directory, not a file"),
