@@ -6,6 +6,7 @@ import re
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from minilm.check import check, runner
@@ -48,19 +49,74 @@ def test_a_failure_shows_what_broke_a_shrunk_counterexample_and_a_hint(tmp_path,
     assert "hint: exp(1e4) overflows" in out and "2 passed, 1 failed" in out
 
 
-def test_stubs_are_not_attempted_and_their_dependants_blocked(tmp_path):
-    stub = write(tmp_path, """
-        def softmax_forward(x, axis=-1):
-            '''Fill me in.'''
-            raise NotImplementedError
+STUBS = """
+def softmax_forward(x, axis=-1):
+    '''Fill me in.'''
+    raise NotImplementedError
 
-        def softmax_backward(dprobs, cache):
-            return dprobs
-        """)
+def softmax_backward(dprobs, cache):
+    raise NotImplementedError
+"""
+
+
+def test_stubs_are_not_attempted_and_their_dependants_blocked(tmp_path, capsys):
+    """A file of stubs is ok (nothing attempted); a backward written while its forward is a stub
+    is blocked everywhere: nothing of it was checked, so the report is not ok."""
+    assert check(write(tmp_path, STUBS, "stubs.py")).ok
+    stub = write(tmp_path, STUBS[:STUBS.rindex("raise")] + "return dprobs\n")
     report = check(stub)
     assert {r.status for r in report.results if r.exercise == "softmax_forward"} == {"not attempted"}
     assert {r.status for r in report.results if r.exercise == "softmax_backward"} == {"blocked"}
-    assert report.ok and main(["check", str(stub)]) == 0
+    assert not report.ok and report.unchecked() == ["softmax_backward"]
+    assert main(["check", str(stub)]) == 1
+    assert "not checked (every property blocked): softmax_backward" in capsys.readouterr().out
+
+
+BACKWARD_ALONE = "def layer_norm_backward(dout, cache):\n    return dout, None, None\n"
+DEFINE_IT_TOO = ("needs layer_norm_forward: define it too; an imported layer_norm_forward is the "
+                 "library's, not yours")
+
+
+@pytest.mark.parametrize("imports", ["", "from minilm.numpy.functional import layer_norm_forward\n"])
+def test_a_backward_without_its_forward_is_blocked_not_dropped(tmp_path, capsys, imports):
+    """A backward alone cannot be checked (it needs its own forward's cache): each of its
+    properties reads "blocked", never silently nothing, and the report is not ok (exit 1), also
+    when the file imported the library's forward (the library's, not the learner's)."""
+    path = write(tmp_path, imports + BACKWARD_ALONE)
+    report = check(path)
+    assert report.results and {r.status for r in report.results} == {"blocked"}
+    assert {r.message for r in report.results} == {DEFINE_IT_TOO} and not report.ok
+    assert main(["check", str(path)]) == 1
+    assert f"({DEFINE_IT_TOO})" in capsys.readouterr().out
+
+
+def test_a_backward_passed_without_its_forward_is_blocked():
+    def layer_norm_backward(dout, cache):
+        return dout, None, None
+
+    report = check([layer_norm_backward])
+    assert {r.message for r in report.results} == {"needs layer_norm_forward: pass it too"}
+    assert report.results and not report.ok
+
+
+def test_a_namespace_with_a_passing_function_and_an_unchecked_backward_is_not_ok():
+    """A notebook that imported the library's layer_norm_forward and defined its own softmax and
+    layer_norm_backward: the softmax passes, but the backward was not checked at all: not ok."""
+    from minilm.numpy.functional import layer_norm_forward
+
+    def softmax_forward(x, axis=-1):
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True), None
+
+    def layer_norm_backward(dout, cache):
+        return dout, None, None
+
+    softmax_forward.__module__ = layer_norm_backward.__module__ = "__main__"  # notebook cells
+    report = check({"layer_norm_forward": layer_norm_forward, "softmax_forward": softmax_forward,
+                    "layer_norm_backward": layer_norm_backward, "__name__": "__main__"})
+    assert report.count("passed") == 3 and report.count("blocked") > 0
+    assert {r.message for r in report.results if r.status == "blocked"} == {DEFINE_IT_TOO}
+    assert report.unchecked() == ["layer_norm_backward"] and not report.ok
 
 
 def test_is_stub_reads_only_a_raise_as_a_stub():
@@ -262,3 +318,87 @@ def test_float32_rounding_is_named_as_such(tmp_path):
     failed = check(write(tmp_path, epsilon, "epsilon.py")).failed()
     assert failed and not any("float32 rounding" in r.message for r in failed)
     assert any("an epsilon added" in r.message for r in failed)
+
+
+def test_a_dropout_that_ignores_its_rng_fails_on_the_forward(tmp_path):
+    """A forward drawing from a generator of its own passes its statistics, but fails "draws its
+    mask from the rng it is given"; the backward's finite differences (which rerun the forward)
+    then name the forward to fix first."""
+    path = write(tmp_path, """
+        import numpy as np
+
+        def dropout_forward(x, p, rng=None, training=True):
+            if not training or p == 0:
+                return x, None
+            rng = np.random.default_rng()  # not the rng it was given
+            keep = ((rng.random(x.shape) >= p) / (1 - p)).astype(x.dtype)
+            return x * keep, keep
+
+        def dropout_backward(dout, cache):
+            return dout if cache is None else dout * cache
+        """)
+    failed = {(r.exercise, r.property): r for r in check(path).failed()}
+    rng = failed[("dropout_forward",
+                  "draws its mask from the rng it is given (same seed, same mask)")]
+    assert rng.message == "two calls with generators of the same seed gave different masks"
+    assert "with the rng argument" in rng.hint
+    backward = [r for (name, _), r in failed.items() if name == "dropout_backward"]
+    assert backward and all(r.fix_first == ("dropout_forward",) for r in backward)
+
+
+FLASH_SOLUTION = (REPO / "lessons" / "solutions" / "08_flash_attention.py").read_text()
+SCORES = "s = qi @ k[:, :, cols].swapaxes(-1, -2) * scale  # (B, H, tm, tn)"
+
+
+@pytest.mark.parametrize("right, wrong, message, hint", [
+    ("m_safe = np.where(np.isinf(m_new), 0.0, m_new)", "m_safe = 0 * m_new",  # exp(s), no max
+     "out at huge scores holds NaN or inf", "exp(1000) overflows"),
+    ("(cols[None, :] <= rows[:, None] + (n_keys - n_queries))",  # top-left causal
+     "(cols[None, :] <= rows[:, None])",
+     "out at huge scores is finite but wrong (error", "fix the other failing properties"),
+    (SCORES, SCORES.replace("qi @ k", "np.clip(qi @ k").replace("* scale", "* scale, -50, 50)"),
+     "(right at the default scale)", "exp(1000) overflows"),  # wrong only at huge scores
+])
+def test_flash_stability_blames_overflow_only_for_an_overflow(tmp_path, right, wrong, message,
+                                                              hint):
+    """"stays finite at +-1000" asserts finiteness first; a finite output that is wrong at the
+    default scale too is not blamed on overflow: its hint points at the other properties."""
+    assert right in FLASH_SOLUTION
+    stable = [p for p in PROPERTIES if p.name == "stays finite at scores of +-1000"]
+    (result,) = check(write(tmp_path, FLASH_SOLUTION.replace(right, wrong)),
+                      properties=stable).results
+    assert result.status == "failed" and message in result.message, result.message
+    assert hint in result.hint
+
+
+ROWS_AGAINST_EVERY_KEY = """
+import numpy as np
+
+def flash_attention_forward(q, k, v, causal=False, key_mask=None, scale=None, block_m=32,
+                            block_n=16):
+    out, lse = np.zeros(q.shape[:3] + v.shape[3:]), np.zeros(q.shape[:3])
+    for i0 in range(0, q.shape[2], 128):  # 128 queries against every key: (128, N) scores
+        s = q[:, :, i0:i0 + 128] @ k.swapaxes(-1, -2)
+        p = np.exp(s - s.max(axis=-1, keepdims=True))
+        out[:, :, i0:i0 + 128] = (p / p.sum(axis=-1, keepdims=True)) @ v
+    return out, lse
+"""
+
+
+@pytest.mark.parametrize("source, held", [
+    (ROWS_AGAINST_EVERY_KEY, False),
+    (ROWS_AGAINST_EVERY_KEY.replace("128", "2048"), True),  # the whole (N, N) matrix at once
+])
+def test_the_memory_budget_message_reports_the_peak_not_an_error(tmp_path, source, held):
+    """Over budget: the peak, the budget and the sizes to compare it with; "(N, N) array was
+    held" only when the peak reaches one; no "largest error" (a ratio of memory is not one) and
+    a counterexample of sizes, not of q, k, v."""
+    memory = [p for p in PROPERTIES if p.name.startswith("never holds the (N, N) scores")]
+    report = check(write(tmp_path, source), properties=memory)
+    (result,) = report.results
+    assert re.match(r"flash_attention_forward peaked at \d+\.\d\d MiB at N = 1024 \(block_m = "
+                    r"\d+, block_n = 64\), over the budget of 2 MiB; in float64 one \(block_m, "
+                    r"block_n\) tile is", result.message), result.message
+    assert ("at least one (N, N) array was held" in result.message) == held
+    assert result.error is None and "largest error" not in report.table()
+    assert "block_m = " in result.counterexample and "q = " not in result.counterexample

@@ -64,6 +64,16 @@ def dropout_forward(x, p, rng=None, training=True):
     return x * keep, keep
 
 
+@mistake("dropout that draws its mask from a new generator, not the rng it is given",
+         breaks="draws its mask from the rng it is given (same seed, same mask)")
+def dropout_forward(x, p, rng=None, training=True):  # noqa: F811
+    if not training or p == 0:
+        return x, None
+    rng = np.random.default_rng()  # a fresh seed each call: the mask cannot be drawn again
+    keep = ((rng.random(x.shape) >= p) / (1 - p)).astype(x.dtype)
+    return x * keep, keep
+
+
 @mistake("sinusoidal positions with the rate 10000^(-i/C) of the pair index i, not of 2i",
          breaks="matches sin(t w_i), cos(t w_i) with w_i = 10000^(-2i/C)")
 def sinusoidal_positions(max_len, dim):

@@ -27,12 +27,14 @@ import numpy as np
 
 class Failure(AssertionError):
     """A property that does not hold: what broke (`message`), the largest error seen when there is
-    one, and the hint of the property (filled in by the runner)."""
+    one, and a `hint` when this way of failing needs another than the property's own (the runner
+    shows the property's otherwise)."""
 
-    def __init__(self, message: str, error: float | None = None):
+    def __init__(self, message: str, error: float | None = None, hint: str = ""):
         super().__init__(message)
         self.message = message
         self.error = error
+        self.hint = hint
 
 
 @dataclass(frozen=True)

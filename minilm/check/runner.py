@@ -9,11 +9,13 @@ Every function of the source whose name is an exercise of the catalogue is check
 own functions, imported into a notebook, are not). Each property runs under hypothesis: on failure
 hypothesis shrinks the case to a small one, and the report shows that counterexample, the largest
 error and the property's hint. A stub (a body that only raises NotImplementedError) is "not
-attempted"; a property that also calls a stub is "blocked" (a backward needs its own forward's
-cache). A function that is not a stub fails when it raises NotImplementedError on some input, writes
-into an array it was given, returns something other than its signature promises, calls exit() or
-does not return within TIME_LIMIT seconds. A failure that may come from another of the learner's
-functions, one that fails its own properties and that this property runs, names it: fix that first.
+attempted"; a property that also needs a stub, or a function the source does not define, is
+"blocked" (a backward needs its own forward's cache). A function that is not a stub fails when it
+raises NotImplementedError on some input, writes into an array it was given, returns something
+other than its signature promises, calls exit() or does not return within TIME_LIMIT seconds. A
+failure that may come from another of the learner's functions, one that fails its own properties
+and that this property runs, names it: fix that first. The report is ok when nothing failed and
+every function written was checked by at least one property.
 """
 
 from __future__ import annotations
@@ -65,14 +67,22 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        """Everything attempted held (what is not attempted or blocked does not count)."""
-        return all(r.status != "failed" for r in self.results)
+        """Everything attempted held: nothing failed, and every function written (not a stub) was
+        checked by at least one property. A backward whose every property is blocked (its forward
+        a stub or not defined) has not passed anything; stubs alone do not count."""
+        return not self.failed() and not self.unchecked()
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
 
     def failed(self) -> list[Result]:
         return [r for r in self.results if r.status == "failed"]
+
+    def unchecked(self) -> list[str]:
+        """The functions whose every property is blocked: written, but nothing of them ran."""
+        ran = {r.exercise for r in self.results if r.status != "blocked"}
+        return list(dict.fromkeys(r.exercise for r in self.results
+                                  if r.status == "blocked" and r.exercise not in ran))
 
     def table(self) -> str:
         """One row per exercise and property; under a failure its counterexample, largest error
@@ -101,16 +111,19 @@ class Report:
                 lines.append(f"    ({r.message})")
         summary = ", ".join(f"{self.count(s)} {s}" for s in STATUSES if self.count(s))
         lines += ["", summary or "nothing to check"]
+        if self.unchecked():
+            lines.append(f"not checked (every property blocked): {', '.join(self.unchecked())}")
         return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- finding the learner's functions
 
 
-def _functions_of(source) -> tuple[dict[str, Callable], str]:
-    """(exercise name -> function, a label for the report) from a file, module, namespace or
-    iterable of functions. From a file, module or namespace only the functions defined there are
-    taken: what a notebook imported from minilm is the library's, not the learner's."""
+def _functions_of(source) -> tuple[dict[str, Callable], str, bool]:
+    """(exercise name -> function, a label for the report, whether the functions were passed
+    themselves) from a file, module, namespace or iterable of functions. From a file, module or
+    namespace only the functions defined there are taken: what a notebook imported from minilm is
+    the library's, not the learner's."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.is_dir():
@@ -138,12 +151,12 @@ def _functions_of(source) -> tuple[dict[str, Callable], str]:
     else:  # the functions themselves: every one given is checked
         functions = {getattr(f, "__name__", ""): f for f in source}
         label = ", ".join(functions)
-        return {n: f for n, f in functions.items() if n in EXERCISES and callable(f)}, label
+        return {n: f for n, f in functions.items() if n in EXERCISES and callable(f)}, label, True
     found = {}
     for name, value in namespace.items():
         if name in EXERCISES and callable(value) and getattr(value, "__module__", None) == owner:
             found[name] = value  # written there, not imported (the library's own are not checked)
-    return found, label
+    return found, label, False
 
 
 def _where_raised(error: Exception, path: Path) -> str:
@@ -368,7 +381,7 @@ def run_property(prop: Property, functions: dict[str, Callable], settings=None) 
     except (Exception, _TimedOut):  # noqa: BLE001 - recorded in `last` by attempt()
         failure = last.get("failure", Failure("failed"))
         return Result(prop.target, prop.name, "failed", failure.message, failure.error,
-                      describe(last.get("case", {})), prop.hint)
+                      describe(last.get("case", {})), failure.hint or prop.hint)
     return Result(prop.target, prop.name, "passed")
 
 
@@ -381,10 +394,12 @@ def check(source, lesson: str | None = None, settings=None, properties=None) -> 
     source: a .py path, a module, a namespace dict (`globals()` in a notebook) or an iterable of
     functions. lesson: only that lesson's exercises ("03"). settings: hypothesis settings (default
     25 derandomized examples per property; the project's tests pass their profile's).
-    properties: run only these (default: the whole catalogue). A property whose functions are not
-    all defined is skipped: a forward without its backward is checked alone.
+    properties: run only these (default: the whole catalogue). A forward without its backward is
+    checked alone; a property of a defined function that needs another one the source does not
+    define (a backward without its forward) is "blocked", and the report is not ok when nothing
+    of a function ran.
     """
-    functions, label = _functions_of(source)
+    functions, label, as_functions = _functions_of(source)
     if lesson is not None:
         lesson = lesson_number(lesson)
         functions = {n: f for n, f in functions.items() if EXERCISES[n].lesson == lesson}
@@ -395,10 +410,16 @@ def check(source, lesson: str | None = None, settings=None, properties=None) -> 
     stubs = {name for name, function in functions.items() if is_stub(function)}
     results, used = [], []
     for prop in PROPERTIES if properties is None else properties:
-        if not all(name in functions for name in prop.needs):
+        if prop.target not in functions:
             continue
+        missing = [name for name in prop.needs if name not in functions]
         if prop.target in stubs:
             results.append(Result(prop.target, prop.name, "not attempted"))
+        elif missing:
+            supply = ("pass it too" if as_functions else
+                      f"define it too; an imported {missing[0]} is the library's, not yours")
+            results.append(Result(prop.target, prop.name, "blocked",
+                                  f"needs {missing[0]}: {supply}"))
         elif stubs.intersection(prop.needs):
             blocking = min(stubs.intersection(prop.needs))
             results.append(Result(prop.target, prop.name, "blocked", f"needs {blocking}"))

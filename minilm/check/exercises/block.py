@@ -3,11 +3,13 @@ layer norm, GELU and dropout (`minilm.numpy.functional`) — then the fixed sinu
 the two residual sub-layers, pre-LN and post-LN (`minilm.numpy.layers`).
 
 Each op's forward against PyTorch (float64, TORCH_TOL = 1e-10), each backward against finite
-differences of the learner's own forward (FD_TOL = 1e-8) and against torch autograd. The positions
-against their formula evaluated entry by entry (1e-10: sin and cos of angles up to 40 radians). The
-residual sub-layers wrap the library's own LayerNorm and branch (a feed-forward or attention layer,
-float64): the forward against its formula, the backward's dx and the parameter gradients it leaves
-against finite differences (FD_TOL; worst seen over 300 examples with the library: 4e-11).
+differences of the learner's own forward (FD_TOL = 1e-8) and against torch autograd; dropout, which
+is random, by its statistics and by drawing its mask from the rng it is given, its backward by
+finite differences with that mask. The positions against their formula evaluated entry by entry
+(1e-10: sin and cos of angles up to 40 radians). The residual sub-layers wrap the library's own
+LayerNorm and branch (a feed-forward or attention layer, float64): the forward against its formula,
+the backward's dx and the parameter gradients it leaves against finite differences (FD_TOL; worst
+seen over 300 examples with the library: 4e-11).
 """
 
 from __future__ import annotations
@@ -298,6 +300,19 @@ def dropout_identity(impl, case):
         out = as_array(impl.dropout_forward(case["x"], p, np.random.default_rng(0), training)[0],
                        "out")
         assert_close(f"out (training={training}, p={p}) vs x", case["x"], out, 0.0)
+
+
+@prop("dropout_forward", "draws its mask from the rng it is given (same seed, same mask)",
+      st.tuples(st.sampled_from([0.1, 0.5, 0.9]), seeds).map(
+          lambda c: {"x": np.ones(1000), "p": c[0], "rng_seed": c[1]}),
+      max_examples=5,
+      hint="keep = rng.random(x.shape) >= p with the rng argument, not np.random or a new "
+           "default_rng(): the backward and a rerun need the same mask")
+def dropout_uses_its_rng(impl, case):
+    """Two independent masks of 1000 entries agree with probability at most 0.82^1000."""
+    first, second = (as_array(_dropout_forward(impl, case)[0], "out") for _ in range(2))
+    assert_true(np.array_equal(first, second),
+                "two calls with generators of the same seed gave different masks")
 
 
 # With the mask fixed by the generator's seed, dropout is linear in x: finite differences are exact,
