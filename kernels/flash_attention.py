@@ -95,6 +95,8 @@ import torch
 import triton
 import triton.language as tl
 
+from minilm.common.checks import check_flag, check_key_mask, number_in
+
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 
 # How many times each launcher ran: LAUNCHES["forward"] and LAUNCHES["backward"]. Tests read it to
@@ -552,8 +554,9 @@ def _describe(value):
     return f"a {type(value).__name__}"
 
 
-def _check_inputs(q, k, v, key_mask):
-    """Raise ValueError, naming the argument, for anything the kernels cannot handle."""
+def _check_inputs(q, k, v, key_mask, causal, scale):
+    """Raise ValueError, naming the argument, for anything the kernels cannot handle (`causal` and
+    `scale` by the rules the NumPy reference and the twin apply: True or False, None or finite)."""
     for name, tensor in (("q", q), ("k", k), ("v", v)):
         if not isinstance(tensor, torch.Tensor) or tensor.dim() != 4:
             raise ValueError(f"{name} must be a 4-D tensor (B, H, N, D), got {_describe(tensor)}")
@@ -578,13 +581,10 @@ def _check_inputs(q, k, v, key_mask):
         raise ValueError(f"q and k must be non-empty, got q {tuple(q.shape)} and "
                          f"k {tuple(k.shape)}")
     if key_mask is not None:
-        if not isinstance(key_mask, torch.Tensor) or key_mask.dtype != torch.bool:
-            raise ValueError(f"key_mask must be a bool tensor (True = may attend), got "
-                             f"{_describe(key_mask)}")
-        expected = (k.shape[0], k.shape[2])
-        if tuple(key_mask.shape) != expected:
-            raise ValueError(f"key_mask must have shape (B, Nk) = {expected}, "
-                             f"got {tuple(key_mask.shape)}")
+        check_key_mask("key_mask", key_mask, k, torch.Tensor)
+    check_flag("causal", causal)
+    if scale is not None:
+        number_in("scale", scale, "(-inf, inf)")
     devices = sorted({str(t.device) for t in (q, k, v, key_mask) if t is not None})
     if len(devices) > 1:
         raise ValueError(f"q, k, v and key_mask must be on one device, got {devices}")
@@ -601,7 +601,7 @@ def flash_attention(q, k, v, causal=False, key_mask=None, scale=None):
     defaults to 1/sqrt(D). Rows that may attend nothing output 0. Returns (B, H, Nq, D) in q's
     dtype.
     """
-    _check_inputs(q, k, v, key_mask)
+    _check_inputs(q, k, v, key_mask, causal, scale)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     return FlashAttention.apply(q, k, v, bool(causal), key_mask, scale)
 

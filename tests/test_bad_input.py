@@ -26,7 +26,7 @@ from minilm.cli import main
 from minilm.embeddings import sentence_embeddings
 from minilm.finetune import FinetuneSettings, finetune
 from minilm.generation import generate, sample_next
-from minilm.numpy import Decoder, Encoder, Seq2Seq, SequenceClassifier
+from minilm.numpy import Decoder, Encoder, KVCache, Seq2Seq, SequenceClassifier
 from minilm.numpy import functional as F
 from minilm.pretrained import load_pretrained, read_hf_config
 from minilm.tasks import Task
@@ -646,6 +646,9 @@ LIBRARY_CASES = {  # case: (a call with one bad argument, the message it must ra
         "model must be an encoder-decoder (Seq2Seq, either twin), got Decoder"),
     "generate max_new_tokens '5'": (lambda: generate(Decoder(TINY), [[1, 2]], "5"),
                                     "max_new_tokens must be an int >= 0, got '5'"),
+    # KV caches: -1 layers accepted, "a" Python's TypeError
+    "KVCache(-1)": (lambda: KVCache(-1), "n_layers must be an int >= 1, got -1"),
+    "KVCache('a')": (lambda: KVCache("a"), "n_layers must be an int >= 1, got 'a'"),
 }
 
 

@@ -298,11 +298,20 @@ BAD_INPUTS = {
                                       for k, t in a.items()}, r"q has head dim D=144"),
     "empty q": (lambda a: {**a, "q": a["q"][:, :, :0]}, r"q and k must be non-empty"),
     "key_mask dtype": (lambda a: {**a, "key_mask": a["key_mask"].float()},
-                       r"^key_mask must be a bool tensor"),
+                       r"^key_mask must be bool of shape \(B, Nk\) = \(2, 8\)"),
     "key_mask shape": (lambda a: {**a, "key_mask": a["key_mask"][:, :4]},
-                       r"^key_mask must have shape \(B, Nk\) = \(2, 8\)"),
+                       r"^key_mask must be bool of shape \(B, Nk\) = \(2, 8\)"),
     "key_mask per query": (lambda a: {**a, "key_mask": a["key_mask"][:, None].expand(2, 8, 8)},
-                           r"^key_mask must have shape"),
+                           r"^key_mask must be bool of shape"),
+    "key_mask a NumPy array": (lambda a: {**a, "key_mask": a["key_mask"].cpu().numpy()},
+                               r"^key_mask must be a torch\.Tensor, got numpy\.ndarray"),
+    # the reference's and the twin's rules (a NaN scale made every output NaN; "no" ran causal)
+    "scale nan": (lambda a: {**a, "scale": math.nan},
+                  r"^scale must be a finite number in \(-inf, inf\), got nan"),
+    "scale -inf": (lambda a: {**a, "scale": -math.inf}, r"^scale must be a finite number"),
+    "scale a string": (lambda a: {**a, "scale": "0.5"}, r"^scale must be a finite number"),
+    "scale True": (lambda a: {**a, "scale": True}, r"^scale must be a finite number"),
+    "causal 'no'": (lambda a: {**a, "causal": "no"}, r"^causal must be True or False, got 'no'"),
 }
 
 

@@ -134,6 +134,8 @@ def test_bad_inputs_raise_value_errors_naming_the_argument():
             F.attention_forward(x, x, x, attn_mask=np.ones((5, 1, 1, 3), dtype=bool), causal=causal)
     with pytest.raises(ValueError, match="attn_mask must be boolean"):
         F.attention_forward(x, x, x, attn_mask=np.ones((3, 3)))
+    with pytest.raises(ValueError, match=r"attn_mask must be a numpy\.ndarray, got builtins\.list"):
+        F.attention_forward(x, x, x, attn_mask=[[True] * 3] * 3)
     with pytest.raises(ValueError, match="targets shape"):
         F.cross_entropy_forward(x, np.zeros((2, 4), dtype=np.int64))
     with pytest.raises(ValueError, match="targets must lie in"):

@@ -21,6 +21,7 @@ padding in the batch:
 """
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -42,8 +43,9 @@ from helpers import (
 
 import minilm.torch as twin
 from minilm import beam
+from minilm.common.backends import to_numpy
 from minilm.config import POSITION_KINDS, ModelConfig
-from minilm.numpy import Seq2Seq
+from minilm.numpy import KVCache, Seq2Seq
 from minilm.numpy import functional as F
 from minilm.numpy.layers import CrossAttention, ParameterStore
 from minilm.numpy.models import loss_and_backward
@@ -420,3 +422,74 @@ def test_decoding_past_max_len_and_a_memory_of_another_batch_are_refused():
         model.backward(np.zeros((1, 1, 13)))
     with pytest.raises(ValueError, match="num_beams must be an int >= 1"):
         beam.beam_search(model, np.array([[1, 2]]), None, 1, 2, 4, num_beams=0)
+
+
+def _decoder_and_memory(backend):
+    """A Seq2Seq of the backend, and the memory of a source of 3 tokens, in the model's type."""
+    model = Seq2Seq(CONFIG)
+    if backend == "torch":
+        model = twin.Seq2Seq.from_numpy(model, attention="math")
+        return model, model.encode(torch.tensor([[1, 2, 3]])).detach()
+    return model, model.encode(np.array([[1, 2, 3]]))
+
+
+BAD_MEMORIES = {  # case: (the memory from the good one, message); what each did before in brackets
+    "another array type": (lambda m: m.numpy() if isinstance(m, torch.Tensor) else
+                           torch.from_numpy(m), "memory must be a "),  # (TypeError, in linear())
+    "a list": (lambda m: m.tolist(), "memory must be a "),  # ('list' has no attribute 'ndim')
+    "another width": (lambda m: m[..., :7], "memory must be the encoder's output, "),  # (mat1 and
+    "another dtype": (lambda m: m.astype(np.float64) if isinstance(m, np.ndarray) else m.double(),
+                      "of shape (B=1, S >= 1, d_model=8), got "),  # mat2 shapes/dtypes)
+    "no source token": (lambda m: m[:, :0], "of shape (1, 0, 8)"),
+    "NaN": (lambda m: m * float("nan"), "memory must be finite numbers"),  # (NaN logits)
+}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("case", sorted(BAD_MEMORIES))
+def test_a_memory_that_is_not_the_encoders_output_is_refused(backend, case):
+    """decode's memory: the model's array type and dtype, (B, S, d_model), S >= 1, finite."""
+    model, memory = _decoder_and_memory(backend)
+    corrupt, message = BAD_MEMORIES[case]
+    target = np.array([[1, 2]])
+    with pytest.raises(ValueError, match=re.escape(message)):
+        model.decode(target if backend == "numpy" else torch.from_numpy(target), corrupt(memory))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_cache_serves_only_the_memory_it_was_filled_with(backend):
+    """A cached decode of another source was attended through the first source's keys (NumPy,
+    silently) or failed in torch (a source of another length); the same memory, or a copy of it,
+    goes on."""
+    model, memory = _decoder_and_memory(backend)
+    other = {"same length": memory * 2.0, "longer": memory[:, [0, 1, 2, 2]]}
+    tensor = np.array if backend == "numpy" else torch.tensor
+    cache = model.new_cache()
+    model.decode(tensor([[1]]), memory, cache=cache)
+    for memory_of_it in other.values():
+        with pytest.raises(ValueError, match=re.escape("cache was filled reading another memory")):
+            model.decode(tensor([[2]]), memory_of_it, cache=cache)
+    copy = memory.copy() if backend == "numpy" else memory.clone()
+    cached = model.decode(tensor([[2]]), copy, cache=cache)
+    uncached = model.decode(tensor([[1, 2]]), memory)[:, -1:]
+    np.testing.assert_allclose(to_numpy(cached), to_numpy(uncached), atol=1e-5)
+    with pytest.raises(ValueError, match="cache must be a Seq2SeqCache .*, got KVCache"):
+        model.decode(tensor([[2]]), memory, cache=KVCache(CONFIG.n_layers))
+    for rows in ([1], [-1], [0.0]):  # an IndexError; -1 wrapped around; a float
+        with pytest.raises(ValueError, match=re.escape("rows must be a non-empty 1-D array of "
+                                                       "ints in [0, 1)")):
+            cache.select(rows)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("arguments, message", [
+    (dict(config={"vocab_size": 13}), "config must be a ModelConfig, got dict"),  # AttributeError
+    (dict(config=ModelConfig(vocab_size=13, max_len=8, d_model=8, n_heads=2, n_layers=2, d_ff=12,
+                             pruned_heads={0: [1]})),  # built whole, silently
+     "config.pruned_heads must be empty for a Seq2Seq"),
+    (dict(tie_word_embeddings="no"), "tie_word_embeddings must be True or False, got 'no'"),
+])
+def test_bad_constructor_arguments_are_refused(backend, arguments, message):
+    model_class = Seq2Seq if backend == "numpy" else twin.Seq2Seq
+    with pytest.raises(ValueError, match=re.escape(message)):
+        model_class(**{"config": CONFIG, **arguments})

@@ -346,3 +346,113 @@ def test_bad_encoder_masks_and_token_types_raise():
         twin(ids, token_type_ids=torch.tensor([[0, 1, 2]]))
     with pytest.raises(ValueError, match="config must be a ModelConfig"):
         Encoder({"vocab_size": 10})
+
+
+# masks and dropout the reference refuses: (how to corrupt (q, attn_mask, dropout_p), message)
+_Q = np.random.default_rng(0).standard_normal((1, 2, 3, 8))
+ATTENTION_ARGUMENT_CASES = {
+    # 4 copies of a batch of 1 (the twin's math path broadcast the output; sdpa failed in torch)
+    "mask with a bigger batch": (dict(attn_mask=np.ones((4, 1, 3, 3), bool)),
+                                 "attn_mask of shape (4, 1, 3, 3) does not broadcast to the"),
+    "mask of another length": (dict(attn_mask=np.ones((4, 4), bool)),
+                               "attn_mask of shape (4, 4) does not broadcast"),
+    "mask of 0/1": (dict(attn_mask=np.ones((3, 3))), "attn_mask must be boolean"),
+    "dropout_p -0.5": (dict(dropout_p=-0.5),  # no dropout, silently
+                       "dropout_p must be a finite number in [0, 1), got -0.5"),
+    "dropout_p nan": (dict(dropout_p=float("nan")), "dropout_p must be a finite number in [0, 1)"),
+    "dropout_p 1": (dict(dropout_p=1.0), "dropout_p must be a finite number in [0, 1), got 1.0"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ATTENTION_ARGUMENT_CASES))
+def test_twin_attention_refuses_the_masks_and_dropout_the_reference_refuses(case):
+    """The reference's op and the twin's math and sdpa paths: one check, one message."""
+    arguments, message = ATTENTION_ARGUMENT_CASES[case]
+    with pytest.raises(ValueError, match=re.escape(f"attention: {message}")):
+        F.attention_forward(_Q, _Q, _Q, **arguments)
+    q = torch.from_numpy(_Q)
+    tensors = {name: torch.from_numpy(value) if name == "attn_mask" else value
+               for name, value in arguments.items()}
+    for attention in (TF.math_attention, TF.sdpa_attention):
+        with pytest.raises(ValueError, match=re.escape(f"attention: {message}")):
+            attention(q, q, q, **tensors)
+
+
+@pytest.mark.parametrize("key_mask, message", [
+    (torch.ones(1, 4, dtype=torch.bool), r"key_mask must be bool of shape \(B, Nk\) = \(1, 3\)"),
+    (torch.ones(1, 3, dtype=torch.long), r"key_mask must be bool of shape"),  # was "attn_mask"
+    (np.ones((1, 3), bool), r"key_mask must be a torch\.Tensor, got numpy\.ndarray"),
+])
+@pytest.mark.parametrize("backend", ["math", "sdpa"])
+def test_twin_attention_names_a_bad_key_mask(backend, key_mask, message):
+    q = torch.from_numpy(_Q)
+    with pytest.raises(ValueError, match=f"^attention: {message}"):
+        TF.attention(q, q, q, key_mask=key_mask, backend=backend)
+
+
+def test_a_numpy_mask_or_dropout_p_out_of_range_is_refused_by_the_twin_dispatcher():
+    q = torch.from_numpy(_Q)
+    with pytest.raises(ValueError, match=re.escape("attention: attn_mask must be a torch.Tensor")):
+        TF.math_attention(q, q, q, attn_mask=np.ones((3, 3), bool))
+    with pytest.raises(ValueError, match=re.escape("dropout_p must be a finite number in [0, 1)")):
+        TF.attention(q, q, q, dropout_p=1.5, backend="sdpa")  # was torch's RuntimeError
+
+
+# ---------------------------------------------------------------- constructors and KV caches
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("arguments, message", [
+    (dict(mlm_head="no"), "mlm_head must be True or False, got 'no'"),  # built the head
+    (dict(pooler="no"), "pooler must be True or False, got 'no'"),  # built the pooler
+    (dict(dtype=None), "dtype must be a "),  # a float64 model, silently
+])
+def test_encoder_flags_and_dtype_none_are_refused(backend, arguments, message):
+    config = ModelConfig.preset("tiny")
+    encoder = numpy_models.Encoder if backend == "numpy" else Encoder
+    with pytest.raises(ValueError, match=re.escape(message)):
+        encoder(config, **arguments)
+    if backend == "torch":
+        with pytest.raises(ValueError, match="dtype must be a floating torch or NumPy dtype, got None"):
+            Decoder(config, dtype=None)
+
+
+def _read(model, ids, cache):
+    """A cached forward of either twin's Decoder."""
+    if isinstance(model, numpy_models.Decoder):
+        return model.forward(np.array(ids), cache)
+    return model(torch.tensor(ids), cache)
+
+
+_SMALL = dict(vocab_size=20, max_len=8, d_model=16, n_layers=2, d_ff=32)
+KV_CACHE_CASES = {  # case: (the model, the model that filled the cache, message)
+    "other heads": (lambda: Decoder(ModelConfig(n_heads=2, **_SMALL), attention="math"),
+                    lambda: Decoder(ModelConfig(n_heads=4, **_SMALL), attention="math"),
+                    "kv_cache was filled by another model: layer 0 holds 4 heads of width 4"),
+    "other heads, numpy": (lambda: numpy_models.Decoder(ModelConfig(n_heads=2, **_SMALL)),
+                           lambda: numpy_models.Decoder(ModelConfig(n_heads=4, **_SMALL)),
+                           "layer 0 holds 4 heads of width 4 in float32; this model's has 2"),
+    "float64 cache": (lambda: Decoder(ModelConfig(n_heads=2, **_SMALL), attention="math"),
+                      lambda: Decoder(ModelConfig(n_heads=2, **_SMALL), attention="math",
+                                      dtype=torch.float64),
+                      "in torch.float64; this model's has 2 heads of width 8 in torch.float32"),
+    "a NumPy cache in the twin": (
+        lambda: Decoder(ModelConfig(n_heads=2, **_SMALL), attention="math"),
+        lambda: numpy_models.Decoder(ModelConfig(n_heads=2, **_SMALL)),
+        "kv_cache layer 0's keys must be a torch.Tensor, got numpy.ndarray"),
+    "a twin's cache in NumPy": (  # computed on, silently
+        lambda: numpy_models.Decoder(ModelConfig(n_heads=2, **_SMALL)),
+        lambda: Decoder(ModelConfig(n_heads=2, **_SMALL), attention="math"),
+        "kv_cache layer 0's keys must be a numpy.ndarray, got torch.Tensor"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(KV_CACHE_CASES))
+def test_a_kv_cache_filled_by_another_model_is_refused(case):
+    """Refused where the cache enters, not deep inside the concatenation of old and new keys."""
+    make_model, make_filler, message = KV_CACHE_CASES[case]
+    filler = make_filler()
+    cache = filler.new_kv_cache()
+    _read(filler, [[1, 2, 3]], cache)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _read(make_model(), [[4]], cache)

@@ -73,8 +73,11 @@ def check_finite(name: str, array) -> None:
 
 def floating_dtype(dtype) -> np.dtype:
     """A model's weight dtype as a NumPy floating dtype (float16, float32, float64). Integer or bool
-    weights would round every initial value (std 0.02) to 0 and every update away."""
+    weights would round every initial value (std 0.02) to 0 and every update away; None is refused
+    too, as NumPy would read it as float64 (twice the memory of the default float32, silently)."""
     try:
+        if dtype is None:
+            raise TypeError
         dtype = np.dtype(dtype)
     except TypeError:
         raise ValueError(f"dtype must be a NumPy floating dtype such as np.float32, got "
@@ -124,15 +127,18 @@ def check_array(name: str, value, array_type) -> None:
                          f"{type(value).__module__}.{type(value).__name__}")
 
 
-def check_attention_inputs(q, k, v, scale, array_type, causal=False) -> None:
+def check_attention_inputs(q, k, v, scale, array_type, causal=False, attn_mask=None,
+                           dropout_p=0.0) -> None:
     """q (..., Nq, D), k (..., Nk, D), v (..., Nk, Dv), `array_type` arrays of one floating dtype
     with the same leading (batch, head) axes and at least one key; `scale` None or finite;
-    `causal` True or False.
+    `causal` True or False; `attn_mask` None or a boolean `array_type` array that broadcasts to
+    the scores' shape (..., Nq, Nk); `dropout_p` in [0, 1).
 
     What each rule prevents: integer inputs would compute the scale 1/sqrt(D) in integers (0);
     leading axes that differ would broadcast, and the backward return gradients of the broadcast
     shape, not the input's; k and v of different lengths pair keys with the wrong values; with no
-    key at all the softmax has nothing to normalise."""
+    key at all the softmax has nothing to normalise; a mask with more or longer leading axes than
+    the scores would broadcast the output into copies of the batch."""
     for name, x in (("q", q), ("k", k), ("v", v)):
         check_array(f"attention: {name}", x, array_type)
         if x.ndim < 2 or _kind(x) != "f":
@@ -155,6 +161,31 @@ def check_attention_inputs(q, k, v, scale, array_type, causal=False) -> None:
     if scale is not None:
         number_in("attention: scale", scale, "(-inf, inf)")
     check_flag("attention: causal", causal)
+    if attn_mask is not None:
+        check_array("attention: attn_mask", attn_mask, array_type)
+        if _kind(attn_mask) != "b":
+            raise ValueError(f"attention: attn_mask must be boolean (True = may attend), got "
+                             f"{attn_mask.dtype}")
+        scores = (*q.shape[:-1], k.shape[-2])  # (..., Nq, Nk)
+        try:
+            fits = np.broadcast_shapes(tuple(attn_mask.shape), scores) == scores
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"attention: attn_mask of shape {tuple(attn_mask.shape)} does not "
+                             f"broadcast to the scores' shape {scores} (..., Nq, Nk)")
+    number_in("attention: dropout_p", dropout_p, "[0, 1)")
+
+
+def check_key_mask(name: str, key_mask, k, array_type) -> None:
+    """A padding mask over the keys k (B, H, Nk, D): a (B, Nk) boolean `array_type` array, True =
+    a real key that may be attended. (The kernel's form of the mask; the twin's other backends
+    expand it to (B, 1, 1, Nk), where a wrong length would fail deep inside torch.)"""
+    check_array(name, key_mask, array_type)
+    expected = (k.shape[0], k.shape[-2])
+    if _kind(key_mask) != "b" or tuple(key_mask.shape) != expected:
+        raise ValueError(f"{name} must be bool of shape (B, Nk) = {expected} (True = may attend), "
+                         f"got {key_mask.dtype} of shape {tuple(key_mask.shape)}")
 
 
 def check_cross_entropy_inputs(logits, targets, ignore_index, array_type) -> None:
@@ -286,6 +317,30 @@ def check_named_ids(name: str, ids, config) -> np.ndarray:
         return check_input_ids(ids, config)
     except ValueError as error:
         raise ValueError(str(error).replace("input_ids", name)) from None
+
+
+def check_seq2seq_config(config, config_class) -> None:
+    """A Seq2Seq's config: a `config_class` (ModelConfig) without pruned heads, which only BERT's
+    and GPT-2's blocks read (a Seq2Seq would be built whole, not as its config says)."""
+    if not isinstance(config, config_class):
+        raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
+    if config.pruned_heads:
+        raise ValueError(f"config.pruned_heads must be empty for a Seq2Seq (heads are pruned from "
+                         f"BERT and GPT-2 models only), got {config.pruned_heads}")
+
+
+def check_memory(memory, batch: int, config, array_type, dtype) -> None:
+    """A Seq2Seq decoder's `memory`: the encoder output (B, S, d_model) for its B target
+    sequences, S >= 1, an `array_type` array of the model's `dtype`, finite. (Another array type,
+    width or dtype would fail deep inside a matrix product; a NaN would make every logit NaN.)"""
+    check_array("memory", memory, array_type)
+    if (memory.ndim != 3 or memory.dtype != dtype or memory.shape[0] != batch
+            or memory.shape[1] == 0 or memory.shape[2] != config.d_model):
+        raise ValueError(f"memory must be the encoder's output, {dtype} of shape (B={batch}, "
+                         f"S >= 1, d_model={config.d_model}), got {memory.dtype} of shape "
+                         f"{tuple(memory.shape)}")
+    if not bool((abs(memory) < math.inf).all()):  # False for NaN too; works for either twin
+        raise ValueError("memory must be finite numbers, got NaN or inf")
 
 
 def check_source_mask(source_mask, ids: np.ndarray) -> np.ndarray:

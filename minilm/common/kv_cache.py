@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from minilm.common.checks import check_array, positive_int
+
 
 class LayerKVCache:
     """The keys and values (B, H, T_past, D) one attention layer has computed so far (None before
@@ -31,7 +33,7 @@ class KVCache:
     """
 
     def __init__(self, n_layers: int):
-        self.layers = [LayerKVCache() for _ in range(n_layers)]
+        self.layers = [LayerKVCache() for _ in range(positive_int("n_layers", n_layers))]
 
     @property
     def length(self) -> int:
@@ -46,9 +48,12 @@ class KVCache:
         return None if keys is None else keys.shape[0]
 
 
-def check_kv_cache(kv_cache, ids: np.ndarray, config) -> int:
+def check_kv_cache(kv_cache, ids: np.ndarray, config, array_type, dtype) -> int:
     """The number of cached tokens (0 without a cache), after checking that `kv_cache` fits: a
-    KVCache with one entry per layer, for the batch of `ids`, with room for its T_new tokens."""
+    KVCache with one entry per layer, filled (if at all) by a model like this one (`array_type`
+    arrays of its `dtype`, each layer's heads and head width), for the batch of `ids`, with room
+    for its T_new tokens. A cache filled by another model would fail deep inside the
+    concatenation of its keys with the new ones, or be read as this model's, silently."""
     if kv_cache is None:
         return 0
     if not isinstance(kv_cache, KVCache):
@@ -57,6 +62,17 @@ def check_kv_cache(kv_cache, ids: np.ndarray, config) -> int:
         raise ValueError(
             f"kv_cache has {len(kv_cache.layers)} layers; the model has n_layers={config.n_layers}"
         )
+    for i, layer in enumerate(kv_cache.layers):
+        if layer.keys is None:
+            continue
+        check_array(f"kv_cache layer {i}'s keys", layer.keys, array_type)
+        found = (layer.keys.shape[1], layer.keys.shape[3], layer.keys.dtype)  # keys (B, H, T, D)
+        expected = (config.layer_heads(i), config.head_dim, dtype)
+        if found != expected:
+            raise ValueError(
+                "kv_cache was filled by another model: layer {} holds {} heads of width {} in {}; "
+                "this model's has {} heads of width {} in {}".format(i, *found, *expected)
+            )
     if kv_cache.batch_size not in (None, ids.shape[0]):
         raise ValueError(
             f"kv_cache holds a batch of {kv_cache.batch_size} sequences; input_ids has "
@@ -77,12 +93,15 @@ class Seq2SeqCache:
     `self_attention` is a KVCache of the target tokens read so far, as a decoder-only model keeps
     (it grows by one token per step). `cross_attention[i]` holds layer i's keys and values of the
     *encoder output* (B, H, T_source, D): they depend on the source alone, so they are computed at
-    the first step and only read after it, never recomputed for each new target token.
+    the first step and only read after it, never recomputed for each new target token. `memory`
+    is the encoder output they were computed from (None before the first step): every later step
+    must read the same one (`check_seq2seq_cache`).
     """
 
     def __init__(self, n_layers: int):
         self.self_attention = KVCache(n_layers)
         self.cross_attention = [LayerKVCache() for _ in range(n_layers)]
+        self.memory = None
 
     @property
     def length(self) -> int:
@@ -91,7 +110,43 @@ class Seq2SeqCache:
 
     def select(self, rows) -> None:
         """Keep the cached rows `rows` (B',) of the batch, in that order, repeats allowed: what
-        beam search does when it keeps the best continuations of each hypothesis."""
+        beam search does when it keeps the best continuations of each hypothesis (and of the
+        memory, which it selects alike). `rows` are ints in [0, B); an empty cache has none."""
+        batch = self.self_attention.batch_size
+        if batch is None:
+            return
+        rows = np.asarray(rows)
+        if (rows.ndim != 1 or rows.size == 0 or not np.issubdtype(rows.dtype, np.integer)
+                or rows.min() < 0 or rows.max() >= batch):
+            raise ValueError(f"rows must be a non-empty 1-D array of ints in [0, {batch}) (rows of "
+                             f"the cached batch), got {rows.dtype} {rows.tolist()}")
         for layer in self.self_attention.layers + self.cross_attention:
             if layer.keys is not None:
                 layer.keys, layer.values = layer.keys[rows], layer.values[rows]
+        self.memory = self.memory[rows]
+
+
+def check_seq2seq_cache(cache, ids: np.ndarray, memory, config, array_type, dtype) -> int:
+    """`check_kv_cache` for an encoder-decoder's `cache` (a Seq2SeqCache, the messages naming
+    `cache` and `target_ids`), which also holds the cross-attention keys and values of the memory
+    read at the first step: the first step records that memory, and every later one must pass the
+    same (the same array, or equal values: beam search selects rows of both), else it would
+    attend another source through stale keys, silently. Returns the number of cached tokens."""
+    if cache is None:
+        return 0
+    if not isinstance(cache, Seq2SeqCache):
+        raise ValueError(f"cache must be a Seq2SeqCache (model.new_cache()), got "
+                         f"{type(cache).__name__}")
+    try:
+        past = check_kv_cache(cache.self_attention, ids, config, array_type, dtype)
+    except ValueError as error:
+        message = str(error).replace("kv_cache", "cache").replace("input_ids", "target_ids")
+        raise ValueError(message) from None
+    if cache.memory is None:
+        cache.memory = memory
+    elif memory is not cache.memory and not (
+            memory.shape == cache.memory.shape and bool((memory == cache.memory).all())):
+        raise ValueError("cache was filled reading another memory (another source): its "
+                         "cross-attention keys and values are that source's; start a new cache "
+                         "(model.new_cache()) for each source")
+    return past

@@ -312,22 +312,9 @@ def causal_mask(n_queries, n_keys):
 
 
 def _allowed_keys(attn_mask, causal, scores_shape):
-    """Combine the boolean mask (True = may attend) with the causal mask; None = all allowed.
-
-    The mask is broadcast to the scores' shape (..., Nq, Nk) *before* meeting the causal mask, so a
-    mask that does not fit is reported as such whether or not `causal` is set."""
-    allowed = None
-    if attn_mask is not None:
-        allowed = np.asarray(attn_mask)
-        if allowed.dtype != np.bool_:
-            raise ValueError(f"attention: attn_mask must be boolean (True = may attend), got {allowed.dtype}")
-        try:
-            allowed = np.broadcast_to(allowed, scores_shape)
-        except ValueError:
-            raise ValueError(
-                f"attention: attn_mask of shape {allowed.shape} does not broadcast to the "
-                f"scores' shape {scores_shape} (..., Nq, Nk)"
-            ) from None
+    """Combine the boolean mask (True = may attend; `check_attention_inputs` has checked that it
+    broadcasts to the scores' shape (..., Nq, Nk)) with the causal mask; None = all allowed."""
+    allowed = None if attn_mask is None else np.broadcast_to(attn_mask, scores_shape)
     if causal:
         tri = causal_mask(scores_shape[-2], scores_shape[-1])
         allowed = tri if allowed is None else allowed & tri
@@ -343,7 +330,7 @@ def attention_forward(q, k, v, attn_mask=None, causal=False, scale=None, dropout
     dropout_p > 0 drops attention weights (with `rng`), as BERT and GPT-2 do in training.
     float16 inputs are computed in float32 and the output returned in float16.
     """
-    check_attention_inputs(q, k, v, scale, np.ndarray, causal)
+    check_attention_inputs(q, k, v, scale, np.ndarray, causal, attn_mask, dropout_p)
     dtype = q.dtype
     q, k, v = (x.astype(np.promote_types(dtype, np.float32), copy=False) for x in (q, k, v))
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale

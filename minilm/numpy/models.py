@@ -17,6 +17,7 @@ import numpy as np
 
 from minilm.common.checks import (
     check_attention_mask,
+    check_flag,
     check_input_ids,
     check_token_type_ids,
     floating_dtype,
@@ -120,6 +121,8 @@ class Encoder(_Model):
 
     def __init__(self, config: ModelConfig, seed: int = 0, dtype=np.float32, mlm_head: bool = True,
                  pooler: bool = False):
+        check_flag("mlm_head", mlm_head)
+        check_flag("pooler", pooler)
         super().__init__(config, seed, dtype, "bert.embeddings.position_embeddings")
         c, store, rng = config.d_model, self.store, self.rng
         self.word = Embedding(store, "bert.embeddings.word_embeddings", config.vocab_size, c, rng)
@@ -230,7 +233,8 @@ class Decoder(_Model):
 
     def forward(self, input_ids, kv_cache=None):
         ids = check_input_ids(input_ids, self.config)  # (B, T): all tokens, or the new ones
-        past = check_kv_cache(kv_cache, ids, self.config)  # T_past, 0 without a cache
+        past = check_kv_cache(kv_cache, ids, self.config, np.ndarray,
+                              self.store.dtype)  # T_past, 0 without a cache
         self._used_kv_cache = kv_cache is not None
         positions = np.arange(past, past + ids.shape[1])  # (T,) continuing after the cached tokens
         x = self.word.forward(ids) + self.positions.forward(positions)[None]  # (B, T, C)

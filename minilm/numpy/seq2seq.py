@@ -36,8 +36,14 @@ import dataclasses
 
 import numpy as np
 
-from minilm.common.checks import check_named_ids, check_source_mask
-from minilm.common.kv_cache import Seq2SeqCache, check_kv_cache
+from minilm.common.checks import (
+    check_flag,
+    check_memory,
+    check_named_ids,
+    check_seq2seq_config,
+    check_source_mask,
+)
+from minilm.common.kv_cache import Seq2SeqCache, check_seq2seq_cache
 from minilm.common.names import BART_BLOCK_NAMES, BART_CROSS_ATTENTION_NAMES
 from minilm.config import ModelConfig
 from minilm.numpy import functional as F
@@ -112,6 +118,8 @@ class Seq2Seq(_Model):
 
     def __init__(self, config: ModelConfig, seed: int = 0, dtype=np.float32,
                  tie_word_embeddings: bool = True):
+        check_seq2seq_config(config, ModelConfig)
+        check_flag("tie_word_embeddings", tie_word_embeddings)
         offset = POSITION_OFFSET if config.positions == "learned" else 0
         rows = dataclasses.replace(config, max_len=config.max_len + offset)  # the position tables
         super().__init__(rows, seed, dtype, "model.encoder.embed_positions")
@@ -168,15 +176,14 @@ class Seq2Seq(_Model):
     # ------------------------------------------------------------ the decoder
 
     def decode(self, target_ids, memory, source_mask=None, cache=None):
-        """logits (B, T, V) of the tokens after each of target_ids, reading `memory` (B, S, C).
-        With a cache, target_ids are the tokens after the cache.length cached ones."""
+        """logits (B, T, V) of the tokens after each of target_ids, reading `memory` (B, S, C),
+        the output of `encode` (an array of the model's dtype). With a cache, target_ids are the
+        tokens after the cache.length cached ones, and memory the one its first step read."""
         ids = check_named_ids("target_ids", target_ids, self.config)  # (B, T)
-        if memory.ndim != 3 or memory.shape[0] != ids.shape[0]:
-            raise ValueError(f"memory must be (B, S, C) for the {ids.shape[0]} target sequences, "
-                             f"got shape {memory.shape}")
+        check_memory(memory, ids.shape[0], self.config, np.ndarray, self.store.dtype)
         keys = check_source_mask(source_mask, np.zeros(memory.shape[:2], dtype=np.int64))
         keys = keys[:, None, None, :]  # (B, 1, 1, S)
-        past = check_kv_cache(None if cache is None else cache.self_attention, ids, self.config)
+        past = check_seq2seq_cache(cache, ids, memory, self.config, np.ndarray, self.store.dtype)
         self._used_cache = cache is not None
         positions = np.arange(past, past + ids.shape[1]) + self.position_offset
         y, self._target_lookup = F.embedding_forward(ids, self.word.weight)  # (B, T, C)

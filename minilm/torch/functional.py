@@ -29,7 +29,11 @@ import torch
 from torch import nn
 
 from minilm.common.backends import check_device
-from minilm.common.checks import check_attention_inputs, check_cross_entropy_inputs
+from minilm.common.checks import (
+    check_attention_inputs,
+    check_cross_entropy_inputs,
+    check_key_mask,
+)
 from minilm.common.names import IGNORE_INDEX
 
 ATTENTION_BACKENDS = ("triton", "sdpa", "math")
@@ -123,9 +127,8 @@ def causal_mask(n_queries: int, n_keys: int, device=None) -> torch.Tensor:
 
 
 def allowed_keys(attn_mask, causal: bool, n_queries: int, n_keys: int, device=None):
-    """attn_mask (True = may attend) combined with the causal mask; None means everything allowed."""
-    if attn_mask is not None and attn_mask.dtype != torch.bool:
-        raise ValueError(f"attention: attn_mask must be boolean (True = may attend), got {attn_mask.dtype}")
+    """attn_mask (True = may attend, checked by `check_attention_inputs`) combined with the causal
+    mask; None means everything allowed."""
     if not causal:
         return attn_mask
     tri = causal_mask(n_queries, n_keys, device)
@@ -142,7 +145,7 @@ def math_attention(q, k, v, attn_mask=None, causal=False, scale=None, dropout_p=
     Dropout (training only, p = dropout_p) zeroes attention weights and rescales by 1 / (1 - p).
     float16 / bfloat16 inputs are computed in float32 (scores overflow float16 at 65504).
     """
-    check_attention_inputs(q, k, v, scale, torch.Tensor, causal)
+    check_attention_inputs(q, k, v, scale, torch.Tensor, causal, attn_mask, dropout_p)
     dtype = q.dtype
     q, k, v = (x.to(torch.promote_types(dtype, torch.float32)) for x in (q, k, v))
     n_queries, n_keys = q.shape[-2], k.shape[-2]
@@ -173,7 +176,7 @@ def sdpa_attention(q, k, v, attn_mask=None, causal=False, scale=None, dropout_p=
     NaN in some versions and backends) are let to attend everything and then multiplied by 0,
     which zeroes their output and their gradient.
     """
-    check_attention_inputs(q, k, v, scale, torch.Tensor, causal)
+    check_attention_inputs(q, k, v, scale, torch.Tensor, causal, attn_mask, dropout_p)
     n_queries, n_keys = q.shape[-2], k.shape[-2]
     if attn_mask is None and (not causal or n_queries == n_keys):
         return nn.functional.scaled_dot_product_attention(
@@ -202,6 +205,9 @@ def attention(q, k, v, key_mask=None, causal=False, scale=None, dropout_p=0.0, b
     False); causal bottom-right. Returns (B, H, Nq, D). `backend` must already account for dropout
     (see `backend_for_call`): "triton" with dropout_p > 0 is an error here.
     """
+    check_attention_inputs(q, k, v, scale, torch.Tensor, causal, dropout_p=dropout_p)
+    if key_mask is not None:  # checked here: a wrong one would be named attn_mask below
+        check_key_mask("attention: key_mask", key_mask, k, torch.Tensor)
     if backend == "triton":
         if dropout_p > 0.0:
             raise ValueError("attention: the triton backend has no dropout; see backend_for_call")

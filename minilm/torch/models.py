@@ -27,8 +27,10 @@ from torch import nn
 from minilm.common.backends import to_numpy
 from minilm.common.checks import (
     check_attention_mask,
+    check_flag,
     check_input_ids,
     check_token_type_ids,
+    floating_dtype,
     int_at_least,
 )
 from minilm.common.kv_cache import KVCache, check_kv_cache
@@ -65,11 +67,12 @@ def seeded_generator(seed) -> torch.Generator:
 
 
 def _torch_dtype(dtype) -> torch.dtype:
-    """torch.float32 / torch.float64, or the NumPy spelling np.float32 / np.float64."""
+    """torch.float32 / torch.float64, or the NumPy spelling np.float32 / np.float64 (read by the
+    NumPy twin's `floating_dtype`, which refuses None: NumPy would read it as float64)."""
     if not isinstance(dtype, torch.dtype):
         try:
-            dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
-        except TypeError:
+            dtype = torch.from_numpy(np.empty(0, dtype=floating_dtype(dtype))).dtype
+        except (TypeError, ValueError):
             raise ValueError(f"dtype must be a floating torch or NumPy dtype, got {dtype!r}") from None
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating dtype, got {dtype}")
@@ -174,6 +177,8 @@ class Encoder(_Model):
 
     def __init__(self, config: ModelConfig, attention=None, seed: int = 0, dtype=torch.float32,
                  mlm_head: bool = True, pooler: bool = False):
+        check_flag("mlm_head", mlm_head)
+        check_flag("pooler", pooler)
         dtype, generator = _torch_dtype(dtype), seeded_generator(seed)
         super().__init__(config, attention, dtype, generator, "bert.embeddings.position_embeddings")
         c, eps = config.d_model, config.layer_norm_eps
@@ -260,7 +265,8 @@ class Decoder(_Model):
 
     def forward(self, input_ids, kv_cache=None):
         ids, host_ids = self._input_ids(input_ids)  # (B, T): all tokens, or the new ones
-        past = check_kv_cache(kv_cache, host_ids, self.config)  # T_past, 0 without a cache
+        past = check_kv_cache(kv_cache, host_ids, self.config, torch.Tensor,
+                              self.word.weight.dtype)  # T_past, 0 without a cache
         # A cached forward builds no autograd graph, so the cache never holds one either.
         with torch.set_grad_enabled(torch.is_grad_enabled() and kv_cache is None):
             positions = torch.arange(past, past + ids.shape[1], device=ids.device)  # (T,)

@@ -19,8 +19,14 @@ import torch
 from torch import nn
 
 from minilm.common.backends import to_numpy
-from minilm.common.checks import check_named_ids, check_source_mask
-from minilm.common.kv_cache import Seq2SeqCache, check_kv_cache
+from minilm.common.checks import (
+    check_flag,
+    check_memory,
+    check_named_ids,
+    check_seq2seq_config,
+    check_source_mask,
+)
+from minilm.common.kv_cache import Seq2SeqCache, check_seq2seq_cache
 from minilm.common.names import BART_BLOCK_NAMES, BART_CROSS_ATTENTION_NAMES
 from minilm.config import ModelConfig
 from minilm.torch.layers import (
@@ -74,6 +80,8 @@ class Seq2Seq(_Model):
     def __init__(self, config: ModelConfig, attention=None, seed: int = 0, dtype=torch.float32,
                  tie_word_embeddings: bool = True):
         dtype, generator = _torch_dtype(dtype), seeded_generator(seed)
+        check_seq2seq_config(config, ModelConfig)
+        check_flag("tie_word_embeddings", tie_word_embeddings)
         offset = POSITION_OFFSET if config.positions == "learned" else 0
         rows = dataclasses.replace(config, max_len=config.max_len + offset)  # the position tables
         super().__init__(rows, attention, dtype, generator, "model.encoder.embed_positions")
@@ -130,14 +138,14 @@ class Seq2Seq(_Model):
         return x
 
     def decode(self, target_ids, memory, source_mask=None, cache=None):
-        """logits (B, T, V); with a cache, of the tokens after the cached ones (no autograd)."""
+        """logits (B, T, V) reading `memory` (B, S, C), the output of `encode` (a tensor of the
+        model's dtype); with a cache, of the tokens after the cached ones (no autograd), and
+        memory the one its first step read."""
         ids, host_ids = self._ids("target_ids", target_ids)  # (B, T)
-        if memory.ndim != 3 or memory.shape[0] != ids.shape[0]:
-            raise ValueError(f"memory must be (B, S, C) for the {ids.shape[0]} target sequences, "
-                             f"got shape {tuple(memory.shape)}")
+        dtype = self.word.weight.dtype
+        check_memory(memory, ids.shape[0], self.config, torch.Tensor, dtype)
         key_mask = self._memory_key_mask(source_mask, np.zeros(tuple(memory.shape[:2]), np.int64))
-        past = check_kv_cache(None if cache is None else cache.self_attention, host_ids,
-                              self.config)
+        past = check_seq2seq_cache(cache, host_ids, memory, self.config, torch.Tensor, dtype)
         with torch.set_grad_enabled(torch.is_grad_enabled() and cache is None):
             positions = torch.arange(past, past + ids.shape[1], device=ids.device)
             y = self.word(ids) + self.decoder_positions(positions + self.position_offset)[None]
