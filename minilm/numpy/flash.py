@@ -41,7 +41,7 @@ import math
 
 import numpy as np
 
-from minilm.common.checks import check_attention_inputs
+from minilm.common.checks import check_attention_inputs, check_key_mask
 
 # The kernel's tile under the Triton interpreter; unequal, so that the tile-edge arithmetic shows.
 BLOCK_M, BLOCK_N = 32, 16
@@ -57,9 +57,7 @@ def _check(q, k, v, key_mask, scale, block_m, block_n, causal):
         raise ValueError(f"flash attention: q, k, v must be (B, H, N, D), got q of shape {q.shape}")
     if key_mask is not None:
         key_mask = np.asarray(key_mask)
-        if key_mask.dtype != np.bool_ or key_mask.shape != (k.shape[0], k.shape[2]):
-            raise ValueError(f"flash attention: key_mask must be bool of shape (B, Nk) = "
-                             f"{(k.shape[0], k.shape[2])}, got {key_mask.dtype} {key_mask.shape}")
+        check_key_mask("flash attention: key_mask", key_mask, k, np.ndarray)
     for name, block in (("block_m", block_m), ("block_n", block_n)):
         if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
             raise ValueError(f"flash attention: {name} must be an int >= 1, got {block!r}")
