@@ -17,7 +17,7 @@ import numpy as np
 from minilm.config import ModelConfig
 from minilm.files import check_writable
 from minilm.finetune import FinetuneSettings, finetune, resume_finetuning
-from minilm.train import TrainSettings, resume_training, train
+from minilm.train import TrainSettings, perplexity_text, resume_training, train
 
 # `make demo`'s recipe, chosen by measurement within its 5-minute budget on 2 cores
 # (benchmarks/demo_recipe.py, benchmarks/results/demo_recipe.md): 76-85 ms per step of 2048
@@ -80,7 +80,7 @@ def _print_summary(metrics, out):
     over the entropy floor, for a CLM on the built-in corpus), the speed, the run directory."""
     token, floor = metrics["token"], metrics["entropy_floor"]
     line = (f"validation loss {metrics['val_loss']:.4f} nats/{token} = {metrics['val_bits']:.4f} "
-            f"bits/{token}, perplexity {metrics['val_perplexity']:.3f}")
+            f"bits/{token}, perplexity {perplexity_text(metrics['val_loss'], 3)}")
     if floor is not None:
         line += f"; entropy floor {floor:.4f} (ratio {metrics['val_loss'] / floor:.3f})"
     print(line)

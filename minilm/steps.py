@@ -38,8 +38,8 @@ mantissa, so, unlike float16, it needs no loss scaling).
 
 A step's `state_dict()` is its optimizer's state (Adam's moments and step counts) by parameter name,
 in one format for both backends (`<slot>.<name>`, NumPy arrays), which is what a checkpoint saves
-and `load_state_dict` puts back when a run resumes. `check_finite_loss` is how both loops notice
-that a run has diverged.
+and `load_state_dict` puts back when a run resumes, after one check for both (`AdamW.check_state`).
+`check_finite_loss` is how both loops notice that a run has diverged.
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ class NumpyStep:
         return self.optimizer.state_dict()
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Put back what `state_dict` returned (checked: `AdamW.check_state`)."""
         self.optimizer.load_state_dict(state)
 
 
@@ -204,15 +205,16 @@ class TorchStep:
         return state
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
-        """Put back what `state_dict` returned, through torch's own `load_state_dict`, which
-        numbers parameters in the order of the groups and casts to each one's dtype and device."""
+        """Put back what `state_dict` returned, checked as NumpyStep checks it (`check_state`:
+        torch's would take any shape and fail at the next step), through torch's own
+        `load_state_dict`, which numbers parameters in the order of the groups and casts to each
+        one's dtype and device."""
         torch = self.torch
+        AdamW.check_state(state, {name: tuple(p.shape) for name, p in self.named})
         number = {name: i for i, name in enumerate(self._names_in_group_order())}
         per_parameter: dict[int, dict] = {}
         for key, value in state.items():
             slot, _, name = key.partition(".")
-            if slot not in ("step", "exp_avg", "exp_avg_sq") or name not in number:
-                raise ValueError(f"optimizer state: unexpected entry {key!r}")
             tensor = (torch.tensor(float(value), dtype=torch.float32) if slot == "step"
                       else torch.from_numpy(np.array(value)))
             per_parameter.setdefault(number[name], {})[slot] = tensor

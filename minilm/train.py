@@ -305,10 +305,26 @@ def step_for(model, settings: TrainSettings, world):
                      grad_accum=settings.grad_accum, world=world)
 
 
-def loss_units(nats: float) -> dict[str, float]:
+def loss_units(nats: float) -> dict[str, float | None]:
     """A cross-entropy in nats per token, also in bits per token (nats / ln 2) and as perplexity
-    (e^nats), see the module docstring."""
-    return {"bits": nats / math.log(2), "perplexity": math.exp(nats)}
+    (e^nats), see the module docstring. The perplexity is None past the largest float, e^709.78 =
+    1.8e308, where a run with too high a learning rate can be while its loss is finite (it is
+    still printed: `perplexity_text`)."""
+    try:
+        perplexity = math.exp(nats)
+    except OverflowError:
+        perplexity = None
+    return {"bits": nats / math.log(2), "perplexity": perplexity}
+
+
+def perplexity_text(nats: float, decimals: int = 2) -> str:
+    """The perplexity e^nats for a line of text: with `decimals` below a million ("24.22"), in
+    e-notation from there ("2.73e+347"), worked out from nats so that no float overflows."""
+    if nats < math.log(1e6):
+        return f"{math.exp(nats):.{decimals}f}"
+    tens = nats / math.log(10)  # e^nats = 10^tens = 10^(tens % 1) * 10^floor(tens)
+    mantissa, carry = f"{10 ** (tens % 1):.2e}".split("e")  # "9.999" rounds to "1.00e+01"
+    return f"{mantissa}e+{math.floor(tens) + int(carry):02d}"
 
 
 # ---------------------------------------------------------------- starting and resuming
@@ -511,7 +527,7 @@ def describe_evaluation(record: dict, settings: TrainSettings) -> str:
     token = TOKEN_OF_OBJECTIVE[settings.objective]
     line = (f"step {record['step']}/{settings.steps}: train loss {record['train_loss']:.4f}, "
             f"val loss {record['val_loss']:.4f} nats/{token} = {record['val_bits']:.3f} "
-            f"bits/{token}, perplexity {record['val_perplexity']:.2f}")
+            f"bits/{token}, perplexity {perplexity_text(record['val_loss'])}")
     if "val_loss_over_floor" in record:
         line += f" ({record['val_loss_over_floor']:.3f} x the entropy floor)"
     unit = next(key for key in record if key.endswith("_per_second"))

@@ -47,6 +47,7 @@ from minilm.common.backends import numpy_params, set_rng_state
 from minilm.common.backends import rng_state as generator_states
 from minilm.common.checks import check_finite, number_in
 from minilm.files import check_writable, write_atomic
+from minilm.numpy.optim import AdamW
 from minilm.steps import TrainingDiverged
 
 # kind -> the command whose runs train a model of that kind (and `--resume` them)
@@ -155,8 +156,9 @@ def _read_header(path: Path) -> tuple[int, int, dict, dict[str, np.ndarray]]:
 
 def read_training_state(directory) -> TrainingState:
     """The checkpoint in a run directory, checked to be what `save_checkpoint` wrote (finite
-    arrays, `_check_optimizer`, `_check_header`), with an error that names the path if there is
-    none or it is damaged. (The check reads every array once more: little beside loading them.)"""
+    arrays, the optimizer's state by `AdamW.check_state`, `_check_header`), with an error that
+    names the path if there is none or it is damaged. (The check reads every array once more:
+    little beside loading them.)"""
     path = Path(directory) / TRAINING_STATE_FILE
     if not path.is_file():
         raise ValueError(
@@ -174,27 +176,12 @@ def read_training_state(directory) -> TrainingState:
     try:
         for name, value in arrays.items():  # save_checkpoint never writes NaN or inf
             check_finite(name, value)
-        _check_optimizer(state)
+        shapes = {name: value.shape for name, value in state.params.items()}
+        AdamW.check_state(state.optimizer, shapes, "optimizer")  # the training step's AdamW
         _check_header(state)
     except ValueError as error:
         raise unreadable_checkpoint(path, error) from None
     return state
-
-
-def _check_optimizer(state: TrainingState) -> None:
-    """Each optimizer entry `<slot>.<name>` (see `minilm.steps`) belongs to a weight of the
-    checkpoint and has its shape (a moment) or holds one number (a count), and every slot covers
-    the same weights (a frozen one has none yet)."""
-    covered: dict[str, set[str]] = {}
-    for key, value in state.optimizer.items():
-        slot, _, name = key.partition(".")
-        if name not in state.params or (value.shape != state.params[name].shape
-                                        and value.size != 1):
-            raise ValueError(f"optimizer.{key} of shape {value.shape} is neither a moment of a "
-                             "weight of the checkpoint nor a count")
-        covered.setdefault(slot, set()).add(name)
-    if len({frozenset(names) for names in covered.values()}) > 1:
-        raise ValueError(f"the optimizer's slots {sorted(covered)} cover different weights")
 
 
 def _check_header(state: TrainingState) -> None:

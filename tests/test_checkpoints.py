@@ -354,14 +354,22 @@ DAMAGED_STATES = {  # case: (edit of (header, arrays), what the message must say
                                  ("progress.history has ['step', 'train_loss', 'val_step']; "
                                   "expected ['step', 'train_loss', 'val_loss', 'val_step']")),
     "a moment removed": (_with_array("optimizer.exp_avg."),
-                         ("the optimizer's slots ['exp_avg', 'exp_avg_sq', 'step'] cover "
-                          "different weights")),
+                         ("optimizer: slots ['exp_avg', 'exp_avg_sq', 'step'] must cover the same "
+                          "parameters; exp_avg.")),
     "a moment of another shape": (_with_array("optimizer.exp_avg.",
                                               lambda a, name: np.zeros(3, np.float32)),
-                                  ("of shape (3,) is neither a moment of a weight of the "
-                                   "checkpoint nor a count")),
+                                  "has shape (3,), the parameter has"),
+    # a moment of size 1 passed as "a count", and torch failed at the next step
+    "a moment of one number": (_with_array("optimizer.exp_avg.",
+                                           lambda a, name: np.zeros(1, np.float32)),
+                               "has shape (1,), the parameter has"),
     "a count of a weight's shape": (_with_array("optimizer.step.", lambda a, name: np.ones_like(
-        a[name.replace("optimizer.step.", "model.")])), "must hold one number"),
+        a[name.replace("optimizer.step.", "model.")])), "must be one int >= 0 (a step count)"),
+    "a negative step": (_with_array("optimizer.step.", lambda a, name: np.array(-3)),
+                        "must be an int >= 0, got -3"),
+    "a negative second moment": (_with_array("optimizer.exp_avg_sq.",
+                                             lambda a, name: -np.ones_like(a[name])),
+                                 "must be >= 0 (a mean of squares), got -1.0"),
     "a NaN weight": (_with_array("model.", lambda a, name: np.full_like(a[name], np.nan)),
                      "must be finite numbers, got nan"),
     "a NaN moment": (_with_array("optimizer.exp_avg_sq.",

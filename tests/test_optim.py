@@ -7,6 +7,7 @@ kernels round differently, e.g. `lerp` for Adam's first moment).
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -471,3 +472,94 @@ def test_load_state_dict_rejects_mismatches():
     incomplete = {k: v for k, v in state.items() if k != f"step.{NAMES[0]}"}
     with pytest.raises(ValueError, match="same parameters"):
         AdamW(random_params(0)).load_state_dict(incomplete)
+
+
+INF, NAN = float("inf"), float("nan")
+BAD_HYPERPARAMETERS = {  # case: (call on params, the message's fragment)
+    "lr inf": (lambda p: AdamW(p, lr=INF), "lr must be a finite number in [0, inf), got inf"),
+    "lr a string": (lambda p: AdamW(p, lr="1e-3"), ("lr must be a finite number in [0, inf), got "
+                                                    "'1e-3'")),
+    "lr None": (lambda p: AdamW(p, lr=None), "lr must be a finite number in [0, inf), got None"),
+    "step's lr inf": (lambda p: AdamW(p).step(random_grads(np.random.default_rng(0)), lr=INF),
+                      "lr must be a finite number in [0, inf), got inf"),
+    "weight_decay inf": (lambda p: AdamW(p, weight_decay=INF), "weight_decay must be a finite"),
+    "eps inf": (lambda p: AdamW(p, eps=INF), "eps must be a finite number in [0, inf)"),
+    "lr_scale inf": (lambda p: AdamW(p, lr_scale={NAMES[0]: INF}),
+                     f"lr_scale[{NAMES[0]!r}] must be a finite number in [0, inf), got inf"),
+    "betas a number": (lambda p: AdamW(p, betas=0.9), ("betas must be a pair (beta1, beta2), got "
+                                                       "0.9")),
+    "betas of one": (lambda p: AdamW(p, betas=(0.9,)), "betas must be a pair"),
+    "beta a string": (lambda p: AdamW(p, betas=("0.9", 0.999)),
+                      "betas[0] must be a finite number in [0, 1), got '0.9'"),
+    "momentum inf": (lambda p: SGD(p, 0.1, momentum=INF), "momentum must be a finite number"),
+    "nesterov a string": (lambda p: SGD(p, 0.1, momentum=0.9, nesterov="no"),
+                          "nesterov must be True or False, got 'no'"),
+    "max_norm a string": (lambda p: clip_grad_norm(random_grads(np.random.default_rng(0)), "1"),
+                          "max_norm must be a finite number in (0, inf), got '1'"),
+    "decay a string": (lambda p: layerwise_lr_scale(p, lambda n: 0, 1, "0.9"),
+                       "decay must be a finite number in (0, 1], got '0.9'"),
+    "base_lr inf": (lambda p: lr_schedule(3, INF, 10), "base_lr must be a finite number"),
+    "min_lr nan": (lambda p: lr_schedule(3, 1.0, 10, min_lr=NAN), ("min_lr must be a finite "
+                                                                   "number in [0, 1.0], got nan")),
+    "step nan": (lambda p: lr_schedule(NAN, 1e-3, 10), "step must be an int >= 0, got nan"),
+    "step a string": (lambda p: lr_schedule("3", 1e-3, 10), "step must be an int >= 0, got '3'"),
+    "total_steps fractional": (lambda p: lr_schedule(9, 1e-3, 10.7),
+                               "total_steps must be an int >= 1, got 10.7"),
+    "total_steps inf": (lambda p: lr_schedule(3, 1e-3, INF), "total_steps must be an int >= 1"),
+    "total_steps True": (lambda p: lr_schedule(0, 1e-3, True),
+                         "total_steps must be an int >= 1, got True"),
+    "warmup_steps fractional": (lambda p: lr_schedule(0, 1e-3, 10, warmup_steps=2.5),
+                                "warmup_steps must be an int >= 0, got 2.5"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_HYPERPARAMETERS))
+def test_hyperparameters_are_finite_numbers_and_step_counts_ints(case):
+    """An infinite lr, weight decay or lr_scale made every weight -inf, a string or None failed
+    in Python's words, and lr_schedule computed a rate from a fractional, infinite, NaN or True
+    step count: each is one ValueError naming the argument (`number_in`, `int_at_least`)."""
+    call, message = BAD_HYPERPARAMETERS[case]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call(random_params(0))
+
+
+def _trained_state():
+    optimizer = AdamW(random_params(0))
+    optimizer.step(random_grads(np.random.default_rng(0)))
+    return optimizer.state_dict()
+
+
+BAD_STATES = {  # case: (edit of a state, the message's fragment)
+    "a negative step": (lambda s: s.update({f"step.{NAMES[0]}": np.array(-3)}),
+                        f"state['step.{NAMES[0]}'] must be an int >= 0, got -3"),
+    "a fractional step": (lambda s: s.update({f"step.{NAMES[0]}": np.array(2.7)}),
+                          f"state['step.{NAMES[0]}'] must be an int >= 0, got 2.7"),
+    "a step of two": (lambda s: s.update({f"step.{NAMES[0]}": np.array([1, 2])}),
+                      (f"state['step.{NAMES[0]}'] must be one int >= 0 (a step count), got an "
+                       "array of shape (2,)")),
+    "a negative second moment": (lambda s: s[f"exp_avg_sq.{NAMES[0]}"].fill(-1.0),
+                                 (f"state['exp_avg_sq.{NAMES[0]}'] must be >= 0 (a mean of "
+                                  "squares), got -1.0")),
+    "a NaN moment": (lambda s: s[f"exp_avg.{NAMES[0]}"].fill(np.nan),
+                     f"state['exp_avg.{NAMES[0]}'] must be finite numbers, got nan"),
+    "an integer moment": (lambda s: s.update({f"exp_avg.{NAMES[1]}": np.zeros(4, np.int64)}),
+                          f"state['exp_avg.{NAMES[1]}'] must be a floating-point array"),
+    "a moment of one number": (lambda s: s.update({f"exp_avg.{NAMES[0]}": np.zeros(1)}),
+                               (f"state['exp_avg.{NAMES[0]}'] has shape (1,), the parameter has "
+                                "(7, 4)")),
+    "a slot removed": (lambda s: s.pop(f"step.{NAMES[2]}"),
+                       (f"slots ['exp_avg', 'exp_avg_sq', 'step'] must cover the same parameters; "
+                        f"step.{NAMES[2]} is missing")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_STATES))
+def test_load_state_dict_refuses_a_state_adam_cannot_continue_from(case):
+    """A negative step count failed later in `math.domain error`, 2.7 was cut to 2, a negative
+    second moment (a mean of squares) made sqrt(v) NaN: each is refused at load, naming the entry
+    (`Optimizer.check_state`, which the torch step and --resume share)."""
+    edit, message = BAD_STATES[case]
+    state = _trained_state()
+    edit(state)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        AdamW(random_params(0)).load_state_dict(state)

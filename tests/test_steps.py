@@ -5,6 +5,8 @@ Metric: float32 losses compared with `pytest.approx(rel=1e-5)` at every step, an
 the last step with `np.testing.assert_allclose(rtol=1e-4, atol=1e-5)`; worst seen 3e-7 on the losses.
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -65,3 +67,42 @@ def test_torch_step_refuses_an_lr_scale_for_an_unknown_parameter():
     twin = on_backend(Decoder(CONFIG, seed=0), "torch")
     with pytest.raises(ValueError, match="unknown parameters"):
         make_step(twin, 0.1, lr_scale={"transformer.nope.weight": 0.5})
+
+
+W = "transformer.h.0.attn.c_attn.weight"  # (96, 32)
+BAD_OPTIMIZER_STATES = {  # case: (edit of a step's state_dict, the message's fragment)
+    "a moment transposed": (lambda s: s.update({f"exp_avg.{W}": s[f"exp_avg.{W}"].T.copy()}),
+                            f"state['exp_avg.{W}'] has shape (32, 96), the parameter has (96, 32)"),
+    "a moment of one number": (lambda s: s.update({f"exp_avg.{W}": np.zeros(1, np.float32)}),
+                               f"state['exp_avg.{W}'] has shape (1,), the parameter has"),
+    "a 0-d moment": (lambda s: s.update({f"exp_avg.{W}": np.zeros((), np.float32)}),
+                     f"state['exp_avg.{W}'] has shape (), the parameter has"),
+    "a slot removed": (lambda s: s.pop(f"exp_avg.{W}"),
+                       f"must cover the same parameters; exp_avg.{W} is missing"),
+    "a step of two": (lambda s: s.update({f"step.{W}": np.array([1, 2])}),
+                      (f"state['step.{W}'] must be one int >= 0 (a step count), got an array of "
+                       "shape (2,)")),
+    "a negative step": (lambda s: s.update({f"step.{W}": np.array(-3)}),
+                        f"state['step.{W}'] must be an int >= 0, got -3"),
+    "a negative second moment": (lambda s: s[f"exp_avg_sq.{W}"].fill(-1.0),
+                                 f"state['exp_avg_sq.{W}'] must be >= 0 (a mean of squares)"),
+    "an unknown weight": (lambda s: s.update({"exp_avg.nope": np.zeros(1, np.float32)}),
+                          "state: unexpected entry 'exp_avg.nope'"),
+}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("case", sorted(BAD_OPTIMIZER_STATES))
+def test_both_steps_refuse_a_bad_optimizer_state_at_load(case, backend):
+    """The same check and message for both backends (`AdamW.check_state`). TorchStep took any
+    shape, a missing slot or a negative step, and torch failed at the next step (a broadcast
+    RuntimeError, KeyError 'exp_avg', a ComplexFloat from a negative power); a negative second
+    moment (sqrt(v) NaN) read as a diverged run on both."""
+    inputs, targets = batches(1)[0]
+    trained = make_step(on_backend(Decoder(CONFIG, seed=0), backend), 0.1)
+    trained((inputs,), targets, 1e-3)
+    edit, message = BAD_OPTIMIZER_STATES[case]
+    state = trained.state_dict()
+    edit(state)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_step(on_backend(Decoder(CONFIG, seed=0), backend), 0.1).load_state_dict(state)

@@ -1,6 +1,7 @@
 """The pre-training loop, checkpoints and the command line, end to end on tiny models."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ from minilm.common.backends import to_numpy
 from minilm.numpy import Decoder
 from minilm.numpy.optim import DECAY_KINDS, lr_schedule
 from minilm.tokenizers import CharTokenizer
-from minilm.train import TrainSettings, train
+from minilm.train import TrainSettings, describe_evaluation, perplexity_text, train
 
 TINY = ModelConfig(max_len=32, d_model=32, n_heads=2, n_layers=1, d_ff=64)
 
@@ -218,3 +219,28 @@ def test_the_default_seq_len_trains_every_text_whose_splits_can_hold_a_window(tm
         else:
             metrics = train(settings, TINY, path, progress=False)
             assert metrics["settings"]["seq_len"] == n_chars - round(n_chars / 10) - 1
+
+
+@pytest.mark.parametrize("nats, text", [
+    (3.1873, "24.22"), (math.log(999_999), "999999.00"),  # below a million: two decimals
+    (math.log(1e6), "1.00e+06"), (533.2968, "4.05e+231"),
+    (800.0, "2.73e+347"),  # past the largest float, e^709.78
+    (math.log(9.9999e10), "1.00e+11"),  # a mantissa that rounds up to 10 carries into the power
+])
+def test_perplexity_text_writes_any_finite_loss(nats, text):
+    assert perplexity_text(nats) == text
+
+
+def test_a_validation_loss_past_709_nats_is_reported_not_an_overflow(tmp_path):
+    """`--lr 30` sends the validation loss past 709 nats while the training loss stays finite:
+    e^nats overflowed (OverflowError at the first evaluation). The perplexity is now None in the
+    records (JSON null, not Infinity) and written in e-notation in the printed line."""
+    settings = tiny_settings(lr=30.0, min_lr=0.0, steps=3, eval_every=3, eval_tokens=200,
+                             batch_size=2, seq_len=16)
+    metrics = train(settings, TINY, None, tmp_path, progress=False)
+    assert math.isfinite(metrics["val_loss"]) and metrics["val_loss"] > 710
+    assert metrics["val_perplexity"] is None
+    record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["val_perplexity"] is None
+    line = describe_evaluation(record, settings)
+    assert f"perplexity {perplexity_text(record['val_loss'])} (" in line and "e+" in line

@@ -30,25 +30,31 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
+from minilm.common.checks import (
+    check_finite,
+    check_flag,
+    check_floating,
+    int_at_least,
+    number_in,
+)
+
 Params = Mapping[str, np.ndarray]
 FrozenNames = Iterable[str] | Callable[[str], bool] | None
-
-
-def _check_non_negative(argument: str, value: float) -> None:
-    if not value >= 0:  # written this way round so that NaN fails too
-        raise ValueError(f"{argument} must be >= 0, got {value}")
 
 
 class Optimizer:
     """What every optimizer here shares: validation, `lr_scale`, `frozen` and the state dict.
 
     A subclass names its per-parameter state (`buffer_slots`: arrays shaped like the parameter,
-    `count_slots`: integers such as Adam's step count) and implements `_update`, the update of one
-    parameter. State is created lazily on a parameter's first update, as in PyTorch, and lives in
-    `self.state[slot][name]`.
+    `non_negative_slots`: those of them that cannot hold a negative number, `count_slots`:
+    integers such as Adam's step count) and implements `_update`, the update of one parameter.
+    State is created lazily on a parameter's first update, as in PyTorch, and lives in
+    `self.state[slot][name]`. Learning rates, `lr_scale` values and the subclasses' coefficients
+    are finite numbers >= 0 (`number_in`): an infinite lr would make every weight -inf.
     """
 
     buffer_slots: tuple[str, ...] = ()
+    non_negative_slots: tuple[str, ...] = ()
     count_slots: tuple[str, ...] = ()
 
     def __init__(
@@ -58,16 +64,15 @@ class Optimizer:
         lr_scale: Mapping[str, float] | None = None,
         frozen: FrozenNames = None,
     ):
-        _check_non_negative("lr", lr)
+        lr = number_in("lr", lr, "[0, inf)")
         for name, param in params.items():
             if not (isinstance(param, np.ndarray) and np.issubdtype(param.dtype, np.floating)):
                 raise ValueError(f"params[{name!r}] must be a floating-point NumPy array")
         self.params = params  # the model's own dict: updates land in the model's arrays
         self.lr = lr
-        self.lr_scale = dict(lr_scale or {})
-        self._check_names("lr_scale", self.lr_scale)
-        for name, scale in self.lr_scale.items():
-            _check_non_negative(f"lr_scale[{name!r}]", scale)
+        self._check_names("lr_scale", lr_scale or {})
+        self.lr_scale = {name: number_in(f"lr_scale[{name!r}]", scale, "[0, inf)")
+                         for name, scale in (lr_scale or {}).items()}
         self.frozen = frozen
         self.state: dict[str, dict[str, np.ndarray | int]] = {
             slot: {} for slot in self.buffer_slots + self.count_slots
@@ -103,8 +108,7 @@ class Optimizer:
         `lr` overrides the base learning rate for this step only (this is how a schedule drives
         the optimizer); each parameter then moves with `lr * lr_scale.get(name, 1.0)`.
         """
-        lr = self.lr if lr is None else lr
-        _check_non_negative("lr", lr)
+        lr = self.lr if lr is None else number_in("lr", lr, "[0, inf)")
         self._check_grads(grads)
         for name, param in self.params.items():
             if not self.is_frozen(name):
@@ -140,30 +144,51 @@ class Optimizer:
             for name, value in values.items()
         }
 
+    @classmethod
+    def check_state(cls, state: Mapping[str, np.ndarray], shapes: Mapping[str, tuple],
+                    argument: str = "state") -> None:
+        """`state` is what `state_dict` returns for parameters of `shapes` (name -> shape), else
+        a ValueError naming `argument` and the first entry that is not: each key `<slot>.<name>`
+        of this class's slots and a parameter; a buffer floating, finite and of its parameter's
+        shape (>= 0 in `non_negative_slots`); a count one int >= 0 (0-d); and every slot covering
+        the same parameters (one not updated yet, or frozen, has none). The NumPy and the torch
+        training steps and a checkpoint read for --resume all check their state with it."""
+        covered: dict[str, set[str]] = {slot: set() for slot in cls.buffer_slots + cls.count_slots}
+        for key, value in state.items():
+            slot, _, name = key.partition(".")
+            if slot not in covered or name not in shapes:
+                raise ValueError(f"{argument}: unexpected entry {key!r}")
+            value, entry = np.asarray(value), f"{argument}[{key!r}]"
+            if slot in cls.count_slots:
+                if value.shape != ():
+                    raise ValueError(f"{entry} must be one int >= 0 (a step count), got an array "
+                                     f"of shape {value.shape}")
+                int_at_least(entry, value.item(), 0)
+            else:
+                if value.shape != tuple(shapes[name]):
+                    raise ValueError(f"{entry} has shape {value.shape}, the parameter has "
+                                     f"{tuple(shapes[name])}")
+                check_floating(entry, value)
+                check_finite(entry, value)
+                if slot in cls.non_negative_slots and (value < 0).any():
+                    raise ValueError(f"{entry} must be >= 0 (a mean of squares), got "
+                                     f"{value.min()}")
+            covered[slot].add(name)
+        every = set().union(*covered.values())
+        for slot, names in covered.items():
+            if names != every:
+                raise ValueError(f"{argument}: slots {list(covered)} must cover the same "
+                                 f"parameters; {slot}.{min(every - names)} is missing")
+
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
-        """Replace the optimizer state by (copies of) the entries of `state_dict()`'s output."""
+        """Replace the optimizer state by (copies of) the entries of `state_dict()`'s output,
+        checked first (`check_state`)."""
+        self.check_state(state, {name: param.shape for name, param in self.params.items()})
         loaded: dict[str, dict[str, np.ndarray | int]] = {slot: {} for slot in self.state}
         for key, value in state.items():
             slot, _, name = key.partition(".")
-            if slot not in loaded or name not in self.params:
-                raise ValueError(f"state: unexpected entry {key!r}")
-            value = np.asarray(value)
-            param = self.params[name]
-            if slot in self.count_slots:
-                if value.size != 1:
-                    raise ValueError(
-                        f"state[{key!r}] must hold one number, got shape {value.shape}"
-                    )
-                loaded[slot][name] = int(value.item())
-            elif value.shape != param.shape:
-                raise ValueError(
-                    f"state[{key!r}] has shape {value.shape}, the parameter has {param.shape}"
-                )
-            else:
-                loaded[slot][name] = value.astype(param.dtype, copy=True)
-        names_per_slot = {slot: values.keys() for slot, values in loaded.items()}
-        if len({frozenset(names) for names in names_per_slot.values()}) > 1:
-            raise ValueError(f"state: slots {list(loaded)} must cover the same parameters")
+            loaded[slot][name] = (int(value) if slot in self.count_slots
+                                  else np.array(value, dtype=self.params[name].dtype))
         self.state = loaded
 
 
@@ -195,12 +220,11 @@ class SGD(Optimizer):
         frozen: FrozenNames = None,
     ):
         super().__init__(params, lr, lr_scale, frozen)
-        _check_non_negative("momentum", momentum)
-        _check_non_negative("weight_decay", weight_decay)
+        self.momentum = number_in("momentum", momentum, "[0, inf)")
+        self.weight_decay = number_in("weight_decay", weight_decay, "[0, inf)")
+        check_flag("nesterov", nesterov)
         if nesterov and momentum == 0:
             raise ValueError("nesterov=True requires momentum > 0")
-        self.momentum = momentum
-        self.weight_decay = weight_decay
         self.nesterov = nesterov
 
     def _update(self, name: str, param: np.ndarray, grad: np.ndarray, lr: float) -> None:
@@ -256,6 +280,7 @@ class AdamW(Optimizer):
     """
 
     buffer_slots = ("exp_avg", "exp_avg_sq")
+    non_negative_slots = ("exp_avg_sq",)  # v, a running mean of g²: its √ must exist
     count_slots = ("step",)
 
     def __init__(
@@ -270,16 +295,14 @@ class AdamW(Optimizer):
         frozen: FrozenNames = None,
     ):
         super().__init__(params, lr, lr_scale, frozen)
-        for index, beta in enumerate(betas):
-            if not 0 <= beta < 1:
-                raise ValueError(f"betas[{index}] must be in [0, 1), got {beta}")
-        _check_non_negative("eps", eps)
-        _check_non_negative("weight_decay", weight_decay)
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        self.beta1, self.beta2 = (number_in(f"betas[{index}]", beta, "[0, 1)")
+                                  for index, beta in enumerate(betas))
+        self.eps = number_in("eps", eps, "[0, inf)")
+        self.weight_decay = number_in("weight_decay", weight_decay, "[0, inf)")
         if decay is not None and not callable(decay):
             raise ValueError("decay must be a callable name -> bool, or None for the default rule")
-        self.beta1, self.beta2 = betas
-        self.eps = eps
-        self.weight_decay = weight_decay
         is_decayed = default_decay_rule(params) if decay is None else decay
         self.decayed_names = frozenset(name for name in params if is_decayed(name))
 
@@ -332,8 +355,7 @@ def clip_grad_norm(grads: Params, max_norm: float) -> float:
     the clipped norm just below max_norm). Scales in place; returns the norm *before* clipping,
     the number worth logging.
     """
-    if not max_norm > 0:
-        raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    number_in("max_norm", max_norm, "(0, inf)")
     norms = [np.linalg.norm(np.ravel(grad)) for grad in grads.values()]
     total_norm = float(np.linalg.norm(norms)) if norms else 0.0
     clip_coef = max_norm / (total_norm + 1e-6)
@@ -364,21 +386,19 @@ def lr_schedule(
         after,  s ≥ T:        lr = min_lr  (base_lr for "constant")
 
     The warmup uses (s + 1)/W rather than s/W so that the very first update is not wasted with
-    lr = 0; it reaches base_lr at s = W − 1, and the decay starts from base_lr at s = W.
+    lr = 0; it reaches base_lr at s = W − 1, and the decay starts from base_lr at s = W. Steps are
+    ints (`int_at_least`: 0 <= s, 0 <= W <= T, 1 <= T), the rates finite, 0 <= min_lr <= base_lr.
     """
     if decay not in DECAY_KINDS:
         raise ValueError(f"decay must be one of {DECAY_KINDS}, got {decay!r}")
-    if step < 0:
-        raise ValueError(f"step must be >= 0, got {step}")
-    if total_steps < 1:
-        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
-    if not 0 <= warmup_steps <= total_steps:
+    int_at_least("step", step, 0)
+    int_at_least("total_steps", total_steps, 1)
+    if int_at_least("warmup_steps", warmup_steps, 0) > total_steps:
         raise ValueError(
             f"warmup_steps must be in [0, total_steps={total_steps}], got {warmup_steps}"
         )
-    _check_non_negative("base_lr", base_lr)
-    if not 0 <= min_lr <= base_lr:
-        raise ValueError(f"min_lr must be in [0, base_lr={base_lr}], got {min_lr}")
+    base_lr = number_in("base_lr", base_lr, "[0, inf)")
+    number_in("min_lr", min_lr, f"[0, {base_lr}]")
 
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
@@ -406,8 +426,7 @@ def layerwise_lr_scale(
         depth = lambda name: bert_depth(name, n_layers)
         lr_scale = layerwise_lr_scale(model.params, depth, n_layers + 1, decay=0.9)
     """
-    if not 0 < decay <= 1:
-        raise ValueError(f"decay must be in (0, 1], got {decay}")
+    number_in("decay", decay, "(0, 1]")
     scales = {}
     for name in names:
         depth = depth_of(name)
