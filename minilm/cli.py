@@ -1,18 +1,8 @@
 """`minilm` command line: every command's flags and help, and `main`, which parses them and runs
 the command (what each command then does is in `minilm.commands`). The flags of `train` and
 `finetune` are derived from their settings dataclasses (each field's default and help text,
-`minilm.common.settings.setting`), so a new setting is a new flag.
-
-    minilm train --objective clm --steps 600 --out runs/clm
-    minilm generate --checkpoint runs/clm --prompt "once" --temperature 0.8 --top-k 10
-    minilm train --objective seq2seq --steps 1500 --batch-size 64 --out runs/translation
-    minilm translate --checkpoint runs/translation "then she sings softly." --beams 4
-    minilm tokenizer train --vocab-size 1000 corpus.txt --out runs/bpe
-    minilm demo
-    minilm embed "a cat sits on the mat" "a kitten rests on a rug" "stock prices fell"
-    minilm finetune --task sentiment --backend numpy --epochs 3 --out runs/sentiment
-    minilm attention "the food was cold" --pair "was it good?" --out maps.png
-    minilm predict --checkpoint runs/sentiment "the food was cold" "what a lovely day"
+`minilm.common.settings.setting`), so a new setting is a new flag. What `minilm --help` shows
+its user is `USAGE`.
 """
 
 from __future__ import annotations
@@ -125,10 +115,26 @@ examples:
 """
 
 
+USAGE = """\
+Language models built from scratch twice, a NumPy reference with every gradient by hand and a
+PyTorch twin whose attention runs through a Triton kernel: train, generate, translate, embed,
+fine-tune, look inside and grade your own code. `minilm COMMAND --help` describes a command, with
+an example and every flag's default.
+
+    minilm demo                                    a small GPT on the built-in corpus
+    minilm train --objective clm --steps 600 --out runs/clm
+    minilm generate --checkpoint runs/clm --prompt "once" --temperature 0.8 --top-k 10
+    minilm finetune --task sentiment --epochs 3 --out runs/sentiment
+    minilm predict --checkpoint runs/sentiment "what a lovely day"
+    minilm check lessons/exercises/03_gpt_clm.py   grade a lesson's exercises
+    minilm compute gpt2 --tokens 1e10              what a model costs
+"""
+
+
 def build_parser():
     from minilm import __version__
 
-    parser = argparse.ArgumentParser(prog="minilm", description=__doc__,
+    parser = argparse.ArgumentParser(prog="minilm", description=USAGE,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"minilm {__version__}",
                         help="print minilm's version and exit")
@@ -197,7 +203,9 @@ def build_parser():
 
     p = subparsers.add_parser("tokenizer", help="train GPT-2's byte-level BPE tokenizer",
                             description="Byte-level BPE tokenizers (GPT-2's): `train` learns "
-                            "merges on a text file.")
+                            "merges on a text file.\n\n"
+                            "example: minilm tokenizer train --vocab-size 1000 corpus.txt "
+                            "--out runs/bpe", formatter_class=_HelpFormatter)
     p = p.add_subparsers(dest="tokenizer_command", required=True).add_parser(
         "train", help="learn byte-level BPE merges on a text file",
         description="Learn GPT-2-style byte-level BPE merges on a UTF-8 text file and write "
