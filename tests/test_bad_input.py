@@ -593,6 +593,12 @@ LIBRARY_CASES = {  # case: (a call with one bad argument, the message it must ra
                             "ModelConfig.pruned_heads must be a dict {layer: [heads]}, got [1]"),
     "pruned_heads of an int": (lambda: ModelConfig(pruned_heads={0: 1}),
                                "ModelConfig.pruned_heads: layer 0 -> 1 is not a list of heads"),
+    # the pooler read hidden[:, 0]: a (B, C) array pooled the first sentence; NumPy failed in torch
+    "pool of a (B, C) array": (lambda: Encoder(TINY, pooler=True).pool(np.zeros((2, 8))),
+                               "hidden must be the encoder's output (B, T >= 1, d_model=8), got"),
+    "twin pool of NumPy": (
+        lambda: TorchEncoder(TINY, attention="math", pooler=True).pool(np.zeros((1, 3, 8))),
+        "hidden must be a torch.Tensor, got numpy.ndarray"),
     "type_vocab_size 0": (lambda: ModelConfig(type_vocab_size=0),
                           "ModelConfig.type_vocab_size must be a positive int, got 0"),
     # seeds: NumPy refuses -1 and torch 1.5, each in words that name no argument

@@ -343,6 +343,15 @@ def check_memory(memory, batch: int, config, array_type, dtype) -> None:
         raise ValueError("memory must be finite numbers, got NaN or inf")
 
 
+def check_hidden_states(hidden, config, array_type) -> None:
+    """An encoder's output (B, T >= 1, d_model) as an `array_type` array, for a head on top of it
+    (the pooler reads its first position: a (B, C) array would silently pool the first sentence)."""
+    check_array("hidden", hidden, array_type)
+    if hidden.ndim != 3 or hidden.shape[1] == 0 or hidden.shape[2] != config.d_model:
+        raise ValueError(f"hidden must be the encoder's output (B, T >= 1, d_model="
+                         f"{config.d_model}), got shape {tuple(hidden.shape)}")
+
+
 def check_source_mask(source_mask, ids: np.ndarray) -> np.ndarray:
     """A source's padding mask: `check_attention_mask`'s rules (None: no padding), the error naming
     `source_mask`, and at least one real token per row. A source of padding alone is empty: there

@@ -18,6 +18,7 @@ import numpy as np
 from minilm.common.checks import (
     check_attention_mask,
     check_flag,
+    check_hidden_states,
     check_input_ids,
     check_token_type_ids,
     floating_dtype,
@@ -178,6 +179,7 @@ class Encoder(_Model):
         """BERT's pooler on the first ([CLS]) position: (B, T, C) -> (B, C)."""
         if self.pooler is None:
             raise ValueError("this Encoder was built with pooler=False")
+        check_hidden_states(hidden, self.config, np.ndarray)
         self._pooled = np.tanh(self.pooler.forward(hidden[:, 0]))
         self._hidden_shape = hidden.shape
         return self._pooled

@@ -28,6 +28,7 @@ from minilm.common.backends import to_numpy
 from minilm.common.checks import (
     check_attention_mask,
     check_flag,
+    check_hidden_states,
     check_input_ids,
     check_token_type_ids,
     floating_dtype,
@@ -225,6 +226,7 @@ class Encoder(_Model):
         """BERT's pooler on the first ([CLS]) position: tanh(W h_[CLS] + b), (B, T, C) -> (B, C)."""
         if self.pooler is None:
             raise ValueError("this Encoder was built with pooler=False")
+        check_hidden_states(hidden, self.config, torch.Tensor)
         return torch.tanh(self.pooler(hidden[:, 0]))
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
