@@ -144,12 +144,12 @@ def _field(hf: dict, names: tuple[str, ...], where: Path, kind: type, default=_R
     raise ValueError(f"{where}: {name} must be {JSON_TYPE_NAMES[kind]}, got {value!r}")
 
 
-def _activation(name, where: Path) -> str:
+def _activation(hf: dict, field: str, default: str, where: Path) -> str:
+    """The ModelConfig activation of the HF config's `field` (hidden_act, activation_function)."""
+    name = _field(hf, (field,), where, str, default)
     if name not in HF_ACTIVATIONS:
-        raise ValueError(
-            f"{where}: activation {name!r} is not supported; minilm models use one of "
-            f"{sorted(HF_ACTIVATIONS)}"
-        )
+        raise ValueError(f"{where}: {field}={name!r} is not supported; minilm models use one of "
+                         f"{sorted(HF_ACTIVATIONS)}")
     return HF_ACTIVATIONS[name]
 
 
@@ -175,7 +175,7 @@ def bert_config(hf: dict, where: Path) -> ModelConfig:
         n_layers=_field(hf, ("num_hidden_layers",), where, int),
         d_ff=_field(hf, ("intermediate_size",), where, int),
         dropout=_field(hf, ("hidden_dropout_prob",), where, float, 0.1),
-        activation=_activation(_field(hf, ("hidden_act",), where, str, "gelu"), where),
+        activation=_activation(hf, "hidden_act", "gelu", where),
         layer_norm_eps=_field(hf, ("layer_norm_eps",), where, float, 1e-12),
         type_vocab_size=_field(hf, ("type_vocab_size",), where, int, 2),
         pad_token_id=0 if pad is None else pad,
@@ -202,8 +202,7 @@ def gpt2_config(hf: dict, where: Path) -> ModelConfig:
         n_layers=_field(hf, ("n_layer", "num_hidden_layers"), where, int),
         d_ff=_field(hf, ("n_inner",), where, int, None) or 4 * d_model,  # None: 4 * n_embd
         dropout=_field(hf, ("resid_pdrop",), where, float, 0.1),
-        activation=_activation(_field(hf, ("activation_function",), where, str, "gelu_new"),
-                               where),
+        activation=_activation(hf, "activation_function", "gelu_new", where),
         layer_norm_eps=_field(hf, ("layer_norm_epsilon",), where, float, 1e-5),
         pad_token_id=pad,
     )
@@ -230,7 +229,7 @@ def bart_config(hf: dict, where: Path) -> ModelConfig:
         n_layers=sides["layers"][0],
         d_ff=sides["ffn_dim"][0],
         dropout=_field(hf, ("dropout",), where, float, 0.1),
-        activation=_activation(_field(hf, ("activation_function",), where, str, "gelu"), where),
+        activation=_activation(hf, "activation_function", "gelu", where),
         layer_norm_eps=1e-5,
         pad_token_id=0 if pad is None else pad,
     )
@@ -244,16 +243,17 @@ SUPPORTED_MODEL_TYPES = tuple(HF_CONFIG_READERS)
 # ---------------------------------------------------------------- HF names -> minilm names
 
 
-def _drop_tied_copy(params: dict, copy: str, original: str, where: Path) -> None:
-    """A tied output layer saved as its own tensor must equal what it is tied to; minilm's head
-    reuses the original, so the copy goes. An *untied* head cannot be built: error."""
+def _drop_tied_copy(params: dict, copy: str, original: str, where: Path,
+                    untied: str = "a checkpoint with an untied head (tie_word_embeddings=false) "
+                                  "cannot be loaded") -> None:
+    """A tied matrix saved as its own tensor must equal what it is tied to; minilm reuses the
+    original, so the copy goes. A copy that differs cannot be built: error, saying what `untied`
+    would need."""
     if copy not in params:
         return
     if original not in params or not np.array_equal(params[copy], params[original]):
-        raise ValueError(
-            f"{where}: {copy} differs from {original}, but minilm's output layer is tied to it "
-            "(it reuses the same matrix); a checkpoint with an untied head cannot be loaded"
-        )
+        raise ValueError(f"{where}: {copy} differs from {original}, but minilm reuses "
+                         f"{original} there; {untied}")
     del params[copy]
 
 
@@ -317,7 +317,9 @@ def bart_params(weights: dict, where: Path) -> dict:
               if name not in ("model.encoder.version", "model.decoder.version")}
     shared = "model.shared.weight"
     for copy in ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight"):
-        _drop_tied_copy(params, copy, shared, where)
+        _drop_tied_copy(params, copy, shared, where, untied="minilm's Seq2Seq has one input "
+                        "embedding for both sides (transformers 5 writes three when "
+                        "tie_word_embeddings=false)")
     if "lm_head.weight" in params and shared in params and np.array_equal(
             params["lm_head.weight"], params[shared]):
         del params["lm_head.weight"]  # tied: the head reuses model.shared

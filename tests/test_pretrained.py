@@ -238,7 +238,7 @@ ERRORS = {  # case: (edit of a copied BertForMaskedLM directory, error, message)
     "wrong width": (_edit_config(hidden_size=64), ValueError, (
                     r"position_embeddings.weight has shape \(16, 32\) in the checkpoint but "
                     r"\(16, 64\)")),
-    "relu": (_edit_config(hidden_act="relu"), ValueError, "activation 'relu'"),
+    "relu": (_edit_config(hidden_act="relu"), ValueError, "hidden_act='relu' is not supported"),
     "unexpected key": (_edit_weights(lambda w: {**w, "adapter.weight": np.ones(2)}), ValueError,
                        r"unexpected 1 weights \['adapter.weight'\]"),
     "a file": (lambda d: None, ValueError, "is a file; expected the model directory"),
