@@ -174,8 +174,8 @@ def read_training_state(directory) -> TrainingState:
     state = TrainingState(step, total_steps, part("model."), part("optimizer."),
                           header.get("generators"), header.get("progress"))
     try:
-        for name, value in arrays.items():  # save_checkpoint never writes NaN or inf
-            check_finite(name, value)
+        for name, value in state.params.items():  # save_checkpoint never writes NaN or inf
+            check_finite(f"model.{name}", value)  # (the optimizer's arrays: check_state's)
         shapes = {name: value.shape for name, value in state.params.items()}
         AdamW.check_state(state.optimizer, shapes, "optimizer")  # the training step's AdamW
         _check_header(state)

@@ -64,11 +64,16 @@ def number_in(name: str, value, interval: str) -> float:
 
 
 def check_finite(name: str, array) -> None:
-    """Every entry of a NumPy array is a finite number; else the first NaN or inf and where."""
-    bad = ~np.isfinite(array)
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name} must be finite numbers, got {array[where]} at index {where}")
+    """Every entry of an array (NumPy, or a torch tensor on any device) is a finite number; else
+    the first NaN or inf and where."""
+    if hasattr(array, "isfinite"):  # a torch tensor
+        first = (~array.isfinite()).nonzero()[:1]
+    else:
+        first = np.argwhere(~np.isfinite(array))[:1]
+    if len(first):
+        where = tuple(int(i) for i in first[0])
+        raise ValueError(f"{name} must be finite numbers, got {float(array[where])} at index "
+                         f"{where}")
 
 
 def floating_dtype(dtype) -> np.dtype:
@@ -339,8 +344,7 @@ def check_memory(memory, batch: int, config, array_type, dtype) -> None:
         raise ValueError(f"memory must be the encoder's output, {dtype} of shape (B={batch}, "
                          f"S >= 1, d_model={config.d_model}), got {memory.dtype} of shape "
                          f"{tuple(memory.shape)}")
-    if not bool((abs(memory) < math.inf).all()):  # False for NaN too; works for either twin
-        raise ValueError("memory must be finite numbers, got NaN or inf")
+    check_finite("memory", memory)
 
 
 def check_hidden_states(hidden, config, array_type) -> None:
