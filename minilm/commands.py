@@ -53,6 +53,10 @@ def as_flags(message: str, names) -> str:
                   message)
 
 
+def _steps_text(steps: int) -> str:
+    return f"{steps} step" if steps == 1 else f"{steps} steps"
+
+
 def _check_file(flag: str, path) -> None:
     """A file a flag names must exist: said first, before any setting is checked (a typo in a path
     is the likeliest mistake, and the one a user should hear about)."""
@@ -85,7 +89,7 @@ def _print_summary(metrics, out):
         line += f"; entropy floor {floor:.4f} (ratio {metrics['val_loss'] / floor:.3f})"
     print(line)
     unit = "sentences" if "sentences_per_second" in metrics else "tokens"
-    print(f"{metrics['steps']} steps in {metrics['wall_seconds']:.0f} s, "
+    print(f"{_steps_text(metrics['steps'])} in {metrics['wall_seconds']:.0f} s, "
           f"{metrics[f'{unit}_per_second']:.0f} {unit}/s; run directory: {out}")
     if "translation" in metrics:
         scores = metrics["translation"]
@@ -115,9 +119,7 @@ def command_generate(args):
     ids = generate(model, np.repeat(prompt, args.samples, axis=0), args.max_new_tokens,
                    np.random.default_rng(args.seed), args.temperature, args.top_k,
                    top_p=args.top_p)
-    for row in ids:
-        print(tokenizer.decode(row))
-        print("---")
+    print("\n---\n".join(tokenizer.decode(row) for row in ids))  # samples, a rule between them
 
 
 def command_translate(args):
@@ -259,7 +261,7 @@ def command_finetune(args) -> dict:
     speed = ("" if metrics["seconds_per_epoch"] is None else
              f" ({metrics['seconds_per_epoch']:.1f} s per epoch, "
              f"{metrics['examples_per_second']:.1f} examples/s)")
-    print(f"{metrics['steps']} steps in {metrics['wall_seconds']:.0f} s{speed}; run directory: "
+    print(f"{_steps_text(metrics['steps'])} in {metrics['wall_seconds']:.0f} s{speed}; run directory: "
           f"{out}")
     return metrics
 

@@ -52,11 +52,11 @@ import numpy as np
 
 from minilm import data
 from minilm.common.backends import check_dtype, is_torch_model, to_numpy
-from minilm.common.checks import positive_int
+from minilm.common.checks import number_in, positive_int
 from minilm.common.names import IGNORE_INDEX
 from minilm.distributed import ALONE, World, all_reduce_sum, current
 from minilm.numpy.models import loss_and_backward
-from minilm.numpy.optim import AdamW, clip_grad_norm
+from minilm.numpy.optim import AdamW, check_betas, clip_grad_norm
 
 
 class NumpyStep:
@@ -68,7 +68,7 @@ class NumpyStep:
         # lr=0 until the first step: each step gives the learning rate of the schedule
         self.optimizer = AdamW(model.params, lr=0.0, betas=betas, weight_decay=weight_decay,
                                lr_scale=lr_scale)
-        self.grad_clip = grad_clip
+        self.grad_clip = number_in("grad_clip", grad_clip, "(0, inf)")
         self.grad_accum = positive_int("grad_accum", grad_accum)
 
     def __call__(self, inputs: tuple, targets: np.ndarray, lr: float,
@@ -136,20 +136,25 @@ class TorchStep:
         self.torch, self.cross_entropy = torch, TF.cross_entropy
         self.model = model
         self.named = list(model.named_parameters())
+        # the settings NumpyStep's AdamW checks, checked the same way (torch's would accept a
+        # NaN or negative weight decay and leave lr_scale values and grad_clip unchecked)
         unknown = sorted(set(lr_scale or {}) - {name for name, _ in self.named})
         if unknown:
             raise ValueError(f"lr_scale names unknown parameters: {unknown}")
+        lr_scale = {name: number_in(f"lr_scale[{name!r}]", scale, "[0, inf)")
+                    for name, scale in (lr_scale or {}).items()}
+        weight_decay = number_in("weight_decay", weight_decay, "[0, inf)")
         groups: dict[tuple[float, float], list] = {}
         for name, p in self.named:
-            scale = (lr_scale or {}).get(name, 1.0)
+            scale = lr_scale.get(name, 1.0)
             decay = weight_decay if p.ndim >= 2 else 0.0
             groups.setdefault((scale, decay), []).append(p)
         self.optimizer = torch.optim.AdamW(
             [{"params": ps, "lr_scale": scale, "weight_decay": decay}
              for (scale, decay), ps in groups.items()],
-            lr=0.0, betas=betas,
+            lr=0.0, betas=check_betas(betas),
         )
-        self.grad_clip = grad_clip
+        self.grad_clip = number_in("grad_clip", grad_clip, "(0, inf)")
         self.grad_accum, self.world = positive_int("grad_accum", grad_accum), world
 
     def __call__(self, inputs: tuple, targets: np.ndarray, lr: float,

@@ -108,10 +108,11 @@ def test_no_default_makes_a_valid_train_request_fail(argv):
     assert 0 <= settings.min_lr <= settings.lr
 
 
-def test_train_steps_20_runs_with_the_defaults(tmp_path, capsys):
+@pytest.mark.parametrize("steps, summary", [("20", "20 steps in"), ("1", "1 step in")])
+def test_train_steps_20_runs_with_the_defaults(steps, summary, tmp_path, capsys):
     """The request of the issue, end to end: only --steps (and a small preset to keep it fast)."""
-    assert main(["train", "--steps", "20", "--preset", "tiny", "--out", str(tmp_path)]) == 0
-    assert "20 steps in" in capsys.readouterr().out
+    assert main(["train", "--steps", steps, "--preset", "tiny", "--out", str(tmp_path)]) == 0
+    assert summary in capsys.readouterr().out
 
 
 def test_demo_runs_its_own_recipe_shortened(tmp_path, monkeypatch, capsys):

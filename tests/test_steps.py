@@ -63,10 +63,32 @@ def test_a_frozen_parameter_does_not_move_and_the_rest_do():
         assert np.array_equal(value, before[name]) == (name in frozen), name
 
 
-def test_torch_step_refuses_an_lr_scale_for_an_unknown_parameter():
-    twin = on_backend(Decoder(CONFIG, seed=0), "torch")
-    with pytest.raises(ValueError, match="unknown parameters"):
-        make_step(twin, 0.1, lr_scale={"transformer.nope.weight": 0.5})
+BAD_SETTINGS = {  # case: (make_step's keyword arguments, the message's fragment)
+    "unknown lr_scale name": (dict(lr_scale={"transformer.nope.weight": 0.5}),
+                              "lr_scale names unknown parameters: ['transformer.nope.weight']"),
+    "NaN lr_scale": (dict(lr_scale={"transformer.wte.weight": float("nan")}),
+                     "lr_scale['transformer.wte.weight'] must be a finite number in [0, inf)"),
+    "negative weight decay": (dict(weight_decay=-1.0),
+                              "weight_decay must be a finite number in [0, inf), got -1.0"),
+    "NaN weight decay": (dict(weight_decay=float("nan")), "weight_decay must be a finite number"),
+    "weight decay as text": (dict(weight_decay="0.1"), "weight_decay must be a finite number"),
+    "one beta": (dict(betas=(0.9,)), "betas must be a pair (beta1, beta2), got (0.9,)"),
+    "beta of 1": (dict(betas=(0.9, 1.0)), "betas[1] must be a finite number in [0, 1), got 1.0"),
+    "grad_clip 0": (dict(grad_clip=0.0), "grad_clip must be a finite number in (0, inf), got 0.0"),
+    "NaN grad_clip": (dict(grad_clip=float("nan")), "grad_clip must be a finite number in (0, inf)"),
+}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("case", sorted(BAD_SETTINGS))
+def test_both_steps_refuse_bad_settings_when_built(case, backend):
+    """One check and one message for both backends. TorchStep used to accept a negative or NaN
+    weight decay, a NaN lr_scale and any grad_clip (torch clipped with NaN or 0 silently), and
+    failed deep in torch for one beta or a weight decay given as text; NumpyStep heard of a bad
+    grad_clip only at its first step, as 'max_norm'."""
+    keywords = {"weight_decay": 0.1, **BAD_SETTINGS[case][0]}
+    with pytest.raises(ValueError, match=re.escape(BAD_SETTINGS[case][1])):
+        make_step(on_backend(Decoder(CONFIG, seed=0), backend), **keywords)
 
 
 W = "transformer.h.0.attn.c_attn.weight"  # (96, 32)

@@ -93,9 +93,8 @@ def test_command_line_trains_then_generates(text_file, tmp_path, capsys):
     assert "validation loss" in capsys.readouterr().out
     assert main(["generate", "--checkpoint", str(run), "--prompt", "the ", "--max-new-tokens",
                  "20", "--samples", "2", "--top-k", "5"]) == 0
-    samples = capsys.readouterr().out.split("---")
-    assert len([s for s in samples if s.strip()]) == 2
-    assert all(s.strip().startswith("the") for s in samples if s.strip())
+    samples = capsys.readouterr().out[:-1].split("\n---\n")  # a rule between samples, none after
+    assert len(samples) == 2 and all(s.startswith("the") and "---" not in s for s in samples)
 
 
 def test_python_dash_m_minilm_runs():

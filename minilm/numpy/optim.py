@@ -256,6 +256,15 @@ def default_decay_rule(params: Params) -> Callable[[str], bool]:
     return lambda name: params[name].ndim >= 2
 
 
+def check_betas(betas) -> tuple[float, float]:
+    """Adam's (β₁, β₂), each a finite number in [0, 1): β = 1 would never forget the first
+    gradient, and its bias correction 1/(1 − βᵗ) would divide by 0."""
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    beta1, beta2 = (number_in(f"betas[{index}]", beta, "[0, 1)") for index, beta in enumerate(betas))
+    return beta1, beta2
+
+
 class AdamW(Optimizer):
     """Adam with decoupled weight decay, exactly as `torch.optim.AdamW`.
 
@@ -295,10 +304,7 @@ class AdamW(Optimizer):
         frozen: FrozenNames = None,
     ):
         super().__init__(params, lr, lr_scale, frozen)
-        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        self.beta1, self.beta2 = (number_in(f"betas[{index}]", beta, "[0, 1)")
-                                  for index, beta in enumerate(betas))
+        self.beta1, self.beta2 = check_betas(betas)
         self.eps = number_in("eps", eps, "[0, inf)")
         self.weight_decay = number_in("weight_decay", weight_decay, "[0, inf)")
         if decay is not None and not callable(decay):
