@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minilm.common.backends import inference, to_numpy
+from minilm.common.backends import check_model_class, inference, to_numpy
 from minilm.common.checks import number_in, positive_int
 
 
@@ -55,9 +55,7 @@ def beam_step(beam_scores, log_probs, n_best):
 
 
 def _check_decoding(model, max_new_tokens, num_beams, length_penalty) -> int:
-    if type(model).__name__ != "Seq2Seq":  # either twin's; a Decoder has no encoder to read from
-        raise ValueError(f"model must be an encoder-decoder (Seq2Seq, either twin), got "
-                         f"{type(model).__name__}")
+    check_model_class(model, "Seq2Seq", "decoding a translation")  # a Decoder has no encoder
     positive_int("max_new_tokens", max_new_tokens)
     positive_int("num_beams", num_beams)
     number_in("length_penalty", length_penalty, "[0, inf)")

@@ -203,9 +203,9 @@ def _texts_from(args, what: str) -> list[str]:
 
 def command_embed(args) -> np.ndarray:
     """`minilm embed`: load the model and tokenizer, embed, print the similarities, maybe save."""
+    from minilm.common.backends import check_model_class
     from minilm.embeddings import (
         OUTPUT_SUFFIXES,
-        check_encoder,
         cosine_similarity_matrix,
         format_similarity_table,
         save_embeddings,
@@ -223,7 +223,8 @@ def command_embed(args) -> np.ndarray:
     directory = Path(args.model) if args.model is not None else default_model_path()
     settings = sentence_settings(directory)
     model = load_pretrained(directory, backend=args.backend)
-    check_encoder(model, f"--model {str(directory)!r}")  # first: a GPT-2 run has no vocab.txt
+    # the model's kind first: a GPT-2 run has no vocab.txt to complain about
+    check_model_class(model, "Encoder", "a sentence embedding", f"--model {str(directory)!r}")
     tokenizer = WordPieceTokenizer.from_pretrained(directory)
     max_length = min(settings["max_seq_length"], model.config.max_len)
     embeddings = sentence_embeddings(model, tokenizer, texts, batch_size=args.batch_size,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minilm.common.backends import inference, to_numpy
+from minilm.common.backends import check_model_class, inference, to_numpy
 from minilm.pretrained import check_vocab
 
 # all-MiniLM-L6-v2's `sentence_bert_config.json`: longer inputs are cut to 256 tokens.
@@ -105,14 +105,6 @@ def _text_list(texts) -> list[str]:
     return [str(text) for text in texts]  # np.str_ -> str
 
 
-def check_encoder(model, where: str = "model") -> None:
-    """Sentence embeddings are a BERT encoder's: either twin's Encoder, no other model (a
-    Seq2Seq has an encode() too, but without segments; a Decoder has none)."""
-    if type(model).__name__ != "Encoder":
-        raise ValueError(f"{where} is a {type(model).__name__}; sentence embeddings need a BERT "
-                         "Encoder (minilm.numpy.Encoder or minilm.torch.Encoder)")
-
-
 def sentence_embeddings(model, tokenizer, texts, batch_size: int = 32,
                         max_length: int = SENTENCE_MAX_LENGTH,
                         normalize: bool = True) -> np.ndarray:
@@ -123,7 +115,7 @@ def sentence_embeddings(model, tokenizer, texts, batch_size: int = 32,
     sentence-transformers does) so that little time is spent on padding; the output keeps the
     input order. The model runs in eval mode (dropout off) and is put back in its mode after.
     """
-    check_encoder(model)
+    check_model_class(model, "Encoder", "a sentence embedding")  # a Seq2Seq's encode has no segments
     texts = _text_list(texts)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minilm.common.backends import is_torch_model, numpy_params, to_numpy
+from minilm.common.backends import check_model_class, is_torch_model, numpy_params, to_numpy
 from minilm.common.checks import check_finite, check_flag, int_at_least, number_in, positive_int
 from minilm.compress.rebuild import rebuilt
 from minilm.numpy import functional as F
@@ -85,14 +85,6 @@ def _whole_text(tokenizer, encoder, text: str, pair: str | None,
                          f"{counted}, more than the {limit} the model reads "
                          "(max_length, by default the model's max_len); give a shorter text")
     return tokens, batch
-
-
-def _check_sequence_classifier(function: str, model) -> None:
-    """saliency and head_importance read a class's logit: a SequenceClassifier of either twin
-    (told by its name, which both twins share, as `rebuilt` does: no torch import needed)."""
-    if type(model).__name__ != "SequenceClassifier":
-        raise ValueError(f"{function} needs a SequenceClassifier (minilm.numpy or minilm.torch), "
-                         f"got {type(model).__name__}")
 
 
 def attention_maps(model, tokenizer, text: str, pair: str | None = None,
@@ -227,7 +219,7 @@ def head_importance(model, tokenizer, texts, labels, batch_size: int = 32, max_l
     mode; (L, H), NaN where a head was pruned. `normalize`: each layer divided by its L2 norm.
 
     texts: a non-empty list of str; labels: one class id per text; batch_size an int >= 1."""
-    _check_sequence_classifier("head_importance", model)
+    check_model_class(model, "SequenceClassifier", "head_importance")  # it reads a class's logit
     if not isinstance(texts, (list, tuple, np.ndarray)) or len(texts) == 0:
         raise ValueError(f"texts must be a non-empty list of texts, got {texts!r:.60}")
     labels = np.asarray(labels)
@@ -315,7 +307,7 @@ def saliency(model, tokenizer, text: str, label: int | None = None,
     predicted class) for a sequence classifier of either twin, in eval mode; `label` None or an
     int in [0, num_labels). A text of more than `max_length` tokens (default: the model's max_len)
     is an error."""
-    _check_sequence_classifier("saliency", model)
+    check_model_class(model, "SequenceClassifier", "saliency")  # it reads a class's logit
     if label is not None and int_at_least("label", label, 0) >= model.num_labels:
         raise ValueError(f"label must be an int in [0, {model.num_labels}) (a class id), got "
                          f"{label}")

@@ -661,7 +661,7 @@ LIBRARY_CASES = {  # case: (a call with one bad argument, the message it must ra
         "texts must be strings, got NoneType None at index 1"),
     "sentence_embeddings of a Seq2Seq": (  # its encode() takes no segments: a TypeError deep inside
         lambda: sentence_embeddings(Seq2Seq(TINY), CharTokenizer("abcde"), ["a"]),
-        "model is a Seq2Seq; sentence embeddings need a BERT Encoder"),
+        "model is a Seq2Seq; a sentence embedding needs an Encoder (minilm.numpy or minilm.torch)"),
     # a vocabulary listing a token twice gave it the second id and left the first without a token
     "wordpiece vocab with a token twice": (
         lambda: WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "a"]),
@@ -671,7 +671,7 @@ LIBRARY_CASES = {  # case: (a call with one bad argument, the message it must ra
                        "rng must be a numpy Generator (np.random.default_rng(seed)) or None"),
     "greedy_decode of a Decoder": (  # failed with "'Decoder' object has no attribute 'encode'"
         lambda: greedy_decode(Decoder(TINY), np.array([[5, 6]]), np.ones((1, 2)), 1, 2),
-        "model must be an encoder-decoder (Seq2Seq, either twin), got Decoder"),
+        "model is a Decoder; decoding a translation needs a Seq2Seq (minilm.numpy or"),
     "generate max_new_tokens '5'": (lambda: generate(Decoder(TINY), [[1, 2]], "5"),
                                     "max_new_tokens must be an int >= 0, got '5'"),
     # KV caches: -1 layers accepted, "a" Python's TypeError

@@ -124,7 +124,7 @@ def test_demo_runs_its_own_recipe_shortened(tmp_path, monkeypatch, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "entropy floor 0.4111 (ratio" in out and "4 steps in" in out
-    assert out.count("\n---\n") == 3  # one separator after each sampled story
+    assert out.count("\n---\n") == 2  # a rule between the three sampled stories
     assert ModelConfig.from_dict(json.loads((tmp_path / "config.json").read_text())["minilm"]
                                  ["config"]).d_model == ModelConfig.preset("demo").d_model
 
@@ -406,9 +406,9 @@ def test_bad_command_lines_say_what_is_wrong_in_one_line(bad_inputs, argv, messa
     (["attention", "the cat", "--model", "{s2s}"],
      "--model '{s2s}' holds a run of kind 'seq2seq'; attention maps are drawn for a BERT"),
     (["embed", "a cat", "--model", "{s2s}"],
-     "--model '{s2s}' is a Seq2Seq; sentence embeddings need a BERT Encoder"),
+     "--model '{s2s}' is a Seq2Seq; a sentence embedding needs an Encoder"),
     (["embed", "a cat", "--model", "{clm}"],
-     "--model '{clm}' is a Decoder; sentence embeddings need a BERT Encoder"),
+     "--model '{clm}' is a Decoder; a sentence embedding needs an Encoder"),
 ])
 def test_a_run_of_the_wrong_kind_is_named_with_what_the_command_needs(bad_inputs, argv, message,
                                                                        capsys):

@@ -79,6 +79,18 @@ def is_torch_model(model) -> bool:
     return torch is not None and isinstance(model, torch.nn.Module)
 
 
+def check_model_class(model, class_name: str, use: str, argument: str = "model") -> None:
+    """`model` must be a `class_name` of either twin, told by the class's name, which both twins
+    share (so the check needs no torch import): e.g. a Decoder given for sentence embeddings."""
+    if type(model).__name__ != class_name:
+        raise ValueError(f"{argument} is {_a(type(model).__name__)}; {use} needs "
+                         f"{_a(class_name)} (minilm.numpy or minilm.torch)")
+
+
+def _a(name: str) -> str:
+    return f"an {name}" if name[0] in "AEIOU" else f"a {name}"
+
+
 def to_numpy(values) -> np.ndarray:
     """A NumPy array of `values`: arrays and lists as they are, tensors (any device) detached and
     copied to the host; float16 and bfloat16 become float32 (NumPy has no bfloat16)."""
