@@ -25,8 +25,9 @@ demo: $(STAMP)
 	OMP_NUM_THREADS=$(DEMO_THREADS) OPENBLAS_NUM_THREADS=$(DEMO_THREADS) MKL_NUM_THREADS=$(DEMO_THREADS) \
 		$(PY) -m minilm demo --out runs/demo
 
+# the 15 slowest tests are listed at the end: the suite must stay well under CI's 15 minutes
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q
