@@ -51,7 +51,12 @@ def sample_next(logits, rng, temperature=1.0, top_k=None, top_p=None):
     check_finite("logits", logits)
     if temperature == 0:
         return logits.argmax(axis=-1)
-    scaled = logits.astype(np.float64) / temperature
+    logits = logits.astype(np.float64)
+    # shifted before the division: the best token at 0, the others <= 0. A tiny temperature then
+    # sends them to -inf at worst (probability 0, the intended limit), where logits / 1e-310
+    # overflowed to +inf, inf - inf was NaN and the sampler picked token 0
+    with np.errstate(over="ignore"):
+        scaled = (logits - logits.max(axis=-1, keepdims=True)) / temperature
     if top_k is not None:  # chosen on the logits themselves: dividing could round two into a tie
         kth = np.partition(logits, -top_k, axis=-1)[:, -top_k][:, None]  # (B, 1)
         scaled = np.where(logits < kth, -np.inf, scaled)

@@ -97,6 +97,25 @@ def test_float32_erf_is_within_5e_7_of_the_exact_one_and_float64_is_exact():
 # ================================================================ edge cases and bad input
 
 
+def test_float16_layer_norm_computes_its_statistics_in_float32():
+    """x 300 from its row's mean: the float16 square (9e4 > 65504) overflowed, the variance was inf
+    and the output exactly the bias, with dx = 0. Now: torch's float32 LayerNorm, to float16."""
+    import torch
+
+    x = np.array([[300.0, -300.0, 1.0, 2.0], [0.5, -0.25, 0.125, 0.0]], dtype=np.float16)
+    weight, bias = np.ones(4, np.float16), np.arange(4, dtype=np.float16)
+    out, cache = F.layer_norm_forward(x, weight, bias)
+    dout = np.ones_like(x)
+    dx, dweight, _ = F.layer_norm_backward(dout, cache)
+    leaf = torch.tensor(x, dtype=torch.float32, requires_grad=True)
+    expected = torch.nn.functional.layer_norm(leaf, (4,), torch.tensor(weight, dtype=torch.float32),
+                                              torch.tensor(bias, dtype=torch.float32))
+    (expected * torch.tensor(dout, dtype=torch.float32)).sum().backward()
+    assert out.dtype == dx.dtype == dweight.dtype == np.float16
+    np.testing.assert_allclose(out, expected.detach().numpy(), rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(dx, leaf.grad.numpy(), atol=1e-3)
+
+
 def test_everything_masked_gives_zeros():
     """A mask of all False (and causal with more queries than keys, for the first rows) gives
     zero output and zero gradients, never NaN."""

@@ -327,6 +327,15 @@ def test_temperature_zero_is_argmax_and_draws_nothing(logits, seed):
     assert rng.bit_generator.state == state
 
 
+@pytest.mark.parametrize("temperature", [1e-300, 1e-310, 5e-324])
+def test_a_tiny_temperature_samples_the_best_token(temperature):
+    """logits / 1e-310 overflowed to inf, the softmax gave NaN and the sampler token 0, the worst."""
+    logits = np.array([[0.0, 1.0, 0.5], [1e10, -1e10, 0.0]])
+    for seed in range(5):
+        np.testing.assert_array_equal(
+            sample_next(logits, np.random.default_rng(seed), temperature), [1, 0])
+
+
 @pytest.mark.parametrize("temperature, top_k", [(1.0, None), (0.5, None), (2.0, 3)])
 def test_sample_frequencies_follow_the_softmax(temperature, top_k):
     """20000 draws from one distribution: chi-square goodness of fit against softmax(logits / T)

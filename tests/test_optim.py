@@ -212,6 +212,16 @@ def test_clip_grad_norm_matches_torch(seed, max_norm, scale):
     assert clipped_norm <= max_norm * (1 + 1e-12) or math.isclose(clipped_norm, total_norm)
 
 
+def test_clip_grad_norm_of_float16_gradients_sums_in_float32_as_torch():
+    """A norm of 300 overflowed float16's sum of squares (inf): every gradient was zeroed."""
+    grads = {"w": np.full(100, 30.0, np.float16)}
+    tensor = torch.zeros(100, dtype=torch.float16, requires_grad=True)
+    tensor.grad = torch.full((100,), 30.0, dtype=torch.float16)
+    expected = torch.nn.utils.clip_grad_norm_([tensor], 1.0).item()
+    assert clip_grad_norm(grads, 1.0) == expected == 300.0
+    np.testing.assert_array_equal(grads["w"], tensor.grad.numpy())  # 0.1 each, not 0
+
+
 # ---------------------------------------------------------------- in place, dtype
 
 
@@ -483,7 +493,12 @@ BAD_HYPERPARAMETERS = {  # case: (call on params, the message's fragment)
     "step's lr inf": (lambda p: AdamW(p).step(random_grads(np.random.default_rng(0)), lr=INF),
                       "lr must be a finite number in [0, inf), got inf"),
     "weight_decay inf": (lambda p: AdamW(p, weight_decay=INF), "weight_decay must be a finite"),
-    "eps inf": (lambda p: AdamW(p, eps=INF), "eps must be a finite number in [0, inf)"),
+    "eps inf": (lambda p: AdamW(p, eps=INF), "eps must be a finite number in (0, inf)"),
+    # 0: a gradient entry 0 at step 1 made its weight NaN (m = v = 0: 0 / 0)
+    "eps 0": (lambda p: AdamW(p, eps=0.0), "eps must be a finite number in (0, inf), got 0.0"),
+    # float16: a gradient of 1e-3 sent the weight to -inf (v and eps round to 0)
+    "float16 params": (lambda p: AdamW({n: w.astype(np.float16) for n, w in p.items()}),
+                       f"params[{NAMES[0]!r}] is float16: AdamW needs float32 or float64"),
     "lr_scale inf": (lambda p: AdamW(p, lr_scale={NAMES[0]: INF}),
                      f"lr_scale[{NAMES[0]!r}] must be a finite number in [0, inf), got inf"),
     "betas a number": (lambda p: AdamW(p, betas=0.9), ("betas must be a pair (beta1, beta2), got "

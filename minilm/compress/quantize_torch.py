@@ -13,15 +13,19 @@ import copy
 import torch
 from torch import nn
 
+from minilm.common.checks import check_finite
 from minilm.compress.quantize import QMAX, replace_modules
 from minilm.torch.layers import Linear
 
 
-def quantize_per_channel(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each row of weight (..., n) -> (q int8 (..., n), scale (...,)); a row of zeros gets scale 1."""
-    scale = weight.abs().amax(dim=-1) / QMAX  # (...,)
+def quantize_per_channel(rows: torch.Tensor, name: str = "weight"):
+    """Each row of `rows` (..., n), the tensor called `name` (a weight, or a Linear's input x) ->
+    (q int8 (..., n), scale (...,)); a row of zeros gets scale 1. A NaN or inf is refused, as in
+    NumPy: its row's scale would be NaN or inf and the row would round to zeros, silently."""
+    check_finite(name, rows)
+    scale = rows.abs().amax(dim=-1) / QMAX  # (...,)
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    q = torch.round(weight / scale[..., None]).clamp(-QMAX, QMAX)  # (..., n)
+    q = torch.round(rows / scale[..., None]).clamp(-QMAX, QMAX)  # (..., n)
     return q.to(torch.int8), scale
 
 
@@ -50,7 +54,7 @@ class QuantizedLinear(nn.Module):
 
     def forward(self, x):
         rows = x.reshape(-1, x.shape[-1])  # (N, in)
-        xq, x_scale = quantize_per_channel(rows)  # (N, in) int8, (N,)
+        xq, x_scale = quantize_per_channel(rows, "x")  # (N, in) int8, (N,)
         integer_sums = int8_matmul(xq, self.weight.t())  # (N, out) int32
         out = integer_sums.to(x.dtype) * x_scale[:, None] * self.scale  # (N, out)
         if self.bias is not None:

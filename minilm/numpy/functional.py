@@ -110,14 +110,20 @@ def layer_norm_forward(x, weight, bias, eps=1e-5):
     """y = (x - mean) / sqrt(var + eps) * w + b over the last axis (biased variance, like torch).
 
     x_hat = (x - mu) * r with r = 1 / sqrt(var + eps).
+
+    float16 inputs are computed in float32 (a float16 square overflows once x is 256 from its
+    mean: var would be inf and the output the bias) and the output returned in float16.
     """
     number_in("layer_norm: eps", eps, "(0, inf)")  # NaN would make every output NaN
+    dtype = x.dtype
+    x = x.astype(np.promote_types(dtype, np.float32), copy=False)
     mean = x.mean(axis=-1, keepdims=True)  # (..., 1)
     centered = x - mean
     var = (centered * centered).mean(axis=-1, keepdims=True)  # (..., 1)
     inv_std = 1.0 / np.sqrt(var + eps)  # (..., 1)
     x_hat = centered * inv_std  # (..., C)
-    return x_hat * weight + bias, LayerNormCache(x_hat, inv_std, weight)
+    out = (x_hat * weight + bias).astype(dtype, copy=False)
+    return out, LayerNormCache(x_hat, inv_std, weight)
 
 
 def layer_norm_backward(dout, cache):
@@ -136,7 +142,7 @@ def layer_norm_backward(dout, cache):
     dx = inv_std * (
         g - g.mean(axis=-1, keepdims=True) - x_hat * (g * x_hat).mean(axis=-1, keepdims=True)
     )
-    return dx, dweight, dbias
+    return dx.astype(dout.dtype, copy=False), dweight.astype(weight.dtype, copy=False), dbias
 
 
 # ---------------------------------------------------------------- GELU

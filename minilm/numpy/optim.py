@@ -304,8 +304,14 @@ class AdamW(Optimizer):
         frozen: FrozenNames = None,
     ):
         super().__init__(params, lr, lr_scale, frozen)
+        for name, param in params.items():
+            if param.dtype == np.float16:  # torch's AdamW does the same: mixed precision exists
+                raise ValueError(
+                    f"params[{name!r}] is float16: AdamW needs float32 or float64 parameters (in "
+                    "float16 the second moment (1 - beta2) g^2 underflows to 0 for |g| < 0.005 "
+                    "and eps rounds to 0, so the update m / sqrt(v) divides by 0)")
         self.beta1, self.beta2 = check_betas(betas)
-        self.eps = number_in("eps", eps, "[0, inf)")
+        self.eps = number_in("eps", eps, "(0, inf)")  # 0: a gradient entry 0 at step 1 is 0 / 0
         self.weight_decay = number_in("weight_decay", weight_decay, "[0, inf)")
         if decay is not None and not callable(decay):
             raise ValueError("decay must be a callable name -> bool, or None for the default rule")
@@ -359,10 +365,13 @@ def clip_grad_norm(grads: Params, max_norm: float) -> float:
 
     The same as `torch.nn.utils.clip_grad_norm_` (its 1e-6 keeps the division finite and leaves
     the clipped norm just below max_norm). Scales in place; returns the norm *before* clipping,
-    the number worth logging.
+    the number worth logging. float16 gradients are summed in float32, as torch does: their sum
+    of squares would overflow once the norm passed 256, and clip_coef = max_norm / inf would
+    zero every gradient.
     """
     number_in("max_norm", max_norm, "(0, inf)")
-    norms = [np.linalg.norm(np.ravel(grad)) for grad in grads.values()]
+    norms = [np.linalg.norm(np.ravel(grad).astype(np.promote_types(grad.dtype, np.float32),
+                                                  copy=False)) for grad in grads.values()]
     total_norm = float(np.linalg.norm(norms)) if norms else 0.0
     clip_coef = max_norm / (total_norm + 1e-6)
     if clip_coef < 1:
