@@ -1,8 +1,8 @@
 """Execute lesson notebooks in place, so that they are committed with their outputs (numbers and
 pictures read on GitHub without running anything), and report how long each took.
 
-    python lessons/execute.py                       # every lesson (make lessons-execute)
-    python lessons/execute.py lessons/03_gpt.ipynb  # some of them
+    python lessons/execute.py                           # every lesson (make lessons-execute)
+    python lessons/execute.py lessons/03_gpt_clm.ipynb  # some of them
 
 The kernel is this interpreter (the project's virtual environment), started in lessons/ with one
 BLAS thread, as the test suite's nbval run starts it, so the stored outputs are what `make test`

@@ -29,29 +29,21 @@ import math
 
 import numpy as np
 
-from minilm.common.checks import positive_int
+from minilm.common.checks import check_token_ids, number_in, positive_int
 
 
 def _token_ids(ids, vocab_size) -> tuple[np.ndarray, int]:
     """A 1-D stream of ids in [0, vocab_size) as int64, and vocab_size as an int."""
     vocab_size = positive_int("vocab_size", vocab_size)
-    ids = np.asarray(ids)
-    if ids.ndim != 1 or (ids.size and ids.dtype.kind not in "iu"):
-        raise ValueError(f"ids must be a 1-D array of integer token ids, got {ids.dtype} of shape "
-                         f"{ids.shape}")
-    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise ValueError(f"ids must lie in [0, {vocab_size}), got {ids.min()}..{ids.max()}")
-    return ids.astype(np.int64), vocab_size
+    if np.ndim(ids) != 1:  # check_token_ids reads a single id as a stream of one
+        raise ValueError(f"ids must be a 1-D array of token ids, got shape {np.shape(ids)}")
+    return check_token_ids(ids, vocab_size), vocab_size
 
 
 def _normalised_log(counts: np.ndarray, smoothing: float) -> np.ndarray:
     """log((counts + k) / (row total + k n)) along the last axis (n entries per row); a row with
     nothing in it is uniform, log(1/n)."""
-    is_number = isinstance(smoothing, (int, float, np.integer, np.floating)) and not isinstance(
-        smoothing, bool)
-    if not (is_number and math.isfinite(smoothing) and smoothing >= 0):
-        raise ValueError(f"smoothing must be a finite number >= 0, got {smoothing!r}")
-    smoothed = counts + float(smoothing)
+    smoothed = counts + number_in("smoothing", smoothing, "[0, inf)")
     totals = smoothed.sum(axis=-1, keepdims=True)
     with np.errstate(divide="ignore"):  # log 0 = -inf: never seen, and no smoothing
         log_probs = np.log(smoothed) - np.log(np.where(totals > 0, totals, 1.0))

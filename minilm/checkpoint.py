@@ -67,8 +67,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from safetensors import SafetensorError
-from safetensors.numpy import load, save
+from safetensors.numpy import save
 
 from minilm.common.backends import check_backend, numpy_params, on_backend
 from minilm.config import ModelConfig
@@ -81,6 +80,7 @@ from minilm.pretrained import (
     bert_heads,
     bert_params,
     gpt2_params,
+    read_weights,
 )
 from minilm.tokenizers import load_tokenizer
 
@@ -283,10 +283,7 @@ def read_run(directory) -> Run:
         )
     kind, config, num_labels, metadata = _read_config(directory / CONFIG_FILE)
     where = directory / WEIGHTS_FILE
-    try:
-        params = load(where.read_bytes())
-    except SafetensorError as error:
-        raise ValueError(f"{where} is not a readable safetensors file ({error})") from None
+    params = read_weights(where)  # the reader of every model directory (bfloat16 is refused)
     for name, value in params.items():
         if value.dtype.kind != "f":
             raise ValueError(f"{where}: {name} holds {value.dtype} values; expected floating-point "

@@ -134,6 +134,14 @@ class ModelConfig:
         return cls(**{**PRESETS[name], **overrides})
 
 
+def check_config(config) -> ModelConfig:
+    """`config` itself if it is a ModelConfig; else a ValueError (the one error type for every bad
+    argument), where a dict or a Hugging Face config would fail later on a missing attribute."""
+    if not isinstance(config, ModelConfig):
+        raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
+    return config
+
+
 # What each family shares; its presets differ in size only.
 _BERT = dict(vocab_size=30522, max_len=512, dropout=0.1, activation="gelu", layer_norm_eps=1e-12,
              pad_token_id=0)  # uncased WordPiece, 512 positions, 2 segments

@@ -8,8 +8,31 @@ everything above the last block (pooler, classifier) L + 1 for an L-layer encode
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
+from minilm.common.checks import number_in
 from minilm.common.names import bert_depth
-from minilm.numpy.optim import layerwise_lr_scale
+
+
+def layerwise_lr_scale(
+    names: Iterable[str], depth_of: Callable[[str], int], max_depth: int, decay: float
+) -> dict[str, float]:
+    """Layer-wise learning-rate decay: `{name: decay ** (max_depth − depth_of(name))}`.
+
+    Depth counts from the input: for an L-layer encoder, embeddings 0, block i → i + 1, the
+    task head L + 1 = max_depth. The head then learns at the full rate and each step down
+    multiplies by `decay`, so the embeddings get decay^(L+1): general low-level features move
+    least while fine-tuning. Pass the result as either step's `lr_scale`. For BERT names,
+    `layerwise_scales` below.
+    """
+    number_in("decay", decay, "(0, 1]")
+    scales = {}
+    for name in names:
+        depth = depth_of(name)
+        if not 0 <= depth <= max_depth:
+            raise ValueError(f"depth_of({name!r}) = {depth} is outside [0, max_depth={max_depth}]")
+        scales[name] = decay ** (max_depth - depth)
+    return scales
 
 
 def layerwise_scales(names, n_layers: int, decay: float) -> dict[str, float]:

@@ -101,7 +101,7 @@ def _model_directory(path) -> Path:
     return directory
 
 
-def _read_weights(file: Path) -> dict[str, np.ndarray]:
+def read_weights(file: Path) -> dict[str, np.ndarray]:
     """Every tensor of a safetensors file as a NumPy array (NumPy has no bfloat16: say so), or an
     error naming the file when it is damaged (empty, truncated, not safetensors at all)."""
     try:
@@ -414,7 +414,7 @@ def load_pretrained(path, backend: str = "numpy", dtype=None, **model_kwargs):
     directory = _model_directory(path)
     where = directory / CONFIG_FILE
     hf, model_type, config = _parse_config(where)
-    weights = _read_weights(directory / WEIGHTS_FILE)
+    weights = read_weights(directory / WEIGHTS_FILE)
     if model_type == "bert":
         params = bert_params(weights, directory / WEIGHTS_FILE)
         heads = bert_heads(params)

@@ -18,6 +18,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from safetensors.numpy import save_file
+from safetensors.torch import save_file as save_torch_file
 
 from minilm import ModelConfig
 from minilm.beam import greedy_decode
@@ -347,6 +348,12 @@ def _save_weights(transform):
     return edit
 
 
+def _save_bfloat16_weights(directory):
+    weights = {name: torch.from_numpy(value).to(torch.bfloat16)
+               for name, value in Decoder(RUN_CONFIG).params.items()}
+    save_torch_file(weights, str(directory / "model.safetensors"))
+
+
 RUN_TOKENIZER = CharTokenizer("abc ")
 RUN_CONFIG = ModelConfig(**{**TINY.to_dict(), "vocab_size": RUN_TOKENIZER.vocab_size})
 DAMAGED_RUNS = {  # case: (damage, what the message must say besides the path)
@@ -365,6 +372,8 @@ DAMAGED_RUNS = {  # case: (damage, what the message must say besides the path)
     "integer weights": (_save_weights(lambda w: {n: v.astype(np.int32) for n, v in w.items()}),
                         "expected floating-point weights"),
     "a missing weight": (_save_weights(lambda w: dict(list(w.items())[1:])), "do not fit"),
+    # a run was read by its own safetensors reader: a KeyError 'BF16' from deep inside
+    "bfloat16 weights": (_save_bfloat16_weights, "stores bfloat16 tensors, which NumPy cannot hold"),
     "tokenizer of another vocabulary": (
         lambda d: CharTokenizer("abcdefg ").save(d), "the tokenizer has 10 tokens"),
     "tokenizer file not JSON": (_rewrite("char_tokenizer.json", b"{"), "tokenizer"),

@@ -15,12 +15,12 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from minilm.layerwise import layerwise_lr_scale
 from minilm.numpy.optim import (
     SGD,
     AdamW,
     adamw_update,
     clip_grad_norm,
-    layerwise_lr_scale,
     lr_schedule,
 )
 

@@ -200,6 +200,15 @@ def test_weights_round_trip_numpy_torch_numpy_exactly(kind, dtype):
     assert np.array_equal(fresh.forward(ids), reference.forward(ids))
 
 
+def test_a_bfloat16_twin_comes_back_as_float32():
+    """NumPy has no bfloat16: state_dict_to_params raised torch's TypeError 'Got unsupported
+    ScalarType BFloat16' (numpy_params, which now calls it, converted)."""
+    twin = Decoder.from_numpy(NUMPY_MODELS["decoder"](ModelConfig.preset("tiny"))).bfloat16()
+    back = state_dict_to_params(twin.state_dict())
+    for name, value in twin.state_dict().items():
+        assert back[name].dtype == np.float32 and np.array_equal(back[name], value.float()), name
+
+
 def test_layers_are_shared_between_the_computation_and_the_checkpoint_tree():
     """The block's attention uses the very Linear registered under the checkpoint name, so moving
     or casting the model moves what the computation uses."""

@@ -108,7 +108,9 @@ def numpy_params(model) -> dict[str, np.ndarray]:
     own `params` (the live arrays), or copies of a torch model's `state_dict()`."""
     if not is_torch_model(model):
         return model.params
-    return {name: to_numpy(value).copy() for name, value in model.state_dict().items()}
+    from minilm.torch import state_dict_to_params
+
+    return state_dict_to_params(model.state_dict())
 
 
 @contextlib.contextmanager

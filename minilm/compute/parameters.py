@@ -26,7 +26,7 @@ without the MLM head: `parameter_count(config, "encoder", mlm_head=False, pooler
 from __future__ import annotations
 
 from minilm.common.checks import check_flag
-from minilm.config import ModelConfig
+from minilm.config import ModelConfig, check_config
 
 MODELS = ("decoder", "encoder")
 ENCODER_PARTS = {"mlm_head": True, "pooler": False}  # the flags of Encoder(...), and their defaults
@@ -57,8 +57,7 @@ class Breakdown(dict):
 def model_parts(config: ModelConfig, model: str, parts: dict) -> dict:
     """The checked `model` and its head flags, defaults filled in: {} for a decoder (GPT-2 has one
     head, tied), {"mlm_head": ..., "pooler": ...} for an encoder, each True or False."""
-    if not isinstance(config, ModelConfig):
-        raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
+    check_config(config)
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     known = ENCODER_PARTS if model == "encoder" else {}
@@ -80,9 +79,7 @@ def block_parameters(config: ModelConfig) -> Breakdown:
         >>> block_parameters(ModelConfig.preset("gpt2")).total   # 12 C^2 + 13 C, C = 768
         7087872
     """
-    if not isinstance(config, ModelConfig):
-        raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
-    c, f = config.d_model, config.d_ff
+    c, f = check_config(config).d_model, config.d_ff
     return Breakdown(attention=4 * c * c + 4 * c, feed_forward=2 * c * f + f + c,
                      layer_norm=4 * c)
 

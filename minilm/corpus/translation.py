@@ -47,8 +47,6 @@ import numpy as np
 from minilm.corpus import grammar
 from minilm.corpus.grammar import _Reader, _tell_story
 
-LANGUAGE = "Kelish"
-
 # ---------------------------------------------------------------- the fixed words
 
 PRONOUNS = {"a": "ela", "o": "elo", "i": "eli"}  # she, he, they: class a, o, plural

@@ -26,7 +26,7 @@ from minilm.common.checks import (
 )
 from minilm.common.kv_cache import KVCache, check_kv_cache
 from minilm.common.names import BERT_BLOCK_NAMES, GPT2_BLOCK_NAMES, IGNORE_INDEX
-from minilm.config import ModelConfig
+from minilm.config import ModelConfig, check_config
 from minilm.numpy import functional as F
 from minilm.numpy.layers import (
     Dropout,
@@ -52,11 +52,7 @@ class _Model(Module):
     """What both models share: the parameter store, the generator for dropout, the positions."""
 
     def __init__(self, config: ModelConfig, seed: int, dtype, position_name: str):
-        if not isinstance(config, ModelConfig):
-            raise ValueError(
-                f"config must be a ModelConfig, got {type(config).__name__}"
-            )
-        self.config = config
+        self.config = check_config(config)
         self.store = ParameterStore(floating_dtype(dtype))
         self.rng = seeded_rng(seed)  # initialisation, then dropout masks
         if config.positions == "learned":

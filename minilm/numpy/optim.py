@@ -17,7 +17,8 @@ two, where torch's kernels round differently, e.g. `lerp` for Adam's first momen
 Fine-tuning controls shared by both optimizers:
 
 - `lr_scale`: a per-parameter multiplier; parameter `name` moves with `lr * lr_scale.get(name, 1)`.
-  `layerwise_lr_scale` builds the classic layer-wise decay (lower layers learn more slowly).
+  `minilm.layerwise.layerwise_lr_scale` builds the classic layer-wise decay (lower layers learn
+  more slowly).
 - `frozen`: names (or a predicate on names) that are not updated at all, and whose optimizer state
   (momentum, Adam moments, step count) does not advance; assign a new value between steps for
   gradual unfreezing (`optimizer.frozen = ...`).
@@ -425,27 +426,3 @@ def lr_schedule(
     if decay == "cosine":
         return min_lr + (base_lr - min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
     return min_lr + (base_lr - min_lr) * (1 - progress)
-
-
-def layerwise_lr_scale(
-    names: Iterable[str], depth_of: Callable[[str], int], max_depth: int, decay: float
-) -> dict[str, float]:
-    """Layer-wise learning-rate decay: `{name: decay ** (max_depth − depth_of(name))}`.
-
-    Depth counts from the input: for an L-layer encoder, embeddings 0, block i → i + 1, the
-    task head L + 1 = max_depth. The head then learns at the full rate and each step down
-    multiplies by `decay`, so the embeddings get decay^(L+1): general low-level features move
-    least while fine-tuning. Pass the result as the optimizers' `lr_scale`. For BERT names
-    (`minilm.common.names.bert_depth`, as `minilm.layerwise.layerwise_scales` does):
-
-        depth = lambda name: bert_depth(name, n_layers)
-        lr_scale = layerwise_lr_scale(model.params, depth, n_layers + 1, decay=0.9)
-    """
-    number_in("decay", decay, "(0, 1]")
-    scales = {}
-    for name in names:
-        depth = depth_of(name)
-        if not 0 <= depth <= max_depth:
-            raise ValueError(f"depth_of({name!r}) = {depth} is outside [0, max_depth={max_depth}]")
-        scales[name] = decay ** (max_depth - depth)
-    return scales

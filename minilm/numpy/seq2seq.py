@@ -45,7 +45,7 @@ from minilm.common.checks import (
 )
 from minilm.common.kv_cache import Seq2SeqCache, check_seq2seq_cache
 from minilm.common.names import BART_BLOCK_NAMES, BART_CROSS_ATTENTION_NAMES
-from minilm.config import ModelConfig
+from minilm.config import ModelConfig, check_config
 from minilm.numpy import functional as F
 from minilm.numpy.layers import (
     Branch,
@@ -118,7 +118,7 @@ class Seq2Seq(_Model):
 
     def __init__(self, config: ModelConfig, seed: int = 0, dtype=np.float32,
                  tie_word_embeddings: bool = True):
-        check_seq2seq_config(config, ModelConfig)
+        check_seq2seq_config(check_config(config))
         check_flag("tie_word_embeddings", tie_word_embeddings)
         offset = POSITION_OFFSET if config.positions == "learned" else 0
         rows = dataclasses.replace(config, max_len=config.max_len + offset)  # the position tables

@@ -36,7 +36,7 @@ from minilm.common.checks import (
 )
 from minilm.common.kv_cache import KVCache, check_kv_cache
 from minilm.common.names import BERT_BLOCK_NAMES, GPT2_BLOCK_NAMES, gelu_approximate
-from minilm.config import ModelConfig
+from minilm.config import ModelConfig, check_config
 from minilm.torch import functional as TF
 from minilm.torch.layers import (
     CrossAttention,
@@ -57,8 +57,9 @@ def params_to_state_dict(params: dict[str, np.ndarray]) -> dict[str, torch.Tenso
 
 
 def state_dict_to_params(state_dict: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """Tensors (any device) -> NumPy arrays (copies, so later training does not change them)."""
-    return {name: value.detach().cpu().numpy().copy() for name, value in state_dict.items()}
+    """Tensors (any device) -> NumPy arrays (copies, so later training does not change them);
+    float16 and bfloat16 become float32 (`to_numpy`: NumPy has no bfloat16)."""
+    return {name: to_numpy(value).copy() for name, value in state_dict.items()}
 
 
 def seeded_generator(seed) -> torch.Generator:
@@ -68,8 +69,9 @@ def seeded_generator(seed) -> torch.Generator:
 
 
 def _torch_dtype(dtype) -> torch.dtype:
-    """torch.float32 / torch.float64, or the NumPy spelling np.float32 / np.float64 (read by the
-    NumPy twin's `floating_dtype`, which refuses None: NumPy would read it as float64)."""
+    """torch.float32 / torch.float64, or the NumPy spelling np.float32 / np.float64 (read by
+    `common.checks.floating_dtype`, the NumPy twin's rule too, which refuses None: NumPy would
+    read it as float64)."""
     if not isinstance(dtype, torch.dtype):
         try:
             dtype = torch.from_numpy(np.empty(0, dtype=floating_dtype(dtype))).dtype
@@ -89,10 +91,7 @@ class _Model(Module):
 
     def __init__(self, config, attention, dtype, generator, position_name):
         super().__init__()
-        if not isinstance(config, ModelConfig):
-            # ValueError, as the NumPy twin raises: one error type for every bad argument
-            raise ValueError(f"config must be a ModelConfig, got {type(config).__name__}")
-        self.config = config
+        self.config = check_config(config)
         self._attention = TF.check_attention(attention, config.head_dim, dtype)
         c = config.d_model
         if config.positions == "learned":
@@ -151,14 +150,15 @@ class _Model(Module):
         return torch.as_tensor(host, device=self._device())
 
     def _input_ids(self, input_ids) -> tuple[torch.Tensor, np.ndarray]:
-        """(B, T) ids checked by the NumPy model's `check_input_ids` (same rules, same errors), as a
-        tensor on the model's device and as the host array that was checked."""
+        """(B, T) ids checked by `common.checks.check_input_ids` (the NumPy twin's check: same
+        rules, same errors), as a tensor on the model's device and as the host array checked."""
         host = check_input_ids(to_numpy(input_ids), self.config)
         return self._tensor(input_ids, host).long(), host
 
     def _key_mask(self, attention_mask, host_ids) -> torch.Tensor:
-        """attention_mask (B, T) of 0/1 or bools, checked as the NumPy model checks it, as the
-        kernel's key_mask: a bool tensor on the model's device, True = a real token."""
+        """attention_mask (B, T) of 0/1 or bools, checked by `common.checks.check_attention_mask`
+        as in the NumPy twin, as the kernel's key_mask: a bool tensor on the model's device, True =
+        a real token."""
         host = check_attention_mask(to_numpy(attention_mask), host_ids)
         return self._tensor(attention_mask, host).bool()
 

@@ -28,7 +28,7 @@ from minilm.common.checks import (
 )
 from minilm.common.kv_cache import Seq2SeqCache, check_seq2seq_cache
 from minilm.common.names import BART_BLOCK_NAMES, BART_CROSS_ATTENTION_NAMES
-from minilm.config import ModelConfig
+from minilm.config import ModelConfig, check_config
 from minilm.torch.layers import (
     CrossAttention,
     Embedding,
@@ -80,7 +80,7 @@ class Seq2Seq(_Model):
     def __init__(self, config: ModelConfig, attention=None, seed: int = 0, dtype=torch.float32,
                  tie_word_embeddings: bool = True):
         dtype, generator = _torch_dtype(dtype), seeded_generator(seed)
-        check_seq2seq_config(config, ModelConfig)
+        check_seq2seq_config(check_config(config))
         check_flag("tie_word_embeddings", tie_word_embeddings)
         offset = POSITION_OFFSET if config.positions == "learned" else 0
         rows = dataclasses.replace(config, max_len=config.max_len + offset)  # the position tables
