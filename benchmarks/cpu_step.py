@@ -34,9 +34,9 @@ import torch
 
 from minilm.common.backends import on_backend
 from minilm.config import ModelConfig
+from minilm.distributed import ALONE
 from minilm.numpy import Decoder
-from minilm.steps import make_step
-from minilm.train import TrainSettings
+from minilm.train import TrainSettings, step_for
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -56,8 +56,7 @@ def main(argv=None):
     config = ModelConfig.preset(args.preset, vocab_size=64, max_len=args.seq_len)
     settings = TrainSettings()  # the training defaults: weight decay, betas, clipping
     steps = {  # the same weights in both: the twin starts as a copy of the NumPy model
-        backend: make_step(on_backend(Decoder(config), backend), settings.weight_decay,
-                           betas=(0.9, settings.adam_beta2), grad_clip=settings.grad_clip)
+        backend: step_for(on_backend(Decoder(config), backend), settings, ALONE)
         for backend in ("numpy", "torch")
     }
     rng = np.random.default_rng(0)

@@ -45,11 +45,12 @@ from pathlib import Path
 import numpy as np
 
 from minilm.config import ModelConfig
-from minilm.steps import make_step
+from minilm.distributed import ALONE
 from minilm.train import (
     TrainSettings,
     evaluate,
     initial_model,
+    step_for,
     train,
     training_batch,
     training_data,
@@ -143,8 +144,7 @@ def measure(names, repeats):
         settings = TrainSettings(**settings_overrides, steps=1000)
         model = initial_model("decoder", config_for(config_overrides, settings.seq_len,
                                                    data.tokenizer.vocab_size), settings)
-        step = make_step(model, settings.weight_decay, betas=(0.9, settings.adam_beta2),
-                         grad_clip=settings.grad_clip)
+        step = step_for(model, settings, ALONE)
         setups[name] = (settings, model, step, np.random.default_rng(0))
     step_times = {name: [] for name in names}
     for repeat in range(repeats + 2):  # two warm-up rounds

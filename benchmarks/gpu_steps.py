@@ -1,6 +1,6 @@
 """Benchmark: one training step of the PyTorch twin on a GPU, attention="triton" vs "sdpa".
 
-A step is `minilm.steps.make_step(model, dtype="bfloat16")`: the forward pass and the loss under
+A step is `minilm.train.step_for` with `TrainSettings(backend="torch", dtype="bfloat16")`: the forward pass and the loss under
 bf16 autocast, the backward pass, gradient clipping and AdamW (weights, gradients and Adam's
 moments stay float32), with the training defaults of `minilm.train.TrainSettings`. Workloads:
 
@@ -51,10 +51,10 @@ import numpy as np
 import torch
 
 from minilm.config import ModelConfig
-from minilm.steps import make_step
+from minilm.distributed import ALONE
 from minilm.torch.heads import SequenceClassifier
 from minilm.torch.models import Decoder, Encoder
-from minilm.train import TrainSettings
+from minilm.train import TrainSettings, step_for
 
 LR = 1e-5  # small: the timed steps should not move the weights far
 # The two arms' first losses, relative: bf16 keeps 8 bits of mantissa (2^-8 = 0.4 %), and the
@@ -154,13 +154,11 @@ def peak_mib(step, batch, device):
 def benchmark_workload(workload, smoke, device, warmup, repeats):
     """The record of one workload: the check, peak memory, the alternating timings."""
     config = workload.config(smoke)
-    settings = TrainSettings()
+    settings = TrainSettings(backend="torch", dtype="bfloat16")  # the defaults, in bf16
     models = {"triton": build(workload, config, "triton", device)}
     models["sdpa"] = build(workload, config, "sdpa", device)
     models["sdpa"].load_state_dict(models["triton"].state_dict())
-    steps = {attention: make_step(model, settings.weight_decay,
-                                  betas=(0.9, settings.adam_beta2), grad_clip=settings.grad_clip,
-                                  dtype="bfloat16")
+    steps = {attention: step_for(model, settings, ALONE)
              for attention, model in models.items()}  # triton first: the order they alternate in
     batch = make_batch(workload, config, np.random.default_rng(0))
     record = {"workload": workload.name, "batch": workload.batch, "seq_len": workload.seq_len,
@@ -252,7 +250,7 @@ def main(argv=None):
     device = select_device(args.smoke)
     report = {
         "versions": versions(device), "smoke": args.smoke, "time_budget_s": args.time_budget,
-        "step": "minilm.steps.make_step(dtype='bfloat16'): forward + loss under bf16 autocast, "
+        "step": "minilm.train.step_for, TrainSettings(dtype='bfloat16'): forward + loss under bf16 autocast, "
                 "backward, clip, AdamW (TrainSettings defaults), lr 1e-5",
         "timing": (f"arms alternating, {repeats} rounds after {warmup} warm-up rounds, "
                    "each step synchronised, medians"),

@@ -57,11 +57,11 @@ import torch
 import minilm.numpy
 from minilm.common.backends import inference, on_backend
 from minilm.config import ModelConfig
+from minilm.distributed import ALONE
 from minilm.numpy import functional as F
 from minilm.numpy import layers, models, optim
 from minilm.pretrained import default_model_path, load_pretrained
-from minilm.steps import make_step
-from minilm.train import TrainSettings
+from minilm.train import TrainSettings, step_for
 
 RESULTS = Path(__file__).parent / "results"
 NUMPY_SOURCES = Path(minilm.numpy.__file__).parent
@@ -89,8 +89,7 @@ def demo_step(batch, time_steps, backend="numpy"):
     config = ModelConfig.preset("demo", vocab_size=31, max_len=time_steps)
     settings = TrainSettings()
     model = on_backend(models.Decoder(config), backend)
-    step = make_step(model, settings.weight_decay, betas=(0.9, settings.adam_beta2),
-                     grad_clip=settings.grad_clip)
+    step = step_for(model, settings, ALONE)
     rng = np.random.default_rng(0)
     inputs, targets = rng.integers(0, 31, (2, batch, time_steps))
 

@@ -46,9 +46,9 @@ import torch
 from minilm.beam import greedy_decode
 from minilm.checkpoint import load_run, save_run
 from minilm.common.backends import on_backend
+from minilm.distributed import ALONE
 from minilm.numpy import Seq2Seq
-from minilm.steps import make_step
-from minilm.train import TrainSettings, train, training_batch
+from minilm.train import TrainSettings, step_for, train, training_batch
 from minilm.translation import (
     TRANSLATION_MODEL,
     heldout_scores,
@@ -62,9 +62,8 @@ TARGET_EXACT_MATCH, TARGET_SECONDS = 0.90, 300
 
 def step_times(config, settings, data, repeats):
     """Median seconds of one training step on each backend, measured alternately."""
-    steps = {backend: make_step(on_backend(Seq2Seq(config, seed=0), backend),
-                                settings.weight_decay, betas=(0.9, settings.adam_beta2),
-                                grad_clip=settings.grad_clip) for backend in ("numpy", "torch")}
+    steps = {backend: step_for(on_backend(Seq2Seq(config, seed=0), backend), settings, ALONE)
+             for backend in ("numpy", "torch")}
     inputs, targets = training_batch(data.train, settings, data.tokenizer,
                                      np.random.default_rng(0))
     times, _ = alternate({name: lambda step=step: step(inputs, targets, lr=1e-4)

@@ -23,15 +23,20 @@ from minilm.tasks import Task
 EVAL_BATCH_SIZE = 64
 
 
+def classifier_inputs(tokenizer, texts, max_length: int) -> tuple:
+    """A classifier's forward arguments for a batch of `texts`: (input_ids, attention_mask,
+    token_type_ids), each (B, T), the texts cut to `max_length` tokens and padded to the longest."""
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length)
+    return batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+
+
 def predict_logits(model, tokenizer, texts, max_length: int = 64,
                    batch_size: int = EVAL_BATCH_SIZE) -> np.ndarray:
     """Logits (N, L) of a classifier (either backend) for `texts`, in eval mode (no dropout)."""
     logits = []
     with inference(model):
         for start in range(0, len(texts), batch_size):
-            batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True,
-                              max_length=max_length)
-            inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+            inputs = classifier_inputs(tokenizer, texts[start:start + batch_size], max_length)
             logits.append(to_numpy(model.forward(*inputs)))  # (B, L)
     return np.concatenate(logits)
 
@@ -77,9 +82,3 @@ def scores_on_test_split(model, tokenizer, task: Task, max_length: int) -> dict:
     return {"loss": float(loss), **classification_metrics(task.test_labels, logits.argmax(-1),
                                                           task.label_names)}
 
-
-def evaluate(model, tokenizer, task: Task, max_length: int) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) on the test split, in eval mode (`scores_on_test_split`
-    has the rest)."""
-    test = scores_on_test_split(model, tokenizer, task, max_length)
-    return test["accuracy"], test["loss"]

@@ -94,7 +94,7 @@ import numpy as np
 
 from minilm import distributed
 from minilm.checkpoint import CONFIG_FILE, METRICS_FILE, TRAINING_STATE_FILE, build_model, read_run
-from minilm.classification import scores_on_test_split
+from minilm.classification import classifier_inputs, scores_on_test_split
 from minilm.common.backends import (
     BACKENDS,
     DEVICE_HELP,
@@ -107,7 +107,7 @@ from minilm.common.backends import (
     on_backend,
     restored_generator,
 )
-from minilm.common.checks import int_at_least, number_in
+from minilm.common.checks import int_at_least, is_int, number_in
 from minilm.common.settings import check_choices, setting
 from minilm.config import ModelConfig
 from minilm.files import write_json
@@ -118,7 +118,7 @@ from minilm.layerwise import (
     layerwise_scales,
     lowest_trainable_depth,
 )
-from minilm.metrics_log import TENSORBOARD_HELP, MetricsLog, check_tensorboard
+from minilm.metrics_log import TENSORBOARD_HELP, MetricsLog
 from minilm.numpy import Encoder
 from minilm.numpy.heads import SequenceClassifier
 from minilm.numpy.optim import DECAY_KINDS, lr_schedule
@@ -130,11 +130,12 @@ from minilm.tokenizers import WordPieceTokenizer
 from minilm.tokenizers.char import CHAR_TOKENIZER_FILE
 from minilm.training_state import (
     check_history,
-    prepare_run_directory,
+    due,
+    prepare_run,
     read_checkpoint,
-    restore_model,
     restore_optimizer,
-    save_checkpoint,
+    resume_run,
+    save_run_checkpoint,
     start_run,
     unreadable_checkpoint,
 )
@@ -200,15 +201,8 @@ class FinetuneSettings:
         check_choices(self)  # backend, device, dtype, init, lr_decay
         check_device(self.backend, self.device)
         check_dtype(self.backend, self.dtype)
-        for name in ("epochs", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_length is not None and self.max_length < 3:
-            raise ValueError(
-                f"max_length must be >= 3 ([CLS], a token, [SEP]), got {self.max_length}")
-        number_in("lr", self.lr, "(0, inf)")
-        number_in("warmup_ratio", self.warmup_ratio, "[0, 1]")
-        number_in("weight_decay", self.weight_decay, "[0, inf)")
+        check_recipe(self)
+        int_at_least("grad_accum", self.grad_accum, 1)
         number_in("dropout", self.dropout, "[0, 1)")
         if self.layerwise_lr_decay is not None:
             number_in("layerwise_lr_decay", self.layerwise_lr_decay, "(0, 1]")
@@ -218,8 +212,24 @@ class FinetuneSettings:
         if self.unfreeze_every is not None and not self.gradual_unfreezing:
             raise ValueError("unfreeze_every sets the pace of gradual_unfreezing, which is off: "
                              "add --gradual-unfreezing, or drop --unfreeze-every")
-        number_in("grad_clip", self.grad_clip, "(0, inf)")
-        int_at_least("seed", self.seed, 0)
+
+
+def check_recipe(settings) -> None:
+    """Check the recipe's fields that `FinetuneSettings` and distillation's `DistillSettings`
+    share: epochs and batch_size ints >= 1; max_length an int >= 3, or None (the default); lr and
+    grad_clip > 0, warmup_ratio in [0, 1], weight_decay >= 0; seed an int >= 0. ValueError naming
+    the first that is not."""
+    for name in ("epochs", "batch_size"):
+        int_at_least(name, getattr(settings, name), 1)
+    if settings.max_length is not None and not (is_int(settings.max_length)
+                                                and settings.max_length >= 3):
+        raise ValueError("max_length must be an int >= 3 ([CLS], a token, [SEP]), got "
+                         f"{settings.max_length!r}")
+    number_in("lr", settings.lr, "(0, inf)")
+    number_in("warmup_ratio", settings.warmup_ratio, "[0, 1]")
+    number_in("weight_decay", settings.weight_decay, "[0, inf)")
+    number_in("grad_clip", settings.grad_clip, "(0, inf)")
+    int_at_least("seed", settings.seed, 0)
 
 
 # ---------------------------------------------------------------- the model
@@ -238,7 +248,7 @@ def build_classifier(settings: FinetuneSettings, num_labels: int,
     the config's (ValueError otherwise). The classifier is initialised from `settings.seed`.
     """
     directory = Path(settings.model) if settings.model else default_model_path()
-    described = bert_config(directory)
+    described = check_model_directory(directory)
     tokenizer = WordPieceTokenizer.from_pretrained(directory)
     pretrained = None
     if settings.init == "pretrained":
@@ -264,10 +274,11 @@ def build_classifier(settings: FinetuneSettings, num_labels: int,
     return model, tokenizer, (directory if pretrained is not None else None)
 
 
-def bert_config(directory: Path) -> ModelConfig:
-    """The ModelConfig of the --model directory, which must hold a BERT to fine-tune: a config.json
-    of model_type "bert" beside BERT's WordPiece vocabulary, vocab.txt (the BERT of a `minilm train
-    --objective mlm` run reads characters instead). ValueError naming --model and what it holds."""
+def check_model_directory(directory: Path) -> ModelConfig:
+    """Check that the --model directory holds a BERT to fine-tune, and return its ModelConfig
+    (`minilm.pretrained.read_hf_config`): a config.json of model_type "bert" beside BERT's
+    WordPiece vocabulary, vocab.txt (the BERT of a `minilm train --objective mlm` run reads
+    characters instead). ValueError naming --model and what it holds."""
     flag = f"--model {str(directory)!r}"
     if not (directory / CONFIG_FILE).is_file():
         raise ValueError(f"{flag} is not a model directory (no {CONFIG_FILE} in it); expected a "
@@ -353,13 +364,7 @@ def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
     `task` overrides `settings.task` / `settings.test` with an in-memory `Task`; `config` gives the
     architecture for init="random" (default: the model directory's config.json).
     """
-    if settings.tensorboard:
-        check_tensorboard()
-    world = distributed.join_run(settings)
-    if not world.is_main:
-        out_dir = None  # rank 0 alone writes the run directory
-    if out_dir is not None:
-        out_dir = prepare_run_directory(out_dir)
+    world, out_dir = prepare_run(settings, out_dir)
     if task is None:
         task = load_task(settings.task, settings.test, seed=settings.seed)
     check_task(task)
@@ -405,16 +410,12 @@ def resume_finetuning(directory, progress: bool = True,
     except (KeyError, ValueError) as error:
         problem = f"progress has no {error}" if isinstance(error, KeyError) else error
         raise unreadable_checkpoint(Path(directory) / TRAINING_STATE_FILE, problem) from None
-    if settings.tensorboard:
-        check_tensorboard()
-    world = distributed.join_run(settings)
-    model = restore_model(run, state, settings.backend, settings.device)
-    distributed.restore_generators(model, state.progress.get("process_generators"), world)
+    world, model, out_dir = resume_run(run, state, settings)
     run_plan = plan(settings, task, model)
     step_fn = step_for(model, settings, run_plan, world)
     restore_optimizer(step_fn, run, state)
     return _finetune_from(position, settings, task, model, run.tokenizer, step_fn, run_plan,
-                          history, base, Path(directory) if world.is_main else None, progress)
+                          history, base, out_dir, progress)
 
 
 # ---------------------------------------------------------------- the loop
@@ -445,6 +446,15 @@ class Position(NamedTuple):
                              f"training examples, got {order!r:.80}")
         order = None if order is None else np.array(order, dtype=np.int64)
         return cls(step, restored_generator(saved["order_generator"]), order, saved["seconds"])
+
+
+def epoch_batch(task: Task, tokenizer, settings, order: np.ndarray, number: int):
+    """(index, inputs): batch `number` of an epoch that visits the training examples in `order`
+    (a permutation), settings.batch_size of them (fewer in the last batch), and their
+    `classifier_inputs` cut to settings.max_length tokens."""
+    index = order[number * settings.batch_size:(number + 1) * settings.batch_size]
+    texts = [task.train_texts[i] for i in index]
+    return index, classifier_inputs(tokenizer, texts, settings.max_length)
 
 
 def new_history() -> dict[str, list]:
@@ -480,10 +490,7 @@ def _finetune_from(position: Position, settings, task, model, tokenizer, step_fn
         epoch, batch_number = divmod(step, per_epoch)
         if batch_number == 0:
             order = order_rng.permutation(len(task.train_texts))
-        index = order[batch_number * settings.batch_size:(batch_number + 1) * settings.batch_size]
-        batch = tokenizer([task.train_texts[i] for i in index], padding=True, truncation=True,
-                          max_length=settings.max_length)
-        inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+        index, inputs = epoch_batch(task, tokenizer, settings, order, batch_number)
         lr = lr_schedule(step, settings.lr, total, run_plan.warmup_steps, settings.lr_decay)
         depth = (0 if run_plan.unfreeze_every is None
                  else lowest_trainable_depth(step, run_plan.unfreeze_every, n_layers))
@@ -500,20 +507,16 @@ def _finetune_from(position: Position, settings, task, model, tokenizer, step_fn
         if step % per_epoch == 0:
             history["epoch_train_seconds"].append(epoch_seconds)
             epoch_seconds = 0.0
-        evaluating = step % eval_every == 0 or step == total
-        saving = step % save_every == 0 or step == total
+        evaluating, saving = due(step, eval_every, total), due(step, save_every, total)
         if evaluating and world.is_main:  # meanwhile the other processes wait at the barrier
             test = scores_on_test_split(model, tokenizer, task, settings.max_length)
             record = evaluation_record(history, test, step, per_epoch, lr,
                                        seconds_before + time.perf_counter() - started)
             log.write(record, describe_evaluation(record, total))
         if saving:
-            generators = distributed.generator_states(model, world)  # every process's dropout's
-            if out_dir is not None:  # None on every process but rank 0
-                seconds = seconds_before + time.perf_counter() - started
-                save_checkpoint(out_dir, model, step_fn, step, total,
-                                {"history": history, "process_generators": generators,
-                                 **Position(step, order_rng, order, seconds).to_json()})
+            seconds = seconds_before + time.perf_counter() - started
+            save_run_checkpoint(world, out_dir, model, step_fn, step, total, {
+                "history": history, **Position(step, order_rng, order, seconds).to_json()})
         if evaluating or saving:
             distributed.barrier(world)
     bar.close()

@@ -69,7 +69,7 @@ from minilm.common.checks import int_at_least, number_in
 from minilm.common.settings import check_choices, setting
 from minilm.config import ModelConfig
 from minilm.files import write_json
-from minilm.metrics_log import TENSORBOARD_HELP, MetricsLog, check_tensorboard
+from minilm.metrics_log import TENSORBOARD_HELP, MetricsLog
 from minilm.numpy import Decoder, Encoder, Seq2Seq
 from minilm.numpy import functional as F
 from minilm.numpy.optim import DECAY_KINDS, lr_schedule
@@ -78,11 +78,12 @@ from minilm.steps import check_finite_loss, make_step
 from minilm.tokenizers import CharTokenizer
 from minilm.training_state import (
     check_history,
-    prepare_run_directory,
+    due,
+    prepare_run,
     read_checkpoint,
-    restore_model,
     restore_optimizer,
-    save_checkpoint,
+    resume_run,
+    save_run_checkpoint,
     start_run,
 )
 
@@ -341,13 +342,7 @@ def train(settings: TrainSettings, config: ModelConfig | None = None, text_path=
                          "Kelish corpus")
     if settings.objective == "seq2seq":
         translation.scorer()  # BLEU and chrF at the end need sacrebleu: say so before training
-    if settings.tensorboard:
-        check_tensorboard()
-    world = distributed.join_run(settings)
-    if not world.is_main:
-        out_dir = None  # rank 0 alone writes the run directory
-    if out_dir is not None:
-        out_dir = prepare_run_directory(out_dir)
+    world, out_dir = prepare_run(settings, out_dir)
     corpus_data = _data_for(settings, text_path)
     if settings.objective != "seq2seq":
         if settings.seq_len is None:  # a short text still makes a window: it decides, not a default
@@ -392,16 +387,11 @@ def resume_training(directory, progress=True) -> dict | None:
     if corpus_data.sha256 != sha256:
         raise ValueError(f"{text_path} has changed since the run in {directory} started: "
                          "resuming would train on different text")
-    if settings.tensorboard:
-        check_tensorboard()
-    world = distributed.join_run(settings)
-    model = restore_model(run, state, settings.backend, settings.device)
-    distributed.restore_generators(model, state.progress.get("process_generators"), world)
+    world, model, out_dir = resume_run(run, state, settings)
     step_fn = step_for(model, settings, world)
     restore_optimizer(step_fn, run, state)
     return _train_from(state.step, settings, model, step_fn, corpus_data, history,
-                       restored_generator(generator), seconds,
-                       Path(directory) if world.is_main else None, progress)
+                       restored_generator(generator), seconds, out_dir, progress)
 
 
 def new_history() -> dict[str, list]:
@@ -450,8 +440,8 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
         done = step + 1
         elapsed = time.perf_counter() - started
         throughput = (done - first_step) * per_step / elapsed
-        evaluating = done % settings.eval_every == 0 or done == settings.steps
-        saving = done % settings.save_every == 0 or done == settings.steps
+        evaluating = due(done, settings.eval_every, settings.steps)
+        saving = due(done, settings.save_every, settings.steps)
         if evaluating and world.is_main:  # meanwhile the other processes wait at the barrier
             previous = history["val_step"][-1] if history["val_step"] else 0
             history["val_step"].append(done)
@@ -462,12 +452,9 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
                                         "seconds": seconds_before + elapsed})
             log.write(record, describe_evaluation(record, settings))
         if saving:
-            generators = distributed.generator_states(model, world)  # every process's dropout's
-            if out_dir is not None:  # None on every process but rank 0
-                save_checkpoint(out_dir, model, step_fn, done, settings.steps, {
-                    "history": history, "data_generator": rng.bit_generator.state,
-                    "process_generators": generators,
-                    "seconds": seconds_before + time.perf_counter() - started})
+            save_run_checkpoint(world, out_dir, model, step_fn, done, settings.steps, {
+                "history": history, "data_generator": rng.bit_generator.state,
+                "seconds": seconds_before + time.perf_counter() - started})
         if evaluating or saving:
             distributed.barrier(world)
         bar.set_postfix(loss=f"{loss:.3f}",

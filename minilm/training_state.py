@@ -2,6 +2,16 @@
 checkpoint read back, checked and restored for `--resume` (`minilm.train`, `minilm.finetune`).
 The directory's format, and a finished model's files, are `minilm.checkpoint`'s.
 
+Both loops go through the same life, written once here; each keeps only its data, its metrics and
+its summary:
+
+    start   prepare_run (TensorBoard, torchrun's processes, --out checked), the model built,
+            distributed.seed_dropout, start_run on rank 0, the training step
+    resume  read_checkpoint, the run's own settings, check_history, resume_run (the processes
+            joined, the model and its generators restored), the training step, restore_optimizer
+    step    evaluate when `due` (rank 0), save_run_checkpoint when `due` (every process gives its
+            generators, rank 0 writes), then every process waits for the others (a barrier)
+
 A training loop writes the directory in two steps. When the run starts (`start_run`): config.json
 and the tokenizer, which never change. At every checkpoint (`save_checkpoint`, every `save_every`
 steps and at the end): `training_state.safetensors`, then `model.safetensors`. The training state
@@ -29,6 +39,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save
 
+from minilm import distributed
 from minilm.checkpoint import (
     METRICS_FILE,
     METRICS_LOG_FILE,
@@ -43,10 +54,10 @@ from minilm.checkpoint import (
     remove_temporaries,
     weights_file,
 )
-from minilm.common.backends import numpy_params, set_rng_state
-from minilm.common.backends import rng_state as generator_states
+from minilm.common.backends import numpy_params, rng_state, set_rng_state
 from minilm.common.checks import check_finite, number_in
 from minilm.files import check_writable, write_atomic
+from minilm.metrics_log import check_tensorboard
 from minilm.numpy.optim import AdamW
 from minilm.steps import TrainingDiverged
 
@@ -122,7 +133,7 @@ def save_checkpoint(directory, model, step_fn, step: int, total_steps: int,
             )
     arrays = {f"model.{name}": value for name, value in params.items()}
     arrays |= {f"optimizer.{key}": value for key, value in step_fn.state_dict().items()}
-    header = {"step": step, "total_steps": total_steps, "generators": generator_states(model),
+    header = {"step": step, "total_steps": total_steps, "generators": rng_state(model),
               "progress": progress}
     directory = Path(directory)
     write_atomic(directory / TRAINING_STATE_FILE,
@@ -297,3 +308,55 @@ def restore_optimizer(step_fn, run: Run, state: TrainingState) -> None:
         step_fn.load_state_dict(state.optimizer)
     except ValueError as error:
         raise unreadable_checkpoint(run.directory / TRAINING_STATE_FILE, error) from None
+
+
+# ---------------------------------------------------------------- what every loop does around its steps
+
+
+def prepare_run(settings, out_dir) -> tuple[distributed.World, Path | None]:
+    """What a training loop (`minilm.train`, `minilm.finetune`) does first, before it reads data
+    or builds a model, so that a run refused for its flags stops at once: TensorBoard checked if
+    `settings.tensorboard` asks for it, this process's place among those torchrun started
+    (`distributed.join_run`), and the run directory `out_dir` (--out, or None for none) checked
+    by `prepare_run_directory`. Returns (world, out_dir); out_dir is None on every process but
+    rank 0, which alone writes the run directory."""
+    if settings.tensorboard:
+        check_tensorboard()
+    world = distributed.join_run(settings)
+    if not world.is_main:
+        out_dir = None  # rank 0 alone writes the run directory
+    if out_dir is not None:
+        out_dir = prepare_run_directory(out_dir)
+    return world, out_dir
+
+
+def resume_run(run: Run, state: TrainingState, settings) -> tuple[distributed.World, object,
+                                                                    Path | None]:
+    """`prepare_run` for a run continued from its checkpoint (`read_checkpoint`) with the
+    settings it started with; then its model, with the checkpoint's weights and every process's
+    dropout generator where it was (`restore_model`, `distributed.restore_generators`). Returns
+    (world, model, out_dir): out_dir is the run's directory on rank 0, None on the others. (The
+    loop then builds its training step and puts the optimizer's state into it:
+    `restore_optimizer`.)"""
+    world, _ = prepare_run(settings, None)  # no new directory: the run's own goes on
+    model = restore_model(run, state, settings.backend, settings.device)
+    distributed.restore_generators(model, state.progress.get("process_generators"), world)
+    return world, model, (run.directory if world.is_main else None)
+
+
+def due(done: int, every: int, total_steps: int) -> bool:
+    """Whether what a loop does every `every` steps (evaluate, save a checkpoint) is due after
+    `done` steps of `total_steps`: at each multiple of `every`, and after the last step."""
+    return done % every == 0 or done == total_steps
+
+
+def save_run_checkpoint(world, out_dir, model, step_fn, step: int, total_steps: int,
+                        progress: dict) -> None:
+    """The checkpoint after `step` steps of a run in one process or several. Every process calls
+    it at the same step: the states of their dropout generators are gathered
+    (`distributed.generator_states`, a collective; None alone), and rank 0, the one process with
+    an `out_dir`, saves them with the loop's `progress` (`save_checkpoint`)."""
+    generators = distributed.generator_states(model, world)  # every process's dropout's
+    if out_dir is not None:  # None on every process but rank 0
+        save_checkpoint(out_dir, model, step_fn, step, total_steps,
+                        {**progress, "process_generators": generators})

@@ -28,6 +28,7 @@ from safetensors.numpy import load_file, save_file
 
 import minilm.finetune
 import minilm.train
+import minilm.training_state
 from minilm import ModelConfig
 from minilm.checkpoint import METRICS_LOG_FILE, TRAINING_STATE_FILE, read_run, save_run
 from minilm.cli import main
@@ -132,22 +133,23 @@ def test_optimizer_state_round_trips_through_a_checkpoint(backend, tmp_path):
 # ---------------------------------------------------------------- when checkpoints are written
 
 
-def record_saves(monkeypatch, module):
+def record_saves(monkeypatch):
+    """The steps at which the loops' checkpoints (`save_run_checkpoint`) write their files."""
     saved = []
-    save = module.save_checkpoint
+    save = minilm.training_state.save_checkpoint
 
     def recording(directory, model, step_fn, step, *rest):
         saved.append(step)
         return save(directory, model, step_fn, step, *rest)
 
-    monkeypatch.setattr(module, "save_checkpoint", recording)
+    monkeypatch.setattr(minilm.training_state, "save_checkpoint", recording)
     return saved
 
 
 @pytest.mark.parametrize("save_every, expected", [(None, [4, 8, 10]), (3, [3, 6, 9, 10])])
 def test_checkpoints_every_save_every_steps_by_default_at_each_evaluation(
         save_every, expected, text_file, tmp_path, monkeypatch):
-    saved = record_saves(monkeypatch, minilm.train)
+    saved = record_saves(monkeypatch)
     settings = TrainSettings(steps=10, batch_size=2, seq_len=8, eval_every=4, eval_tokens=50,
                              warmup_steps=2, save_every=save_every)
     train(settings, ModelConfig.preset("tiny"), text_file, tmp_path, progress=False)

@@ -51,6 +51,7 @@ from minilm.compress import (
 )
 from minilm.compress.distill import make_distillation_step
 from minilm.compress.quantize import int8_linear_error_bound
+from minilm.finetune import FinetuneSettings
 from minilm.interpret import set_head_gates
 from minilm.numpy import Decoder, Encoder, SequenceClassifier
 from minilm.tasks import Task, load_task
@@ -392,6 +393,31 @@ def test_distillation_loss_refuses_bad_arguments(keywords, message):
         distillation_loss_forward(np.zeros((2, 3)), teacher, np.zeros(2, int), **keywords)
 
 
+@pytest.mark.parametrize(("keywords", "message"), [
+    (dict(epochs=-1), "epochs must be an int >= 1, got -1"),  # "trained" for -25 steps
+    (dict(epochs=1.5), "epochs must be an int >= 1, got 1.5"),
+    (dict(batch_size=0), "batch_size must be an int >= 1, got 0"),  # was a ZeroDivisionError
+    (dict(max_length=2), "max_length must be an int >= 3 ([CLS], a token, [SEP]), got 2"),
+    (dict(lr=0.0), "lr must be a finite number in (0, inf), got 0.0"),
+    (dict(warmup_ratio=1.5), "warmup_ratio must be a finite number in [0, 1], got 1.5"),
+    (dict(weight_decay=-0.1), "weight_decay must be a finite number in [0, inf), got -0.1"),
+    (dict(grad_clip=float("nan")), "grad_clip must be a finite number in (0, inf), got nan"),
+    (dict(seed=-1), "seed must be an int >= 0, got -1"),
+    (dict(temperature=0.0), "temperature must be a finite number in (0, 10000], got 0.0"),
+    (dict(alpha=1.5), "alpha must be a finite number in [0, 1], got 1.5"),
+])
+def test_distill_settings_refuse_what_fine_tuning_refuses(keywords, message):
+    """DistillSettings shares FinetuneSettings' recipe fields and their check (`check_recipe`),
+    and checks temperature and alpha as the loss does, when it is made, before any step."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        DistillSettings(**keywords)
+    recipe = {name: value for name, value in keywords.items()
+              if name not in ("temperature", "alpha")}
+    if recipe:  # the same field of fine-tuning's settings, the same message
+        with pytest.raises(ValueError, match=re.escape(message)):
+            FinetuneSettings(**recipe)
+
+
 def test_student_keeps_the_chosen_blocks_and_one_step_agrees_in_both_twins():
     teacher = prune_heads(classifier(), {2: [1]})
     student = student_from_teacher(teacher, layers=(0, 2))
@@ -425,5 +451,9 @@ def test_distill_trains_a_student_towards_the_teacher(tokenizer):
     with pytest.raises(ValueError, match="teacher"):
         distill(student, None, tokenizer, task, settings)
     hard = distill(student_from_teacher(teacher, (1,)), None, tokenizer, task,
-                   DistillSettings(alpha=0.0, epochs=1, max_length=16))
+                   DistillSettings(alpha=0.0, epochs=1, max_length=None))
     assert 0.0 <= hard["eval_accuracy"] <= 1.0
+    assert hard["settings"]["max_length"] == 32  # None: as fine-tuning, min(64, max_len)
+    with pytest.raises(ValueError, match=re.escape("max_length=64 exceeds the student's "
+                                                   "max_len=32")):
+        distill(student, None, tokenizer, task, DistillSettings(alpha=0.0))

@@ -38,11 +38,12 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import log_softmax
 
-from minilm.classification import evaluate, predict_logits
+from minilm.classification import predict_logits, scores_on_test_split
 from minilm.common.backends import is_torch_model, numpy_params
 from minilm.common.checks import number_in
 from minilm.common.names import IGNORE_INDEX
 from minilm.compress.rebuild import rebuilt
+from minilm.finetune import DEFAULT_MAX_LENGTH, check_recipe, epoch_batch
 from minilm.numpy import functional as F
 from minilm.numpy.optim import lr_schedule
 from minilm.steps import NumpyStep, TorchStep, check_finite_loss
@@ -68,12 +69,18 @@ class DistillationCache(NamedTuple):
 MAX_TEMPERATURE = 1e4
 
 
+def check_temperature_and_alpha(temperature, alpha) -> None:
+    """temperature in (0, MAX_TEMPERATURE], alpha in [0, 1] (ValueError naming the one that is
+    not): the loss's rule, and `DistillSettings`'."""
+    number_in("temperature", temperature, f"(0, {MAX_TEMPERATURE:g}]")
+    number_in("alpha", alpha, "[0, 1]")
+
+
 def _check_loss_arguments(student_logits, teacher_logits, temperature, alpha) -> None:
     if np.shape(student_logits) != np.shape(teacher_logits) or np.ndim(student_logits) != 2:
         raise ValueError(f"student_logits {np.shape(student_logits)} and teacher_logits "
                          f"{np.shape(teacher_logits)} must both be (N, num_labels)")
-    number_in("temperature", temperature, f"(0, {MAX_TEMPERATURE:g}]")
-    number_in("alpha", alpha, "[0, 1]")
+    check_temperature_and_alpha(temperature, alpha)
 
 
 def distillation_loss_forward(student_logits, teacher_logits, labels, temperature=2.0, alpha=0.5):
@@ -179,7 +186,9 @@ def student_from_teacher(teacher, layers=(0, 2, 4)):
 @dataclass
 class DistillSettings:
     """How a student is distilled (the fine-tuning recipe of `minilm.finetune`, plus the loss's
-    temperature and alpha; alpha = 0 is plain fine-tuning on the hard labels)."""
+    temperature and alpha; alpha = 0 is plain fine-tuning on the hard labels). Checked when made:
+    the recipe's fields as FinetuneSettings checks them (`check_recipe`), temperature and alpha as
+    the loss does."""
 
     temperature: float = 2.0
     alpha: float = 0.5
@@ -189,8 +198,12 @@ class DistillSettings:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float = 1.0
-    max_length: int = 64
+    max_length: int | None = 64  # None: as fine-tuning, 64 or the student's max_len if smaller
     seed: int = 0
+
+    def __post_init__(self):
+        check_recipe(self)  # epochs, batch_size, lr, warmup_ratio, weight_decay, ...
+        check_temperature_and_alpha(self.temperature, self.alpha)
 
 
 def distill(student, teacher, tokenizer, task, settings: DistillSettings | None = None,
@@ -201,6 +214,12 @@ def distill(student, teacher, tokenizer, task, settings: DistillSettings | None 
     settings = DistillSettings() if settings is None else settings
     if settings.alpha > 0 and teacher is None:
         raise ValueError("alpha > 0 distils from a teacher: give one (or alpha=0 for hard labels)")
+    max_len = student.config.max_len
+    if settings.max_length is None:  # as in fine-tuning: 64, or the model's max_len if smaller
+        settings = dataclasses.replace(settings, max_length=min(DEFAULT_MAX_LENGTH, max_len))
+    if settings.max_length > max_len:
+        raise ValueError(f"max_length={settings.max_length} exceeds the student's "
+                         f"max_len={max_len}")
     texts, labels = task.train_texts, task.train_labels
     teacher_logits = (np.zeros((len(texts), task.num_labels)) if settings.alpha == 0 else
                       predict_logits(teacher, tokenizer, texts, settings.max_length))  # (N, L)
@@ -218,16 +237,13 @@ def distill(student, teacher, tokenizer, task, settings: DistillSettings | None 
     for epoch in range(settings.epochs):
         order = rng.permutation(len(texts))
         for b in range(per_epoch):
-            index = order[b * settings.batch_size:(b + 1) * settings.batch_size]
-            batch = tokenizer([texts[i] for i in index], padding=True, truncation=True,
-                              max_length=settings.max_length)
-            inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+            index, inputs = epoch_batch(task, tokenizer, settings, order, b)
             lr = lr_schedule(len(losses), settings.lr, total, warmup, "linear")
             loss = step(inputs, (labels[index], teacher_logits[index]), lr)
             losses.append(check_finite_loss(loss, len(losses)))
         if progress:
             print(f"epoch {epoch + 1}: mean loss {np.mean(losses[-per_epoch:]):.4f}")
     seconds = time.perf_counter() - started
-    accuracy, eval_loss = evaluate(student, tokenizer, task, settings.max_length)
-    return {"eval_accuracy": accuracy, "eval_loss": eval_loss, "loss_curve": losses,
+    test = scores_on_test_split(student, tokenizer, task, settings.max_length)
+    return {"eval_accuracy": test["accuracy"], "eval_loss": test["loss"], "loss_curve": losses,
             "steps": total, "train_seconds": seconds, "settings": dataclasses.asdict(settings)}
