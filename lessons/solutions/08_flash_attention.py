@@ -19,14 +19,14 @@ def flash_attention_forward(q, k, v, causal=False, key_mask=None, scale=None, bl
                             block_n=16):
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     n_queries, n_keys = q.shape[2], k.shape[2]
-    out = np.zeros(q.shape[:3] + v.shape[3:])  # (B, H, Nq, Dv)
-    lse = np.zeros(q.shape[:3])  # (B, H, Nq)
+    out = np.zeros(q.shape[:3] + v.shape[3:], dtype=q.dtype)  # (B, H, Nq, Dv)
+    lse = np.zeros(q.shape[:3], dtype=q.dtype)  # (B, H, Nq)
     for i0 in range(0, n_queries, block_m):
         rows = np.arange(i0, min(i0 + block_m, n_queries))
         qi = q[:, :, rows]  # this tile's queries, (B, H, tm, D)
-        m = np.full(qi.shape[:3], -np.inf)  # running max
-        l = np.zeros(qi.shape[:3])  # running sum of exp(s - m)
-        acc = np.zeros(qi.shape[:3] + v.shape[3:])  # running sum of exp(s - m) v
+        m = np.full(qi.shape[:3], -np.inf, dtype=q.dtype)  # running max
+        l = np.zeros(qi.shape[:3], dtype=q.dtype)  # running sum of exp(s - m)
+        acc = np.zeros(qi.shape[:3] + v.shape[3:], dtype=q.dtype)  # running sum of exp(s - m) v
         for j0 in range(0, n_keys, block_n):
             cols = np.arange(j0, min(j0 + block_n, n_keys))
             s = qi @ k[:, :, cols].swapaxes(-1, -2) * scale  # (B, H, tm, tn)
@@ -49,7 +49,7 @@ def flash_attention_backward(dout, q, k, v, out, lse, causal=False, key_mask=Non
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     n_queries, n_keys = q.shape[2], k.shape[2]
     delta = (dout * out).sum(axis=-1)  # rowsum(P * dP) without P, (B, H, Nq)
-    dq, dk, dv = np.zeros(q.shape), np.zeros(k.shape), np.zeros(v.shape)
+    dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
     for i0 in range(0, n_queries, block_m):
         rows = np.arange(i0, min(i0 + block_m, n_queries))
         for j0 in range(0, n_keys, block_n):

@@ -46,9 +46,9 @@ def distillation_loss_forward(student_logits, teacher_logits, labels, temperatur
 
 def distillation_loss_backward(cache, dloss=1.0):
     q, p, probs, labels, labelled, temperature, alpha = cache
-    n, n_labelled = len(q), max(labelled.sum(), 1)
+    n, n_labelled = len(q), max(int(labelled.sum()), 1)  # Python ints keep float32 float32
     dsoft = alpha * temperature * (q - p) / n  # T^2 * (q - p) / (T n)
     onehot = np.zeros_like(probs)
     onehot[labelled, labels[labelled]] = 1.0
-    dhard = (1 - alpha) * (probs - onehot) * labelled[:, None] / n_labelled
+    dhard = (1 - alpha) * np.where(labelled[:, None], probs - onehot, 0.0) / n_labelled
     return (dsoft + dhard) * dloss

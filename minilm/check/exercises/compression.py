@@ -19,7 +19,9 @@ from minilm.check.exercises.language_models import FD_TOL, TORCH_TOL
 from minilm.check.framework import (
     Failure,
     as_array,
+    as_float32,
     assert_close,
+    assert_float32,
     assert_true,
     exercise,
     pair,
@@ -190,6 +192,15 @@ def head_gate_backward_matches_torch(impl, case):
     assert_close("dgate vs torch autograd", theirs_gate, dgate, TORCH_TOL)
 
 
+@prop("head_gate_backward", "float32 inputs give float32 outputs and gradients",
+      head_gate_cases().map(as_float32), needs=("head_gate_forward",), max_examples=5,
+      hint="keep the inputs' dtype: no np.zeros(shape) or float64 arrays in between")
+def head_gate_keeps_float32(impl, case):
+    out = as_array(_gate_forward(impl, case)[0], "out")
+    dheads, dgate = _gate_gradients(impl, case)
+    assert_float32(out=out, dheads=dheads, dgate=dgate)
+
+
 # ---------------------------------------------------------------- the distillation loss
 
 
@@ -244,3 +255,13 @@ def distillation_backward_scales(impl, case):
     _, cache = _distillation(impl, case)
     three = as_array(impl.distillation_loss_backward(cache, dloss=3.0), "dstudent_logits")
     assert_close("gradient with dloss=3", 3 * one, three, 1e-12)
+
+
+@prop("distillation_loss_backward", "float32 logits give a float32 gradient",
+      distillation_cases().map(as_float32), needs=("distillation_loss_forward",),
+      max_examples=5, hint="keep the logits' dtype: a bool mask divided by a NumPy count is "
+                           "float64 (np.where(mask, x, 0) / int(count) is not), or cast at the "
+                           "end with .astype(student_logits.dtype)")
+def distillation_backward_keeps_float32(impl, case):
+    _, cache = _distillation(impl, case)
+    assert_float32(dstudent_logits=impl.distillation_loss_backward(cache))

@@ -23,7 +23,9 @@ from hypothesis import strategies as st
 from minilm.check.exercises.attention import scale_of
 from minilm.check.framework import (
     Failure,
+    as_float32,
     assert_close,
+    assert_float32,
     assert_true,
     exercise,
     max_error,
@@ -268,6 +270,17 @@ def flash_backward_memory(impl, case):
                   case)
 
 
+@prop("flash_attention_backward", "float32 inputs give float32 outputs and gradients",
+      cases.map(as_float32), needs=("flash_attention_forward",), max_examples=5,
+      hint="keep the inputs' dtype: accumulators np.zeros_like(q) or dtype=q.dtype, not "
+           "np.zeros(shape); m and L start as np.full(..., -np.inf, dtype=q.dtype)")
+def flash_keeps_float32(impl, case):
+    out, lse = forward(impl, case)
+    dout = np.random.default_rng(case["seed"]).standard_normal(out.shape).astype(np.float32)
+    dq, dk, dv = backward(impl, case, dout, out, lse)
+    assert_float32(out=out, lse=lse, dq=dq, dk=dk, dv=dv)
+
+
 # ---------------------------------------------------------------- merging two parts
 
 
@@ -329,3 +342,13 @@ def merge_is_stable(impl, case):
     out, lse = merged(impl, (part_a[0], part_a[1] + 1000), (part_b[0], part_b[1] + 1000))
     assert_close("merged out when every L is 1000 larger", expected_out, out, TOL)
     assert_close("merged L - 1000 when every L is 1000 larger", expected_lse, lse - 1000, TOL)
+
+
+@prop("merge_attention", "float32 parts give a float32 merge",
+      cases.filter(lambda c: c["k"].shape[-2] >= 2).map(as_float32),
+      max_examples=5, hint="keep the parts' dtype: no np.zeros(shape) or float64 constants arrays")
+def merge_keeps_float32(impl, case):
+    part_a, part_b = (tuple(x.astype(np.float32) for x in part)
+                      for part in split_keys(case, random_split(case))[:2])
+    out, lse = merged(impl, part_a, part_b)
+    assert_float32(out=out, lse=lse)
