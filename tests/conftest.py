@@ -99,3 +99,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+def pytest_configure(config):
+    """Refuse to test a mix of two checkouts. The editable install maps `minilm.kernels` to the
+    kernels/ folder of the checkout it was installed from, so a second clone tested with the same
+    environment (PYTHONPATH pointing at it) would test its own minilm with the other's kernel."""
+    import importlib.util
+    from pathlib import Path
+
+    import minilm
+
+    package = Path(minilm.__file__).resolve().parent
+    kernels = Path(importlib.util.find_spec("minilm.kernels").origin).resolve().parent
+    if kernels.parent not in (package, package.parent):
+        raise pytest.UsageError(
+            f"minilm comes from {package} but minilm.kernels from {kernels}: two checkouts. "
+            "Install this one into its environment (pip install -e .) before testing it")

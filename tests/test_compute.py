@@ -199,6 +199,23 @@ def test_flops_equal_the_flop_counter_on_the_demo_model(model):
     assert backward == 2 * forward  # every matmul has two gradient matmuls of its size
 
 
+@pytest.mark.parametrize("batch, seq_len", [(1, 1), (2, 7), (3, 16)])
+def test_the_poolers_flops_equal_the_flop_counter(batch, seq_len):
+    """The pooler reads one token per sequence ([CLS]): 2 C^2 per sequence, so 2 C^2 / T per
+    token; counted per token it would be T times too many."""
+    config = ModelConfig.preset("tiny")
+    encoder = twin_of("encoder", config, dict(mlm_head=False, pooler=True), attention="math",
+                      dtype=torch.float64)
+    ids = torch.randint(0, config.vocab_size, (batch, seq_len))
+    forward, backward = measured_flops(lambda ids: encoder.pool(encoder.encode(ids)), ids)
+    tokens = batch * seq_len
+    parts = dict(mlm_head=False, pooler=True)
+    assert forward == pytest.approx(
+        flops_per_token(config, seq_len, False, "encoder", **parts).total * tokens, rel=1e-12)
+    assert forward + backward == pytest.approx(
+        flops_per_token(config, seq_len, True, "encoder", **parts).total * tokens, rel=1e-12)
+
+
 def test_an_off_by_one_in_seq_len_or_d_ff_changes_the_flops():
     config = ModelConfig.preset("demo")
     exact = flops_per_token(config, 64).total

@@ -215,6 +215,8 @@ PAIRS = [
     ("An empty second text.", ""),
     ("The [MASK] is blue.", "The sky is blue, [SEP] isn't it?"),
     ("我爱北京天安门 " * 4, "Café naïve résumé " * 6),
+    # a tie (5 tokens each): with an odd budget HF takes the extra token from the second text
+    ("one two three four five", "six seven eight nine ten"),
 ]
 
 
@@ -298,6 +300,8 @@ def test_decode_joins_pieces_like_hf():
     ids = ours().encode(text)
     assert ours().decode(ids) == hf().decode(ids, skip_special_tokens=True)
     assert ours().decode(ids) == "unaffable transformers tokenize 我 北 京 naively"  # 爱 is [UNK]
+    starts_inside_a_word = ours().convert_tokens_to_ids(["##ing", "token", "##s"])
+    assert ours().decode(starts_inside_a_word) == hf().decode(starts_inside_a_word) == "##ing tokens"
     assert ours().decode(ids, skip_special_tokens=False).startswith("[CLS] unaffable")
     assert ours().decode(np.array(ids)) == ours().decode(ids)
 

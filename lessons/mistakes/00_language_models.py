@@ -50,6 +50,16 @@ def cross_entropy_backward(cache, dloss=1.0):
     return dlogits.reshape(shape)
 
 
+@mistake("cross-entropy backward that ignores dloss (right only when the loss is the last op)",
+         breaks="is the gradient of your cross_entropy_forward")
+def cross_entropy_backward(cache, dloss=1.0):  # noqa: F811
+    probs, safe, kept, n_kept, shape = cache
+    dlogits = probs.copy()
+    dlogits[np.arange(len(safe)), safe] -= 1.0
+    dlogits *= kept[:, None] / n_kept  # the upstream gradient dloss never multiplies in
+    return dlogits.reshape(shape)
+
+
 def _log_rows(counts, vocab_size):
     """log(counts / row total), a row with nothing in it uniform (what the mistakes share)."""
     totals = counts.sum(axis=1, keepdims=True)

@@ -79,3 +79,14 @@ def distillation_loss_backward(cache, dloss=1.0):
     onehot[labelled, labels[labelled]] = 1.0
     dhard = (1 - alpha) * (probs - onehot) * labelled[:, None] / n_labelled
     return (alpha * temperature**2 * (q - p) / n + dhard) * dloss
+
+
+@mistake("dloss ignored: right while the loss is the last op, wrong as soon as it is scaled",
+         breaks="scales with dloss")
+def distillation_loss_backward(cache, dloss=1.0):  # noqa: F811
+    q, p, probs, labels, labelled, temperature, alpha = cache
+    n, n_labelled = len(q), max(int(labelled.sum()), 1)
+    onehot = np.zeros_like(probs)
+    onehot[labelled, labels[labelled]] = 1.0
+    dhard = (1 - alpha) * np.where(labelled[:, None], probs - onehot, 0.0) / n_labelled
+    return alpha * temperature * (q - p) / n + dhard  # the upstream gradient dloss never used
