@@ -138,8 +138,8 @@ def load_task(
       file; a test label outside them is an error (the model would have no output for it).
     - `load_task("data.jsonl")`: one file, split at random but reproducibly. The rows are
       shuffled by `np.random.default_rng(seed).permutation`, the first `round(test_fraction * N)`
-      (at least 1) go to test and the rest to train; each split keeps the file's order. The split
-      is not stratified, so a very rare label may land in only one split.
+      (at least 1, at most N - 1) go to test and the rest to train; each split keeps the file's
+      order. The split is not stratified, so a very rare label may land in only one split.
 
     `test_fraction` is a number in (0, 1) and `seed` an int >= 0 (read only in the last case).
     """

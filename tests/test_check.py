@@ -72,6 +72,27 @@ def test_stubs_are_not_attempted_and_their_dependants_blocked(tmp_path, capsys):
     assert "not checked (every property blocked): softmax_backward" in capsys.readouterr().out
 
 
+def test_a_stub_found_while_running_blocks_its_dependant():
+    """A forward stub whose source cannot be read (made by exec, as some notebook tools do) is
+    found only when it raises during a run: the backward that needs it is blocked ("needs
+    softmax_forward"), not "not attempted" as if it were a stub too, so the report is not ok."""
+    namespace = {}
+    source = "def softmax_forward(x, axis=-1):\n    raise NotImplementedError\n"
+    exec(source, namespace)  # noqa: S102 (a function with no source file)
+    forward = namespace["softmax_forward"]
+    assert is_stub(forward) is None  # no source: only the run can tell
+
+    def softmax_backward(dprobs, cache):
+        return dprobs  # never run: there is no forward to make its cache
+
+    report = check([forward, softmax_backward])
+    assert {r.status for r in report.results if r.exercise == forward.__name__} == {"not attempted"}
+    backward = [r for r in report.results if r.exercise == "softmax_backward"]
+    assert backward and {(r.status, r.message) for r in backward} == {
+        ("blocked", "needs softmax_forward")}
+    assert not report.ok and report.unchecked() == ["softmax_backward"]
+
+
 BACKWARD_ALONE = "def layer_norm_backward(dout, cache):\n    return dout, None, None\n"
 DEFINE_IT_TOO = ("needs layer_norm_forward: define it too; an imported layer_norm_forward is the "
                  "library's, not yours")

@@ -187,7 +187,8 @@ def test_clm_reports_bits_perplexity_and_its_floor_mlm_no_floor(tmp_path, capsys
 
 def test_each_evaluation_is_a_printed_line_of_metrics_jsonl(text_file, tmp_path, capsys):
     """Evaluations at steps 2, 4, 6: three JSON lines with the step, the losses (the validation
-    loss the history holds), bits, perplexity, learning rate and speed, each also printed."""
+    loss the history holds; the training loss averaged since the previous evaluation, not since
+    step 0), bits, perplexity, learning rate and speed, each also printed."""
     out = tmp_path / "run"
     assert main(["train", "--text", str(text_file), "--steps", "6", "--eval-every", "2",
                  *TINY_RUN, "--out", str(out)]) == 0
@@ -196,7 +197,9 @@ def test_each_evaluation_is_a_printed_line_of_metrics_jsonl(text_file, tmp_path,
     history = json.loads((out / "metrics.json").read_text())["history"]
     assert [r["step"] for r in records] == history["val_step"] == [2, 4, 6]
     assert [r["val_loss"] for r in records] == history["val_loss"]
-    assert records[0]["train_loss"] == pytest.approx(np.mean(history["train_loss"][:2]))
+    for record, previous in zip(records, [0, 2, 4]):
+        assert record["train_loss"] == pytest.approx(
+            np.mean(history["train_loss"][previous:record["step"]]), rel=1e-12)
     for record in records:
         assert {"val_bits", "val_perplexity", "lr", "tokens_per_second", "seconds"} <= set(record)
         assert "val_loss_over_floor" not in record  # a user's text: no floor

@@ -5,6 +5,8 @@ cuts it (float64 against HF's tokenizer and BertModel: within FLOAT64_TOLERANCE 
 2e-16).
 """
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -54,10 +56,10 @@ def test_sentence_embeddings_match_transformers_pooling(numpy_minilm, tokenizer,
     assert similarity[eating, bread] > max(similarity[bread, baby], similarity[bread, stocks])
 
 
-def hf_sentence_embeddings(directory, texts, max_length):
+def hf_sentence_embeddings(directory, texts, max_length, normalize=True):
     """The reference: HF's tokenizer (truncating to max_length) and BertModel in float64, the
-    hidden states mean-pooled over real tokens and L2-normalised, as sentence-transformers does.
-    Returns (embeddings (N, C), the padded batch's shape)."""
+    hidden states mean-pooled over real tokens and L2-normalised (if `normalize`), as
+    sentence-transformers does. Returns (embeddings (N, C), the padded batch's shape)."""
     hf_tokenizer = transformers.BertTokenizerFast.from_pretrained(directory)
     hf = transformers.BertModel.from_pretrained(directory, local_files_only=True).double().eval()
     batch = hf_tokenizer(texts, padding=True, truncation=True, max_length=max_length,
@@ -66,7 +68,9 @@ def hf_sentence_embeddings(directory, texts, max_length):
         hidden = hf(**batch).last_hidden_state  # (N, T, C)
     mask = batch["attention_mask"][..., None].double()  # (N, T, 1)
     pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)  # (N, C)
-    return torch.nn.functional.normalize(pooled, dim=-1).numpy(), tuple(batch["input_ids"].shape)
+    if normalize:
+        pooled = torch.nn.functional.normalize(pooled, dim=-1)
+    return pooled.numpy(), tuple(batch["input_ids"].shape)
 
 
 def test_a_text_past_256_tokens_is_cut_as_sentence_transformers_cuts_it(minilm_dir, tokenizer):
@@ -134,6 +138,31 @@ def test_embed_command_prints_similarities_and_saves(tmp_path, capsys, numpy_min
     np.testing.assert_array_equal(saved, returned)
     np.testing.assert_allclose(saved, sentence_embeddings(numpy_minilm, tokenizer, SENTENCES[:3]),
                                atol=1e-6)
+
+
+def test_a_directory_without_a_normalize_module_saves_unnormalised_embeddings(minilm_dir, tmp_path,
+                                                                             capsys):
+    """MiniLM with modules.json listing Transformer and Pooling only (as paraphrase-MiniLM-L6-v2
+    has): `minilm embed --output` saves the plain mean-pooled hidden states (norms ~5), not unit
+    vectors; an embedder that always normalises is refused."""
+    directory = tmp_path / "no-normalize"
+    directory.mkdir()
+    for entry in minilm_dir.iterdir():
+        if entry.name != "modules.json":
+            (directory / entry.name).symlink_to(entry)
+    modules = json.loads((minilm_dir / "modules.json").read_text())
+    assert [m["type"].split(".")[-1] for m in modules] == ["Transformer", "Pooling", "Normalize"]
+    (directory / "modules.json").write_text(json.dumps(modules[:2]))
+    assert sentence_settings(directory) == {"max_seq_length": 256, "normalize": False}
+
+    output = tmp_path / "embeddings.npy"
+    args = _embed_args("--model", str(directory), "--output", str(output), *SENTENCES[:2])
+    args.run(args)
+    assert "L2-normalised" not in capsys.readouterr().out
+    saved = np.load(output)
+    expected, _ = hf_sentence_embeddings(minilm_dir, SENTENCES[:2], 256, normalize=False)
+    assert np.all(np.linalg.norm(expected, axis=1) > 2)
+    np.testing.assert_allclose(saved, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_embed_command_writes_safetensors(tmp_path, capsys):

@@ -9,7 +9,8 @@ the real MiniLM fine-tuning is in benchmarks/finetune_strategies.py.
   the recorded accuracy.
 - --max-steps and --eval-every: the steps, the evaluations (a line of metrics.jsonl each, with
   F1 and the confusion matrix), the curves' picture; the default --max-length fits the model.
-- F1 and the confusion matrix on a hand-counted example.
+- F1 and the confusion matrix on hand-counted examples, one not symmetric (rows are the true
+  labels) with a label predicted but never true (it counts in macro-F1).
 - Gradual unfreezing: the schedule of trainable depths; frozen weights and their optimizer state do
   not move, the others do.
 - Layer-wise scales on MiniLM's parameter names: embeddings smallest, the head at 1.
@@ -150,8 +151,10 @@ def test_loss_falls_and_run_directory_reloads(tiny_bert, small_task, tmp_path):
     assert losses[-5:].mean() < 0.6 * losses[:5].mean()  # ~0.17 vs ~0.73: it fits the 40 sentences
     assert len(metrics["eval_accuracy_per_epoch"]) == 10
     assert metrics["eval_accuracy"] == metrics["eval_accuracy_per_epoch"][-1]
-    for key in ("loss_curve", "wall_seconds", "settings", "seconds_per_epoch", "final_train_loss"):
+    for key in ("loss_curve", "wall_seconds", "settings", "seconds_per_epoch"):
         assert key in metrics
+    # the last epoch's mean (lesson 06 compares it across runs), not the whole run's
+    assert metrics["final_train_loss"] == pytest.approx(losses[-5:].mean(), rel=1e-12)
 
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["loss_curve"] == metrics["loss_curve"]
@@ -209,6 +212,21 @@ def test_f1_and_the_confusion_matrix_on_a_hand_counted_example():
     # always answering "a": recall 1 for a, 0 for b and c; accuracy 1/2 but macro-F1 2/9
     always = classification_metrics([0, 0, 0, 1, 1, 2], [0] * 6, ["a", "b", "c"])
     assert always["accuracy"] == 0.5 and always["macro_f1"] == pytest.approx((2 / 3) / 3)
+
+
+def test_rows_are_true_labels_and_a_label_predicted_but_never_true_counts_in_macro_f1():
+    """labels  a a a b b b, predicted  a b c b b b: the matrix is not its own transpose, so a
+    transposed one (rows = predictions) swaps a's precision 1 and recall 1/3 and gives c a support
+    of 1. c is predicted once and never true: its F1 of 0 counts, macro-F1 (1/2 + 6/7 + 0) / 3,
+    not the (1/2 + 6/7) / 2 of a mean over the true labels only (scikit-learn agrees)."""
+    scores = classification_metrics([0, 0, 0, 1, 1, 1], [0, 1, 2, 1, 1, 1], ["a", "b", "c"])
+    assert scores["confusion_matrix"] == [[1, 1, 1], [0, 3, 0], [0, 0, 0]]
+    assert scores["per_label"]["a"] == pytest.approx(
+        {"precision": 1, "recall": 1 / 3, "f1": 0.5, "support": 3})
+    assert scores["per_label"]["b"] == pytest.approx(
+        {"precision": 3 / 4, "recall": 1, "f1": 6 / 7, "support": 3})
+    assert scores["per_label"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert scores["macro_f1"] == pytest.approx((1 / 2 + 6 / 7 + 0) / 3, rel=1e-12)
 
 
 def test_random_init_uses_the_given_architecture(tiny_bert, small_task):

@@ -384,6 +384,17 @@ def test_top_p_samples_from_the_smallest_nucleus(logits, data, seed):
     assert np.repeat(kept, 50, axis=0)[np.arange(len(draws)), draws].all()
 
 
+@pytest.mark.parametrize("size, top_p, kept", [
+    (2, 0.5, 1), (4, 0.25, 1), (4, 0.5, 2), (4, 0.75, 3),
+])
+def test_top_p_drops_a_token_whose_better_ranked_tokens_hold_exactly_p(size, top_p, kept):
+    """Equal logits over 2 or 4 tokens: probabilities 1/2 or 1/4, their running sums exact in
+    float64. A token is dropped as soon as the tokens ranked above it hold p, so p = 1/2 over four
+    keeps two (ties ranked by id: the lowest ids), not the three a test `above > p` would keep."""
+    outside = outside_nucleus(np.zeros((1, size)), top_p)  # (1, size)
+    assert outside.tolist() == [[False] * kept + [True] * (size - kept)]
+
+
 @pytest.mark.parametrize("temperature, top_k, top_p, nucleus", [
     (1.0, None, 0.65, [3, 4]),  # 0.4 + 0.3 >= 0.65
     (1.0, None, 0.75, [2, 3, 4]),  # 0.4 + 0.3 < 0.75 <= 0.4 + 0.3 + 0.15

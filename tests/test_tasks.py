@@ -251,7 +251,9 @@ def test_load_task_splits_one_file_80_20_reproducibly(tmp_path):
         (task.train_texts, task.train_labels),
         (task.test_texts, task.test_labels),
     ]:
-        assert [int(t.split()[1]) % 3 for t in texts] == labels.tolist()  # labels follow texts
+        numbers = [int(t.split()[1]) for t in texts]
+        assert [i % 3 for i in numbers] == labels.tolist()  # labels follow texts
+        assert numbers == sorted(numbers)  # each split keeps the file's order, not the shuffle's
     assert load_task(path).test_texts == task.test_texts  # same seed, same split
     assert load_task(path, seed=1).test_texts != task.test_texts
     for bad in (1.0, float("nan"), "0.2"):
@@ -263,3 +265,6 @@ def test_load_task_splits_one_file_80_20_reproducibly(tmp_path):
     one = write_jsonl(tmp_path / "one.jsonl", records[:1])
     with pytest.raises(ValueError, match="cannot be split"):
         load_task(one)
+    three = write_jsonl(tmp_path / "three.jsonl", records[:3])
+    split = load_task(three, test_fraction=0.9)  # round(2.7) = 3 would leave train empty
+    assert (len(split.train_texts), len(split.test_texts)) == (1, 2)

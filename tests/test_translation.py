@@ -10,6 +10,7 @@ import json
 import re
 
 import pytest
+import sacrebleu
 
 from minilm.checkpoint import read_run
 from minilm.cli import main
@@ -32,6 +33,13 @@ LEX = kelish.LEXICON
 def agreement_of(subject: str) -> str:
     return {"she": "a", "he": "o", "they": "i"}.get(subject) or (
         "i" if " and " in subject else "a" if grammar.KIND_OF_NAME[subject] == "she" else "o")
+
+
+def subject_words(subject: str) -> list[str]:
+    """A hero subject in Kelish: a pronoun by its class, or the name(s) joined by "e"."""
+    if subject in ("she", "he", "they"):
+        return [kelish.PRONOUNS[agreement_of(subject)]]
+    return subject.replace(" and ", f" {kelish.AND} ").split()
 
 
 def verb(english: str, agreement: str) -> list[str]:
@@ -89,14 +97,50 @@ def test_places_take_postpositions_and_articles_after_the_noun():
             continue
         opener, subject, english_verb, preposition, adjective, place = match.groups()
         noun, agreement = LEX.nouns[place], agreement_of(subject)
-        subject_words = ([kelish.PRONOUNS[agreement]] if subject in ("she", "he", "they")
-                         else subject.replace(" and ", f" {kelish.AND} ").split())
-        expected = [*subject_words, noun.stem, LEX.adjectives[adjective] + noun.noun_class,
+        expected = [*subject_words(subject), noun.stem, LEX.adjectives[adjective] + noun.noun_class,
                     kelish.DEFINITE[noun.noun_class], kelish.PREPOSITIONS[preposition],
                     *verb(english_verb, agreement), LEX.openers[opener]]
         assert target == " ".join(expected) + ".", english
         checked += 1
     assert checked > 50
+
+
+def test_feelings_come_before_the_verb_and_agree_with_the_subject():
+    """"<opener> mia and leo look weary." -> mia e leo, weary-i, look-i, <opener>: the feeling
+    agrees with the subject (a, o, or i for two names or "they"), not with a fixed class."""
+    pattern = re.compile(r"^(.+?) (she|he|they|\w+ and \w+|\w+) (feels?|looks?) (\w+)\.$")
+    checked = 0
+    for english, target in PAIRS:
+        match = pattern.match(english)
+        if not match or match[1] not in LEX.openers:
+            continue
+        opener, subject, english_verb, emotion = match.groups()
+        agreement = agreement_of(subject)
+        expected = [*subject_words(subject), LEX.adjectives[emotion] + agreement,
+                    *verb(english_verb, agreement), LEX.openers[opener]]
+        assert target == " ".join(expected) + ".", english
+        checked += 1
+    assert checked > 20
+
+
+def test_counted_creatures_met_are_plural_with_the_number_after_them():
+    """"<opener> she meets three dogs." -> ela, dogs, three, meet-a, <opener>: the plural noun
+    (stem + n), then the count word, never the count first."""
+    singular = {grammar.plural(noun): noun for noun in LEX.nouns}
+    pattern = re.compile(r"^(.+?) (she|he|they|\w+ and \w+|\w+) (meets?) "
+                         rf"({'|'.join(kelish.COUNTS)}) (\w+)\.$")
+    checked = 0
+    for english, target in kelish.parallel_corpus(1000, seed=3):  # ~3 in 100 stories have one
+        match = pattern.match(english)
+        if not match or match[1] not in LEX.openers:
+            continue
+        opener, subject, english_verb, count, creatures = match.groups()
+        expected = [*subject_words(subject), LEX.nouns[singular[creatures]].form(True),
+                    kelish.COUNTS[count], *verb(english_verb, agreement_of(subject)),
+                    LEX.openers[opener]]
+        assert target == " ".join(expected) + ".", english
+        checked += 1
+    assert checked > 20
 
 
 def test_words_merge_and_split():
@@ -117,7 +161,7 @@ def test_the_docstring_example_is_real():
             "after that they hide their kite gently.\nin the end they hum warmly.\n\n"
     pairs = kelish.translate_story(story)
     assert [e for e, _ in pairs] == story.split("\n")[:7]
-    for english, target in pairs[:3]:
+    for english, target in pairs:
         assert f"{english:<43}{target}" in kelish.__doc__
 
 
@@ -152,6 +196,20 @@ def test_scores():
     assert one_wrong["exact_match"] == 0.5 and one_wrong["bleu"] < 100 and one_wrong["chrf"] < 100
     with pytest.raises(ValueError, match="as many hypotheses as references"):
         translation_scores(["a."], references)
+
+
+def test_bleu_and_chrf_score_the_hypotheses_against_the_references():
+    """A hypothesis shorter than its reference: BLEU's brevity penalty and chrF's recall weight
+    make the order matter, so scores with the two swapped (49.3 BLEU, 85.4 chrF) are refused."""
+    hypotheses = ["eli kiru.", "ela molor tolti."]
+    references = ["eli kiru doro fenti.", "ela molor tolti."]
+    scores = translation_scores(hypotheses, references)
+    assert scores["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hypotheses, [references]).score,
+                                           abs=1e-9)
+    assert scores["chrf"] == pytest.approx(sacrebleu.corpus_chrf(hypotheses, [references]).score,
+                                           abs=1e-9)
+    assert scores["bleu"] == pytest.approx(64.2193, abs=1e-3)
+    assert scores["chrf"] == pytest.approx(66.0293, abs=1e-3)
 
 
 # ---------------------------------------------------------------- the command line
