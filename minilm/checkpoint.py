@@ -72,10 +72,12 @@ from safetensors.numpy import save
 from minilm.common.backends import check_backend, numpy_params, on_backend
 from minilm.config import ModelConfig
 from minilm.files import write_atomic, write_json
-from minilm.pretrained import (
+from minilm.pretrained import (  # CONFIG_FILE, WEIGHTS_FILE: a model directory's, so a run's
+    CONFIG_FILE,
     GPT2_CONV1D,
     HF_ACTIVATIONS,
     HF_CONFIG_READERS,
+    WEIGHTS_FILE,
     bart_params,
     bert_heads,
     bert_params,
@@ -84,11 +86,11 @@ from minilm.pretrained import (
 )
 from minilm.tokenizers import load_tokenizer
 
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
 TRAINING_STATE_FILE = "training_state.safetensors"
 METRICS_FILE = "metrics.json"
 METRICS_LOG_FILE = "metrics.jsonl"
+LOSS_CURVE_FILE = "loss_curve.png"  # minilm train's picture
+CURVES_FILE = "finetune_curves.png"  # minilm finetune's
 TENSORBOARD_DIR = "tensorboard"  # TensorBoard's event files, with --tensorboard
 MINILM_BLOCK = "minilm"  # config.json's key for what only minilm reads
 BLOCK_KEYS = ("kind", "config", "num_labels", "metadata")

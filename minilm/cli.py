@@ -331,24 +331,23 @@ def build_parser():
     return parser
 
 
-def _refuse_flags_beside_resume(args) -> None:
+def _refuse_flags_beside_resume(args, argv: list[str]) -> None:
     """`--resume DIR` continues a run with the settings it was started with (kept in
-    DIR/config.json): any other flag would silently not apply, so giving one is an error. (A flag
-    is "given" when its value differs from the one a bare `minilm COMMAND` parses.)"""
-    bare = vars(build_parser().parse_args([args.command]))
-    given = sorted(name for name, value in vars(args).items()
-                   if name != "resume" and value != bare[name])
+    DIR/config.json): any other flag would silently not apply, so giving one is an error, even at
+    its default value (`--backend numpy` beside a torch run's --resume)."""
+    given = sorted({token.split("=", 1)[0] for token in argv if token.startswith("-")}
+                   - {"--resume"})
     if given:
-        flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise ValueError(f"--resume continues the run in {args.resume!r} with the settings it "
-                         f"was started with; drop {flags}")
+                         f"was started with; drop {', '.join(given)}")
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     try:
         if getattr(args, "resume", None) is not None:
-            _refuse_flags_beside_resume(args)
+            _refuse_flags_beside_resume(args, argv)
         status = args.run(args)
     except (ValueError, FileNotFoundError, ProcessFailed) as error:
         print(f"minilm {args.command}{rank_label()}: error: {error}", file=sys.stderr)

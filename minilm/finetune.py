@@ -93,7 +93,14 @@ from typing import NamedTuple
 import numpy as np
 
 from minilm import distributed
-from minilm.checkpoint import CONFIG_FILE, METRICS_FILE, TRAINING_STATE_FILE, build_model, read_run
+from minilm.checkpoint import (
+    CONFIG_FILE,
+    CURVES_FILE,
+    METRICS_FILE,
+    TRAINING_STATE_FILE,
+    build_model,
+    read_run,
+)
 from minilm.classification import classifier_inputs, scores_on_test_split
 from minilm.common.backends import (
     BACKENDS,
@@ -142,7 +149,6 @@ from minilm.training_state import (
 
 INITS = ("pretrained", "random")
 DEFAULT_MAX_LENGTH = 64  # tokens per sentence, unless the model's positions end sooner
-CURVES_FILE = "finetune_curves.png"
 
 
 @dataclass
@@ -485,6 +491,7 @@ def _finetune_from(position: Position, settings, task, model, tokenizer, step_fn
     bar = tqdm(initial=step, total=total, disable=not progress or not world.is_main, unit="step",
                dynamic_ncols=True, desc=f"finetune {settings.backend}")
     started, epoch_seconds = time.perf_counter(), 0.0
+    test = None  # the last evaluation's scores
     while step < total:
         step_started = time.perf_counter()
         epoch, batch_number = divmod(step, per_epoch)
@@ -525,6 +532,8 @@ def _finetune_from(position: Position, settings, task, model, tokenizer, step_fn
     if not world.is_main:
         return None
 
+    if test is None:  # resumed after its last step (killed before its end): evaluate once more
+        test = scores_on_test_split(model, tokenizer, task, settings.max_length)
     at_epoch_ends = [i for i, done in enumerate(history["eval_step"]) if done % per_epoch == 0]
     epoch_seconds = history["epoch_train_seconds"]  # whole epochs, of this process and earlier
     majority = float(np.bincount(task.test_labels).max() / len(task.test_labels))

@@ -51,7 +51,7 @@ from typing import NamedTuple
 import numpy as np
 
 from minilm import corpus, data, distributed, translation
-from minilm.checkpoint import METRICS_FILE
+from minilm.checkpoint import LOSS_CURVE_FILE, METRICS_FILE
 from minilm.common.backends import (
     BACKENDS,
     DEVICE_HELP,
@@ -489,7 +489,7 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
         metrics["translation"] = translation.heldout_scores(model, tokenizer, corpus_data.val_ids)
     if out_dir is not None:
         write_json(out_dir / METRICS_FILE, metrics)
-        plot_loss_curve(history, floor, out_dir / "loss_curve.png", settings.objective)
+        plot_loss_curve(history, floor, out_dir / LOSS_CURVE_FILE, settings.objective)
     return metrics
 
 

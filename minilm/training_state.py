@@ -14,19 +14,20 @@ its summary:
 
 A training loop writes the directory in two steps. When the run starts (`start_run`): config.json
 and the tokenizer, which never change. At every checkpoint (`save_checkpoint`, every `save_every`
-steps and at the end): `training_state.safetensors`, then `model.safetensors`. The training state
+steps and at the end): `model.safetensors`, then `training_state.safetensors`. The training state
 holds the whole checkpoint in one file: the weights (`model.<name>`), the optimizer's state
 (`optimizer.<slot>.<name>`, see `minilm.steps`) and, in its JSON header, the step, the states of
 the generators (`minilm.common.backends.rng_state`) and the loop's own progress (its data
-generator, the loss history so far). One file, so that one rename commits a checkpoint; the weights
-are then written again into model.safetensors for everything that reads a run (`minilm generate`,
-`load_run`), the price of a commit that is a single rename. Reading the training state back
-(`read_training_state`) checks that it is what a save writes: finite arrays (a save refuses NaN),
-optimizer moments of their weights' shapes, generator states and a progress of the form the loops
-read; so `--resume` of a damaged file stops at once with an error naming it, not steps later.
-Every file is written atomically (`minilm.files.write_atomic`): killed before the training state's
-rename, the directory holds the previous checkpoint; killed after it, the new one (and
-model.safetensors may hold the previous weights until the next save).
+generator, the loss history so far). One file, so that one rename commits a checkpoint, and it is
+written last; the weights alone go into model.safetensors first, for everything that reads a run
+(`minilm generate`, `load_run`), the price of a commit that is a single rename. Reading the
+training state back (`read_training_state`) checks that it is what a save writes: finite arrays (a
+save refuses NaN), optimizer moments of their weights' shapes, generator states and a progress of
+the form the loops read; so `--resume` of a damaged file stops at once with an error naming it,
+not steps later. Every file is written atomically (`minilm.files.write_atomic`): killed before the
+training state's rename, the directory holds the previous checkpoint (and model.safetensors may
+hold the new weights already); killed after it, the new one. A run killed after its last
+checkpoint but before its end (the final metrics.json) is resumed to that end.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ from safetensors.numpy import save
 
 from minilm import distributed
 from minilm.checkpoint import (
+    CONFIG_FILE,
+    CURVES_FILE,
+    LOSS_CURVE_FILE,
     METRICS_FILE,
     METRICS_LOG_FILE,
     TENSORBOARD_DIR,
@@ -60,6 +64,7 @@ from minilm.files import check_writable, write_atomic
 from minilm.metrics_log import check_tensorboard
 from minilm.numpy.optim import AdamW
 from minilm.steps import TrainingDiverged
+from minilm.tokenizers import TOKENIZER_FILES
 
 # kind -> the command whose runs train a model of that kind (and `--resume` them)
 COMMAND_OF_KIND = {"decoder": "train", "encoder": "train", "seq2seq": "train",
@@ -104,14 +109,16 @@ def prepare_run_directory(directory) -> Path:
 
 def start_run(directory, model, tokenizer, **metadata) -> Path:
     """Begin a run in a directory checked by `prepare_run_directory`, created here: the files of
-    the finished run it replaces go first (so nothing of it can be mistaken for this one's), then
-    config.json and the tokenizer are written once for the whole run."""
+    the finished run it replaces go first (so nothing of it can be mistaken for this one's: its
+    plots, its tokenizer, which `load_tokenizer` could pick over this run's), then config.json and
+    the tokenizer are written once for the whole run."""
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:  # what the permissions could not tell (a read-only file system)
         raise ValueError(f"--out {str(directory)!r} cannot be created: {error.strerror}") from None
-    for name in (WEIGHTS_FILE, TRAINING_STATE_FILE, METRICS_FILE, METRICS_LOG_FILE):
+    for name in (WEIGHTS_FILE, TRAINING_STATE_FILE, METRICS_FILE, METRICS_LOG_FILE,
+                 LOSS_CURVE_FILE, CURVES_FILE, *TOKENIZER_FILES):
         (directory / name).unlink(missing_ok=True)
     for events in (directory / TENSORBOARD_DIR).glob("events.out.tfevents.*"):
         events.unlink()
@@ -121,9 +128,12 @@ def start_run(directory, model, tokenizer, **metadata) -> Path:
 
 def save_checkpoint(directory, model, step_fn, step: int, total_steps: int,
                     progress: dict) -> None:
-    """Commit a checkpoint after `step` steps: the training state (weights, `step_fn`'s optimizer
-    state, generator states, the loop's JSON `progress`) in one atomic write, then the weights
-    into model.safetensors. Non-finite weights are never saved: the previous checkpoint stays."""
+    """Commit a checkpoint after `step` steps: the weights into model.safetensors, then the
+    training state (weights, `step_fn`'s optimizer state, generator states, the loop's JSON
+    `progress`) in one atomic write, the commit: a run killed between the two has the previous
+    checkpoint and can be resumed (written the other way round, a run killed during its first save
+    had a checkpoint but no model.safetensors, and could be neither resumed nor started again).
+    Non-finite weights are never saved: the previous checkpoint stays."""
     params = numpy_params(model)
     for name, value in params.items():
         if not np.isfinite(value).all():
@@ -136,9 +146,9 @@ def save_checkpoint(directory, model, step_fn, step: int, total_steps: int,
     header = {"step": step, "total_steps": total_steps, "generators": rng_state(model),
               "progress": progress}
     directory = Path(directory)
+    write_atomic(directory / WEIGHTS_FILE, weights_file(model, params))
     write_atomic(directory / TRAINING_STATE_FILE,
                  save(contiguous(arrays), metadata={"minilm": json.dumps(header)}))
-    write_atomic(directory / WEIGHTS_FILE, weights_file(model, params))
 
 
 def unreadable_checkpoint(path, problem) -> ValueError:
@@ -269,8 +279,13 @@ def check_history(state: TrainingState, directory, fresh: dict, per_step: tuple[
 
 def read_checkpoint(directory, command: str) -> tuple[Run, TrainingState]:
     """(the run, its last checkpoint) of a run of `minilm {command}` ("train" or "finetune") to
-    resume; ValueError if it is a run of the other command, or there is nothing to resume.
-    Temporary files of a save killed half way are removed."""
+    resume; ValueError if it is a run of the other command, or there is nothing to resume: no
+    checkpoint yet, or a run that ended (its last checkpoint and its metrics.json written; a run
+    killed between the two is resumed to write its end). Temporary files of a save killed half way
+    are removed."""
+    directory = Path(directory)
+    if (directory / CONFIG_FILE).is_file() and not (directory / WEIGHTS_FILE).is_file():
+        read_training_state(directory)  # a run stopped before its first save: its error says so
     run = read_run(directory)
     if COMMAND_OF_KIND[run.kind] != command:
         other = COMMAND_OF_KIND[run.kind]
@@ -278,7 +293,7 @@ def read_checkpoint(directory, command: str) -> tuple[Run, TrainingState]:
                          f"{run.kind!r}), not of `minilm {command}`: continue it with `minilm "
                          f"{other} --resume`")
     state = read_training_state(directory)
-    if state.step == state.total_steps:
+    if state.step == state.total_steps and (directory / METRICS_FILE).is_file():
         raise ValueError(f"nothing to resume: the run in {str(directory)!r} finished all its "
                          f"{state.total_steps} steps")
     remove_temporaries(directory)

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,7 +31,13 @@ import minilm.finetune
 import minilm.train
 import minilm.training_state
 from minilm import ModelConfig
-from minilm.checkpoint import METRICS_LOG_FILE, TRAINING_STATE_FILE, read_run, save_run
+from minilm.checkpoint import (
+    METRICS_FILE,
+    METRICS_LOG_FILE,
+    TRAINING_STATE_FILE,
+    read_run,
+    save_run,
+)
 from minilm.cli import main
 from minilm.common.backends import numpy_params, on_backend
 from minilm.files import write_atomic
@@ -234,6 +241,113 @@ def test_the_metrics_log_of_a_resumed_run_is_the_uninterrupted_runs(text_file, t
                                    **TOLERANCE)
 
 
+def stop_before_writing(monkeypatch, name):
+    """Make the next atomic write of file `name` of a run directory raise KeyboardInterrupt (a
+    kill between two files of one checkpoint)."""
+    write = minilm.training_state.write_atomic
+
+    def write_or_stop(path, data):
+        if Path(path).name == name:
+            raise KeyboardInterrupt
+        return write(path, data)
+
+    monkeypatch.setattr(minilm.training_state, "write_atomic", write_or_stop)
+
+
+def test_a_run_killed_in_its_first_save_can_start_again(text_file, tmp_path, monkeypatch,
+                                                        capsys):
+    """Killed between the checkpoint's two files at the first save: model.safetensors is written,
+    the training state (the commit) is not. There is nothing to resume, and --out starts afresh.
+    (Written in the other order, the run had a checkpoint but no model.safetensors: --resume said
+    the directory lacked it and --out that it held an unfinished run, each sending to the other.)"""
+    run = tmp_path / "run"
+    argv = ["train", "--text", str(text_file), "--preset", "tiny", "--steps", "4",
+            "--batch-size", "2", "--seq-len", "8", "--eval-every", "2", "--eval-tokens", "50",
+            "--warmup-steps", "1", "--out", str(run)]
+    with monkeypatch.context() as patch:
+        stop_before_writing(patch, TRAINING_STATE_FILE)
+        with pytest.raises(KeyboardInterrupt):
+            main(argv)
+    assert (run / "model.safetensors").is_file() and not (run / TRAINING_STATE_FILE).exists()
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "holds no checkpoint to resume" in capsys.readouterr().err
+    assert main(argv) == 0 and read_training_state(run).step == 4
+
+
+def test_a_run_stopped_before_its_first_save_says_so_on_resume(text_file, tmp_path, monkeypatch,
+                                                               capsys):
+    """Only config.json and the tokenizer were written: --resume said the directory lacked
+    model.safetensors 'as written by minilm train', now that the run stopped before its first
+    save."""
+    settings = TrainSettings(steps=6, batch_size=2, seq_len=8, eval_every=5, eval_tokens=50,
+                             warmup_steps=1)
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, minilm.train, 2)
+        with pytest.raises(KeyboardInterrupt):
+            train(settings, SMALL, text_file, tmp_path / "run", progress=False)
+    assert main(["train", "--resume", str(tmp_path / "run")]) == 2
+    assert "the run was stopped before its first save" in capsys.readouterr().err
+
+
+def short_run(command, text_file, task):
+    """(start(out), resume(out), the module that writes metrics.json) of a 4-step pre-training
+    run or a 2-step fine-tuning run."""
+    if command == "train":
+        settings = TrainSettings(steps=4, batch_size=2, seq_len=8, eval_every=2, eval_tokens=50,
+                                 warmup_steps=1)
+        return (lambda out: train(settings, SMALL, text_file, out, progress=False),
+                lambda out: resume_training(out, progress=False), minilm.train)
+    config = ModelConfig(vocab_size=30522, max_len=32, d_model=16, n_heads=2, n_layers=1, d_ff=32,
+                         layer_norm_eps=1e-12)
+    settings = FinetuneSettings(init="random", epochs=1, batch_size=6, max_length=16)
+    return (lambda out: finetune(settings, out, progress=False, task=task, config=config),
+            lambda out: resume_finetuning(out, progress=False, task=task), minilm.finetune)
+
+
+def killed(*_):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("command", ["train", "finetune"])
+def test_a_run_killed_after_its_last_checkpoint_resumes_to_its_end(command, text_file, small_task,
+                                                                   tmp_path, monkeypatch):
+    """Killed after the last checkpoint was committed, before metrics.json (for a translation
+    run, while the held-out sentences are translated): --resume called the run finished and it
+    never got its metrics. Now it runs no step and writes the end the uninterrupted run wrote."""
+    start, resume, loop = short_run(command, text_file, small_task)
+    whole = start(tmp_path / "whole")
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "write_json", killed)  # killed as metrics.json is written
+        with pytest.raises(KeyboardInterrupt):
+            start(tmp_path / "resumed")
+    assert not (tmp_path / "resumed" / METRICS_FILE).exists()
+    resumed = resume(tmp_path / "resumed")
+    assert (tmp_path / "resumed" / METRICS_FILE).is_file()
+    timing = {"wall_seconds", "tokens_per_second", "train_seconds_per_epoch", "seconds_per_epoch",
+              "examples_per_second"}
+    assert {k: v for k, v in resumed.items() if k not in timing} == {
+        k: v for k, v in whole.items() if k not in timing}
+    assert_same_weights(tmp_path / "resumed", tmp_path / "whole")
+    with pytest.raises(ValueError, match="nothing to resume: .* finished all its"):
+        resume(tmp_path / "resumed")
+
+
+def test_a_new_run_replaces_every_file_of_the_finished_run_before_it(text_file, small_task,
+                                                                    tmp_path):
+    """A pre-training run over a finished fine-tuning run's directory: the classifier's plot and
+    WordPiece files stayed beside the new run's, and load_tokenizer picked vocab.txt over the
+    new char_tokenizer.json."""
+    start, _, _ = short_run("finetune", text_file, small_task)
+    start(tmp_path / "run")
+    assert (tmp_path / "run" / "vocab.txt").is_file()
+    settings = TrainSettings(steps=2, batch_size=2, seq_len=8, eval_every=2, eval_tokens=50,
+                             warmup_steps=1)
+    train(settings, SMALL, text_file, tmp_path / "run", progress=False)
+    left = {path.name for path in (tmp_path / "run").iterdir()}
+    assert not left & {"vocab.txt", "tokenizer_config.json", "finetune_curves.png"}, left
+    assert isinstance(read_run(tmp_path / "run").tokenizer, CharTokenizer)
+
+
 def test_resuming_refuses_what_would_not_continue_the_same_run(text_file, tmp_path, monkeypatch,
                                                                capsys):
     """Nothing to resume (a finished run, a directory without a checkpoint), a text file changed
@@ -256,6 +370,9 @@ def test_resuming_refuses_what_would_not_continue_the_same_run(text_file, tmp_pa
             train(settings, ModelConfig.preset("tiny"), text, run, progress=False)
     assert main(["train", "--resume", str(run), "--steps", "9", "--lr", "0.1"]) == 2
     assert "drop --lr, --steps" in capsys.readouterr().err
+    # a flag at its default value is given too: it went unnoticed, and the run went on with its own
+    assert main(["train", "--resume", str(run), "--backend", "numpy", "--seed=0"]) == 2
+    assert "drop --backend, --seed" in capsys.readouterr().err
     text.write_text(text.read_text() + "more")
     with pytest.raises(ValueError, match="has changed since the run"):
         resume_training(run, progress=False)

@@ -25,14 +25,13 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
 
-from minilm.checkpoint import METRICS_LOG_FILE
+from minilm.checkpoint import CURVES_FILE, METRICS_LOG_FILE
 from minilm.classification import classification_metrics, predict_logits
 from minilm.cli import build_parser, main
 from minilm.common.backends import numpy_params, on_backend
 from minilm.common.names import bert_depth
 from minilm.config import ModelConfig
 from minilm.finetune import (
-    CURVES_FILE,
     FinetuneSettings,
     build_classifier,
     finetune,

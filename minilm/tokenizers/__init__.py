@@ -18,6 +18,10 @@ from minilm.tokenizers.wordpiece import WordPieceTokenizer
 
 __all__ = ["BPETokenizer", "CharTokenizer", "WordPieceTokenizer", "load_tokenizer"]
 
+# every file a tokenizer here saves (a run directory holds one tokenizer's)
+TOKENIZER_FILES = (VOCAB_FILE, MERGES_FILE, "vocab.txt", "tokenizer_config.json",
+                   CHAR_TOKENIZER_FILE)
+
 
 def load_tokenizer(directory):
     """The tokenizer saved in a run or model directory: a BPETokenizer where there are vocab.json
