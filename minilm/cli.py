@@ -355,4 +355,17 @@ def main(argv=None):
     except BrokenPipeError:  # the reader stopped early (`minilm check --list | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: one line instead of a traceback, and SIGINT's status
+        print(f"minilm {args.command}{rank_label()}: interrupted{_resume_hint(args)}",
+              file=sys.stderr)
+        return 130
     return status if isinstance(status, int) else 0  # a command may return its exit status
+
+
+def _resume_hint(args) -> str:
+    """For a training command, how to continue the interrupted run."""
+    if not hasattr(args, "resume"):
+        return ""
+    directory = args.resume or args.out
+    return (f"; `minilm {args.command} --resume {directory}` continues it from its last "
+            "checkpoint (if it reached one)")

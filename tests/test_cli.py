@@ -86,6 +86,23 @@ def test_every_flag_of_every_command_has_help_and_a_shown_default():
                 assert f"default: {action.default}" in shown, f"{flag}: {shown!r}"
 
 
+@pytest.mark.parametrize("argv, hint", [
+    (["train", "--out", "runs/x"], ("; `minilm train --resume runs/x` continues it from its "
+                                    "last checkpoint (if it reached one)")),
+    (["finetune", "--resume", "runs/y"], "; `minilm finetune --resume runs/y` continues it"),
+    (["compute", "gpt2"], ""),
+])
+def test_ctrl_c_is_one_line_with_how_to_resume(argv, hint, monkeypatch, capsys):
+    """Ctrl-C printed a KeyboardInterrupt traceback, exited 1 or by SIGINT depending on the
+    backend, and did not say that --resume continues the run."""
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, f"command_{argv[0]}", interrupted)
+    assert main(argv) == 130
+    assert capsys.readouterr().err.startswith(f"minilm {argv[0]}: interrupted{hint}")
+
+
 def test_version_prints_the_package_version(capsys):
     with pytest.raises(SystemExit) as exit_status:
         main(["--version"])
