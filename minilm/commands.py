@@ -62,6 +62,9 @@ def _check_file(flag: str, path) -> None:
     is the likeliest mistake, and the one a user should hear about)."""
     if path is not None and Path(path).is_dir():
         raise FileNotFoundError(f"{flag} {str(path)!r} is a directory, not a file")
+    if path is not None and Path(path).exists() and not Path(path).is_file():
+        raise FileNotFoundError(f"{flag} {str(path)!r} is not a regular file (a pipe or a "
+                                "device); give a file")
     if path is not None and not Path(path).is_file():
         raise FileNotFoundError(f"{flag} {str(path)!r}: no such file")
 
@@ -108,9 +111,9 @@ def command_generate(args):
     int_at_least("--seed", args.seed, 0)
     model, tokenizer = load_decoder(args.checkpoint)
     check_sampling(args.temperature, args.top_k, model.config.vocab_size, args.top_p)
-    # a prompt file's text, less the one line break an editor ends it with
+    # a prompt file's text, less the one line break ("\n" or "\r\n") an editor ends it with
     text = args.prompt if args.prompt_file is None else load_text(args.prompt_file)
-    text = text if args.prompt_file is None or not text.endswith("\n") else text[:-1]
+    text = text if args.prompt_file is None else text.removesuffix("\n").removesuffix("\r")
     prompt = tokenizer.encode(text)[None]
     if prompt.shape[1] == 0:
         raise ValueError("--prompt must not be empty" if args.prompt_file is None else
@@ -195,7 +198,9 @@ def _texts_from(args, what: str) -> list[str]:
     if blank:  # a blank line of --file is skipped; a TEXT argument was given on purpose
         raise ValueError(f"TEXT {blank[0]} is empty: give {what}")
     if args.file is not None:  # read_text refuses a file that is not UTF-8, naming it
-        texts += [line.strip() for line in read_text(args.file).splitlines() if line.strip()]
+        # "\n" alone ends a line: str.splitlines also splits at U+2028, form feeds and NEL,
+        # which text copied from web pages and PDFs holds inside a line
+        texts += [line.strip() for line in read_text(args.file).split("\n") if line.strip()]
     if not texts:
         raise ValueError(f"give {what}: TEXT [TEXT ...] or --file FILE")
     return texts

@@ -65,6 +65,9 @@ def check_writable(flag: str, path, directory: bool = False) -> None:
     if not str(path).strip():
         raise ValueError(f"{flag} must not be empty; expected {expected}")
     path = Path(path)
+    if path.exists() and not (path.is_file() or path.is_dir()):  # opening a FIFO blocks
+        raise ValueError(f"{flag} {str(path)!r} is not a regular file (a pipe or a device); "
+                         f"expected {expected}")
     if path.exists() and path.is_dir() != directory:
         raise ValueError(f"{flag} {str(path)!r} is an existing "
                          f"{'file' if directory else 'directory'}; expected {expected}")

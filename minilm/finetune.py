@@ -362,6 +362,11 @@ def step_for(model, settings: FinetuneSettings, run_plan: Plan, world):
                      grad_accum=settings.grad_accum, world=world)
 
 
+def _absolute(task_file):
+    """A task file's absolute path; None and the built-in task's name as they are."""
+    return task_file if task_file in (None, "sentiment") else str(Path(task_file).resolve())
+
+
 def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
              task: Task | None = None, config: ModelConfig | None = None) -> dict | None:
     """Fine-tune, evaluate after every epoch, checkpoint into the run directory `out_dir` (checked
@@ -371,7 +376,8 @@ def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
     architecture for init="random" (default: the model directory's config.json).
     """
     world, out_dir = prepare_run(settings, out_dir)
-    if task is None:
+    if task is None:  # task files saved as absolute paths: --resume may run in another directory
+        settings = replace(settings, task=_absolute(settings.task), test=_absolute(settings.test))
         task = load_task(settings.task, settings.test, seed=settings.seed)
     check_task(task)
     numpy_model, tokenizer, base = build_classifier(settings, task.num_labels, config)

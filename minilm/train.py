@@ -244,10 +244,18 @@ def training_data(text_path=None, seed=0) -> TrainingData:
     VAL_FRACTION of the text for validation)."""
     text, floor = load_corpus(text_path, seed)
     tokenizer = CharTokenizer.from_text(text)
-    train_ids, val_ids = data.split_train_val(tokenizer.encode(text), VAL_FRACTION)
+    ids = tokenizer.encode(text)
     path = None if text_path is None else str(Path(text_path).resolve())
+    if round(len(ids) * VAL_FRACTION) < 1:  # said here: split_train_val would name val_fraction
+        raise ValueError(f"{_text_named(path)} has {len(ids)} characters: too few to keep the last "
+                         f"{VAL_FRACTION:.0%} for validation; give a longer text")
+    train_ids, val_ids = data.split_train_val(ids, VAL_FRACTION)
     return TrainingData(tokenizer, train_ids, val_ids, floor, path,
                         hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def _text_named(text_path) -> str:
+    return "the built-in corpus" if text_path is None else f"--text {text_path!r}"
 
 
 def translation_training_data(seed=0) -> TrainingData:
@@ -269,19 +277,10 @@ def check_text_length(corpus_data: TrainingData, settings: TrainSettings) -> Non
 
     Otherwise the run would stop at its first step, or at its first evaluation. The default
     seq_len (as long as the training split allows) always fits the training split; only a longer
-    text lengthens the validation split."""
-    text = ("the built-in corpus" if corpus_data.text_path is None
-            else f"--text {corpus_data.text_path!r}")
+    text lengthens the validation split, which is checked first (so that a shorter --seq-len,
+    the advice for a short training split, is given only where it works)."""
     n_train, n_val = len(corpus_data.train_ids), len(corpus_data.val_ids)
-    size = f"{text} has {n_train + n_val} characters"
-    extra = int(settings.objective == "clm")  # the token after the window
-    if n_train < settings.seq_len + extra:
-        longest_fit = n_train - extra
-        change = (f"give --seq-len {longest_fit} or less, or a longer text" if longest_fit >= 2
-                  else "give a longer text")
-        raise ValueError(f"{size}, {n_train} in its training split (the first "
-                         f"{1 - VAL_FRACTION:.0%}): fewer than the {settings.seq_len + extra} "
-                         f"that one window of seq_len={settings.seq_len} needs; {change}")
+    size = f"{_text_named(corpus_data.text_path)} has {n_train + n_val} characters"
     scores_one = n_val >= 2 and (settings.objective == "clm" or any(
         (targets != data.IGNORE_INDEX).any()
         for _, targets in validation_batches(corpus_data.val_ids, settings, corpus_data.tokenizer)))
@@ -290,6 +289,14 @@ def check_text_length(corpus_data: TrainingData, settings: TrainSettings) -> Non
                  else "enough that its masking selects one to score")
         raise ValueError(f"{size}, {n_val} in its validation split (the last {VAL_FRACTION:.0%}), "
                          f"and validation needs {needs}; give a longer text")
+    extra = int(settings.objective == "clm")  # the token after the window
+    if n_train < settings.seq_len + extra:
+        longest_fit = n_train - extra
+        change = (f"give --seq-len {longest_fit} or less, or a longer text" if longest_fit >= 2
+                  else "give a longer text")
+        raise ValueError(f"{size}, {n_train} in its training split (the first "
+                         f"{1 - VAL_FRACTION:.0%}): fewer than the {settings.seq_len + extra} "
+                         f"that one window of seq_len={settings.seq_len} needs; {change}")
 
 
 def initial_model(kind: str, config: ModelConfig, settings: TrainSettings):

@@ -292,6 +292,7 @@ def read_checkpoint(directory, command: str) -> tuple[Run, TrainingState]:
         raise ValueError(f"{str(directory)!r} holds a run of `minilm {other}` (of kind "
                          f"{run.kind!r}), not of `minilm {command}`: continue it with `minilm "
                          f"{other} --resume`")
+    check_writable("--resume", directory, directory=True)  # the run goes on writing there
     state = read_training_state(directory)
     if state.step == state.total_steps and (directory / METRICS_FILE).is_file():
         raise ValueError(f"nothing to resume: the run in {str(directory)!r} finished all its "

