@@ -536,6 +536,21 @@ def test_a_damaged_checkpoint_is_refused_in_one_line_naming_the_file(case, unfin
     assert message in error and len(error.splitlines()) == 1
 
 
+def test_resume_of_a_run_directory_that_cannot_be_written_is_one_line(unfinished_run,
+                                                                      monkeypatch, capsys):
+    """A read-only run directory (simulated: the tests run as root, who may write anywhere) ended
+    in a PermissionError traceback from the metrics log's rewrite, after the model was built."""
+    import minilm.files
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(minilm.files.tempfile, "TemporaryFile", refused)
+    assert main(["train", "--resume", str(unfinished_run)]) == 2
+    assert (f"--resume {str(unfinished_run)!r} cannot be written: Permission denied"
+            in capsys.readouterr().err)
+
+
 def test_resume_of_a_file_says_it_is_not_a_run_directory(unfinished_run, capsys):
     """It said the run directory "does not exist"."""
     assert main(["train", "--resume", str(unfinished_run / "config.json")]) == 2
