@@ -114,7 +114,12 @@ def command_generate(args):
     # a prompt file's text, less the one line break ("\n" or "\r\n") an editor ends it with
     text = args.prompt if args.prompt_file is None else load_text(args.prompt_file)
     text = text if args.prompt_file is None else text.removesuffix("\n").removesuffix("\r")
-    prompt = tokenizer.encode(text)[None]
+    try:
+        prompt = tokenizer.encode(text)[None]
+    except ValueError as error:  # a character the run's text never held
+        flag = "--prompt" if args.prompt_file is None else f"--prompt-file {args.prompt_file!r}"
+        raise ValueError(f"{flag}: {error}, the characters of the text {args.checkpoint!r} was "
+                         "trained on") from None
     if prompt.shape[1] == 0:
         raise ValueError("--prompt must not be empty" if args.prompt_file is None else
                          f"--prompt-file {args.prompt_file!r} holds no prompt (only a final line "

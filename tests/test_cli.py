@@ -360,6 +360,9 @@ def test_generate_reads_its_prompt_from_a_file_and_samples_the_nucleus(text_file
     samples = [s.strip("\n") for s in capsys.readouterr().out.split("---") if s.strip()]
     assert len(samples) == 2
     assert all(s.startswith("the dog sat on the ") for s in samples)
+    assert main(["generate", "--checkpoint", str(run), "--prompt", "the \u00e9"]) == 2
+    assert (f"--prompt: text contains characters outside the vocabulary: '\u00e9' (U+00E9), the "
+            f"characters of the text {str(run)!r} was trained on") in capsys.readouterr().err
     assert main(["generate", "--checkpoint", str(run), "--prompt", "the", "--top-p", "1.5"]) == 2
     assert "top_p must be a finite number in (0, 1], got 1.5" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: --prompt and --prompt-file exclude each other

@@ -49,8 +49,9 @@ class CharTokenizer:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         unknown = sorted(set(text) - set(self.stoi))
-        if unknown:
-            raise ValueError(f"text contains characters outside the vocabulary: {unknown[:10]!r}")
+        if unknown:  # with code points: a precomposed é and e + a combining accent look alike
+            shown = ", ".join(f"{ch!r} (U+{ord(ch):04X})" for ch in unknown[:10])
+            raise ValueError(f"text contains characters outside the vocabulary: {shown}")
         return np.array([self.stoi[ch] for ch in text], dtype=np.int64)
 
     def decode(self, ids) -> str:
