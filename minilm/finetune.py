@@ -265,9 +265,7 @@ def build_classifier(settings: FinetuneSettings, num_labels: int,
     elif config is None:
         config = described
     check_vocab(tokenizer, config)
-    if settings.max_length is not None and settings.max_length > config.max_len:
-        raise ValueError(
-            f"max_length={settings.max_length} exceeds the model's max_len={config.max_len}")
+    fitted_max_length(settings.max_length, config.max_len)  # checked before the model is built
     # Dropout is fixed when the layers are built, so the encoder is built with our value and the
     # pretrained weights are copied in by name.
     encoder = Encoder(replace(config, dropout=settings.dropout), seed=settings.seed, mlm_head=False,
@@ -278,6 +276,16 @@ def build_classifier(settings: FinetuneSettings, num_labels: int,
                 encoder.params[name][...] = value
     model = SequenceClassifier(encoder, num_labels, seed=settings.seed)
     return model, tokenizer, (directory if pretrained is not None else None)
+
+
+def fitted_max_length(max_length: int | None, max_len: int, model: str = "the model") -> int:
+    """The tokens a text is cut to for a model of `max_len` positions: `max_length`, by default
+    (None) DEFAULT_MAX_LENGTH or max_len if that is smaller; more than max_len is an error."""
+    if max_length is None:
+        return min(DEFAULT_MAX_LENGTH, max_len)
+    if max_length > max_len:
+        raise ValueError(f"max_length={max_length} exceeds {model}'s max_len={max_len}")
+    return max_length
 
 
 def check_model_directory(directory: Path) -> ModelConfig:
@@ -381,9 +389,8 @@ def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
         task = load_task(settings.task, settings.test, seed=settings.seed)
     check_task(task)
     numpy_model, tokenizer, base = build_classifier(settings, task.num_labels, config)
-    if settings.max_length is None:
-        settings = replace(settings, max_length=min(DEFAULT_MAX_LENGTH,
-                                                    numpy_model.config.max_len))
+    settings = replace(settings, max_length=fitted_max_length(settings.max_length,
+                                                              numpy_model.config.max_len))
     base = None if base is None else str(base)
     model = on_backend(numpy_model, settings.backend, settings.seed, settings.device)
     distributed.seed_dropout(world, settings.seed)

@@ -56,7 +56,7 @@ from minilm.common.checks import number_in, positive_int
 from minilm.common.names import IGNORE_INDEX
 from minilm.distributed import ALONE, World, all_reduce_sum, current
 from minilm.numpy.models import loss_and_backward
-from minilm.numpy.optim import AdamW, check_betas, clip_grad_norm
+from minilm.numpy.optim import AdamW, check_betas, check_lr_scale, clip_grad_norm
 
 
 class NumpyStep:
@@ -138,11 +138,7 @@ class TorchStep:
         self.named = list(model.named_parameters())
         # the settings NumpyStep's AdamW checks, checked the same way (torch's would accept a
         # NaN or negative weight decay and leave lr_scale values and grad_clip unchecked)
-        unknown = sorted(set(lr_scale or {}) - {name for name, _ in self.named})
-        if unknown:
-            raise ValueError(f"lr_scale names unknown parameters: {unknown}")
-        lr_scale = {name: number_in(f"lr_scale[{name!r}]", scale, "[0, inf)")
-                    for name, scale in (lr_scale or {}).items()}
+        lr_scale = check_lr_scale(lr_scale, [name for name, _ in self.named])
         weight_decay = number_in("weight_decay", weight_decay, "[0, inf)")
         groups: dict[tuple[float, float], list] = {}
         for name, p in self.named:

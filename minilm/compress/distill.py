@@ -43,7 +43,7 @@ from minilm.common.backends import is_torch_model, numpy_params
 from minilm.common.checks import number_in
 from minilm.common.names import IGNORE_INDEX
 from minilm.compress.rebuild import rebuilt
-from minilm.finetune import DEFAULT_MAX_LENGTH, check_recipe, epoch_batch
+from minilm.finetune import check_recipe, epoch_batch, fitted_max_length
 from minilm.numpy import functional as F
 from minilm.numpy.optim import lr_schedule
 from minilm.steps import NumpyStep, TorchStep, check_finite_loss
@@ -214,12 +214,8 @@ def distill(student, teacher, tokenizer, task, settings: DistillSettings | None 
     settings = DistillSettings() if settings is None else settings
     if settings.alpha > 0 and teacher is None:
         raise ValueError("alpha > 0 distils from a teacher: give one (or alpha=0 for hard labels)")
-    max_len = student.config.max_len
-    if settings.max_length is None:  # as in fine-tuning: 64, or the model's max_len if smaller
-        settings = dataclasses.replace(settings, max_length=min(DEFAULT_MAX_LENGTH, max_len))
-    if settings.max_length > max_len:
-        raise ValueError(f"max_length={settings.max_length} exceeds the student's "
-                         f"max_len={max_len}")
+    settings = dataclasses.replace(settings, max_length=fitted_max_length(
+        settings.max_length, student.config.max_len, "the student"))  # as fine-tuning fits it
     texts, labels = task.train_texts, task.train_labels
     teacher_logits = (np.zeros((len(texts), task.num_labels)) if settings.alpha == 0 else
                       predict_logits(teacher, tokenizer, texts, settings.max_length))  # (N, L)

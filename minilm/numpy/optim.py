@@ -43,6 +43,20 @@ Params = Mapping[str, np.ndarray]
 FrozenNames = Iterable[str] | Callable[[str], bool] | None
 
 
+def check_lr_scale(lr_scale: Mapping[str, float] | None, names) -> dict[str, float]:
+    """`lr_scale` as a dict (None: empty), each key one of the parameter `names`, each value a
+    finite number >= 0: the rule of these optimizers, and of the torch step's parameter groups."""
+    _check_known("lr_scale", lr_scale or {}, names)
+    return {name: number_in(f"lr_scale[{name!r}]", scale, "[0, inf)")
+            for name, scale in (lr_scale or {}).items()}
+
+
+def _check_known(argument: str, names: Iterable[str], known) -> None:
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"{argument} names unknown parameters: {unknown}")
+
+
 class Optimizer:
     """What every optimizer here shares: validation, `lr_scale`, `frozen` and the state dict.
 
@@ -71,18 +85,14 @@ class Optimizer:
                 raise ValueError(f"params[{name!r}] must be a floating-point NumPy array")
         self.params = params  # the model's own dict: updates land in the model's arrays
         self.lr = lr
-        self._check_names("lr_scale", lr_scale or {})
-        self.lr_scale = {name: number_in(f"lr_scale[{name!r}]", scale, "[0, inf)")
-                         for name, scale in (lr_scale or {}).items()}
+        self.lr_scale = check_lr_scale(lr_scale, params.keys())
         self.frozen = frozen
         self.state: dict[str, dict[str, np.ndarray | int]] = {
             slot: {} for slot in self.buffer_slots + self.count_slots
         }
 
     def _check_names(self, argument: str, names: Iterable[str]) -> None:
-        unknown = sorted(set(names) - self.params.keys())
-        if unknown:
-            raise ValueError(f"{argument} names unknown parameters: {unknown}")
+        _check_known(argument, names, self.params.keys())
 
     @property
     def frozen(self) -> frozenset[str] | Callable[[str], bool]:
