@@ -25,12 +25,18 @@ demo: $(STAMP)
 	OMP_NUM_THREADS=$(DEMO_THREADS) OPENBLAS_NUM_THREADS=$(DEMO_THREADS) MKL_NUM_THREADS=$(DEMO_THREADS) \
 		$(PY) -m minilm demo --out runs/demo
 
-# the 15 slowest tests are listed at the end: the suite must stay well under CI's 15 minutes
+# One worker per core (pytest-xdist), each taking whole test modules and notebooks (--dist
+# loadscope): a module's fixtures are built once and a lesson's cells run in order in one kernel.
+# Every worker runs one BLAS thread (tests/conftest.py), so on CI's 2 cores the suite takes about
+# half its one-process time. TEST_WORKERS=0 runs it in one process. The 15 slowest tests are listed
+# at the end: the suite must stay well under CI's 15 minutes.
+TEST_WORKERS ?= auto
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=15
+	$(PYTEST) --durations=15
 
 test-thorough: $(STAMP)
-	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q
+	HYPOTHESIS_PROFILE=thorough $(PYTEST)
 
 lessons: $(STAMP)
 	$(PY) -m pip install -q -c constraints.txt -e ".[lessons]"
