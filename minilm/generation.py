@@ -70,7 +70,9 @@ def sample_next(logits, rng, temperature=1.0, top_k=None, top_p=None):
 
 def outside_nucleus(scaled, top_p: float) -> np.ndarray:
     """scaled logits (B, V) -> bool (B, V), True for the tokens top-p sampling drops: those whose
-    better-ranked tokens already hold >= top_p of the probability (ties ranked by id)."""
+    better-ranked tokens already hold >= top_p of the probability. Equal probabilities are ranked
+    by id, the lower id first: where a tie straddles the cut, the lower ids are kept (Hugging
+    Face's TopPLogitsWarper keeps the higher ones; the number kept is the same)."""
     if top_p >= 1:  # every token: the running sum may round to 1.0 before the tail is reached
         return np.zeros(scaled.shape, dtype=bool)
     probs, _ = F.softmax_forward(scaled)  # (B, V)

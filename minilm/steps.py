@@ -28,8 +28,12 @@ across processes by an all-reduce, before the clipping and AdamW, which are then
 process.
 
 Both classes do exactly the same arithmetic, so with the same weights, batches and no dropout their
-loss curves agree to float rounding (tests/test_steps.py). Weight decay follows one rule in both:
-matrices and embeddings (ndim >= 2) decay, biases and LayerNorm parameters do not.
+loss curves agree to float rounding (tests/test_steps.py). Weight decay follows one rule in both
+(`default_decay_rule`): matrices and embeddings (ndim >= 2) decay, biases and LayerNorm parameters
+do not. A parameter the loss does not reach (a pooler under a token-classification or MLM loss, the
+MLM head under a classifier) has no gradient in torch (.grad None) and torch's AdamW skips it; the
+NumPy step leaves it alone the same way, as if frozen for that step: it neither moves, decays, nor
+gets optimizer state, and it is not in the clipping norm.
 
 `dtype="bfloat16"` (the twin only, `--dtype bfloat16`) is mixed precision: the forward and the loss
 run under `torch.autocast`, which does the matrix products in bfloat16 while the weights, their
@@ -56,7 +60,7 @@ from minilm.common.checks import number_in, positive_int
 from minilm.common.names import IGNORE_INDEX
 from minilm.distributed import ALONE, World, all_reduce_sum, current
 from minilm.numpy.models import loss_and_backward
-from minilm.numpy.optim import AdamW, check_betas, check_lr_scale, clip_grad_norm
+from minilm.numpy.optim import AdamW, check_betas, check_lr_scale, clip_grad_norm, default_decay_rule
 
 
 class NumpyStep:
@@ -76,9 +80,11 @@ class NumpyStep:
         model = self.model.train()
         loss = self.gradients(inputs, targets)
         # Frozen gradients are computed (the backward passes through them) but not applied, so
-        # the clipping norm counts only the trainable ones, as in torch where they do not exist.
-        clip_grad_norm({n: g for n, g in model.grads.items() if n not in frozen}, self.grad_clip)
-        self.optimizer.frozen = frozen
+        # the clipping norm counts only the trainable ones, as in torch where they do not exist;
+        # nor are the zeros of parameters the backward never reached (torch: .grad None).
+        left_alone = frozen | (model.grads.keys() - model.reached)
+        clip_grad_norm({n: g for n, g in model.grads.items() if n not in left_alone}, self.grad_clip)
+        self.optimizer.frozen = left_alone
         self.optimizer.step(model.grads, lr=lr)
         return loss
 
@@ -140,10 +146,11 @@ class TorchStep:
         # NaN or negative weight decay and leave lr_scale values and grad_clip unchecked)
         lr_scale = check_lr_scale(lr_scale, [name for name, _ in self.named])
         weight_decay = number_in("weight_decay", weight_decay, "[0, inf)")
+        decays = default_decay_rule(dict(self.named))  # NumpyStep's AdamW uses the same rule
         groups: dict[tuple[float, float], list] = {}
         for name, p in self.named:
             scale = lr_scale.get(name, 1.0)
-            decay = weight_decay if p.ndim >= 2 else 0.0
+            decay = weight_decay if decays(name) else 0.0
             groups.setdefault((scale, decay), []).append(p)
         self.optimizer = torch.optim.AdamW(
             [{"params": ps, "lr_scale": scale, "weight_decay": decay}

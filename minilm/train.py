@@ -114,9 +114,10 @@ class TrainSettings:
         None, f"tokens (characters) per sequence, clm and mlm (default: {DEFAULT_SEQ_LEN}, or "
               "fewer when the text's training split is shorter)")
     lr: float = setting(3e-3, "peak learning rate, reached after warmup")
-    lr_decay: str = setting("cosine", "after warmup, from --lr down to --min-lr at the last step "
-                                      "('constant': no decay)", choices=DECAY_KINDS)
-    min_lr: float | None = setting(None, "learning rate at the end of the decay "
+    lr_decay: str = setting("cosine", "after warmup, from --lr towards --min-lr, reached one "
+                                      "step after the last ('constant': no decay)",
+                            choices=DECAY_KINDS)
+    min_lr: float | None = setting(None, "learning rate the decay ends at, one step after the last "
                                          "(default: --lr / 10)")
     warmup_steps: int | None = setting(
         None, "steps of linearly rising learning rate (default: min(50, steps // 10))")

@@ -63,6 +63,60 @@ def test_a_frozen_parameter_does_not_move_and_the_rest_do():
         assert np.array_equal(value, before[name]) == (name in frozen), name
 
 
+def _pooler_free_loss_models():
+    """A token classifier on an Encoder that has a pooler it never uses (what MiniLM-L6 loads as),
+    float64, dropout 0, in NumPy and on the twin with the same weights."""
+    from minilm.numpy import Encoder
+    from minilm.numpy.heads import TokenClassifier
+
+    config = ModelConfig(vocab_size=20, max_len=8, d_model=8, n_heads=2, n_layers=1, d_ff=12,
+                         dropout=0.0)
+    reference = TokenClassifier(Encoder(config, seed=0, mlm_head=False, pooler=True,
+                                        dtype=np.float64), 3, seed=0)
+    return reference, on_backend(reference, "torch")
+
+
+def test_a_parameter_the_loss_does_not_reach_is_left_alone_by_both_steps():
+    """torch leaves .grad None on the pooler a token classifier never uses, and its AdamW skips
+    it; the NumPy step does the same (no move, no decay, no optimizer state), so the two backends
+    end with the same weights. The gradient norm they clip is the same too (grad_clip small)."""
+    reference, twin = _pooler_free_loss_models()
+    pooler = "bert.pooler.dense.weight"
+    before = reference.params[pooler].copy()
+    steps = [make_step(model, weight_decay=0.1, grad_clip=0.01) for model in (reference, twin)]
+    rng = np.random.default_rng(0)
+    ids, labels = rng.integers(0, 20, (4, 6)), rng.integers(0, 3, (4, 6))
+    for _ in range(3):
+        losses = [step((ids, np.ones_like(ids), np.zeros_like(ids)), labels, lr=1e-2)
+                  for step in steps]
+        assert losses[0] == pytest.approx(losses[1], rel=1e-12)
+    assert np.array_equal(reference.params[pooler], before)  # decay would shrink it by 1e-3 a step
+    for step in steps:
+        assert not any(key.endswith(pooler) for key in step.state_dict())
+    twin_params = numpy_params(twin)
+    for name, value in reference.params.items():
+        np.testing.assert_allclose(twin_params[name], value, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_no_bias_decays_not_even_one_stored_as_a_matrix(backend):
+    """The encoder-decoder's output bias is a (1, V) row (Marian's shape); like every bias it is
+    not weight-decayed, in either step, while its weight matrices are."""
+    from minilm.numpy import Seq2Seq
+
+    config = ModelConfig(vocab_size=13, max_len=8, d_model=8, n_heads=2, n_layers=1, d_ff=12)
+    model = on_backend(Seq2Seq(config, seed=0), backend)
+    step = make_step(model, weight_decay=0.1)
+    if backend == "numpy":
+        decayed = step.optimizer.decayed_names
+    else:
+        named = dict(model.named_parameters())
+        decayed = {name for name, p in named.items() for group in step.optimizer.param_groups
+                   if group["weight_decay"] > 0 and any(q is p for q in group["params"])}
+    assert "final_logits_bias" not in decayed
+    assert "model.shared.weight" in decayed and not any(n.endswith("bias") for n in decayed)
+
+
 BAD_SETTINGS = {  # case: (make_step's keyword arguments, the message's fragment)
     "unknown lr_scale name": (dict(lr_scale={"transformer.nope.weight": 0.5}),
                               "lr_scale names unknown parameters: ['transformer.nope.weight']"),

@@ -37,7 +37,8 @@ def adamw_update(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.999),
 
 def default_decay_rule(params):
     """A function name -> bool: True for the parameters of `params` (a dict name -> array) that
-    AdamW decays — the weight matrices and embedding tables — False for biases and LayerNorm."""
+    AdamW decays — the weight matrices and embedding tables — False for biases and LayerNorm
+    (every bias: lesson 09's encoder-decoder stores its output bias as a (1, V) matrix)."""
     raise NotImplementedError
 
 

@@ -103,6 +103,12 @@ def default_decay_rule(params):  # noqa: F811
     return lambda name: name.endswith("weight")
 
 
+@mistake("decay chosen by shape alone: the encoder-decoder's (1, V) output bias decays",
+         breaks="decays the matrices and embeddings, never a bias or a LayerNorm")
+def default_decay_rule(params):  # noqa: F811
+    return lambda name: params[name].ndim >= 2
+
+
 @mistake("top-k keeping k + 1 tokens", breaks="never draws a token outside the k most likely")
 def sample_next(logits, rng, temperature=1.0, top_k=None):
     if temperature == 0:

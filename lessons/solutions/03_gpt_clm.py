@@ -37,7 +37,8 @@ def adamw_update(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.999),
 
 
 def default_decay_rule(params):
-    return lambda name: params[name].ndim >= 2  # matrices and embeddings; not biases, not LayerNorm
+    # matrices and embeddings; not LayerNorm, not a bias (the encoder-decoder's is a (1, V) matrix)
+    return lambda name: params[name].ndim >= 2 and not name.endswith("bias")
 
 
 def sample_next(logits, rng, temperature=1.0, top_k=None):

@@ -11,9 +11,10 @@ Per channel rather than one scale for the whole matrix: rows differ in size, and
 would otherwise set the step for all of them. Post-training: nothing is retrained; the quantized
 model is the trained one, rounded.
 
-Dynamic quantization (what `torch.ao.quantization.quantize_dynamic` does, and `quantize` here):
-the input x (N, in) of each Linear is quantized too, per row (per token) at every call, with the
-same function, so that the matrix product runs on integers:
+Dynamic quantization (`quantize` here): the input x (N, in) of each Linear is quantized too, per
+row (per token) at every call, with the same function, so that the matrix product runs on integers
+(`torch.ao.quantization.quantize_dynamic` is dynamic too, but coarser by default: one scale for a
+whole weight matrix, and one for each call's whole batch of inputs, unsigned with an offset):
 
     r_t = max_j |x_tj| / 127,   X_tj = round(x_tj / r_t)
     y_ti = sum_j x_tj W_ij + b_i  ~  r_t s_i sum_j X_tj Q_ij + b_i        the sum exact in int32

@@ -59,6 +59,10 @@ class _Head(Module):
     def grads(self) -> dict[str, np.ndarray]:
         return self.encoder.grads
 
+    @property
+    def reached(self) -> set[str]:
+        return self.encoder.reached
+
     def load_params(self, params: dict[str, np.ndarray]) -> None:
         """Copy in every weight, encoder and head, by name (the store is the encoder's)."""
         self.encoder.load_params(params)

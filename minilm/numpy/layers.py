@@ -20,12 +20,16 @@ from minilm.numpy import functional as F
 
 
 class ParameterStore:
-    """Two dicts with the same keys: `params` (the weights) and `grads` (their gradients)."""
+    """Two dicts with the same keys: `params` (the weights) and `grads` (their gradients), and
+    `reached`: the names a backward has added a gradient to since the last `zero_grad`. A parameter
+    the loss does not depend on (a pooler under an MLM loss) keeps a zero gradient and stays out of
+    `reached`, which is how a training step tells it from one whose gradient happens to be 0."""
 
     def __init__(self, dtype=np.float32):
         self.dtype = np.dtype(dtype)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.reached: set[str] = set()
 
     def add(self, name: str, value: np.ndarray) -> None:
         if name in self.params:
@@ -35,10 +39,12 @@ class ParameterStore:
 
     def accumulate(self, name: str, grad: np.ndarray) -> None:
         self.grads[name] += grad
+        self.reached.add(name)
 
     def zero_grad(self) -> None:
         for grad in self.grads.values():
             grad.fill(0.0)
+        self.reached.clear()
 
 
 class Module:

@@ -70,6 +70,11 @@ class _Model(Module):
     def grads(self) -> dict[str, np.ndarray]:
         return self.store.grads
 
+    @property
+    def reached(self) -> set[str]:
+        """The parameters the last backward gave a gradient (`ParameterStore.reached`)."""
+        return self.store.reached
+
     def load_params(self, params: dict[str, np.ndarray]) -> None:
         """Copy weights in by name; every key must exist with the same shape, and none be missing."""
         missing = sorted(set(self.params) - set(params))

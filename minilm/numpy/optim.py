@@ -256,15 +256,18 @@ class SGD(Optimizer):
 
 
 def default_decay_rule(params: Params) -> Callable[[str], bool]:
-    """AdamW's default: decay exactly the parameters with ndim >= 2.
+    """AdamW's default: decay exactly the parameters with ndim >= 2 that are not a bias.
 
     That is the weight matrices of every linear layer *and the embedding tables* (word, position,
     token type), as in Hugging Face's fine-tuning recipes; it excludes every bias and every
     LayerNorm weight and bias (1-D), whichever naming scheme the checkpoint uses (`LayerNorm.weight`
     in BERT, `ln_1.weight` in GPT-2). Decaying a bias or a LayerNorm gain towards 0 would pull the
     model towards a different function (a gain of 0 switches a feature off), not a simpler one.
+    One bias is stored as a matrix: the encoder-decoder's output bias `final_logits_bias`, a (1, V)
+    row as in Marian and BART; the name excludes it. Both training steps use this rule
+    (`minilm.steps`), on NumPy arrays or torch tensors.
     """
-    return lambda name: params[name].ndim >= 2
+    return lambda name: params[name].ndim >= 2 and not name.endswith("bias")
 
 
 def check_betas(betas) -> tuple[float, float]:
