@@ -60,7 +60,13 @@ from minilm.common.checks import number_in, positive_int
 from minilm.common.names import IGNORE_INDEX
 from minilm.distributed import ALONE, World, all_reduce_sum, current
 from minilm.numpy.models import loss_and_backward
-from minilm.numpy.optim import AdamW, check_betas, check_lr_scale, clip_grad_norm, default_decay_rule
+from minilm.numpy.optim import (
+    AdamW,
+    check_betas,
+    check_lr_scale,
+    clip_grad_norm,
+    default_decay_rule,
+)
 
 
 class NumpyStep:

@@ -11,6 +11,8 @@ import pytest
 
 from minilm.check import check, runner
 from minilm.check.catalogue import PROPERTIES
+from minilm.check.exercises.flash import MEMORY_N
+from minilm.check.framework import Failure, assert_close
 from minilm.check.runner import is_stub
 from minilm.cli import main
 
@@ -414,12 +416,79 @@ def test_the_memory_budget_message_reports_the_peak_not_an_error(tmp_path, sourc
     """Over budget: the peak, the budget and the sizes to compare it with; "(N, N) array was
     held" only when the peak reaches one; no "largest error" (a ratio of memory is not one) and
     a counterexample of sizes, not of q, k, v."""
+    assert MEMORY_N == 2048  # the test's 2048 rows are the whole matrix
     memory = [p for p in PROPERTIES if p.name.startswith("never holds the (N, N) scores")]
     report = check(write(tmp_path, source), properties=memory)
     (result,) = report.results
-    assert re.match(r"flash_attention_forward peaked at \d+\.\d\d MiB at N = 1024 \(block_m = "
-                    r"\d+, block_n = 64\), over the budget of 2 MiB; in float64 one \(block_m, "
+    assert re.match(r"flash_attention_forward peaked at \d+\.\d\d MiB at N = 2048 \(block_m = "
+                    r"128, block_n = \d+\), over the budget of 2 MiB; in float64 one \(block_m, "
                     r"block_n\) tile is", result.message), result.message
     assert ("at least one (N, N) array was held" in result.message) == held
     assert result.error is None and "largest error" not in report.table()
     assert "block_m = " in result.counterexample and "q = " not in result.counterexample
+
+
+def solution(lesson: str) -> str:
+    (path,) = (REPO / "lessons" / "solutions").glob(f"{lesson}_*.py")
+    return path.read_text()
+
+
+@pytest.mark.parametrize("caller", [
+    "return {name: decay ** (top - bert_depth(name, n_layers)) for name in names}",  # the solution
+    "return dict(map(lambda name: (name, decay ** (top - bert_depth(name, n_layers))), names))",
+    "return dict(zip(names, (decay ** (top - bert_depth(n, n_layers)) for n in names)))",
+])
+def test_fix_first_finds_a_helper_called_inside_a_comprehension_or_lambda(tmp_path, caller):
+    """A comprehension, generator expression or lambda is a code object of its own (Python
+    3.11): a wrong bert_depth called from inside one is still named to fix first."""
+    source = solution("06")
+    right_depth = 'int(name.split(".")[3])'
+    right_caller = "return {name: decay ** (top - bert_depth(name, n_layers)) for name in names}"
+    assert right_depth in source and right_caller in source
+    wrong = source.replace(right_depth, 'int(name.split(".")[3][0])').replace(right_caller, caller)
+    failed = check(write(tmp_path, wrong)).failed()
+    assert {r.exercise for r in failed} >= {"bert_depth", "layerwise_scales", "frozen_names"}
+    assert all(r.fix_first == ("bert_depth",) for r in failed if r.exercise != "bert_depth")
+
+
+def test_a_shape_mismatch_names_the_array_compared():
+    with pytest.raises(Failure, match=r"^dw_q: shape \(2, 1\), expected \(1, 2\)$"):
+        assert_close("dw_q", np.zeros((1, 2)), np.zeros((2, 1)), tol=1e-10)
+
+
+@pytest.mark.parametrize("lesson, right, wrong, prop, message, hint", [
+    # best_span: a span that is not allowed, or not the best, has not lost a tie
+    ("07", "min(time, i + max_answer_len)", "min(time, i + max_answer_len + 1)",
+     "breaks ties by", "tokens long, max_answer_len is", "fix the other failing properties"),
+    ("07", "allowed[i] and allowed[j]", "allowed[i]", "breaks ties by",
+     "on a token allowed_mask forbids): not a tie-breaking problem", "fix the other failing"),
+    ("07", "min(time, i + max_answer_len)", "min(time, i + 1)", "breaks ties by",
+     "below the best allowed score", "fix the other failing properties of best_span first"),
+    ("07", "score > scores[b]", "score >= scores[b]", "breaks ties by",
+     "but the first best-scoring span", "among equal scores keep the first pair"),
+    # a gate's gradient of the wrong shape: its own hint, not the float32 property's dtype one
+    ("10", "if gate.ndim == 1:", "if False:", "float32 inputs give float32 outputs and gradients",
+     "dgate has shape", "sum it over the batch too"),
+    # a count in integers, wrong: the formula, not "use Python integers"
+    ("11", "layer_norms = 2 * (2 * c)", "layer_norms = 2 * c", "equals minilm.compute for",
+     "block_parameters(bert-base) = 7086336", "two LayerNorms 2 C each"),
+    # flash L wrong because the mask is: the other properties first, not L = m + log(l)
+    ("08", "(cols[None, :] <= rows[:, None] + (n_keys - n_queries))",
+     "(cols[None, :] <= rows[:, None])", "returns L =", "and out is wrong too",
+     "fix the other failing properties of flash_attention_forward first"),
+    ("08", "m + np.log(np.where(empty, 1.0, l))", "m", "returns L =",  # L = m: log(l) forgotten
+     "L vs log sum exp of the allowed scores: error", "L = m + log(l)"),
+])
+def test_a_hint_is_shown_only_for_the_failure_it_describes(tmp_path, lesson, right, wrong, prop,
+                                                           message, hint):
+    """A property's own hint describes the way it usually fails; a failure of another kind (a span
+    that is not allowed, under the tie-breaking property; a shape, under a dtype property; a wrong
+    formula, under "use Python integers"; a wrong mask, under L's formula) says so and gets the
+    hint that fits it."""
+    source = solution(lesson)
+    assert right in source
+    chosen = [p for p in PROPERTIES if p.name.startswith(prop)]
+    report = check(write(tmp_path, source.replace(right, wrong)), properties=chosen)
+    failed = [r for r in report.results if r.status == "failed"]
+    assert failed, report.table()
+    assert message in failed[0].message and hint in failed[0].hint, report.table()

@@ -82,7 +82,7 @@ def flash_attention_forward(q, k, v, causal=False, key_mask=None, scale=None,  #
 
 
 @mistake("materialises the full (Nq, Nk) score matrix",
-         breaks="never holds the (N, N) scores (peak memory at N = 1024)")
+         breaks="never holds the (N, N) scores (peak memory at N = 2048)")
 def flash_attention_forward(q, k, v, causal=False, key_mask=None, scale=None,  # noqa: F811
                             block_m=32, block_n=16):
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
@@ -95,6 +95,27 @@ def flash_attention_forward(q, k, v, causal=False, key_mask=None, scale=None,  #
     shift = np.where(np.isinf(m), 0.0, m)
     p = np.exp(scores - shift[..., None])
     return _finish(m, p.sum(-1), p @ v)
+
+
+@mistake("no online softmax: a plain softmax over a whole (block_m, Nk) strip of scores per "
+         "query tile, computed in place",
+         breaks="never holds the (N, N) scores (peak memory at N = 2048)")
+def flash_attention_forward(q, k, v, causal=False, key_mask=None, scale=None,  # noqa: F811
+                            block_m=32, block_n=16):
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    n_queries, n_keys = q.shape[2], k.shape[2]
+    out, lse = np.zeros(q.shape[:3] + v.shape[3:]), np.zeros(q.shape[:3])
+    cols = np.arange(n_keys)  # every key at once: block_n is never used
+    for i0 in range(0, n_queries, block_m):
+        rows = np.arange(i0, min(i0 + block_m, n_queries))
+        s = q[:, :, rows] @ k.swapaxes(-1, -2)  # (B, H, tile_m, Nk): the whole strip
+        s *= scale  # in place from here on: one strip at a time, never a second
+        np.copyto(s, -np.inf, where=~_allowed(rows, cols, n_queries, n_keys, causal, key_mask))
+        m = s.max(axis=-1)
+        s -= np.where(np.isinf(m), 0.0, m)[..., None]
+        np.exp(s, out=s)
+        out[:, :, rows], lse[:, :, rows] = _finish(m, s.sum(-1), s @ v)
+    return out, lse
 
 
 @mistake("no guard while the running max is -inf: exp(-inf - (-inf)) = NaN",
@@ -198,12 +219,20 @@ def flash_attention_backward(dout, q, k, v, out, lse, causal=False,  # noqa: F81
 
 
 @mistake("materialises the full (Nq, Nk) probabilities",
-         breaks="never holds the (N, N) probabilities (peak memory at N = 1024)")
+         breaks="never holds the (N, N) probabilities (peak memory at N = 2048)")
 def flash_attention_backward(dout, q, k, v, out, lse, causal=False,  # noqa: F811
                              key_mask=None, scale=None, block_m=32, block_n=16):
     n_queries, n_keys = q.shape[2], k.shape[2]
     return _tiled_backward(dout, q, k, v, out, lse, causal, key_mask, scale, n_queries, n_keys,
                            _probabilities)  # one tile of (Nq, Nk): the whole matrix
+
+
+@mistake("P recomputed as whole (block_m, Nk) strips: key tiles as wide as all the keys",
+         breaks="never holds the (N, N) probabilities (peak memory at N = 2048)")
+def flash_attention_backward(dout, q, k, v, out, lse, causal=False,  # noqa: F811
+                             key_mask=None, scale=None, block_m=32, block_n=16):
+    return _tiled_backward(dout, q, k, v, out, lse, causal, key_mask, scale, block_m, k.shape[2],
+                           _probabilities)  # block_n replaced by Nk
 
 
 # ---------------------------------------------------------------- merge_attention

@@ -128,10 +128,13 @@ def assert_close(what: str, expected, actual, tol: float, floor: float = 1.0) ->
     """Failure unless `actual` is within `tol` of `expected` (by `max_error`). A float64-grade
     check (tol < 1e-6) missed with a float32/float16 result names the dtype: the formula may be
     right and the dtype wrong; missed by a float64 result by 1e-9 to 1e-5, it names the usual
-    causes of so small a difference."""
+    causes of so small a difference. A shape that differs is named with `what` too."""
     if actual is None:
         raise Failure(f"{what}: got None")
-    error = max_error(expected, actual, floor)
+    try:
+        error = max_error(expected, actual, floor)
+    except Failure as failure:  # the shapes differ: say which array
+        raise Failure(f"{what}: {failure.message}") from None
     if not error <= tol:  # NaN fails too
         message = f"{what}: error {error:.3g} > {tol:g}"
         low_precision = getattr(actual, "dtype", None) in (np.float32, np.float16)

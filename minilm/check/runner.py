@@ -436,10 +436,19 @@ def check(source, lesson: str | None = None, settings=None, properties=None) -> 
 def _uses(prop: Property, functions: dict[str, Callable]) -> set[str]:
     """The learner's other functions a property of `prop.target` runs: those it calls itself
     (`prop.needs`: a backward needs its forward's cache), and those the target calls by name (an
-    attention_forward that builds its mask with the learner's own causal_mask)."""
+    attention_forward that builds its mask with the learner's own causal_mask, in a loop or in a
+    comprehension)."""
     code = getattr(functions[prop.target], "__code__", None)
-    called = set(code.co_names) if code is not None else set()
+    called = _names_read(code) if code is not None else set()
     return (set(prop.needs) | called) & set(functions) - {prop.target}
+
+
+def _names_read(code: types.CodeType) -> set[str]:
+    """The global names a function's code reads, with those of the code nested in it: a
+    comprehension, generator expression, lambda or inner function is a code object of its own,
+    kept in co_consts."""
+    nested = (_names_read(c) for c in code.co_consts if isinstance(c, types.CodeType))
+    return set(code.co_names).union(*nested)
 
 
 def lesson_number(lesson) -> str:

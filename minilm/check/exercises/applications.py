@@ -113,15 +113,26 @@ def best_span_keeps_to_the_context(impl, case):
       hint="among equal scores keep the first pair in the order (i, then j): update only on a "
            "strictly larger score, or use argmax (first occurrence) over the flattened (i, j)")
 def best_span_breaks_ties_early(impl, case):
+    """A span that is not allowed, or scores less than the best, has not lost a tie: that failure
+    says so and names the other properties (the hint about ties would mislead)."""
     starts, ends, _ = spans_of(impl, case)
     start, end = case["start_logits"], case["end_logits"]
     for b, (i, j) in enumerate(zip(starts, ends)):
         pairs = allowed_pairs(case, b)
         best = max(start[b, p] + end[b, q] for p, q in pairs)
         first = next((p, q) for p, q in pairs if start[b, p] + end[b, q] == best)
-        assert_true((int(i), int(j)) == first,
-                    f"example {b}: span ({i}, {j}), but the first best-scoring span in the order "
-                    f"of (start, end) is {first} (score {best:g})")
+        if (int(i), int(j)) == first:
+            continue
+        if not is_valid(case, b, i, j):
+            wrong = f"is not allowed ({why_invalid(case, b, i, j)})"
+        elif start[b, i] + end[b, j] < best:
+            wrong = f"scores {start[b, i] + end[b, j]:g}, below the best allowed score {best:g}"
+        else:
+            raise Failure(f"example {b}: span ({i}, {j}), but the first best-scoring span in the "
+                          f"order of (start, end) is {first} (score {best:g})")
+        raise Failure(f"example {b}: span ({i}, {j}) {wrong}: not a tie-breaking problem",
+                      hint="fix the other failing properties of best_span first (the best "
+                           "allowed span, its length, allowed_mask): this one may then pass")
 
 
 # ---------------------------------------------------------------- align_word_labels

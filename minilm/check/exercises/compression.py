@@ -158,12 +158,16 @@ def head_gate_forward_scales_heads(impl, case):
 
 
 def _gate_gradients(impl, case):
+    """The learner's (dheads, dgate); a dgate not of the gate's shape fails with a hint of its
+    own, in every property that reads it (the float32 one's hint is about dtypes)."""
     _, cache = _gate_forward(impl, case)
     dheads, dgate = returned(impl.head_gate_backward(case["dout"], cache), "head_gate_backward",
                              ("dheads", "dgate"))
-    assert_true(dgate.shape == case["gate"].shape,
-                f"dgate has shape {dgate.shape}, expected the gate's {case['gate'].shape}: a "
-                "gate shared by the batch sums its gradient over the batch")
+    if dgate.shape != case["gate"].shape:
+        raise Failure(f"dgate has shape {dgate.shape}, expected the gate's {case['gate'].shape}: "
+                      "a gate shared by the batch sums its gradient over the batch",
+                      hint="(dout * heads).sum(axis=(-2, -1)) is (B, H); for a gate of shape "
+                           "(H,) sum it over the batch too (axis 0)")
     return dheads, dgate
 
 

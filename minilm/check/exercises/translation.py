@@ -65,6 +65,7 @@ def cross_attention_cases(draw):
 
 cases = cross_attention_cases()
 WEIGHTS = ("w_q", "w_k", "w_v")
+GRADIENTS = ("dx", "dmemory", "dw_q", "dw_k", "dw_v")  # what cross_attention_backward returns
 
 
 def cross_forward(impl, case, **changes):
@@ -121,7 +122,7 @@ def cross_attention_ignores_padding(impl, case):
 def cross_backward(impl, case):
     _, cache = cross_forward(impl, case)
     grads = impl.cross_attention_backward(case["dout"], cache)
-    return list(returned(grads, "cross_attention_backward", ("dx", "dmemory", "dw_q", "dw_k", "dw_v")))
+    return list(returned(grads, "cross_attention_backward", GRADIENTS))
 
 
 @prop("cross_attention_backward", "dx, d memory and the weights' gradients match torch autograd",
@@ -130,7 +131,7 @@ def cross_backward(impl, case):
            "then through the projections: dx = dq W_q, dW_q = sum over (b, t) of dq^T x, ...")
 def cross_attention_backward_matches_torch(impl, case):
     _, expected = torch_reference(case)
-    for name, want, got in zip(("dx", "dmemory", *WEIGHTS), expected, cross_backward(impl, case)):
+    for name, want, got in zip(GRADIENTS, expected, cross_backward(impl, case)):
         assert_close(name, want, got, TORCH_TOL)
 
 
@@ -167,7 +168,7 @@ def cross_attention_no_gradient_into_padding(impl, case):
 def cross_attention_keeps_float32(impl, case):
     out, _ = cross_forward(impl, case)
     grads = cross_backward(impl, case)
-    assert_float32(out=out, **dict(zip(("dx", "dmemory", "dw_q", "dw_k", "dw_v"), grads)))
+    assert_float32(out=out, **dict(zip(GRADIENTS, grads)))
 
 
 # ---------------------------------------------------------------- one step of beam search
