@@ -30,8 +30,10 @@ export PYTHONUNBUFFERED=1
 BUDGET=${GPU_CHECK_BUDGET:-450}
 SMOKE=${GPU_CHECK_SMOKE:-0}
 # Estimates, not measurements: nothing here has run on a GPU yet.
-TESTS_S=150  # a cap on the gpu tests (22 tests, compiling ~120 kernel variants), so that a hang
-             # cannot eat the benchmarks' time
+TESTS_S=150  # a cap on the gpu tests, so that a hang cannot eat the benchmarks' time. The 22
+             # tests compile 266 kernel variants, 0.7-1.3 s of CPU each for sm_90 (triton 3.6-3.9,
+             # compiled ahead of time on a 2-core CPU): 3-6 minutes in one process, so they run on
+             # 8 pytest-xdist workers where xdist is installed (the GPU image has it)
 STEPS_S=90   # gpu_steps.py: 4 workloads, the first compiling the kernel for D=32
 MARGIN=45    # the attention configuration running when its budget ends (a new (dtype, D, causal)
              # compiles 12 kernels, ~0.5 s each for sm_90 on this project's 2-core CPU), the plot
@@ -109,7 +111,9 @@ print('python', platform.python_version(), '| torch', torch.__version__, 'CUDA',
             tests_rc=1
         else
             # -o addopts="": pyproject's options name nbval, which the GPU machine lacks
-            $limit "$PYTHON" -m pytest -m gpu $files -q -ra -p no:cacheprovider \
+            local workers=
+            "$PYTHON" -c "import xdist" 2>/dev/null && workers="-n 8 --dist load"
+            $limit "$PYTHON" -m pytest -m gpu $files -q -ra -p no:cacheprovider $workers \
                 -o addopts="" 2>&1 | tee "$RESULTS/gpu_tests.log"
             tests_rc=${PIPESTATUS[0]}
         fi
