@@ -105,6 +105,7 @@ LAUNCHES = collections.Counter()
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 MIN_HEAD_DIM, MAX_HEAD_DIM = 16, 128
+MAX_BATCH_HEADS = 65_535  # every launch puts B * H on the grid's second axis, which CUDA caps
 
 
 # ---------------------------------------------------------------- helpers shared by the kernels
@@ -580,6 +581,10 @@ def _check_inputs(q, k, v, key_mask, causal, scale):
     if not MIN_HEAD_DIM <= q.shape[3] <= MAX_HEAD_DIM:
         raise ValueError(f"q has head dim D={q.shape[3]}: the kernel supports "
                          f"{MIN_HEAD_DIM} <= D <= {MAX_HEAD_DIM}")
+    if q.shape[0] * q.shape[1] > MAX_BATCH_HEADS:
+        raise ValueError(f"q has B * H = {q.shape[0]} * {q.shape[1]} = {q.shape[0] * q.shape[1]} "
+                         f"(batch, heads) pairs: the kernel runs at most {MAX_BATCH_HEADS:,} (CUDA's "
+                         "limit on the grid's second axis); split the batch")
     if min(q.shape[0], q.shape[1], q.shape[2], k.shape[2]) < 1:
         raise ValueError(f"q and k must be non-empty, got q {tuple(q.shape)} and "
                          f"k {tuple(k.shape)}")

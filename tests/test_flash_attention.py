@@ -297,6 +297,10 @@ BAD_INPUTS = {
     "head dim too large": (lambda a: {k: t.repeat(1, 1, 1, 9) if k != "key_mask" else t
                                       for k, t in a.items()}, r"q has head dim D=144"),
     "empty q": (lambda a: {**a, "q": a["q"][:, :, :0]}, r"q and k must be non-empty"),
+    # CUDA's grid limit (65,535 on the second axis, where B * H goes), checked on every device
+    "too many (batch, heads)": (lambda a: {**a, **{n: a[n][:1, :1].expand(65_536, 1, -1, -1)
+                                                  for n in ("q", "k", "v")}},
+                                r"^q has B \* H = 65536 \* 1 = 65536 \(batch, heads\) pairs"),
     "key_mask dtype": (lambda a: {**a, "key_mask": a["key_mask"].float()},
                        r"^key_mask must be bool of shape \(B, Nk\) = \(2, 8\)"),
     "key_mask shape": (lambda a: {**a, "key_mask": a["key_mask"][:, :4]},
