@@ -31,12 +31,18 @@ def embedding_backward(dout, cache):
 
 
 def layer_norm_forward(x, weight, bias, eps=1e-5):
-    """Normalise the last axis to mean 0 and (biased) variance 1, then * weight + bias."""
+    """Normalise the last axis to mean 0 and (biased) variance 1, then * weight + bias:
+    x_hat = (x - mean) / sqrt(var + eps), y = x_hat * weight + bias. Returns (y, cache)."""
     raise NotImplementedError
 
 
 def layer_norm_backward(dout, cache):
-    """(dx, dweight, dbias): dx flows through the mean and the variance too."""
+    """(dx, dweight, dbias). With dx_hat = dout * weight and means over the last axis:
+
+        dx = (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)) / sqrt(var + eps)
+
+    (the two subtracted means are the gradient through the mean and the variance);
+    dweight = sum of dout * x_hat, dbias = sum of dout, over every axis but the last."""
     raise NotImplementedError
 
 
@@ -46,7 +52,11 @@ def gelu_forward(x, approximate="none"):
 
 
 def gelu_backward(dout, cache):
-    """dx = dout * gelu'(x), for the form the forward used."""
+    """dx = dout * gelu'(x), for the form the forward used:
+
+        "none": gelu'(x) = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi);
+        "tanh": with t = tanh(sqrt(2/pi) (x + 0.044715 x^3)),
+                gelu'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)."""
     raise NotImplementedError
 
 
