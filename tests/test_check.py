@@ -13,7 +13,7 @@ from minilm.check import check, runner
 from minilm.check.catalogue import PROPERTIES
 from minilm.check.exercises.flash import MEMORY_N
 from minilm.check.framework import Failure, assert_close
-from minilm.check.runner import is_stub
+from minilm.check.runner import NONFINITE_HINT, is_stub
 from minilm.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -478,6 +478,12 @@ def test_a_shape_mismatch_names_the_array_compared():
      "fix the other failing properties of flash_attention_forward first"),
     ("08", "m + np.log(np.where(empty, 1.0, l))", "m", "returns L =",  # L = m: log(l) forgotten
      "L vs log sum exp of the allowed scores: error", "L = m + log(l)"),
+    # mask_tokens with Hugging Face's fixed 0.5 of the rest: the draw, not the labels
+    ("04", "(u < mask_token_prob + random_token_prob)", "(rng.random(ids.shape) < 0.5)",
+     "a selected token left unchanged", "no token may change", "not by fixed shares"),
+    # a transposed dW under finite differences: the gradient and its shapes, not the oracle
+    ("02", "rows_out.T @ rows_in", "rows_in.T @ rows_out", "is the gradient of your linear_f",
+     "dweight: shape (", "dW = dout^T x"),
 ])
 def test_a_hint_is_shown_only_for_the_failure_it_describes(tmp_path, lesson, right, wrong, prop,
                                                            message, hint):
@@ -492,3 +498,92 @@ def test_a_hint_is_shown_only_for_the_failure_it_describes(tmp_path, lesson, rig
     failed = [r for r in report.results if r.status == "failed"]
     assert failed, report.table()
     assert message in failed[0].message and hint in failed[0].hint, report.table()
+
+
+@pytest.mark.parametrize("source, prop, hint", [
+    # a crash: the exception first, not the property's formula
+    (GOOD_SOFTMAX.replace("    e = np.exp", "    if x.ndim == 1:\n        raise ValueError('later')\n"
+                          "    e = np.exp"), "matches torch", "your softmax_forward raised this"),
+    # the check fell over on what came back: not the learner's code that raised
+    (GOOD_SOFTMAX.replace("return p, (p, axis)", "return 'p', (p, axis)"), "rows sum to 1",
+     "the check raised this on what your functions returned"),
+    (GOOD_SOFTMAX.replace("    e = np.exp", "    x *= 0.0\n    e = np.exp"), "matches torch",
+     "start with x = x.copy()"),
+    ("def softmax_forward(x, axis=-1):\n    exit()\n", "matches torch", "return the result"),
+    # a NaN where values are compared, and no property about NaN fails
+    (GOOD_SOFTMAX.replace("e / e.sum(", "e / (e - e).sum("), "matches torch", NONFINITE_HINT),
+])
+def test_a_crash_a_write_or_a_nan_gets_a_hint_of_its_own(tmp_path, source, prop, hint):
+    """The property's hint describes a wrong result; a function that raised, wrote into its
+    argument, exited or returned NaN may compute the right one, and gets the hint that fits."""
+    (chosen,) = [p for p in PROPERTIES if p.target == "softmax_forward"
+                 and p.name.startswith(prop)]
+    (result,) = check(write(tmp_path, source), properties=[chosen]).results
+    assert result.status == "failed" and result.hint.startswith(hint), result
+    assert chosen.hint not in result.hint
+
+
+EMPTY_ROW = "a query that may attend nothing outputs zeros, never NaN"
+
+
+def test_a_nan_under_a_property_that_compares_values_names_the_row_about_nan(tmp_path):
+    """Attention without the guard for rows that may attend nothing: the rows that compare values
+    get NaN and name the failing row about NaN to fix first, not their own hints (a scale, a
+    mask that are right); that row keeps its hint."""
+    source = solution("01")
+    guards = ("np.where(np.isfinite(row_max), row_max, 0.0)", "np.where(total > 0, total, 1.0)")
+    assert all(guard in source for guard in guards)
+    wrong = source.replace(guards[0], "row_max").replace(guards[1], "total")
+    names = ("scale=None means 1/sqrt(D)", EMPTY_ROW)
+    chosen = [p for p in PROPERTIES if p.target == "attention_forward" and p.name in names]
+    report = check(write(tmp_path, wrong), properties=chosen)
+    scale, empty = report.results
+    assert scale.status == empty.status == "failed", report.table()
+    assert scale.rows_first == (EMPTY_ROW,) and scale.hint == ("the output holds NaN or inf, "
+                                                               "which that row is about")
+    assert empty.rows_first == () and empty.hint == chosen[1].hint
+    assert f'fix first: the failing row "{EMPTY_ROW}" of attention_forward' in report.table()
+
+
+LABELS = "labels are the original token where selected and -100 elsewhere"
+
+
+@pytest.mark.parametrize("lesson, right, wrong, target, read, readers", [
+    # labels on the changed tokens only: the rates read what was selected from the labels
+    ("04", "labels = np.where(selected, ids, -100)",
+     "labels = np.where(becomes_mask | becomes_random, ids, -100)", "mask_tokens", LABELS,
+     ("selected tokens become", "the rest", "defaults")),
+    # a part-spelled word: MiniLM's vocabulary only repeats the small vocabularies' comparison
+    ("05", "            return [unk_token]", "            return pieces + [unk_token]",
+     "wordpiece_split", "matches Hugging Face's WordPiece", ("spells words like MiniLM",)),
+])
+def test_a_row_that_reads_a_failing_row_names_it_to_fix_first(tmp_path, lesson, right, wrong,
+                                                               target, read, readers):
+    """A row whose result rests on another row of the same function (a rate counted from the
+    labels) names that row to fix first while it fails, instead of its own hint (about the
+    draws, which may be right)."""
+    source = solution(lesson)
+    assert right in source
+    chosen = [p for p in PROPERTIES if p.target == target
+              and (p.name == read or p.name.startswith(readers))]
+    report = check(write(tmp_path, source.replace(right, wrong)), properties=chosen)
+    failed = {r.property: r for r in report.failed()}
+    assert read in failed and failed[read].rows_first == (), report.table()
+    reading = [r for name, r in failed.items() if name != read]
+    assert reading and all(r.rows_first == (read,) and r.hint == "" for r in reading)
+    assert f'fix first: the failing row "{read}" of {target}, which this one' in report.table()
+
+
+def test_every_property_a_property_reads_is_one_of_its_function():
+    names = {(p.target, p.name) for p in PROPERTIES}
+    assert all((p.target, read) in names for p in PROPERTIES for read in p.reads)
+
+
+def test_the_max_chars_counterexample_is_the_one_the_failing_call_used(tmp_path):
+    source = solution("05")
+    assert "if len(word) > max_chars:" in source
+    wrong = source.replace("if len(word) > max_chars:", "if len(word) >= max_chars:")
+    chosen = [p for p in PROPERTIES if p.name == "a word longer than max_chars becomes [UNK]"]
+    (result,) = check(write(tmp_path, wrong), properties=chosen).results
+    used = re.search(r"max_chars=(\d+)", result.message)
+    assert used and f"max_chars = {used.group(1)}" in result.counterexample.splitlines()

@@ -58,6 +58,8 @@ class Property:
     needs: tuple[str, ...]  # the learner's functions it calls (target included)
     hint: str  # one line: what usually breaks this property
     max_examples: int | None = None  # None: the runner's default
+    nonfinite: bool = False  # it is about NaN and inf: its hint fits a NaN result
+    reads: tuple[str, ...] = ()  # properties of the target whose result it reads (fix them first)
     labels: dict = field(default_factory=dict, compare=False)
 
 
@@ -75,8 +77,13 @@ def exercise(name: str, lesson: str, signature: str, summary: str) -> Exercise:
 
 
 def prop(target: str, name: str, strategy, needs: tuple[str, ...] = (), hint: str = "",
-         max_examples: int | None = None):
-    """Decorator: register `check(impl, case)` as a property of the exercise `target`."""
+         max_examples: int | None = None, nonfinite: bool = False, reads: tuple[str, ...] = ()):
+    """Decorator: register `check(impl, case)` as a property of the exercise `target`.
+
+    nonfinite: the property is about NaN and inf (a fully masked row, an overflow): its hint is
+    shown for a NaN result, which the other properties of `target` send to it. reads: the names
+    of other properties of `target` whose result this one reads (a rate counted from the labels
+    reads the labels): while one of them fails, this one says to fix it first."""
 
     def register(check):
         if target not in EXERCISES:
@@ -85,7 +92,8 @@ def prop(target: str, name: str, strategy, needs: tuple[str, ...] = (), hint: st
         unknown = [n for n in required if n not in EXERCISES]
         if unknown:
             raise ValueError(f"property {name!r} needs unknown exercises {unknown}")
-        PROPERTIES.append(Property(target, name, strategy, check, required, hint, max_examples))
+        PROPERTIES.append(Property(target, name, strategy, check, required, hint, max_examples,
+                                   nonfinite, tuple(reads)))
         return check
 
     return register
@@ -144,6 +152,19 @@ def assert_close(what: str, expected, actual, tol: float, floor: float = 1.0) ->
         elif tol < 1e-6 and 1e-9 <= error <= 1e-5:
             message += " - a small difference: an epsilon added, a value clipped, or float32 inside?"
         raise Failure(message, error)
+
+
+def gradient_error(forward, dout, gradients: dict[str, tuple]) -> float:
+    """`minilm.testing.oracles.finite_difference_error` over {name: (input, its gradient)}: the
+    worst error of the gradients of sum(forward() * dout). A gradient not shaped like its input
+    is a Failure naming it and both shapes ("dweight: shape (1, 2), expected (2, 1)"), not an
+    error from inside the oracle."""
+    from minilm.testing.oracles import finite_difference_error
+
+    for name, (x, grad) in gradients.items():
+        assert_true(np.shape(grad) == np.shape(x),
+                    f"{name}: shape {np.shape(grad)}, expected {np.shape(x)}")
+    return finite_difference_error(forward, dout, list(gradients.values()))
 
 
 def as_float32(case: dict) -> dict:

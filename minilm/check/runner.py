@@ -14,8 +14,11 @@ attempted"; a property that also needs a stub, or a function the source does not
 raises NotImplementedError on some input, writes into an array it was given, returns something
 other than its signature promises, calls exit() or does not return within TIME_LIMIT seconds. A
 failure that may come from another of the learner's functions, one that fails its own properties
-and that this property runs, names it: fix that first. The report is ok when nothing failed and
-every function written was checked by at least one property.
+and that this property runs, names it: fix that first; one that may come from another failing
+property of the same function (one it `reads`, or for a NaN the property about NaN) names that
+row. A property's hint describes a wrong result: a crash, a write into an argument or a NaN gets
+a hint of its own instead. The report is ok when nothing failed and every function written was
+checked by at least one property.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class Result:
     counterexample: str = ""
     hint: str = ""
     fix_first: tuple[str, ...] = ()  # the learner's functions it uses that fail their own checks
+    rows_first: tuple[str, ...] = ()  # failing properties of the same function it depends on
 
 
 @dataclass
@@ -105,6 +109,11 @@ class Report:
                 if r.fix_first:
                     lines.append(f"{indent}fix first: {', '.join(r.fix_first)}, which this uses "
                                  "and which fails its own properties (this may then pass)")
+                if r.rows_first:
+                    rows = ", ".join(f'"{row}"' for row in r.rows_first)
+                    plural = "s" if len(r.rows_first) > 1 else ""
+                    lines.append(f"{indent}fix first: the failing row{plural} {rows} of "
+                                 f"{r.exercise}, which this one depends on (this may then pass)")
                 if r.hint:
                     lines.append(f"{indent}hint: {r.hint}")
             elif r.status == "blocked":
@@ -191,14 +200,17 @@ class _Implementation:
                 with _time_limit(name):
                     result = function(*copies, **kwcopies)
             except SystemExit:
-                raise Failure(f"{name} called exit(): a function returns its result") from None
+                raise Failure(f"{name} called exit(): a function returns its result",
+                              hint="return the result: exit() ends the whole program") from None
             names = _parameter_names(function, len(args))
             for given, copy, argument in [*zip(args, copies, names),
                                           *((kwargs[k], kwcopies[k], k) for k in kwargs)]:
                 if isinstance(given, np.ndarray) and argument != "cache" and not np.array_equal(
                         given, copy, equal_nan=given.dtype.kind in "fc"):
                     raise Failure(f"{name} wrote into its argument {argument}: copy it first "
-                                  "(the caller's array must stay as it was)")
+                                  "(the caller's array must stay as it was)",
+                                  hint=f"start with {argument} = {argument}.copy(): an in-place "
+                                       "change (x[i] = ..., +=, np.copyto) then changes your copy")
             _check_promise(name, result)
             return result
 
@@ -288,8 +300,16 @@ def is_stub(function) -> bool | None:
 
 
 def _stub_name(error: NotImplementedError, functions: dict[str, Callable]) -> str | None:
-    """Which of the learner's functions raised NotImplementedError (the innermost one on the
-    traceback), or None when it came from somewhere else."""
+    """Which of the learner's functions raised NotImplementedError, or None when it came from
+    somewhere else. (attempt() in run_property calls it by this name: hypothesis derives its
+    derandomized examples from attempt()'s source, so an edit there changes every counterexample
+    the checker shows.)"""
+    return _raised_in(error, functions)
+
+
+def _raised_in(error: BaseException, functions: dict[str, Callable]) -> str | None:
+    """Which of the learner's functions raised `error` (the innermost one on the traceback), or
+    None when it came from somewhere else (the check, on what they returned)."""
     codes = {getattr(f, "__code__", None): name for name, f in functions.items()}
     found = None
     traceback = error.__traceback__
@@ -378,11 +398,45 @@ def run_property(prop: Property, functions: dict[str, Callable], settings=None) 
         status = "not attempted" if stub.name == prop.target else "blocked"
         return Result(prop.target, prop.name, status,
                       message="" if status == "not attempted" else f"needs {stub.name}")
-    except (Exception, _TimedOut):  # noqa: BLE001 - recorded in `last` by attempt()
+    except (Exception, _TimedOut) as error:  # noqa: BLE001 - recorded in `last` by attempt()
         failure = last.get("failure", Failure("failed"))
         return Result(prop.target, prop.name, "failed", failure.message, failure.error,
-                      describe(last.get("case", {})), failure.hint or prop.hint)
+                      describe(last.get("case", {})), _hint(prop, failure, error, functions))
     return Result(prop.target, prop.name, "passed")
+
+
+TIMEOUT_HINT = ("a loop whose condition never changes on this input? Call it on the "
+                "counterexample and interrupt it: the traceback shows the line")
+NONFINITE_HINT = ("the output holds NaN or inf where finite values were expected: a 0/0 (a sum "
+                  "over nothing?), an exp that overflows or a log of 0; run it on the "
+                  "counterexample under np.errstate(all='raise') to find the line")
+
+
+def _crash_hint(function: str | None) -> str:
+    """The hint of a failure by an exception: it came from the learner's `function`, or (None)
+    from the check, on what the learner's functions returned."""
+    if function is None:
+        return ("the check raised this on what your functions returned, not your code: compare "
+                "the shapes and types they return with their docstrings")
+    return (f"your {function} raised this: fix the exception first (call it on the "
+            "counterexample to see the line)")
+
+
+def _hint(prop: Property, failure: Failure, error: BaseException,
+          functions: dict[str, Callable]) -> str:
+    """The hint of a row that failed with `failure`, on `error`: for a call that did not return
+    or raised, one of its own; the failure's own (a write into an argument, a way of failing that
+    its property names); NONFINITE_HINT for a NaN or inf where the property compares values
+    (unless it is about NaN and inf itself); the property's otherwise. The property's hint
+    describes a wrong result, and would blame code that may be right."""
+    if isinstance(error, _TimedOut):
+        return TIMEOUT_HINT
+    if failure.message.startswith(f"raised {type(error).__name__}"):  # attempt() saw it raised
+        return _crash_hint(_raised_in(error, functions))
+    nonfinite = failure.error is not None and not np.isfinite(failure.error)
+    if failure.hint or not nonfinite or prop.nonfinite:
+        return failure.hint or prop.hint
+    return NONFINITE_HINT
 
 
 # ---------------------------------------------------------------- checking a source
@@ -408,7 +462,7 @@ def check(source, lesson: str | None = None, settings=None, properties=None) -> 
         raise ValueError(f"{label} defines no checkable function{where}; `minilm check --list` "
                          "shows the names")
     stubs = {name for name, function in functions.items() if is_stub(function)}
-    results, used = [], []
+    results, ran = [], []
     for prop in PROPERTIES if properties is None else properties:
         if prop.target not in functions:
             continue
@@ -425,12 +479,31 @@ def check(source, lesson: str | None = None, settings=None, properties=None) -> 
             results.append(Result(prop.target, prop.name, "blocked", f"needs {blocking}"))
         else:
             results.append(run_property(prop, functions, settings))
-        used.append(_uses(prop, functions))
+        ran.append(prop)
     failing = {r.exercise for r in results if r.status == "failed"}
-    for result, others in zip(results, used):
+    failing_rows = {(r.exercise, r.property) for r in results if r.status == "failed"}
+    for result, prop in zip(results, ran):
         if result.status == "failed":
-            result.fix_first = tuple(sorted(others & failing))
+            result.fix_first = tuple(sorted(_uses(prop, functions) & failing))
+            result.rows_first = _rows_first(prop, result, ran, failing_rows)
+            if result.rows_first:  # its own hint would be about a failure it may not have
+                rows = "those rows are" if len(result.rows_first) > 1 else "that row is"
+                result.hint = (f"the output holds NaN or inf, which {rows} about"
+                               if result.hint == NONFINITE_HINT else "")
     return Report(results, label)
+
+
+def _rows_first(prop: Property, result: Result, ran: list[Property],
+                failing: set[tuple[str, str]]) -> tuple[str, ...]:
+    """The failing properties of the same function that `result` may come from: those `prop`
+    reads (a rate counted from the labels, the labels' property), and for a NaN or inf where
+    values were compared, those about NaN and inf (a fully masked row, an overflow). None for a
+    failure with a hint of its own (a crash, a write into an argument): that comes first."""
+    nonfinite = result.hint == NONFINITE_HINT
+    reads = prop.reads if result.hint == prop.hint else ()
+    return tuple(p.name for p in ran if p.target == prop.target
+                 and (p.target, p.name) in failing
+                 and (p.name in reads or nonfinite and p.nonfinite))
 
 
 def _uses(prop: Property, functions: dict[str, Callable]) -> set[str]:

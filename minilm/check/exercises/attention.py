@@ -26,13 +26,13 @@ from minilm.check.framework import (
     assert_float32,
     assert_true,
     exercise,
+    gradient_error,
     pair,
     prop,
     returned,
 )
 from minilm.testing.oracles import (
     allowed_keys,
-    finite_difference_error,
     torch_attention,
     torch_forward_backward,
 )
@@ -232,7 +232,8 @@ def with_empty_row(case):
 
 @prop("attention_forward", "a query that may attend nothing outputs zeros, never NaN",
       cases.map(with_empty_row),
-      hint="a fully masked row has all scores -inf: exp gives 0/0; output zeros there instead")
+      hint="a fully masked row has all scores -inf: exp gives 0/0; output zeros there instead",
+      nonfinite=True)
 def attention_empty_rows(impl, case):
     out = as_array(attend(impl, case)[0], "out")
     assert_true(np.isfinite(out).all(), "out holds NaN or inf")
@@ -248,8 +249,8 @@ def attention_backward_is_the_gradient(impl, case):
     out, cache = attend(impl, case)
     dout = upstream(case, np.shape(out))
     grads = returned(impl.attention_backward(dout, cache), "attention_backward", ("dq", "dk", "dv"))
-    pairs = [(case[name], g) for name, g in zip("qkv", grads)]
-    error = finite_difference_error(lambda: attend(impl, case)[0], dout, pairs)
+    named = {f"d{name}": (case[name], g) for name, g in zip("qkv", grads)}
+    error = gradient_error(lambda: attend(impl, case)[0], dout, named)
     assert_true(error <= FD_TOL, f"(dq, dk, dv) vs finite differences: error {error:.3g} > "
                                  f"{FD_TOL:g}", error)
 
@@ -266,7 +267,7 @@ def attention_backward_matches_torch(impl, case):
 
 
 @prop("attention_backward", "a query that may attend nothing passes zero gradient",
-      cases.map(with_empty_row), needs=("attention_forward",),
+      cases.map(with_empty_row), needs=("attention_forward",), nonfinite=True,
       hint="masked probabilities are exactly 0, so they pass no gradient; never NaN")
 def attention_backward_empty_rows(impl, case):
     out, cache = attend(impl, case)

@@ -28,6 +28,7 @@ from minilm.check.framework import (
     assert_float32,
     assert_true,
     exercise,
+    gradient_error,
     pair,
     prop,
     returned,
@@ -35,7 +36,6 @@ from minilm.check.framework import (
 from minilm.config import ModelConfig
 from minilm.numpy.layers import Branch, FeedForward, LayerNorm, MultiHeadAttention, ParameterStore
 from minilm.testing.oracles import (
-    finite_difference_error,
     numerical_gradient,
     randomise,
     torch_forward_backward,
@@ -92,8 +92,8 @@ def backward_checks(name, forward_call, backward_call, inputs, torch_fn, hint):
           strategies[name], needs=(f"{name}_forward",), hint=hint)
     def is_the_gradient(impl, case):
         dout, grads = run(impl, case)
-        pairs = [(case[key], g) for key, g in zip(inputs(case), grads)]
-        error = finite_difference_error(lambda: forward_call(impl, case)[0], dout, pairs)
+        named = {f"d{key}": (case[key], g) for key, g in zip(inputs(case), grads)}
+        error = gradient_error(lambda: forward_call(impl, case)[0], dout, named)
         assert_true(error <= FD_TOL, f"gradients vs finite differences: error {error:.3g} > "
                                      f"{FD_TOL:g}", error)
 
@@ -454,7 +454,7 @@ def residual_properties(kind, formula, reference, forward_hint, backward_hint):
           residual_cases(), needs=(forward_name,), hint=backward_hint, max_examples=15)
     def backward_is_the_gradient(impl, case):
         x, dout, dx, _, loss = backward(impl, case)
-        error = finite_difference_error(loss, dout, [(x, dx)])
+        error = gradient_error(loss, dout, {"dx": (x, dx)})
         assert_true(error <= FD_TOL, f"dx vs finite differences: error {error:.3g} > "
                                               f"{FD_TOL:g}", error)
 

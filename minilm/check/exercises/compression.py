@@ -24,11 +24,12 @@ from minilm.check.framework import (
     assert_float32,
     assert_true,
     exercise,
+    gradient_error,
     pair,
     prop,
     returned,
 )
-from minilm.testing.oracles import finite_difference_error, numerical_gradient
+from minilm.testing.oracles import numerical_gradient
 from minilm.testing.strategies import distillation_cases, head_gate_cases, quantization_cases
 
 LESSON = "10"
@@ -177,8 +178,8 @@ def _gate_gradients(impl, case):
            "over b when the gate is (H,)")
 def head_gate_backward_is_the_gradient(impl, case):
     dheads, dgate = _gate_gradients(impl, case)
-    error = finite_difference_error(lambda: _gate_forward(impl, case)[0], case["dout"],
-                                    [(case["heads"], dheads), (case["gate"], dgate)])
+    error = gradient_error(lambda: _gate_forward(impl, case)[0], case["dout"],
+                           {"dheads": (case["heads"], dheads), "dgate": (case["gate"], dgate)})
     assert_true(error <= FD_TOL, f"gradients vs finite differences: error {error:.3g} > "
                                  f"{FD_TOL:g}", error)
 

@@ -187,7 +187,7 @@ def flash_forward_logsumexp(impl, case):
 @prop("flash_attention_forward", "a query that may attend nothing outputs zeros and L = +inf",
       cases.map(with_empty_rows),
       hint="while m is still -inf, exp(s - m) is exp(-inf + inf) = NaN: subtract 0 instead; "
-           "at the end, where l = 0 divide by 1 and set L = +inf")
+           "at the end, where l = 0 divide by 1 and set L = +inf", nonfinite=True)
 def flash_forward_empty_rows(impl, case):
     out, lse = forward(impl, case)
     assert_true(np.isfinite(out).all(), "out holds NaN or inf")
@@ -198,7 +198,8 @@ def flash_forward_empty_rows(impl, case):
 
 
 @prop("flash_attention_forward", "stays finite at scores of +-1000", cases.map(huge_scores),
-      hint="exp(1000) overflows: p = exp(s - m_new) with the running max subtracted, never exp(s)")
+      hint="exp(1000) overflows: p = exp(s - m_new) with the running max subtracted, never exp(s)",
+      nonfinite=True)
 def flash_forward_is_stable(impl, case):
     """Finite, and equal to attention. A finite output that is wrong at ordinary scores too (the
     case at its default scale) is not an overflow: that failure says so and names the others."""
@@ -256,7 +257,8 @@ def flash_backward_is_the_gradient(impl, case):
 
 @prop("flash_attention_backward", "a query that may attend nothing passes zero gradient",
       cases.map(with_empty_rows),
-      hint="with L = +inf, P = exp(S - L) is exactly 0: the row sends nothing to dq, dk or dv")
+      hint="with L = +inf, P = exp(S - L) is exactly 0: the row sends nothing to dq, dk or dv",
+      nonfinite=True)
 def flash_backward_empty_rows(impl, case):
     dout, out, lse, _ = upstream_and_reference(case)
     dq, dk, dv = backward(impl, case, dout, out, lse)
@@ -340,7 +342,7 @@ def merge_is_attention_over_both(impl, case):
 @prop("merge_attention", "a part that attended nothing (L = +inf) weighs nothing",
       cases.map(with_empty_rows),
       hint="L = +inf marks an empty part: its sum of exp(s) is 0, so treat its L as -inf "
-           "(weight 0); if both parts are empty, keep out 0 and L = +inf")
+           "(weight 0); if both parts are empty, keep out 0 and L = +inf", nonfinite=True)
 def merge_empty_parts(impl, case):
     cut = np.random.default_rng(case["seed"]).integers(0, case["k"].shape[-2] + 1)
     assert_merge_is_whole(impl, case, np.arange(case["k"].shape[-2]) < cut)  # A: keys < cut
@@ -349,7 +351,7 @@ def merge_empty_parts(impl, case):
 @prop("merge_attention", "stays finite when L is large (every score + 1000)",
       cases.filter(lambda c: c["k"].shape[-2] >= 2).map(
           lambda c: {**c, "causal": False, "key_mask": None}),
-      hint="exp(L) overflows at L > 709: subtract max(L_a, L_b) before exp")
+      hint="exp(L) overflows at L > 709: subtract max(L_a, L_b) before exp", nonfinite=True)
 def merge_is_stable(impl, case):
     """Adding a constant c to every score adds c to L and leaves out unchanged."""
     part_a, part_b, (expected_out, expected_lse) = split_keys(case, random_split(case))

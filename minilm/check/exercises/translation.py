@@ -22,11 +22,12 @@ from minilm.check.framework import (
     assert_float32,
     assert_true,
     exercise,
+    gradient_error,
     pair,
     prop,
     returned,
 )
-from minilm.testing.oracles import finite_difference_error, torch_forward_backward
+from minilm.testing.oracles import torch_forward_backward
 from minilm.testing.strategies import seeds
 
 LESSON = "09"
@@ -146,7 +147,7 @@ def cross_attention_memory_gradient(impl, case):
     def forward():
         return cross_forward(impl, case, memory=memory, x=x)[0]
 
-    error = finite_difference_error(forward, case["dout"], [(memory, dmemory), (x, dx)])
+    error = gradient_error(forward, case["dout"], {"dmemory": (memory, dmemory), "dx": (x, dx)})
     assert_true(error <= FD_TOL, f"dx or dmemory differ from finite differences: error "
                                  f"{error:.3g} > {FD_TOL:g}", error)
 
