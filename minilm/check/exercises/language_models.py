@@ -181,14 +181,20 @@ def cross_entropy_matches_torch(impl, case):
 @prop("cross_entropy_forward", "ignores the targets equal to ignore_index", cross_entropy_cases(),
       hint="drop positions whose target == ignore_index from both the sum and the count")
 def cross_entropy_ignores(impl, case):
-    loss, _ = cross_entropy(impl, case)
-    ignored = case["targets"] == case["ignore_index"]
-    changed = case["logits"].copy()
-    changed[ignored] = 100 * np.random.default_rng(0).standard_normal(changed[ignored].shape)
-    loss2, _ = cross_entropy(impl, {**case, "logits": changed})
-    assert_close("loss after changing the logits of ignored positions", loss, loss2, 1e-12)
-    if ignored.all():
-        assert_true(loss == 0.0, f"every target ignored: the loss must be 0 (not NaN), got {loss}")
+    # the drawn ignore_index, and always 0 too, a class id (a padding id): there "drop the negative
+    # targets" is not the rule, whichever ignore_index the draw gave
+    as_class_id = {**case, "ignore_index": 0,
+                   "targets": np.where(case["targets"] == case["ignore_index"], 0, case["targets"])}
+    for each in (case, as_class_id):
+        loss, _ = cross_entropy(impl, each)
+        ignored = each["targets"] == each["ignore_index"]
+        changed = each["logits"].copy()
+        changed[ignored] = 100 * np.random.default_rng(0).standard_normal(changed[ignored].shape)
+        loss2, _ = cross_entropy(impl, {**each, "logits": changed})
+        assert_close(f"loss after changing the logits of positions whose target is ignore_index="
+                     f"{each['ignore_index']}", loss, loss2, 1e-12)
+        if ignored.all():
+            assert_true(loss == 0.0, f"every target ignored: the loss must be 0 (not NaN), got {loss}")
 
 
 @prop("cross_entropy_forward", "stays finite at logits of +-1e4", huge_logits(),
