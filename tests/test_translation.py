@@ -68,79 +68,70 @@ def test_the_lexicon_is_drawn_the_same_way_every_time():
     assert used <= set(words)
 
 
+def check_rule(pattern, keep, expected_words, at_least, pairs=PAIRS):
+    """Every pair whose English matches `pattern` (and `keep(match)`) has the Kelish sentence
+    `expected_words(*match.groups())` + "."; more than `at_least` pairs are checked."""
+    checked = 0
+    for english, target in pairs:
+        match = pattern.match(english)
+        if match and keep(match):
+            assert target == " ".join(expected_words(*match.groups())) + ".", english
+            checked += 1
+    assert checked > at_least
+
+
 def test_objects_come_before_the_verb_and_agree_with_their_noun():
     """"<opener> she paints her kite slowly." -> she, kite, her-<class of kite>, slowly, paint-a,
     <opener>: the verb last but the time word, the possessive after its noun and agreeing with it."""
-    pattern = re.compile(r"^(.+) (she|he|they) (\w+) (her|his|their) (\w+) (\w+)\.$")
-    checked = 0
-    for english, target in PAIRS:
-        match = pattern.match(english)
-        if not match or match[5] not in LEX.nouns:
-            continue
-        opener, subject, english_verb, possessor, thing, adverb = match.groups()
+    def expected(opener, subject, english_verb, possessor, thing, adverb):
         noun = LEX.nouns[thing]
-        expected = [kelish.PRONOUNS[agreement_of(subject)], noun.stem,
-                    kelish.POSSESSIVES[possessor] + noun.noun_class, *LEX.adverbs[adverb],
-                    *verb(english_verb, agreement_of(subject)), LEX.openers[opener]]
-        assert target == " ".join(expected) + ".", english
-        checked += 1
-    assert checked > 50
+        return [kelish.PRONOUNS[agreement_of(subject)], noun.stem,
+                kelish.POSSESSIVES[possessor] + noun.noun_class, *LEX.adverbs[adverb],
+                *verb(english_verb, agreement_of(subject)), LEX.openers[opener]]
+
+    check_rule(re.compile(r"^(.+) (she|he|they) (\w+) (her|his|their) (\w+) (\w+)\.$"),
+               lambda match: match[5] in LEX.nouns, expected, at_least=50)
 
 
 def test_places_take_postpositions_and_articles_after_the_noun():
     """"... runs past the old mill." -> mill old-<class> the-<class> past run-<subject>."""
-    pattern = re.compile(r"^(.+?) (\w+(?: and \w+)?|she|he|they) (\w+) (\w+) the (\w+) (\w+)\.$")
-    checked = 0
-    for english, target in PAIRS:
-        match = pattern.match(english)
-        if not match or match[4] not in kelish.PREPOSITIONS or match[6] not in LEX.nouns:
-            continue
-        opener, subject, english_verb, preposition, adjective, place = match.groups()
+    def expected(opener, subject, english_verb, preposition, adjective, place):
         noun, agreement = LEX.nouns[place], agreement_of(subject)
-        expected = [*subject_words(subject), noun.stem, LEX.adjectives[adjective] + noun.noun_class,
-                    kelish.DEFINITE[noun.noun_class], kelish.PREPOSITIONS[preposition],
-                    *verb(english_verb, agreement), LEX.openers[opener]]
-        assert target == " ".join(expected) + ".", english
-        checked += 1
-    assert checked > 50
+        return [*subject_words(subject), noun.stem, LEX.adjectives[adjective] + noun.noun_class,
+                kelish.DEFINITE[noun.noun_class], kelish.PREPOSITIONS[preposition],
+                *verb(english_verb, agreement), LEX.openers[opener]]
+
+    check_rule(re.compile(r"^(.+?) (\w+(?: and \w+)?|she|he|they) (\w+) (\w+) the (\w+) (\w+)\.$"),
+               lambda match: match[4] in kelish.PREPOSITIONS and match[6] in LEX.nouns,
+               expected, at_least=50)
 
 
 def test_feelings_come_before_the_verb_and_agree_with_the_subject():
     """"<opener> mia and leo look weary." -> mia e leo, weary-i, look-i, <opener>: the feeling
     agrees with the subject (a, o, or i for two names or "they"), not with a fixed class."""
-    pattern = re.compile(r"^(.+?) (she|he|they|\w+ and \w+|\w+) (feels?|looks?) (\w+)\.$")
-    checked = 0
-    for english, target in PAIRS:
-        match = pattern.match(english)
-        if not match or match[1] not in LEX.openers:
-            continue
-        opener, subject, english_verb, emotion = match.groups()
+    def expected(opener, subject, english_verb, emotion):
         agreement = agreement_of(subject)
-        expected = [*subject_words(subject), LEX.adjectives[emotion] + agreement,
-                    *verb(english_verb, agreement), LEX.openers[opener]]
-        assert target == " ".join(expected) + ".", english
-        checked += 1
-    assert checked > 20
+        return [*subject_words(subject), LEX.adjectives[emotion] + agreement,
+                *verb(english_verb, agreement), LEX.openers[opener]]
+
+    check_rule(re.compile(r"^(.+?) (she|he|they|\w+ and \w+|\w+) (feels?|looks?) (\w+)\.$"),
+               lambda match: match[1] in LEX.openers, expected, at_least=20)
 
 
 def test_counted_creatures_met_are_plural_with_the_number_after_them():
     """"<opener> she meets three dogs." -> ela, dogs, three, meet-a, <opener>: the plural noun
     (stem + n), then the count word, never the count first."""
     singular = {grammar.plural(noun): noun for noun in LEX.nouns}
-    pattern = re.compile(r"^(.+?) (she|he|they|\w+ and \w+|\w+) (meets?) "
-                         rf"({'|'.join(kelish.COUNTS)}) (\w+)\.$")
-    checked = 0
-    for english, target in kelish.parallel_corpus(1000, seed=3):  # ~3 in 100 stories have one
-        match = pattern.match(english)
-        if not match or match[1] not in LEX.openers:
-            continue
-        opener, subject, english_verb, count, creatures = match.groups()
-        expected = [*subject_words(subject), LEX.nouns[singular[creatures]].form(True),
-                    kelish.COUNTS[count], *verb(english_verb, agreement_of(subject)),
-                    LEX.openers[opener]]
-        assert target == " ".join(expected) + ".", english
-        checked += 1
-    assert checked > 20
+
+    def expected(opener, subject, english_verb, count, creatures):
+        return [*subject_words(subject), LEX.nouns[singular[creatures]].form(True),
+                kelish.COUNTS[count], *verb(english_verb, agreement_of(subject)),
+                LEX.openers[opener]]
+
+    check_rule(re.compile(r"^(.+?) (she|he|they|\w+ and \w+|\w+) (meets?) "
+                          rf"({'|'.join(kelish.COUNTS)}) (\w+)\.$"),
+               lambda match: match[1] in LEX.openers, expected, at_least=20,
+               pairs=kelish.parallel_corpus(1000, seed=3))  # ~3 in 100 stories have one
 
 
 def test_words_merge_and_split():
