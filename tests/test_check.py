@@ -500,27 +500,30 @@ def test_a_hint_is_shown_only_for_the_failure_it_describes(tmp_path, lesson, rig
     assert message in failed[0].message and hint in failed[0].hint, report.table()
 
 
-@pytest.mark.parametrize("source, prop, hint", [
+@pytest.mark.parametrize("source, prop, hint, cause", [
     # a crash: the exception first, not the property's formula
     (GOOD_SOFTMAX.replace("    e = np.exp", "    if x.ndim == 1:\n        raise ValueError('later')\n"
-                          "    e = np.exp"), "matches torch", "your softmax_forward raised this"),
+                          "    e = np.exp"), "matches torch", "your softmax_forward raised this",
+     "exception"),
     # the check fell over on what came back: not the learner's code that raised
     (GOOD_SOFTMAX.replace("return p, (p, axis)", "return 'p', (p, axis)"), "rows sum to 1",
-     "the check raised this on what your functions returned"),
+     "the check raised this on what your functions returned", "exception"),
     (GOOD_SOFTMAX.replace("    e = np.exp", "    x *= 0.0\n    e = np.exp"), "matches torch",
-     "start with x = x.copy()"),
-    ("def softmax_forward(x, axis=-1):\n    exit()\n", "matches torch", "return the result"),
+     "start with x = x.copy()", "named"),
+    ("def softmax_forward(x, axis=-1):\n    exit()\n", "matches torch", "return the result",
+     "named"),
     # a NaN where values are compared, and no property about NaN fails
-    (GOOD_SOFTMAX.replace("e / e.sum(", "e / (e - e).sum("), "matches torch", NONFINITE_HINT),
+    (GOOD_SOFTMAX.replace("e / e.sum(", "e / (e - e).sum("), "matches torch", NONFINITE_HINT,
+     "non-finite"),
 ])
-def test_a_crash_a_write_or_a_nan_gets_a_hint_of_its_own(tmp_path, source, prop, hint):
+def test_a_crash_a_write_or_a_nan_gets_a_hint_of_its_own(tmp_path, source, prop, hint, cause):
     """The property's hint describes a wrong result; a function that raised, wrote into its
     argument, exited or returned NaN may compute the right one, and gets the hint that fits."""
     (chosen,) = [p for p in PROPERTIES if p.target == "softmax_forward"
                  and p.name.startswith(prop)]
     (result,) = check(write(tmp_path, source), properties=[chosen]).results
     assert result.status == "failed" and result.hint.startswith(hint), result
-    assert chosen.hint not in result.hint
+    assert result.cause == cause and chosen.hint not in result.hint
 
 
 EMPTY_ROW = "a query that may attend nothing outputs zeros, never NaN"

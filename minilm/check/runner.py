@@ -46,6 +46,10 @@ from minilm.check.catalogue import EXERCISES, PROPERTIES
 from minilm.check.framework import Failure, Property, returned
 
 STATUSES = ("passed", "failed", "not attempted", "blocked")
+# How a failed row failed: the call did not return in time; it raised; its check named the way it
+# failed (a write into an argument) with a hint of its own; NaN or inf where values were compared;
+# a wrong value (the property's own hint describes it).
+CAUSES = ("time-out", "exception", "named", "non-finite", "wrong value")
 TIME_LIMIT = 10.0  # seconds one call of a learner's function may take (the cases are tiny)
 
 
@@ -60,6 +64,7 @@ class Result:
     error: float | None = None
     counterexample: str = ""
     hint: str = ""
+    cause: str = ""  # of a failure: one of CAUSES, which decides the hint and what comes first
     fix_first: tuple[str, ...] = ()  # the learner's functions it uses that fail their own checks
     rows_first: tuple[str, ...] = ()  # failing properties of the same function it depends on
 
@@ -400,8 +405,9 @@ def run_property(prop: Property, functions: dict[str, Callable], settings=None) 
                       message="" if status == "not attempted" else f"needs {stub.name}")
     except (Exception, _TimedOut) as error:  # noqa: BLE001 - recorded in `last` by attempt()
         failure = last.get("failure", Failure("failed"))
+        cause, hint = _cause(prop, failure, error, functions)
         return Result(prop.target, prop.name, "failed", failure.message, failure.error,
-                      describe(last.get("case", {})), _hint(prop, failure, error, functions))
+                      describe(last.get("case", {})), hint, cause)
     return Result(prop.target, prop.name, "passed")
 
 
@@ -422,21 +428,23 @@ def _crash_hint(function: str | None) -> str:
             "counterexample to see the line)")
 
 
-def _hint(prop: Property, failure: Failure, error: BaseException,
-          functions: dict[str, Callable]) -> str:
-    """The hint of a row that failed with `failure`, on `error`: for a call that did not return
-    or raised, one of its own; the failure's own (a write into an argument, a way of failing that
-    its property names); NONFINITE_HINT for a NaN or inf where the property compares values
-    (unless it is about NaN and inf itself); the property's otherwise. The property's hint
-    describes a wrong result, and would blame code that may be right."""
+def _cause(prop: Property, failure: Failure, error: BaseException,
+           functions: dict[str, Callable]) -> tuple[str, str]:
+    """How a row that failed with `failure`, on `error`, failed (one of CAUSES), and its hint: for
+    a call that did not return or raised, one of its own; the failure's own (a write into an
+    argument, a way of failing that its property names); NONFINITE_HINT for a NaN or inf where
+    the property compares values (unless it is about NaN and inf itself); the property's
+    otherwise. The property's hint describes a wrong result, and would blame code that may be
+    right."""
     if isinstance(error, _TimedOut):
-        return TIMEOUT_HINT
+        return "time-out", TIMEOUT_HINT
     if failure.message.startswith(f"raised {type(error).__name__}"):  # attempt() saw it raised
-        return _crash_hint(_raised_in(error, functions))
-    nonfinite = failure.error is not None and not np.isfinite(failure.error)
-    if failure.hint or not nonfinite or prop.nonfinite:
-        return failure.hint or prop.hint
-    return NONFINITE_HINT
+        return "exception", _crash_hint(_raised_in(error, functions))
+    if failure.hint:
+        return "named", failure.hint
+    if failure.error is not None and not np.isfinite(failure.error) and not prop.nonfinite:
+        return "non-finite", NONFINITE_HINT
+    return "wrong value", prop.hint
 
 
 # ---------------------------------------------------------------- checking a source
@@ -489,7 +497,7 @@ def check(source, lesson: str | None = None, settings=None, properties=None) -> 
             if result.rows_first:  # its own hint would be about a failure it may not have
                 rows = "those rows are" if len(result.rows_first) > 1 else "that row is"
                 result.hint = (f"the output holds NaN or inf, which {rows} about"
-                               if result.hint == NONFINITE_HINT else "")
+                               if result.cause == "non-finite" else "")
     return Report(results, label)
 
 
@@ -499,8 +507,8 @@ def _rows_first(prop: Property, result: Result, ran: list[Property],
     reads (a rate counted from the labels, the labels' property), and for a NaN or inf where
     values were compared, those about NaN and inf (a fully masked row, an overflow). None for a
     failure with a hint of its own (a crash, a write into an argument): that comes first."""
-    nonfinite = result.hint == NONFINITE_HINT
-    reads = prop.reads if result.hint == prop.hint else ()
+    reads = prop.reads if result.cause == "wrong value" else ()
+    nonfinite = result.cause == "non-finite"
     return tuple(p.name for p in ran if p.target == prop.target
                  and (p.target, p.name) in failing
                  and (p.name in reads or nonfinite and p.nonfinite))
