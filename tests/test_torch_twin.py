@@ -163,6 +163,8 @@ def test_cross_entropy_matches_numpy_and_is_zero_when_every_target_is_ignored():
     loss = TF.cross_entropy(twin_logits, torch.full((2, 5), -100))
     loss.backward()
     assert float(loss.detach()) == 0.0 and not twin_logits.grad.any()
+    numpy_loss, _ = F.cross_entropy_forward(logits, np.full((2, 5), -100))
+    assert numpy_loss == 0.0 and not np.signbit(numpy_loss)  # +0.0, as torch gives, not -0.0
 
 
 # ---------------------------------------------------------------- names, shapes, moving weights

@@ -466,7 +466,7 @@ def cross_entropy_forward(logits, targets, ignore_index=-100):
     log_probs = shifted - log_norm  # (N, V)
     n_kept = int(keep.sum())
     picked = log_probs[np.arange(len(safe_targets)), safe_targets]  # (N,)
-    loss = -(picked * keep).sum() / max(n_kept, 1)
+    loss = np.where(keep, -picked, 0.0).sum() / max(n_kept, 1)  # +0.0 when all are ignored
     cache = CrossEntropyCache(np.exp(log_probs), safe_targets, keep, n_kept, logits.shape,
                               logits.dtype)
     return loss, cache
