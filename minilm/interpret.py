@@ -34,6 +34,7 @@ import numpy as np
 
 from minilm.common.backends import check_model_class, is_torch_model, numpy_params, to_numpy
 from minilm.common.checks import check_finite, check_flag, int_at_least, number_in, positive_int
+from minilm.compress.quantize import check_not_quantized
 from minilm.compress.rebuild import rebuilt
 from minilm.numpy import functional as F
 from minilm.tokenizers.char import CharTokenizer
@@ -45,6 +46,8 @@ def _numpy_reference(model):
     """The model itself, or for a torch model its NumPy copy (same class, weights, mode)."""
     if not is_torch_model(model):
         return model
+    check_not_quantized(model, "copy a torch model into NumPy", "draw the maps of the float "
+                        "twin, or of a quantized NumPy model")
     return rebuilt(model, model.config, numpy_params(model), backend="numpy")
 
 
@@ -347,9 +350,9 @@ def _torch_saliency(model, inputs, label):
 
     kept = {}
 
-    def keep_embeddings(module, args, output):
-        output.retain_grad()
-        kept["words"] = output  # (1, T, C)
+    def keep_embeddings(module, args, output):  # the forward goes on from a leaf, (1, T, C),
+        kept["words"] = output.detach().requires_grad_()  # whose gradient torch keeps, even
+        return kept["words"]  # when no weight of the model needs one (a frozen model)
 
     hook = model.encoder.word.register_forward_hook(keep_embeddings)
     try:

@@ -157,6 +157,39 @@ def test_quantize_shrinks_every_linear_and_both_twins_agree():
         small.backward(np.ones((2, 2), dtype=np.float32))
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_quantized_model_refuses_gradients_and_what_needs_its_float_weights(backend):
+    """The twin's int8 layers computed a 'gradient' through the input's scale alone (rounding
+    and the integer product carry none): saliency and head importance of a quantized twin were
+    near zero where NumPy refused; pruning and distilling one failed with a KeyError or a
+    load_params message."""
+    from minilm.interpret import attention_maps, head_importance, saliency
+    from minilm.pretrained import default_model_path
+    from minilm.tokenizers import WordPieceTokenizer
+
+    model = classifier(np.float32)
+    if backend == "torch":
+        model = twin.SequenceClassifier.from_numpy(model, attention="math")
+    small = quantize(model)
+    tokenizer = WordPieceTokenizer.from_pretrained(default_model_path())
+    no_backward = "is quantized: an int8 model is for inference and has no backward"
+    with pytest.raises(ValueError, match=no_backward):
+        saliency(small, tokenizer, "the food")
+    with pytest.raises(ValueError, match=no_backward):
+        head_importance(small, tokenizer, ["the food", "a film"], [1, 0])
+    with pytest.raises(ValueError, match="cannot prune its heads: the model is quantized"):
+        prune_heads(small, {0: [1]})
+    with pytest.raises(ValueError, match="cannot take a student from it: the model is quantized"):
+        student_from_teacher(small)
+    if backend == "torch":  # its maps are drawn in NumPy, from the float weights
+        with pytest.raises(ValueError, match="draw the maps of the float twin"):
+            attention_maps(small, tokenizer, "the food")
+        logits = small(IDS, MASK)  # inference needs no torch.no_grad(): nothing asks for a gradient
+        assert not logits.requires_grad and not any(p.requires_grad for p in small.parameters())
+    else:
+        attention_maps(small, tokenizer, "the food")
+
+
 @pytest.mark.parametrize(("weight", "bits", "message"), [
     (np.array([[3, -5], [1, 2]]), 8, "weight must be a floating-point array, got int64"),
     (np.array([[True, False]]), 8, "weight must be a floating-point array, got bool"),

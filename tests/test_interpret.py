@@ -259,6 +259,8 @@ def test_saliency_is_the_derivative_of_scaling_each_token(tokenizer):
     _, twin_scores, twin_label = saliency(twin_model, tokenizer, text)
     assert twin_label == label and relative_error(scores, twin_scores) <= 1e-9
     assert not any(grad.any() for grad in model.grads.values())  # no gradient left behind
+    _, frozen_scores, _ = saliency(twin_model.requires_grad_(False), tokenizer, text)
+    assert relative_error(twin_scores, frozen_scores) == 0  # no weight needs a gradient for it
 
 
 def test_attention_command_draws_a_run_or_a_hugging_face_directory(minilm_dir, tokenizer,

@@ -42,6 +42,7 @@ from minilm.classification import predict_logits, scores_on_test_split
 from minilm.common.backends import is_torch_model, numpy_params
 from minilm.common.checks import number_in
 from minilm.common.names import IGNORE_INDEX
+from minilm.compress.quantize import check_not_quantized
 from minilm.compress.rebuild import rebuilt
 from minilm.finetune import check_recipe, epoch_batch, fitted_max_length
 from minilm.numpy import functional as F
@@ -165,6 +166,7 @@ def make_distillation_step(model, temperature, alpha, weight_decay, grad_clip=1.
 def student_from_teacher(teacher, layers=(0, 2, 4)):
     """The teacher (either twin, BERT or GPT-2, with its heads) with only the blocks `layers`
     (increasing), renumbered 0, 1, ...; every other weight copied as it is."""
+    check_not_quantized(teacher, "take a student from it")
     config = teacher.config
     layers = [int(layer) for layer in layers]
     if not layers or layers != sorted(set(layers)) or not 0 <= layers[0] <= layers[-1] < config.n_layers:

@@ -32,6 +32,7 @@ import numpy as np
 from minilm.common.backends import numpy_params
 from minilm.common.checks import check_finite, int_at_least, is_int, number_in
 from minilm.common.names import BERT_BLOCK_NAMES, GPT2_BLOCK_NAMES
+from minilm.compress.quantize import check_not_quantized
 from minilm.compress.rebuild import rebuilt
 
 __all__ = ["heads_to_prune", "mask_heads", "prune_heads", "random_heads"]
@@ -121,6 +122,7 @@ def _kept_rows(remaining: list[int], heads: set[int], head_dim: int) -> np.ndarr
 def prune_heads(model, heads: dict[int, list[int]]):
     """A copy of `model` (either twin, any BERT or GPT-2 model of minilm) without `heads`
     ({layer: heads, by their index in the unpruned model}); `model` is left as it is."""
+    check_not_quantized(model, "prune its heads")
     config = model.config
     pruned = {layer: set(done) for layer, done in config.pruned_heads.items()}
     params = dict(numpy_params(model))

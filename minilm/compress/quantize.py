@@ -117,8 +117,27 @@ class QuantizedLinear(Module):
         return int8_linear_forward(x, self.weight, self.scale, self.bias)
 
     def backward(self, dout):
-        raise ValueError(f"{self.name} is quantized: an int8 model is for inference and has no "
-                         "backward (train the float model, then quantize it)")
+        raise ValueError(no_backward(self.name))
+
+
+def no_backward(name: str) -> str:
+    """What a quantized layer `name` says when asked for a gradient (either twin)."""
+    return (f"{name} is quantized: an int8 model is for inference and has no backward (train the "
+            "float model, then quantize it)")
+
+
+def check_not_quantized(model, what: str,
+                        advice: str = "use the float model, then quantize the result") -> None:
+    """Refuse to `what` ("prune its heads", ...) for a quantized `model` (either twin): that needs
+    the float weights, which quantizing took out of the model's parameters."""
+    if is_torch_model(model):
+        from minilm.compress.quantize_torch import QuantizedLinear as quantized_layer
+        layers = model.modules()
+    else:
+        quantized_layer, layers = QuantizedLinear, _all_modules(model)
+    if any(isinstance(layer, quantized_layer) for layer in layers):
+        raise ValueError(f"cannot {what}: the model is quantized (its float weights are gone); "
+                         f"{advice}")
 
 
 def quantize(model):

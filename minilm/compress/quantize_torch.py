@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from minilm.common.checks import check_finite
-from minilm.compress.quantize import QMAX, replace_modules
+from minilm.compress.quantize import QMAX, no_backward, replace_modules
 from minilm.torch.layers import Linear
 
 
@@ -43,10 +43,12 @@ def int8_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 class QuantizedLinear(nn.Module):
     """A Linear with an int8 weight (`weight`, (out, in)), a float scale per output channel
-    (`scale`) and its float bias, as buffers; the input is quantized per token at every call."""
+    (`scale`) and its float bias, as buffers; the input is quantized per token at every call.
+    Inference only: rounding has no useful gradient, so an input that needs one is refused."""
 
-    def __init__(self, linear: Linear):
+    def __init__(self, linear: Linear, name: str = "this Linear"):
         super().__init__()
+        self.name = name
         with torch.no_grad():
             weight, scale = quantize_per_channel(linear.weight)
         self.register_buffer("weight", weight)  # (out, in) int8
@@ -54,6 +56,8 @@ class QuantizedLinear(nn.Module):
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
 
     def forward(self, x):
+        if x.requires_grad and torch.is_grad_enabled():  # only the input's scale would carry one
+            raise ValueError(no_backward(self.name))
         rows = x.reshape(-1, x.shape[-1])  # (N, in)
         xq, x_scale = quantize_per_channel(rows, "x")  # (N, in) int8, (N,)
         integer_sums = int8_matmul(xq, self.weight.t())  # (N, out) int32
@@ -64,7 +68,9 @@ class QuantizedLinear(nn.Module):
 
 
 def quantize(model):
-    """A copy of the twin `model` with every Linear quantized (see `minilm.compress.quantize`)."""
+    """A copy of the twin `model` with every Linear quantized (see `minilm.compress.quantize`),
+    its remaining float parameters (embeddings, LayerNorms) frozen: it is for inference."""
     quantized = copy.deepcopy(model)
-    replace_modules(quantized, Linear, QuantizedLinear)
-    return quantized.eval()
+    names = {id(module): name for name, module in quantized.named_modules()}
+    replace_modules(quantized, Linear, lambda linear: QuantizedLinear(linear, names[id(linear)]))
+    return quantized.requires_grad_(False).eval()
