@@ -36,8 +36,11 @@ means. When they are not (MLM masks 15% of the tokens at random, so shards hold 
 of masked tokens) the plain average would count the tokens of a shard with few masks more.
 
 Why an explicit all-reduce of the gradients rather than torch's DistributedDataParallel (DDP),
-which wraps the model and all-reduces for you: (1) DDP *averages* the processes' gradients, right
-only when the shares above are equal; (2) gradual unfreezing (`minilm finetune
+which wraps the model and all-reduces for you: (1) DDP *averages* the processes' gradients, so
+with unequal shares each process would have to scale its loss by N n_p / n before the backward to
+turn that average into the sum above: the same gradient, with the formula hidden in a rescaling
+(minilm weighs each part's loss by n_p / n and sums, one rule for processes and micro-batches);
+(2) gradual unfreezing (`minilm finetune
 --gradual-unfreezing`) changes from step to step which parameters train, while DDP fixes that set
 when it wraps the model (or searches the autograd graph at every step, find_unused_parameters);
 (3) the step reads as the formula. What DDP adds: it sends the gradients in buckets while the
