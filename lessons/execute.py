@@ -16,10 +16,12 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
 from ipykernel.kernelspec import write_kernel_spec
+from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 
@@ -27,13 +29,34 @@ LESSONS = Path(__file__).resolve().parent
 CELL_TIMEOUT_S = 600
 
 
+@contextmanager
+def kernel_specs():
+    """-> a KernelSpecManager whose only "python3" kernel is this interpreter (never another
+    Python), for the duration; meanwhile the kernels it starts inherit one BLAS thread, as
+    tests/conftest.py runs the lessons under nbval (same outputs), and matplotlib's default backend
+    (the notebook's inline one, which stores the pictures)."""
+    saved = dict(os.environ)
+    os.environ.pop("MPLBACKEND", None)
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = "1"
+    try:
+        with tempfile.TemporaryDirectory() as kernels:
+            write_kernel_spec(Path(kernels) / "python3")
+            yield KernelSpecManager(kernel_dirs=[kernels], ensure_native_kernel=False)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def execute(path: Path, kernel_specs: KernelSpecManager) -> float:
-    """Run every cell of the notebook at `path`, store the outputs in it; returns the seconds."""
+    """Run every cell of the notebook at `path` (in its folder), store the outputs in it; returns
+    the seconds."""
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)  # timestamps of an earlier run
-    client = NotebookClient(notebook, kernel_name="python3", kernel_spec_manager=kernel_specs,
-                            timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(LESSONS)}},
+    kernel = KernelManager(kernel_name="python3", kernel_spec_manager=kernel_specs)
+    client = NotebookClient(notebook, km=kernel, timeout=CELL_TIMEOUT_S,
+                            resources={"metadata": {"path": str(Path(path).parent)}},
                             record_timing=False)  # no timestamps: a re-run changes only outputs
     started = time.perf_counter()
     client.execute()
@@ -44,15 +67,9 @@ def execute(path: Path, kernel_specs: KernelSpecManager) -> float:
 
 def main(paths: list[str]) -> None:
     notebooks = [Path(p).resolve() for p in paths] or sorted(LESSONS.glob("[0-9][0-9]_*.ipynb"))
-    os.environ.pop("MPLBACKEND", None)  # the kernel's inline backend stores the pictures
-    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[variable] = "1"  # as tests/conftest.py runs them under nbval: same outputs
-    with tempfile.TemporaryDirectory() as kernels:
-        # a private "python3" kernelspec whose command is this interpreter: never another Python
-        write_kernel_spec(Path(kernels) / "python3")
-        kernel_specs = KernelSpecManager(kernel_dirs=[kernels], ensure_native_kernel=False)
+    with kernel_specs() as specs:
         for notebook in notebooks:
-            seconds = execute(notebook, kernel_specs)
+            seconds = execute(notebook, specs)
             print(f"{notebook.name:40s} {seconds:6.1f} s")
 
 
