@@ -47,6 +47,8 @@ def sample_next(logits, rng, temperature=1.0, top_k=None, top_p=None):
 
     Draws exactly one uniform number per row from `rng` when sampling, none when greedy.
     """
+    if np.ndim(logits) != 2:
+        raise ValueError(f"logits must be a (batch, vocab) array, got shape {np.shape(logits)}")
     check_sampling(temperature, top_k, logits.shape[-1], top_p)
     check_finite("logits", logits)
     if temperature == 0:
@@ -100,11 +102,11 @@ def generate(model, prompt_ids, max_new_tokens, rng=None, temperature=1.0, top_k
     step, exactly as use_cache=False does. The tokens are the same either way, up to floating
     point rounding of the logits (different summation orders could only matter at an exact tie).
     """
-    ids = np.asarray(prompt_ids, dtype=np.int64)
-    if ids.ndim != 2 or ids.shape[1] == 0:
-        raise ValueError(
-            f"prompt_ids must be a non-empty (batch, time) array, got shape {ids.shape}"
-        )
+    ids = np.asarray(prompt_ids)
+    if ids.ndim != 2 or ids.shape[1] == 0 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"prompt_ids must be a non-empty (batch, time) integer array, got "
+                         f"{ids.dtype} {ids.shape}")  # 1.7 is no token id: not read as 1
+    ids = ids.astype(np.int64)
     int_at_least("max_new_tokens", max_new_tokens, 0)
     check_sampling(temperature, top_k, model.config.vocab_size, top_p)
     if rng is not None and not isinstance(rng, np.random.Generator):

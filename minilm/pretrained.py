@@ -37,6 +37,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from minilm.common.backends import check_backend
+from minilm.common.checks import check_finite
 from minilm.config import ModelConfig
 
 CONFIG_FILE = "config.json"
@@ -103,7 +104,9 @@ def _model_directory(path) -> Path:
 
 def read_weights(file: Path) -> dict[str, np.ndarray]:
     """Every tensor of a safetensors file as a NumPy array (NumPy has no bfloat16: say so), or an
-    error naming the file when it is damaged (empty, truncated, not safetensors at all)."""
+    error naming the file when it is damaged (empty, truncated, not safetensors at all) or a
+    floating-point tensor holds a NaN or inf (which would surface later as a NaN logit that names
+    nothing)."""
     try:
         with safe_open(str(file), framework="numpy") as f:
             names = list(f.keys())
@@ -114,6 +117,9 @@ def read_weights(file: Path) -> dict[str, np.ndarray]:
             weights = {name: f.get_tensor(name) for name in names}
     except SafetensorError as error:
         raise ValueError(f"{file} is not a readable safetensors file ({error})") from None
+    for name, tensor in weights.items():
+        if np.issubdtype(tensor.dtype, np.floating):
+            check_finite(f"{file}: {name}", tensor)
     return weights
 
 

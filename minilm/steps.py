@@ -84,14 +84,18 @@ class NumpyStep:
     def __call__(self, inputs: tuple, targets: np.ndarray, lr: float,
                  frozen: frozenset[str] = frozenset()) -> float:
         model = self.model.train()
-        loss = self.gradients(inputs, targets)
-        # Frozen gradients are computed (the backward passes through them) but not applied, so
-        # the clipping norm counts only the trainable ones, as in torch where they do not exist;
-        # nor are the zeros of parameters the backward never reached (torch: .grad None).
-        left_alone = frozen | (model.grads.keys() - model.reached)
-        clip_grad_norm({n: g for n, g in model.grads.items() if n not in left_alone}, self.grad_clip)
-        self.optimizer.frozen = left_alone
-        self.optimizer.step(model.grads, lr=lr)
+        # A diverging run overflows: its inf or NaN loss is reported once, by the loop's
+        # check_finite_loss, as in the twin, not first by NumPy's warnings from inside the step
+        with np.errstate(over="ignore", invalid="ignore"):
+            loss = self.gradients(inputs, targets)
+            # Frozen gradients are computed (the backward passes through them) but not applied,
+            # so the clipping norm counts only the trainable ones, as in torch where they do not
+            # exist; nor are the zeros of parameters the backward never reached (.grad None).
+            left_alone = frozen | (model.grads.keys() - model.reached)
+            clip_grad_norm({n: g for n, g in model.grads.items() if n not in left_alone},
+                           self.grad_clip)
+            self.optimizer.frozen = left_alone
+            self.optimizer.step(model.grads, lr=lr)
         return loss
 
     def gradients(self, inputs: tuple, targets) -> float:

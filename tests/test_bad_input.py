@@ -35,6 +35,7 @@ from minilm.testing.strategies import seeds
 from minilm.tokenizers import BPETokenizer, CharTokenizer, WordPieceTokenizer
 from minilm.torch import Decoder as TorchDecoder
 from minilm.torch import Encoder as TorchEncoder
+from minilm.torch import Seq2Seq as TorchSeq2Seq
 from minilm.torch import functional as TF
 from minilm.train import TrainSettings
 
@@ -164,6 +165,18 @@ def test_malformed_targets_are_refused_by_both_twins(case):
         TF.cross_entropy(torch.from_numpy(logits), torch.from_numpy(np.asarray(targets)))
 
 
+@pytest.mark.parametrize("ignore_index", [2.5, "-100", None, True])
+def test_an_ignore_index_that_is_not_an_int_is_refused_by_both_twins(ignore_index):
+    """NumPy compared the targets with 2.5 and ignored nothing, silently; torch raised its own
+    TypeError about cross_entropy_loss()'s arguments."""
+    logits, targets = np.zeros((2, 3)), np.array([1, 2])
+    message = re.escape(f"cross_entropy: ignore_index must be an int, got {ignore_index!r}")
+    with pytest.raises(ValueError, match=message):
+        F.cross_entropy_forward(logits, targets, ignore_index)
+    with pytest.raises(ValueError, match=message):
+        TF.cross_entropy(torch.from_numpy(logits), torch.from_numpy(targets), ignore_index)
+
+
 def test_float16_cross_entropy_is_finite_for_large_logits():
     """Logits 80000 apart: the true loss, 80000 nats, exceeds float16's range, so both twins
     compute in float32 and return it finite; the gradient keeps the logits' dtype."""
@@ -282,10 +295,11 @@ def test_a_learning_rate_that_is_not_a_finite_positive_number_is_refused(lr, tex
         FinetuneSettings(lr=float(lr))
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_a_diverging_run_ends_with_one_line_naming_the_step(text_file, tmp_path, capsys):
     """lr = 1e30 is finite but sends the weights to inf at the first update: one line on stderr,
-    exit status 2, naming the step and what to try; no traceback, no checkpoint of NaN weights."""
+    exit status 2, naming the step and what to try; no traceback, no checkpoint of NaN weights,
+    and no NumPy overflow warnings before that line."""
     assert main(train_argv(text_file, tmp_path / "run", "--lr", "1e30")) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert re.fullmatch(r"minilm train: error: training diverged (at|by) step \d+: .*--lr.*", error)
@@ -374,6 +388,9 @@ DAMAGED_RUNS = {  # case: (damage, what the message must say besides the path)
     "a missing weight": (_save_weights(lambda w: dict(list(w.items())[1:])), "do not fit"),
     # a run was read by its own safetensors reader: a KeyError 'BF16' from deep inside
     "bfloat16 weights": (_save_bfloat16_weights, "stores bfloat16 tensors, which NumPy cannot hold"),
+    # loaded, then "logits must be finite numbers, got nan", naming neither the file nor a weight
+    "a NaN weight": (_save_weights(lambda w: {**w, "transformer.wte.weight": np.full_like(
+        w["transformer.wte.weight"], np.nan)}), "transformer.wte.weight must be finite numbers"),
     "tokenizer of another vocabulary": (
         lambda d: CharTokenizer("abcdefg ").save(d), "the tokenizer has 10 tokens"),
     "tokenizer file not JSON": (_rewrite("char_tokenizer.json", b"{"), "tokenizer"),
@@ -683,6 +700,24 @@ LIBRARY_CASES = {  # case: (a call with one bad argument, the message it must ra
         "model is a Decoder; decoding a translation needs a Seq2Seq (minilm.numpy or"),
     "generate max_new_tokens '5'": (lambda: generate(Decoder(TINY), [[1, 2]], "5"),
                                     "max_new_tokens must be an int >= 0, got '5'"),
+    # a float or bool prompt was cast to ids: 1.7 became token 1
+    "generate a float prompt": (lambda: generate(Decoder(TINY), [[1.7, 2.9]], 1),
+        "prompt_ids must be a non-empty (batch, time) integer array, got float64 (1, 2)"),
+    "generate a bool prompt": (lambda: generate(Decoder(TINY), np.array([[True, False]]), 1),
+        "prompt_ids must be a non-empty (batch, time) integer array, got bool (1, 2)"),
+    # an IndexError from deep inside NumPy; with temperature 0, an argmax over the wrong axis
+    "sample_next of 1-D logits": (lambda: sample_next(np.zeros(3), np.random.default_rng(0)),
+                                  "logits must be a (batch, vocab) array, got shape (3,)"),
+    "sample_next of 3-D logits": (lambda: sample_next(np.zeros((1, 2, 3)), None, 0.0),
+                                  "logits must be a (batch, vocab) array, got shape (1, 2, 3)"),
+    # the decoder's check blamed `memory`, which the caller never passed
+    "Seq2Seq of 1 source and 2 targets": (
+        lambda: Seq2Seq(TINY).forward(np.array([[1, 2, 3]]), None, np.ones((2, 2), dtype=int)),
+        "target_ids has 2 sequences but source_ids has 1; expected one target per source"),
+    "twin Seq2Seq of 1 source and 2 targets": (
+        lambda: TorchSeq2Seq(TINY, attention="math").forward(
+            np.array([[1, 2, 3]]), None, np.ones((2, 2), dtype=int)),
+        "target_ids has 2 sequences but source_ids has 1; expected one target per source"),
     # KV caches: -1 layers accepted, "a" Python's TypeError
     "KVCache(-1)": (lambda: KVCache(-1), "n_layers must be an int >= 1, got -1"),
     "KVCache('a')": (lambda: KVCache("a"), "n_layers must be an int >= 1, got 'a'"),

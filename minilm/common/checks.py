@@ -210,6 +210,8 @@ def check_cross_entropy_inputs(logits, targets, ignore_index, array_type) -> Non
             f"cross_entropy: targets shape {tuple(targets.shape)} must equal logits shape "
             f"without its last axis {tuple(logits.shape[:-1])}"
         )
+    if not is_int(ignore_index):  # 2.5 would ignore nothing, silently
+        raise ValueError(f"cross_entropy: ignore_index must be an int, got {ignore_index!r}")
     vocab = logits.shape[-1]
     bad = (targets != ignore_index) & ((targets < 0) | (targets >= vocab))
     if bad.any():
@@ -343,6 +345,15 @@ def check_memory(memory, batch: int, config, array_type, dtype) -> None:
                          f"S >= 1, d_model={config.d_model}), got {memory.dtype} of shape "
                          f"{tuple(memory.shape)}")
     check_finite("memory", memory)
+
+
+def check_paired(target_ids, batch: int) -> None:
+    """Seq2Seq.forward's targets pair up with its `batch` sources row by row: as many of each.
+    (Unchecked, the decoder's check would blame `memory`, which the caller did not pass.)"""
+    shape = np.shape(target_ids)
+    if shape and shape[0] != batch:
+        raise ValueError(f"target_ids has {shape[0]} sequences but source_ids has {batch}; "
+                         "expected one target per source")
 
 
 def check_hidden_states(hidden, config, array_type) -> None:

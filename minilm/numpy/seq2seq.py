@@ -40,6 +40,7 @@ from minilm.common.checks import (
     check_flag,
     check_memory,
     check_named_ids,
+    check_paired,
     check_seq2seq_config,
     check_source_mask,
 )
@@ -202,7 +203,8 @@ class Seq2Seq(_Model):
     # ------------------------------------------------------------ both
 
     def forward(self, source_ids, source_mask, target_ids):
-        memory = self.encode(source_ids, source_mask)
+        memory = self.encode(source_ids, source_mask)  # (B, S, C)
+        check_paired(target_ids, len(memory))
         return self.decode(target_ids, memory, source_mask)
 
     def backward(self, dlogits):

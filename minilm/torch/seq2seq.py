@@ -23,6 +23,7 @@ from minilm.common.checks import (
     check_flag,
     check_memory,
     check_named_ids,
+    check_paired,
     check_seq2seq_config,
     check_source_mask,
 )
@@ -161,5 +162,6 @@ class Seq2Seq(_Model):
             return logits + self.get_parameter("final_logits_bias")
 
     def forward(self, source_ids, source_mask, target_ids):
-        memory = self.encode(source_ids, source_mask)
+        memory = self.encode(source_ids, source_mask)  # (B, S, C)
+        check_paired(target_ids, len(memory))
         return self.decode(target_ids, memory, source_mask)
