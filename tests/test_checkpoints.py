@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from safetensors.numpy import load_file, save_file
 import minilm.finetune
 import minilm.train
 import minilm.training_state
+import minilm.translation
 from minilm import ModelConfig
 from minilm.checkpoint import (
     METRICS_FILE,
@@ -198,24 +200,40 @@ def test_out_is_checked_before_anything_is_trained(text_file, tmp_path, monkeypa
 # ---------------------------------------------------------------- resuming in one process
 
 
+@pytest.fixture
+def small_translation_corpus(monkeypatch):
+    """seq2seq's built-in corpus from 40 + 3 stories, not 6000 + 300 (6 s to generate, and 2280
+    held-out sentences to score and translate); drawn from `seed` as the real one is."""
+    monkeypatch.setattr(minilm.translation, "translation_data", partial(
+        minilm.translation.translation_data, n_stories=40, n_heldout_stories=3))
+
+
+@pytest.mark.parametrize("objective", ["mlm", "seq2seq"])
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_pre_training_interrupted_and_resumed_equals_uninterrupted(backend, text_file, tmp_path,
-                                                                   monkeypatch):
-    """MLM with dropout 0.1, so the model's generator (NumPy's, or torch's global one), the data
-    generator (windows and masks) and AdamW's state must all come back from the checkpoint."""
-    settings = TrainSettings(objective="mlm", backend=backend, steps=12, batch_size=4, seq_len=16,
-                             eval_every=5, eval_tokens=200, warmup_steps=2)
-    whole = train(settings, SMALL, text_file, tmp_path / "whole", progress=False)
+def test_pre_training_interrupted_and_resumed_equals_uninterrupted(
+        objective, backend, text_file, tmp_path, monkeypatch, small_translation_corpus):
+    """Dropout 0.1, so the model's generator (NumPy's, or torch's global one), the data generator
+    (MLM's windows and masks, seq2seq's sentence pairs) and AdamW's state must all come back from
+    the checkpoint. seq2seq ends by translating the held-out sentences: the same scores."""
+    settings = TrainSettings(objective=objective, backend=backend, steps=12, batch_size=4,
+                             seq_len=None if objective == "seq2seq" else 16, eval_every=5,
+                             eval_tokens=200, warmup_steps=2)
+    text = None if objective == "seq2seq" else text_file  # seq2seq: the built-in corpus
+    whole = train(settings, SMALL, text, tmp_path / "whole", progress=False)
     with monkeypatch.context() as patch:
         interrupt_at(patch, minilm.train, 8)  # after the checkpoint of step 5
         with pytest.raises(KeyboardInterrupt):
-            train(settings, SMALL, text_file, tmp_path / "resumed", progress=False)
+            train(settings, SMALL, text, tmp_path / "resumed", progress=False)
     assert read_training_state(tmp_path / "resumed").step == 5
     resumed = resume_training(tmp_path / "resumed", progress=False)
     np.testing.assert_allclose(resumed["history"]["train_loss"], whole["history"]["train_loss"],
                                **TOLERANCE)
     assert resumed["history"]["val_step"] == whole["history"]["val_step"] == [5, 10, 12]
     assert_same_weights(tmp_path / "resumed", tmp_path / "whole")
+    if objective == "seq2seq":
+        scores = [json.loads((tmp_path / name / METRICS_FILE).read_text())["translation"]
+                  for name in ("resumed", "whole")]
+        assert scores[0] == scores[1] == whole["translation"]
 
 
 def test_the_metrics_log_of_a_resumed_run_is_the_uninterrupted_runs(text_file, tmp_path,

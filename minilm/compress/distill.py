@@ -201,6 +201,8 @@ class DistillSettings:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     max_length: int | None = 64  # None: as fine-tuning, 64 or the student's max_len if smaller
+    # the order of the examples, and a twin student's dropout masks (torch's generator); a NumPy
+    # student draws its masks from its own generator (the seeding rule of common/backends)
     seed: int = 0
 
     def __post_init__(self):
