@@ -23,6 +23,15 @@ from minilm.torch import functional as TF
 
 transformers.logging.set_verbosity_error()
 
+# short (<= 16 tokens, the Triton interpreter is slow) and of different lengths, so the batch pads:
+# the sentences of the MiniLM-L6 tests (tests/conftest.py's `batch`)
+SENTENCES = [
+    "A man is eating food.",
+    "A man is eating a piece of bread.",
+    "The girl is carrying a baby on her back.",
+    "Stocks fell sharply today.",
+]
+
 # ---------------------------------------------------------------- tolerances (see test_models.py
 # and test_torch_twin.py for what each bounds and the worst error observed)
 

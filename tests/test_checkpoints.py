@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,6 @@ from safetensors.numpy import load_file, save_file
 import minilm.finetune
 import minilm.train
 import minilm.training_state
-import minilm.translation
 from minilm import ModelConfig
 from minilm.checkpoint import (
     METRICS_FILE,
@@ -198,14 +196,6 @@ def test_out_is_checked_before_anything_is_trained(text_file, tmp_path, monkeypa
 
 
 # ---------------------------------------------------------------- resuming in one process
-
-
-@pytest.fixture
-def small_translation_corpus(monkeypatch):
-    """seq2seq's built-in corpus from 40 + 3 stories, not 6000 + 300 (6 s to generate, and 2280
-    held-out sentences to score and translate); drawn from `seed` as the real one is."""
-    monkeypatch.setattr(minilm.translation, "translation_data", partial(
-        minilm.translation.translation_data, n_stories=40, n_heldout_stories=3))
 
 
 @pytest.mark.parametrize("objective", ["mlm", "seq2seq"])

@@ -14,14 +14,12 @@ import os
 import subprocess
 import sys
 from dataclasses import asdict
-from functools import partial
 
 import numpy as np
 import pytest
 import torch
 
 import minilm.torch as twin
-import minilm.translation
 from minilm import ModelConfig
 from minilm.common.backends import numpy_params
 from minilm.compress import DistillSettings, distill, student_from_teacher
@@ -45,14 +43,6 @@ def settings(backend, seed=0, objective="mlm"):
     return TrainSettings(objective=objective, backend=backend, steps=8, batch_size=4,
                          seq_len=None if objective == "seq2seq" else 16, eval_every=4,
                          eval_tokens=200, warmup_steps=2, seed=seed)
-
-
-@pytest.fixture
-def small_translation_corpus(monkeypatch):
-    """seq2seq's built-in corpus from 40 + 3 stories, not 6000 + 300 (6 s to generate, and 2280
-    held-out sentences to score and translate); drawn from `seed` as the real one is."""
-    monkeypatch.setattr(minilm.translation, "translation_data", partial(
-        minilm.translation.translation_data, n_stories=40, n_heldout_stories=3))
 
 
 def disturb_global_generators():

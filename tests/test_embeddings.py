@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from conftest import SENTENCES
+from helpers import SENTENCES
 from safetensors.numpy import load_file
 
 from minilm import ModelConfig

@@ -21,6 +21,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from helpers import add_weight_noise
 
 from minilm import ModelConfig
 from minilm.checkpoint import load_run, read_run, save_run
@@ -40,14 +41,6 @@ transformers.logging.set_verbosity_error()
 
 LOGITS_TOL = 1e-5
 TEXTS = ["the soup was cold and the waiter rude", "a wonderful, warm evening!", "meh"]
-
-
-def noisy(model, seed=0, scale=0.3):
-    """Weights moved off their init, so that every parameter shows in the logits."""
-    rng = np.random.default_rng(seed)
-    for value in model.params.values():
-        value += rng.normal(0, scale, value.shape).astype(value.dtype)
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +134,7 @@ def test_a_seq2seq_run_loads_as_bart(tie, tmp_path):
     tokenizer = CharTokenizer("abcdefghij ")
     config = ModelConfig(vocab_size=tokenizer.vocab_size, max_len=16, d_model=16, n_heads=2,
                          n_layers=2, d_ff=32)
-    ours = noisy(Seq2Seq(config, seed=1, tie_word_embeddings=tie))
+    ours = add_weight_noise(Seq2Seq(config, seed=1, tie_word_embeddings=tie), 0)
     save_run(tmp_path, ours, tokenizer)
     model = transformers.AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
     assert type(model).__name__ == "BartForConditionalGeneration"
@@ -161,7 +154,7 @@ def test_an_encoder_run_keeps_the_heads_it_was_saved_with(mlm_head, pooler, tmp_
     tokenizer = CharTokenizer("abcdefghij ")
     config = ModelConfig(vocab_size=tokenizer.vocab_size, max_len=16, d_model=16, n_heads=2,
                          n_layers=2, d_ff=32)
-    ours = noisy(Encoder(config, seed=1, mlm_head=mlm_head, pooler=pooler))
+    ours = add_weight_noise(Encoder(config, seed=1, mlm_head=mlm_head, pooler=pooler), 0)
     save_run(tmp_path, ours, tokenizer)
     ids = np.array([[2, 3, 4, 5, 6], [6, 5, 4, 3, 2]])
     for loaded in (load_run(tmp_path)[0], load_pretrained(tmp_path)):
@@ -190,7 +183,7 @@ def test_what_transformers_cannot_describe_stays_a_minilm_run(make, tmp_path):
     BART epsilon other than 1e-5: config.json holds the "minilm" block only, transformers refuses
     the directory (rather than building a different model), and minilm reads it back exactly."""
     tokenizer = CharTokenizer("abcdef ")
-    model = noisy(make(tokenizer.vocab_size))
+    model = add_weight_noise(make(tokenizer.vocab_size), 0)
     save_run(tmp_path, model, tokenizer, note="kept")
     assert set(json.loads((tmp_path / "config.json").read_text())) == {"minilm"}
     with pytest.raises((ValueError, OSError)):

@@ -29,7 +29,6 @@ import torch
 import transformers
 from helpers import (
     FLOAT64_TOL,
-    FLOOR,
     GRAD_FLOOR,
     HF_GRAD_TOL,
     HF_LOGITS_TOL,
@@ -38,6 +37,7 @@ from helpers import (
     assert_gradients_match_finite_differences,
     assert_within,
     needs_triton,
+    twin_errors,
     with_ignored,
 )
 
@@ -204,29 +204,21 @@ def test_load_pretrained_reads_a_bart_directory(tmp_path):
 # ================================================================ 3. NumPy <-> twin <-> kernel
 
 
-def twin_errors(model, attention, dtype):
-    """Relative errors of the twin (`attention`, `dtype`) against the float64 reference."""
+def seq2seq_twin_errors(model, attention, dtype):
+    """`twin_errors` of the twin (`attention`, `dtype`, the reference's weights) against the
+    float64 reference on one problem: logits, loss and every gradient."""
     source, mask, target, targets = problem()
-    logits = model.forward(source, mask, target)
-    loss = loss_and_backward(model, logits, targets)
     other = twin.Seq2Seq(model.config, attention=attention, dtype=dtype)
     other.load_state_dict(twin.params_to_state_dict(model.params))  # cast to `dtype`
-    other_logits = other(torch.from_numpy(source), torch.from_numpy(mask),
-                         torch.from_numpy(target))
-    other_loss = TF.cross_entropy(other_logits, torch.from_numpy(targets))
-    other_loss.backward()
     assert other.state_dict().keys() == model.params.keys()
-    largest = max(FLOOR, max(float(np.abs(g).max()) for g in model.grads.values()))
-    errors = {"logits": relative_error(logits, other_logits.detach().double(), FLOOR),
-              "loss": relative_error(loss, other_loss.detach().double(), FLOOR)}
-    errors |= {f"grad {name}": relative_error(model.grads[name], p.grad.double(), largest)
-               for name, p in other.named_parameters()}
-    return errors
+    return twin_errors(model, other, {"source_ids": source, "source_mask": mask, "target_ids": target},
+                       lambda reference, logits: loss_and_backward(reference, logits, targets),
+                       lambda logits: TF.cross_entropy(logits, torch.from_numpy(targets)))
 
 
 @pytest.mark.parametrize("attention", ["math", "sdpa"])
 def test_twin_equals_numpy_in_float64(attention):
-    assert_within(twin_errors(noisy_model(), attention, torch.float64), FLOAT64_TOL)
+    assert_within(seq2seq_twin_errors(noisy_model(), attention, torch.float64), FLOAT64_TOL)
 
 
 @needs_triton
@@ -236,7 +228,7 @@ def test_twin_through_the_triton_kernel_equals_numpy():
     self-attention; head_dim 16, the kernel's smallest."""
     config = ModelConfig(**{**CONFIG.to_dict(), "d_model": 32})
     model = add_weight_noise(Seq2Seq(config, seed=1, dtype=np.float64), 2, std=0.1)
-    assert_within(twin_errors(model, "triton", torch.float32), TRITON_TOL)
+    assert_within(seq2seq_twin_errors(model, "triton", torch.float32), TRITON_TOL)
 
 
 # ================================================================ 4. decoding
