@@ -32,7 +32,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from minilm.common.backends import check_model_class, is_torch_model, numpy_params, to_numpy
+from minilm.common.backends import (
+    check_model_class,
+    eval_mode,
+    inference,
+    is_torch_model,
+    numpy_params,
+    to_numpy,
+)
 from minilm.common.checks import check_finite, check_flag, int_at_least, number_in, positive_int
 from minilm.compress.quantize import check_not_quantized
 from minilm.compress.rebuild import rebuilt
@@ -98,12 +105,8 @@ def attention_maps(model, tokenizer, text: str, pair: str | None = None,
     index. A text of more than `max_length` tokens (default: the model's max_len) is an error."""
     encoder = _encoder(_numpy_reference(model))
     tokens, batch = _whole_text(tokenizer, encoder, text, pair, max_length)
-    was_training = encoder.training
-    encoder.eval()
-    try:
+    with inference(encoder):
         encoder.encode(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-    finally:
-        encoder.train(was_training)
     config, time = encoder.config, batch["input_ids"].shape[1]
     maps = np.zeros((config.n_layers, config.n_heads, time, time))
     for layer, block in enumerate(encoder.blocks):
@@ -233,19 +236,17 @@ def head_importance(model, tokenizer, texts, labels, batch_size: int = 32, max_l
     check_flag("normalize", normalize)
     config = model.config
     importance = np.zeros((config.n_layers, config.n_heads))
-    was_training = model.training
-    model.eval()
-    try:
-        for start in range(0, len(texts), batch_size):
-            batch = tokenizer(list(texts[start:start + batch_size]), padding=True,
-                              truncation=True, max_length=max_length)
-            inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-            grads = _gate_gradients(model, inputs, labels[start:start + batch_size])
-            for layer, grad in enumerate(grads):  # (B, H_l): one gradient per example
-                importance[layer, config.live_heads(layer)] += np.abs(grad).sum(axis=0)
-    finally:
-        set_head_gates(model, None)
-        model.train(was_training)
+    with eval_mode(model):
+        try:
+            for start in range(0, len(texts), batch_size):
+                batch = tokenizer(list(texts[start:start + batch_size]), padding=True,
+                                  truncation=True, max_length=max_length)
+                inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+                grads = _gate_gradients(model, inputs, labels[start:start + batch_size])
+                for layer, grad in enumerate(grads):  # (B, H_l): one gradient per example
+                    importance[layer, config.live_heads(layer)] += np.abs(grad).sum(axis=0)
+        finally:
+            set_head_gates(model, None)
     importance /= len(texts)
     for layer, pruned in config.pruned_heads.items():
         importance[layer, list(pruned)] = np.nan
@@ -316,15 +317,11 @@ def saliency(model, tokenizer, text: str, label: int | None = None,
                          f"{label}")
     tokens, batch = _whole_text(tokenizer, model.encoder, text, None, max_length)
     inputs = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         if is_torch_model(model):
             scores, label = _torch_saliency(model, inputs, label)
         else:
             scores, label = _numpy_saliency(model, inputs, label)
-    finally:
-        model.train(was_training)
     return tokens, scores, label
 
 

@@ -114,16 +114,26 @@ def numpy_params(model) -> dict[str, np.ndarray]:
 
 
 @contextlib.contextmanager
+def eval_mode(model):
+    """`model` in eval mode (dropout off) for the duration; its own mode (train or eval) restored
+    afterwards, even after an error. For gradients of a model in eval mode (saliency, head
+    importance); `inference` when none are needed."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+@contextlib.contextmanager
 def inference(model):
-    """Run `model` for inference: eval mode (dropout off) and, for a torch model, no autograd
-    graph. The model's own mode (train or eval) is restored afterwards, even after an error.
+    """Run `model` for inference: `eval_mode` and, for a torch model, no autograd graph.
 
         with inference(model):
             logits = to_numpy(model.forward(ids))
     """
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         if is_torch_model(model):
             import torch
 
@@ -131,8 +141,6 @@ def inference(model):
                 yield model
         else:
             yield model
-    finally:
-        model.train(was_training)
 
 
 def on_backend(numpy_model, backend: str, seed: int = 0, device: str = "auto"):
