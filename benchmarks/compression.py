@@ -126,16 +126,7 @@ def smoke_recipe(scratch: Path) -> Recipe:
     pretrained), a few sentences, one epoch, one timing round."""
     tokenizer = WordPieceTokenizer.from_pretrained(default_model_path())
     base = save_run(scratch / "base", Encoder(SMOKE_CONFIG, seed=0, pooler=True), tokenizer)
-    sentiment = load_task("sentiment")
-
-    def first(labels):  # the first SMOKE_SENTENCES of each label
-        return np.concatenate([np.flatnonzero(labels == label)[:SMOKE_SENTENCES]
-                               for label in range(sentiment.num_labels)])
-
-    train, test = first(sentiment.train_labels), first(sentiment.test_labels)
-    task = Task("sentiment (smoke)", sentiment.label_names,
-                [sentiment.train_texts[i] for i in train], sentiment.train_labels[train],
-                [sentiment.test_texts[i] for i in test], sentiment.test_labels[test])
+    task = load_task("sentiment").first_of_each_label(SMOKE_SENTENCES, SMOKE_SENTENCES)
     teacher = dataclasses.replace(TEACHER, model=str(base), epochs=1, max_length=SMOKE_MAX_LENGTH)
     student = dataclasses.replace(STUDENT, epochs=1, max_length=SMOKE_MAX_LENGTH)
     return Recipe(task, base, scratch / "teacher", teacher, student, (1, 1))

@@ -25,9 +25,16 @@ rounding). Timing: BLAS and torch are pinned to one thread each (`--threads`), b
 is shared and oversubscribed threads slow down by up to 10x; seconds per epoch are training only.
 
     python benchmarks/finetune_strategies.py [--epochs 3] [--threads 1] [--rows NAME ... --merge]
+    python benchmarks/finetune_strategies.py --smoke --out /tmp/finetune-smoke
 
-Writes benchmarks/results/finetune.json (after every run), finetune.md (a table) and finetune.png
-(eval accuracy per row as bars with the binomial standard error, and the training loss curves).
+Writes finetune.json (after every run), finetune.md (a table) and finetune.png (eval accuracy per
+row as bars with the binomial standard error, and the training loss curves) into --out
+(benchmarks/results/ by default); --merge and --replot read finetune.json from there too.
+
+`--smoke` runs the same code in seconds (tests/test_benchmarks.py): two rows (full FT on NumPy,
+random init on torch), one epoch of 5 steps over the first 5 training sentences of each label,
+batches of 2 sentences cut to 16 tokens, evaluated on 2 test sentences of each label. Its numbers
+mean nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ import torch
 
 from minilm.finetune import FinetuneSettings, finetune
 from minilm.pretrained import default_model_path
+from minilm.tasks import load_task
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -71,15 +79,23 @@ ROWS = [
 ]
 
 
+# --smoke (see the module docstring); 5 steps: the plot's moving mean of the loss takes 5
+SMOKE_DEFAULTS = dict(epochs=1, batch_size=2, max_length=16,
+                      rows=["full FT (numpy)", "random init (torch)"])
+SMOKE_TRAIN, SMOKE_TEST = 5, 2  # sentences per label
+
+
 def binomial_se(accuracy: float, n: int) -> float:
     """Standard error of an accuracy measured on n independent examples: sqrt(p (1 - p) / n)."""
     return math.sqrt(accuracy * (1 - accuracy) / n)
 
 
-def run_row(name, changes, base) -> dict:
+def run_row(name, changes, base, task=None) -> dict:
+    """Fine-tune with the baseline settings `base` and the row's `changes`; `task`: an in-memory
+    Task in place of the settings' (--smoke)."""
     settings = FinetuneSettings(**{**base, **changes})
     print(f"\n== {name}", flush=True)
-    metrics = finetune(settings, out_dir=None, progress=False)
+    metrics = finetune(settings, out_dir=None, progress=False, task=task)
     return {
         "name": name,
         "backend": settings.backend,
@@ -142,7 +158,8 @@ def plot(result, path):
     bars.invert_yaxis()
     bars.axvline(0.5, color="k", ls=":", lw=1, label="chance")
     bars.set_xlim(0.4, 1.0)
-    bars.set_xlabel("eval accuracy (200 test sentences; bars: ± binomial s.e.)")
+    bars.set_xlabel(f"eval accuracy ({result['setup']['num_test']} test sentences; "
+                    "bars: ± binomial s.e.)")
     bars.set_title("after fine-tuning (orange: NumPy, blue: torch)")
     bars.legend(loc="lower right")
     for row in rows:
@@ -175,11 +192,17 @@ def main(argv=None):
                         "finetune.json (to add or redo some rows)")
     parser.add_argument("--replot", action="store_true",
                         help="only redraw finetune.md and finetune.png from finetune.json")
+    parser.add_argument("--smoke", action="store_true",
+                        help="two rows, a few sentences: checks the code paths in seconds")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args(argv)
+    if args.smoke:  # smaller defaults; the flags given still win
+        parser.set_defaults(**SMOKE_DEFAULTS)
+        args = parser.parse_args(argv)
     if args.replot:
-        result = json.loads((RESULTS / "finetune.json").read_text())
-        write_table(result, RESULTS / "finetune.md")
-        plot(result, RESULTS / "finetune.png")
+        result = json.loads((args.out / "finetune.json").read_text())
+        write_table(result, args.out / "finetune.md")
+        plot(result, args.out / "finetune.png")
         return
     torch.set_num_threads(args.threads)
 
@@ -196,22 +219,24 @@ def main(argv=None):
         "rows": [],
     }
     kept = {}
-    if args.merge and (RESULTS / "finetune.json").is_file():
-        previous = json.loads((RESULTS / "finetune.json").read_text())
+    if args.merge and (args.out / "finetune.json").is_file():
+        previous = json.loads((args.out / "finetune.json").read_text())
         result["setup"] = previous["setup"]
         kept = {row["name"]: row for row in previous["rows"]}
-    RESULTS.mkdir(exist_ok=True)
+    task = (load_task("sentiment").first_of_each_label(SMOKE_TRAIN, SMOKE_TEST) if args.smoke
+            else None)  # None: the settings' task
+    args.out.mkdir(parents=True, exist_ok=True)
     for name, changes in rows:
-        row = kept[name] = run_row(name, changes, base)
+        row = kept[name] = run_row(name, changes, base, task)
         result["rows"] = [kept[row_name] for row_name, _ in ROWS if row_name in kept]
         for key in ("num_parameters", "num_train", "num_test"):
             result["setup"][key] = row[key]
         result["total_seconds"] = sum(kept_row["wall_seconds"] for kept_row in result["rows"])
-        (RESULTS / "finetune.json").write_text(json.dumps(result, indent=2))
-        write_table(result, RESULTS / "finetune.md")
-    plot(result, RESULTS / "finetune.png")
+        (args.out / "finetune.json").write_text(json.dumps(result, indent=2))
+        write_table(result, args.out / "finetune.md")
+    plot(result, args.out / "finetune.png")
     print()
-    print((RESULTS / "finetune.md").read_text())
+    print((args.out / "finetune.md").read_text())
     print(f"total {result['total_seconds']:.0f} s")
 
 

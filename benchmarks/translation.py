@@ -18,9 +18,16 @@ rewrites translation.md with it.
 
     python benchmarks/translation.py [--steps 1500] [--batch-size 64] [--repeats 30]
     python benchmarks/translation.py --speed-only --threads 2
+    python benchmarks/translation.py --smoke --out /tmp/translation-smoke
 
-Writes benchmarks/results/translation.{json,md,png}, and the NumPy run's model (weights, config,
-tokenizer) into benchmarks/results/translation_model/, which lesson 09 reads.
+Writes translation.{json,md,png} and translation_speed.json, and the NumPy run's model (weights,
+config, tokenizer) into translation_model/, all in --out (benchmarks/results/ by default, whose
+translation_model/ lesson 09 reads); --speed-only reads translation.json from there too.
+
+`--smoke` runs the same code (tests/test_benchmarks.py): runs of 20 steps of 4 sentence pairs, 2
+alternating repeats, the script's own step timing, scores and decoding on the sentences of 24
+stories (20 for training, 4 held out). `minilm.train.train` still reads and scores the whole
+corpus, which takes most of its time. Its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -58,6 +65,9 @@ from minilm.translation import (
 
 RESULTS = Path(__file__).parent / "results"
 TARGET_EXACT_MATCH, TARGET_SECONDS = 0.90, 300
+# --smoke (see the module docstring); 20 steps: the plot's moving mean of the loss takes 20
+SMOKE_DEFAULTS = dict(steps=20, batch_size=4, eval_every=20, repeats=2)
+SMOKE_STORIES = dict(n_stories=20, n_heldout_stories=4)
 
 
 def step_times(config, settings, data, repeats):
@@ -106,13 +116,19 @@ def main(argv=None):
                         help="BLAS and torch threads (read before NumPy loads)")
     parser.add_argument("--speed-only", action="store_true",
                         help="measure the training step's speed alone (translation_speed.json)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="short runs, a few stories: checks the code paths")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args(argv)
+    if args.smoke:  # smaller defaults; the flags given still win
+        parser.set_defaults(**SMOKE_DEFAULTS)
+        args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     settings = {backend: TrainSettings(objective="seq2seq", backend=backend, steps=args.steps,
                                        batch_size=args.batch_size, eval_every=args.eval_every)
                 for backend in ("numpy", "torch")}
-    data = translation_data()
+    data = translation_data(**SMOKE_STORIES) if args.smoke else translation_data()
     config = replace(TRANSLATION_MODEL, vocab_size=data.tokenizer.vocab_size)
     seen = {tuple(p.source) for p in data.train}
     novel = [p for p in data.heldout if tuple(p.source) not in seen]
@@ -120,11 +136,11 @@ def main(argv=None):
     load = {"before": os.getloadavg()[0]}  # the 1-minute load average at the end of each phase
     median_step, all_step_times = step_times(config, settings["numpy"], data, args.repeats)
     load["steps"] = os.getloadavg()[0]
-    speeds = record_speed(median_step, args.threads, args.batch_size)
+    speeds = record_speed(median_step, args.threads, args.batch_size, args.out)
     if args.speed_only:
-        if (RESULTS / "translation.json").exists():  # the last full run's report, with the speeds
-            result = json.loads((RESULTS / "translation.json").read_text())
-            (RESULTS / "translation.md").write_text(report(result, speeds))
+        if (args.out / "translation.json").exists():  # the last full run's report, with the speeds
+            result = json.loads((args.out / "translation.json").read_text())
+            (args.out / "translation.md").write_text(report(result, speeds))
         return
     runs, models = {}, {}
     for backend, run_settings in settings.items():
@@ -135,7 +151,7 @@ def main(argv=None):
         print(f"{backend}: {runs[backend]['wall_seconds']:.0f} s, held-out exact match "
               f"{runs[backend]['translation']['exact_match']:.4f}", flush=True)
     # the NumPy run's model, for lesson 09 (weights, config and tokenizer: about 1.3 MB)
-    save_run(RESULTS / "translation_model", models["numpy"], data.tokenizer,
+    save_run(args.out / "translation_model", models["numpy"], data.tokenizer,
              objective="seq2seq", trained_by="benchmarks/translation.py",
              settings=asdict(settings["numpy"]))
     heldout = {backend: scores(model, data, novel) for backend, model in models.items()}
@@ -163,22 +179,22 @@ def main(argv=None):
                     "threads": args.threads, "numpy": np.__version__,
                     "torch": torch.__version__},
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "translation.json").write_text(json.dumps(result, indent=2))
-    plot(runs, all_step_times, RESULTS / "translation.png")
-    (RESULTS / "translation.md").write_text(report(result, speeds))
+    (args.out / "translation.json").write_text(json.dumps(result, indent=2))
+    plot(runs, all_step_times, args.out / "translation.png")
+    (args.out / "translation.md").write_text(report(result, speeds))
     print(report(result, speeds))
 
 
-def record_speed(median_step, threads, batch_size) -> dict:
-    """Keep this thread count's step times in translation_speed.json (other counts' kept); all."""
-    path = RESULTS / "translation_speed.json"
+def record_speed(median_step, threads, batch_size, out) -> dict:
+    """Keep this thread count's step times in `out`/translation_speed.json (other counts' kept);
+    all."""
+    path = out / "translation_speed.json"
     speeds = json.loads(path.read_text()) if path.exists() else {}
     ratio = median_step["numpy"] / median_step["torch"]
     speeds[str(threads)] = {"median_step_seconds": median_step, "batch_size": batch_size,
                             "numpy_over_torch_step_time": ratio, "load_average": os.getloadavg(),
                             "date": time.strftime("%Y-%m-%d %H:%M")}
-    RESULTS.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(speeds, indent=2))
     print(f"{threads} thread(s): step NumPy {median_step['numpy'] * 1e3:.1f} ms, twin "
           f"{median_step['torch'] * 1e3:.1f} ms, NumPy / twin {ratio:.2f}")

@@ -74,6 +74,18 @@ class Task:
     def num_labels(self) -> int:
         return len(self.label_names)
 
+    def first_of_each_label(self, n_train: int, n_test: int) -> Task:
+        """The task cut to the first `n_train` training and `n_test` test sentences of each label
+        (a small task that still has every class: the benchmarks' --smoke runs)."""
+        def first(labels, n):  # (<= n * num_labels,) indices, label by label
+            return np.concatenate([np.flatnonzero(labels == label)[:n]
+                                   for label in range(self.num_labels)])
+
+        train, test = first(self.train_labels, n_train), first(self.test_labels, n_test)
+        return Task(f"{self.name} (first of each label)", self.label_names,
+                    [self.train_texts[i] for i in train], self.train_labels[train],
+                    [self.test_texts[i] for i in test], self.test_labels[test])
+
 
 def load_sentiment(split: str) -> tuple[list[str], np.ndarray]:
     """The built-in sentiment split ("train" or "test"): texts and int64 label ids into `LABELS`.

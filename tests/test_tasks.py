@@ -268,3 +268,14 @@ def test_load_task_splits_one_file_80_20_reproducibly(tmp_path):
     three = write_jsonl(tmp_path / "three.jsonl", records[:3])
     split = load_task(three, test_fraction=0.9)  # round(2.7) = 3 would leave train empty
     assert (len(split.train_texts), len(split.test_texts)) == (1, 2)
+
+
+def test_first_of_each_label_keeps_every_class_in_order():
+    """The benchmarks' --smoke task: the first n sentences of each label, every class present."""
+    task = load_task("sentiment")
+    small = task.first_of_each_label(3, 2)
+    assert small.label_names == task.label_names
+    assert np.bincount(small.train_labels).tolist() == [3] * task.num_labels
+    assert np.bincount(small.test_labels).tolist() == [2] * task.num_labels
+    first_negative = [t for t, y in zip(task.train_texts, task.train_labels) if y == 0][:3]
+    assert small.train_texts[:3] == first_negative
