@@ -590,3 +590,18 @@ def test_the_max_chars_counterexample_is_the_one_the_failing_call_used(tmp_path)
     (result,) = check(write(tmp_path, wrong), properties=chosen).results
     used = re.search(r"max_chars=(\d+)", result.message)
     assert used and f"max_chars = {used.group(1)}" in result.counterexample.splitlines()
+
+
+def test_a_failure_on_a_variant_of_the_drawn_case_shows_the_variant(tmp_path):
+    """attention_forward's torch property also checks every draw at scale 0.0: an attention that
+    ignores its scale passes the drawn case whenever 1/sqrt(D) = 1 and fails the variant, whose
+    inputs (scale = 0.0, not the drawn None) are the counterexample shown."""
+    source = solution("01")
+    scaled = "    scores = q @ np.swapaxes(k, -1, -2) * scale  # (..., Nq, Nk)"
+    assert scaled in source
+    wrong = source.replace(scaled, "    scores = q @ np.swapaxes(k, -1, -2)  # (..., Nq, Nk)")
+    chosen = [p for p in PROPERTIES if p.target == "attention_forward"
+              and p.name.startswith("matches softmax(q k^T * scale")]
+    (result,) = check(write(tmp_path, wrong), properties=chosen).results
+    assert result.status == "failed" and "with scale=0.0" in result.message, result
+    assert "scale = 0.0" in result.counterexample, result.counterexample

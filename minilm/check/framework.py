@@ -20,6 +20,7 @@ library (tests/test_functional.py and the lessons' tests), so there is one copy 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,14 +28,29 @@ import numpy as np
 
 class Failure(AssertionError):
     """A property that does not hold: what broke (`message`), the largest error seen when there is
-    one, and a `hint` when this way of failing needs another than the property's own (the runner
-    shows the property's otherwise)."""
+    one, a `hint` when this way of failing needs another than the property's own (the runner
+    shows the property's otherwise), and the `case` it failed on when that is not the drawn one
+    (`on_case`)."""
 
     def __init__(self, message: str, error: float | None = None, hint: str = ""):
         super().__init__(message)
         self.message = message
         self.error = error
         self.hint = hint
+        self.case: dict | None = None
+
+
+@contextmanager
+def on_case(case: dict):
+    """Inside, a property checks `case`, a variant of the drawn one (the same inputs with a fixed
+    scale, say): a Failure raised there shows `case` as its counterexample, the inputs that
+    failed."""
+    try:
+        yield case
+    except Failure as failure:
+        if failure.case is None:
+            failure.case = case
+        raise
 
 
 @dataclass(frozen=True)

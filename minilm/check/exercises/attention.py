@@ -27,6 +27,7 @@ from minilm.check.framework import (
     assert_true,
     exercise,
     gradient_error,
+    on_case,
     pair,
     prop,
     returned,
@@ -136,10 +137,10 @@ def attention_matches_torch(impl, case):
     assert_close("out vs torch", expected, out, TORCH_TOL)
     # and always a given scale of 0.0 (uniform attention over the allowed keys): a scale, not "no
     # scale", which `scale or 1/sqrt(D)` would make it, whichever scale the draw gave
-    zero = {**case, "scale": 0.0}
-    out = as_array(attend(impl, zero)[0], "out")
-    expected, _ = torch_reference(zero, np.zeros(out.shape))
-    assert_close("out vs torch with scale=0.0", expected, out, TORCH_TOL)
+    with on_case({**case, "scale": 0.0}) as zero:
+        out = as_array(attend(impl, zero)[0], "out")
+        expected, _ = torch_reference(zero, np.zeros(out.shape))
+        assert_close("out vs torch with scale=0.0", expected, out, TORCH_TOL)
 
 
 @prop("attention_forward", "matches torch's scaled_dot_product_attention", cases,
