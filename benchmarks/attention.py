@@ -52,6 +52,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from flags import add_out_and_smoke
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -563,11 +564,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a reduced sweep (bf16, 3 lengths)")
-    size.add_argument("--smoke", action="store_true",
-                      help="CPU, Triton interpreter, tiny shapes: checks the code paths")
+    add_out_and_smoke(parser, RESULTS, smoke="CPU, Triton interpreter, tiny shapes",
+                      smoke_group=size)
     parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                         help="start no new configuration after this many seconds")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args(argv)
 
     device = select_device(args.smoke)

@@ -65,6 +65,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from finetune_strategies import binomial_se
+from flags import add_out_and_smoke
 
 from minilm.checkpoint import save_run
 from minilm.common.backends import inference, is_torch_model, numpy_params, to_numpy
@@ -301,9 +302,7 @@ def main(argv=None):
     parser.add_argument("--retrain", action="store_true", help="fine-tune the teacher again")
     parser.add_argument("--replot", action="store_true",
                         help="only redraw compression.md and compression.png from compression.json")
-    parser.add_argument("--smoke", action="store_true",
-                        help="a tiny random BERT, a few sentences: checks the code paths in seconds")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    add_out_and_smoke(parser, RESULTS, smoke="a tiny random BERT, a few sentences")
     args = parser.parse_args(argv)
     if args.replot:
         result = json.loads((args.out / "compression.json").read_text())

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from flags import add_out_and_smoke, parse
 
 from minilm.common.backends import on_backend
 from minilm.compute import (
@@ -67,6 +68,7 @@ MODELS = {  # name -> (preset, model, batch, seq_len)
 PEAK_SIZE = 2048  # of the matmul whose FLOP/s is the peak
 SMOKE_SHRINK = dict(vocab_size=64, max_len=32, d_model=32, n_heads=2, n_layers=1, d_ff=64)
 SMOKE_BATCH, SMOKE_SEQ_LEN, SMOKE_PEAK_SIZE = 2, 16, 256
+SMOKE_DEFAULTS = dict(repeats=1)
 PUBLISHED = [  # (preset, published parameters, source)
     ("bert-base", 110e6, "Devlin et al. 2019, BERT, section 3"),
     ("bert-large", 340e6, "Devlin et al. 2019, BERT, section 3"),
@@ -220,18 +222,15 @@ def markdown(result):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=None,
+    parser.add_argument("--repeats", type=int, default=5,
                         help="timed rounds after the warm-up one (default 5; 1 with --smoke)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="shrunk models, tiny shapes: checks the code paths in seconds")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
-    args = parser.parse_args(argv)
-    repeats = args.repeats if args.repeats is not None else 1 if args.smoke else 5
-    if repeats < 1:
-        parser.error(f"--repeats must be >= 1, got {repeats}")
+    add_out_and_smoke(parser, RESULTS, smoke="shrunk models, tiny shapes")
+    args = parse(parser, argv, SMOKE_DEFAULTS)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
     torch.set_num_threads(1)
     load_before = os.getloadavg()[0]
-    models = {name: measure(name, repeats, args.smoke) for name in MODELS}
+    models = {name: measure(name, args.repeats, args.smoke) for name in MODELS}
     result = {
         "smoke": args.smoke,
         "models": models,

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from flags import add_out_and_smoke, parse
 
 from minilm.common.backends import on_backend
 from minilm.config import ModelConfig
@@ -55,13 +56,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=THREADS,
                         help="BLAS and torch threads (read before NumPy loads)")
     parser.add_argument("--label", default="", help="suffix of the result files, e.g. loaded")
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny batches, 2 repeats: checks the code paths in seconds")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
-    args = parser.parse_args(argv)
-    if args.smoke:  # smaller defaults; the flags given still win
-        parser.set_defaults(**SMOKE_DEFAULTS)
-        args = parser.parse_args(argv)
+    add_out_and_smoke(parser, RESULTS, smoke="tiny batches, 2 repeats")
+    args = parse(parser, argv, SMOKE_DEFAULTS)
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
 

@@ -55,6 +55,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from flags import add_out_and_smoke
 
 from minilm.config import ModelConfig
 from minilm.distributed import ALONE
@@ -401,10 +402,8 @@ def main(argv=None):
                         help="after `time make demo`: keep its runs/demo/metrics.json and the "
                              "SECONDS it printed in demo_recipe_make_demo.json")
     parser.add_argument("--report", action="store_true")
-    parser.add_argument("--smoke", action="store_true",
-                        help="--measure, --run and --report of two shrunk candidates: checks the "
-                             "code paths in seconds")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    add_out_and_smoke(parser, RESULTS,
+                      smoke="--measure, --run and --report of two shrunk candidates")
     args = parser.parse_args(argv)
     if args.record_demo is not None and not args.record_demo > 0:
         parser.error(f"--record-demo must be the seconds `time make demo` took (> 0), got "

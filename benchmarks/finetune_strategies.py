@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from flags import add_out_and_smoke, parse
 
 from minilm.finetune import FinetuneSettings, finetune
 from minilm.pretrained import default_model_path
@@ -192,13 +193,8 @@ def main(argv=None):
                         "finetune.json (to add or redo some rows)")
     parser.add_argument("--replot", action="store_true",
                         help="only redraw finetune.md and finetune.png from finetune.json")
-    parser.add_argument("--smoke", action="store_true",
-                        help="two rows, a few sentences: checks the code paths in seconds")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
-    args = parser.parse_args(argv)
-    if args.smoke:  # smaller defaults; the flags given still win
-        parser.set_defaults(**SMOKE_DEFAULTS)
-        args = parser.parse_args(argv)
+    add_out_and_smoke(parser, RESULTS, smoke="two rows, a few sentences")
+    args = parse(parser, argv, SMOKE_DEFAULTS)
     if args.replot:
         result = json.loads((args.out / "finetune.json").read_text())
         write_table(result, args.out / "finetune.md")

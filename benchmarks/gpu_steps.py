@@ -45,10 +45,10 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from flags import add_out_and_smoke, parse
 
 from minilm.config import ModelConfig
 from minilm.distributed import ALONE
@@ -84,6 +84,7 @@ WORKLOADS = (Workload(CLASSIFIER, "classifier", "minilm-l6", 32, 128),
              Workload(DECODER, "decoder", "demo", 64, 128))
 SMOKE_WORKLOADS = (Workload(CLASSIFIER, "classifier", "minilm-l6", 2, 16),
                    Workload(DECODER, "decoder", "demo", 2, 16))
+SMOKE_DEFAULTS = dict(repeats=2, warmup=1)
 
 
 def build(workload, config, attention, device):
@@ -229,30 +230,26 @@ def write_results(report, out):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true",
-                        help="CPU, Triton interpreter, shrunk models: checks the code paths")
-    parser.add_argument("--repeats", type=int, default=None,
+    parser.add_argument("--repeats", type=int, default=20,
                         help="timed rounds per workload (default 20; 2 with --smoke)")
-    parser.add_argument("--warmup", type=int, default=None,
+    parser.add_argument("--warmup", type=int, default=3,
                         help="untimed rounds before them, the check step included (default 3; "
                              "1 with --smoke)")
     parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                         help="start no new workload after this many seconds")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
-    args = parser.parse_args(argv)
-    repeats = args.repeats if args.repeats is not None else 2 if args.smoke else 20
-    warmup = args.warmup if args.warmup is not None else 1 if args.smoke else 3
-    if repeats < 1:
-        parser.error(f"--repeats must be >= 1, got {repeats}")
-    if warmup < 1:
-        parser.error(f"--warmup must be >= 1 (the check step is the first), got {warmup}")
+    add_out_and_smoke(parser, RESULTS, smoke="CPU, Triton interpreter, shrunk models")
+    args = parse(parser, argv, SMOKE_DEFAULTS)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
+    if args.warmup < 1:
+        parser.error(f"--warmup must be >= 1 (the check step is the first), got {args.warmup}")
 
     device = select_device(args.smoke)
     report = {
         "versions": versions(device), "smoke": args.smoke, "time_budget_s": args.time_budget,
         "step": "minilm.train.step_for, TrainSettings(dtype='bfloat16'): forward + loss under bf16 autocast, "
                 "backward, clip, AdamW (TrainSettings defaults), lr 1e-5",
-        "timing": (f"arms alternating, {repeats} rounds after {warmup} warm-up rounds, "
+        "timing": (f"arms alternating, {args.repeats} rounds after {args.warmup} warm-up rounds, "
                    "each step synchronised, medians"),
         "records": [], "elapsed_s": 0.0,
     }
@@ -268,7 +265,7 @@ def main(argv=None):
             break
         print(f"{workload.name} {workload.batch} x {workload.seq_len} ...", flush=True)
         try:
-            record = benchmark_workload(workload, args.smoke, device, warmup, repeats)
+            record = benchmark_workload(workload, args.smoke, device, args.warmup, args.repeats)
         except Exception as error:  # noqa: BLE001 (one workload failing must not cost the others)
             record = {"workload": workload.name, "batch": workload.batch,
                       "seq_len": workload.seq_len, "error": refusal(error, ())}

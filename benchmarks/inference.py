@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from flags import add_out_and_smoke, parse
 
 from minilm.common.backends import inference, to_numpy
 from minilm.pretrained import default_model_path, load_pretrained
@@ -166,13 +167,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--lengths", type=int, nargs="+", default=[16, 64, 128])
-    parser.add_argument("--smoke", action="store_true",
-                        help="one tiny batch, 2 repeats: checks the code paths in seconds")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
-    args = parser.parse_args(argv)
-    if args.smoke:  # smaller defaults; the flags given still win
-        parser.set_defaults(**SMOKE_DEFAULTS)
-        args = parser.parse_args(argv)
+    add_out_and_smoke(parser, RESULTS, smoke="one tiny batch, 2 repeats")
+    args = parse(parser, argv, SMOKE_DEFAULTS)
     torch.set_num_threads(args.threads)
 
     models, config = encoders()

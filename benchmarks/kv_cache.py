@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from flags import add_out_and_smoke, parse
 
 from minilm import ModelConfig
 from minilm.generation import generate
@@ -89,13 +90,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--smoke", action="store_true",
-                        help="a few tokens, 2 repeats: checks the code paths in seconds")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
-    args = parser.parse_args(argv)
-    if args.smoke:  # smaller defaults; the flags given still win
-        parser.set_defaults(**SMOKE_DEFAULTS)
-        args = parser.parse_args(argv)
+    add_out_and_smoke(parser, RESULTS, smoke="a few tokens, 2 repeats")
+    args = parse(parser, argv, SMOKE_DEFAULTS)
 
     rows = []
     for case, (overrides, prompt_len, new_tokens) in (SMOKE_CASES if args.smoke else CASES).items():

@@ -57,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from flags import add_out_and_smoke, parse
 
 import minilm.numpy
 from minilm.common.backends import inference, on_backend
@@ -358,13 +359,8 @@ def main(argv=None):
     parser.add_argument("--minilm-len", type=int, default=64)
     parser.add_argument("--demo-batch", type=int, default=16)
     parser.add_argument("--demo-len", type=int, default=128)
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny batches, 2 repeats: checks the code paths in seconds")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
-    args = parser.parse_args(argv)
-    if args.smoke:  # smaller defaults; the flags given still win
-        parser.set_defaults(**SMOKE_DEFAULTS)
-        args = parser.parse_args(argv)
+    add_out_and_smoke(parser, RESULTS, smoke="tiny batches, 2 repeats")
+    args = parse(parser, argv, SMOKE_DEFAULTS)
     torch.set_num_threads(args.threads)
 
     workloads = {

@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from flags import add_out_and_smoke, parse
 
 from minilm.beam import greedy_decode
 from minilm.checkpoint import load_run, save_run
@@ -116,13 +117,8 @@ def main(argv=None):
                         help="BLAS and torch threads (read before NumPy loads)")
     parser.add_argument("--speed-only", action="store_true",
                         help="measure the training step's speed alone (translation_speed.json)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="short runs, a few stories: checks the code paths")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
-    args = parser.parse_args(argv)
-    if args.smoke:  # smaller defaults; the flags given still win
-        parser.set_defaults(**SMOKE_DEFAULTS)
-        args = parser.parse_args(argv)
+    add_out_and_smoke(parser, RESULTS, smoke="short runs, a few stories")
+    args = parse(parser, argv, SMOKE_DEFAULTS)
     torch.set_num_threads(args.threads)
 
     settings = {backend: TrainSettings(objective="seq2seq", backend=backend, steps=args.steps,

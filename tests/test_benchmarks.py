@@ -12,8 +12,11 @@ timing is judged: a smoke run's timings mean nothing.
 The committed compression.md and demo_recipe.md are checked to be the renderings of their
 committed records (demo_recipe.md's measured `make demo` included, which once lived only in the
 git-ignored runs/demo/).
+benchmarks/flags.py, the one home of every script's --out and --smoke, is checked on its own and
+through each script's --help.
 """
 
+import argparse
 import json
 import math
 import os
@@ -472,3 +475,46 @@ def test_translation_smoke_trains_scores_and_saves_its_model_in_out(tmp_path,
         f"{speeds['1']['median_step_seconds']['torch'] * 1e3:.1f} ms",
         f"{speeds['1']['numpy_over_torch_step_time']:.2f}", f"{speeds['1']['load_average'][0]:.1f}"]]
     assert committed("translation") == before, "the smoke run wrote benchmarks/results/translation*"
+
+
+# ---------------------------------------------------------------- flags.py: --out and --smoke
+
+
+@pytest.mark.parametrize("argv, repeats", [
+    ([], 5),                                # the script's defaults
+    (["--smoke"], 1),                       # the smoke run's
+    (["--smoke", "--repeats", "3"], 3),     # the flags given still win
+    (["--repeats", "3"], 3),
+])
+def test_smoke_gives_smaller_defaults_and_the_flags_given_win(tmp_path, argv, repeats):
+    flags = load_benchmark("flags")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=5)
+    flags.add_out_and_smoke(parser, tmp_path, smoke="one repeat")
+    args = flags.parse(parser, argv, {"repeats": 1})
+    assert (args.repeats, args.smoke, args.out) == (repeats, "--smoke" in argv, tmp_path)
+
+
+SCRIPTS = ["attention", "compression", "compute", "cpu_step", "demo_recipe", "finetune_strategies",
+           "gpu_steps", "inference", "kv_cache", "profile_cpu", "translation"]
+
+
+def test_flags_is_the_one_home_of_out_and_smoke():
+    """No script declares --smoke itself; these scripts take both flags from flags.py."""
+    texts = {p.stem: p.read_text() for p in BENCHMARKS.glob("*.py") if p.stem != "flags"}
+    assert [name for name, text in texts.items() if 'add_argument("--smoke"' in text] == []
+    assert sorted(name for name, text in texts.items() if "add_out_and_smoke(" in text) == SCRIPTS
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_script_declares_out_and_smoke_through_flags(name, monkeypatch, capsys):
+    """--help shows both flags as flags.add_out_and_smoke words them. In this process: each
+    script's pin_threads sets the thread variables, restored afterwards."""
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setitem(os.environ, variable, os.environ.get(variable, "1"))
+    with pytest.raises(SystemExit) as exit_:
+        load_benchmark(name).main(["--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the help
+    assert "--smoke" in text and ": checks the code paths in seconds" in text
+    assert "--out OUT results folder" in text
