@@ -59,7 +59,11 @@ def execute(path: Path, kernel_specs: KernelSpecManager) -> float:
                             resources={"metadata": {"path": str(Path(path).parent)}},
                             record_timing=False)  # no timestamps: a re-run changes only outputs
     started = time.perf_counter()
-    client.execute()
+    try:
+        client.execute()
+    finally:  # a kernel nbclient did not start itself, it leaves running
+        if kernel.has_kernel:
+            kernel.shutdown_kernel(now=True)
     seconds = time.perf_counter() - started
     nbformat.write(notebook, path)
     return seconds

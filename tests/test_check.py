@@ -605,3 +605,8 @@ def test_a_failure_on_a_variant_of_the_drawn_case_shows_the_variant(tmp_path):
     (result,) = check(write(tmp_path, wrong), properties=chosen).results
     assert result.status == "failed" and "with scale=0.0" in result.message, result
     assert "scale = 0.0" in result.counterexample, result.counterexample
+    # a learner's code that raises on the variant only: its inputs too, where calling it raises
+    dividing = source.replace(scaled, "    scores = q @ np.swapaxes(k, -1, -2) / (1 / scale)  # (..., Nq, Nk)")
+    (result,) = check(write(tmp_path, dividing, "dividing.py"), properties=chosen).results
+    assert result.status == "failed" and result.cause == "exception", result
+    assert "scale = 0.0" in result.counterexample, result.counterexample

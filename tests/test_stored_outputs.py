@@ -30,12 +30,15 @@ import matplotlib.pyplot as plt  # after choosing the backend
 LESSONS = Path(__file__).resolve().parent.parent / "lessons"
 
 
-def drawn(title: str = "attention, causal", shift: float = 0.0, size=(10, 4.4)) -> list[dict]:
-    """A cell's outputs holding one picture like the lessons' (two annotated maps), as nbformat
-    stores it."""
-    probs = np.random.default_rng(0).random((6, 6)) + shift
+def drawn(title: str = "attention, causal", shift: float = 0.0, size=(10, 4.4),
+          one_entry: float = 0.0) -> list[dict]:
+    """A cell's outputs holding one picture like the lessons' (two annotated maps, each entry
+    printed in it), as nbformat stores it; `one_entry` moves one entry of the first map alone."""
+    second = np.random.default_rng(0).random((6, 6)) + shift
+    first = second.copy()
+    first[0, 0] += one_entry
     fig, axes = plt.subplots(1, 2, figsize=size, constrained_layout=True)
-    for ax in axes:
+    for ax, probs in zip(axes, (first, second)):
         ax.imshow(probs, vmin=0.0, vmax=1.5)
         ax.set_title(title)
         for (i, j), weight in np.ndenumerate(probs):
@@ -56,12 +59,13 @@ def test_the_same_picture_is_not_stale(outputs):
 
 
 @pytest.mark.parametrize("outputs, message", [
-    (drawn(title="attention, no mask"), "of its pixels differ from the stored one's"),
-    (drawn(shift=0.01), "of its pixels differ from the stored one's"),
+    (drawn(title="attention, no mask"), "pixels differ from the stored one's"),
+    (drawn(shift=0.01), "pixels differ from the stored one's"),
+    (drawn(one_entry=0.05), "pixels differ from the stored one's"),
     (drawn(size=(8, 4.4)), "pixels, the stored one"),
     (drawn() + drawn(), "the cell draws 2 picture(s), the notebook stores 1"),
     ([], "the cell draws 0 picture(s), the notebook stores 1"),
-], ids=["title", "data", "size", "one more", "none"])
+], ids=["title", "data", "one printed number", "size", "one more", "none"])
 def test_a_changed_picture_is_stale(outputs, message):
     (problem,) = stale_pictures(STORED, outputs)
     assert message in problem

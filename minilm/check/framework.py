@@ -28,28 +28,26 @@ import numpy as np
 
 class Failure(AssertionError):
     """A property that does not hold: what broke (`message`), the largest error seen when there is
-    one, a `hint` when this way of failing needs another than the property's own (the runner
-    shows the property's otherwise), and the `case` it failed on when that is not the drawn one
-    (`on_case`)."""
+    one, and a `hint` when this way of failing needs another than the property's own (the runner
+    shows the property's otherwise)."""
 
     def __init__(self, message: str, error: float | None = None, hint: str = ""):
         super().__init__(message)
         self.message = message
         self.error = error
         self.hint = hint
-        self.case: dict | None = None
 
 
 @contextmanager
 def on_case(case: dict):
     """Inside, a property checks `case`, a variant of the drawn one (the same inputs with a fixed
-    scale, say): a Failure raised there shows `case` as its counterexample, the inputs that
-    failed."""
+    scale, say): a Failure raised there, or an exception from the learner's code, carries `case`
+    (as `checked_case`), which the runner shows as the counterexample: the inputs that failed."""
     try:
         yield case
-    except Failure as failure:
-        if failure.case is None:
-            failure.case = case
+    except Exception as error:
+        if getattr(error, "checked_case", None) is None:  # an inner on_case's is more precise
+            error.checked_case = case
         raise
 
 

@@ -406,7 +406,7 @@ def run_property(prop: Property, functions: dict[str, Callable], settings=None) 
     except (Exception, _TimedOut) as error:  # noqa: BLE001 - recorded in `last` by attempt()
         failure = last.get("failure", Failure("failed"))
         cause, hint = _cause(prop, failure, error, functions)
-        case = failure.case if failure.case is not None else last.get("case", {})
+        case = getattr(error, "checked_case", None) or last.get("case", {})  # framework.on_case
         return Result(prop.target, prop.name, "failed", failure.message, failure.error,
                       describe(case), hint, cause)
     return Result(prop.target, prop.name, "passed")
