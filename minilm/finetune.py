@@ -82,8 +82,6 @@ where the uninterrupted run would have.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -312,28 +310,6 @@ def check_model_directory(directory: Path) -> ModelConfig:
 # ---------------------------------------------------------------- starting and resuming
 
 
-def check_task(task: Task) -> None:
-    """A task fine-tuning can learn: both splits non-empty, and at least two classes among the
-    training labels (with one, every prediction is right and nothing is learnt)."""
-    if len(task.train_texts) == 0 or len(task.test_texts) == 0:
-        raise ValueError(f"task {task.name!r} has {len(task.train_texts)} training and "
-                         f"{len(task.test_texts)} test examples; both splits need at least one")
-    classes = np.unique(task.train_labels)
-    if len(classes) < 2:
-        raise ValueError(
-            f"task {task.name!r} has a single class in its training split "
-            f"({[task.label_names[i] for i in classes]}); classification needs examples of at "
-            "least two labels"
-        )
-
-
-def task_digest(task: Task) -> str:
-    """sha256 of a task's texts and labels: a resumed run checks it trains on the same."""
-    content = [task.label_names, task.train_texts, task.train_labels.tolist(), task.test_texts,
-               task.test_labels.tolist()]
-    return hashlib.sha256(json.dumps(content).encode("utf-8")).hexdigest()
-
-
 class Plan(NamedTuple):
     """What the settings, the task and the model fix for the whole run."""
 
@@ -387,7 +363,7 @@ def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
     if task is None:  # task files saved as absolute paths: --resume may run in another directory
         settings = replace(settings, task=_absolute(settings.task), test=_absolute(settings.test))
         task = load_task(settings.task, settings.test, seed=settings.seed)
-    check_task(task)
+    task.check_learnable()
     numpy_model, tokenizer, base = build_classifier(settings, task.num_labels, config)
     settings = replace(settings, max_length=fitted_max_length(settings.max_length,
                                                               numpy_model.config.max_len))
@@ -396,7 +372,7 @@ def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
     distributed.seed_dropout(world, settings.seed)
     if out_dir is not None:
         start_run(out_dir, model, tokenizer, label_names=list(task.label_names), base_model=base,
-                  settings=asdict(settings), task_sha256=task_digest(task))
+                  settings=asdict(settings), task_sha256=task.digest())
     run_plan = plan(settings, task, numpy_model)
     step_fn = step_for(model, settings, run_plan, world)
     history = new_history()
@@ -421,7 +397,7 @@ def resume_finetuning(directory, progress: bool = True,
                                                                "lowest_trainable_depth"))
     if task is None:
         task = load_task(settings.task, settings.test, seed=settings.seed)
-    if tuple(task.label_names) != tuple(run.metadata["label_names"]) or task_digest(task) != sha256:
+    if tuple(task.label_names) != tuple(run.metadata["label_names"]) or task.digest() != sha256:
         raise ValueError(f"task {task.name!r} is not the one the run in {directory} started with "
                          "(its examples or labels differ): resuming would train on other data")
     try:

@@ -33,6 +33,7 @@ integer ("1" and "01") are refused: the file would not say whether they are one 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
@@ -85,6 +86,26 @@ class Task:
         return Task(f"{self.name} (first of each label)", self.label_names,
                     [self.train_texts[i] for i in train], self.train_labels[train],
                     [self.test_texts[i] for i in test], self.test_labels[test])
+
+    def check_learnable(self) -> None:
+        """A task fine-tuning can learn: both splits non-empty, and at least two classes among the
+        training labels (with one, every prediction is right and nothing is learnt)."""
+        if len(self.train_texts) == 0 or len(self.test_texts) == 0:
+            raise ValueError(f"task {self.name!r} has {len(self.train_texts)} training and "
+                             f"{len(self.test_texts)} test examples; both splits need at least one")
+        classes = np.unique(self.train_labels)
+        if len(classes) < 2:
+            raise ValueError(
+                f"task {self.name!r} has a single class in its training split "
+                f"({[self.label_names[i] for i in classes]}); classification needs examples of at "
+                "least two labels"
+            )
+
+    def digest(self) -> str:
+        """sha256 of the texts and labels: a resumed run checks it trains on the same."""
+        content = [self.label_names, self.train_texts, self.train_labels.tolist(),
+                   self.test_texts, self.test_labels.tolist()]
+        return hashlib.sha256(json.dumps(content).encode("utf-8")).hexdigest()
 
 
 def load_sentiment(split: str) -> tuple[list[str], np.ndarray]:
