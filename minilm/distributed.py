@@ -35,17 +35,16 @@ shares are equal (CLM, where every token is a target) the sum is the average of 
 means. When they are not (MLM masks 15% of the tokens at random, so shards hold different numbers
 of masked tokens) the plain average would count the tokens of a shard with few masks more.
 
-Why an explicit all-reduce of the gradients rather than torch's DistributedDataParallel (DDP),
-which wraps the model and all-reduces for you: (1) DDP *averages* the processes' gradients, so
-with unequal shares each process would have to scale its loss by N n_p / n before the backward to
-turn that average into the sum above: the same gradient, with the formula hidden in a rescaling
-(minilm weighs each part's loss by n_p / n and sums, one rule for processes and micro-batches);
-(2) gradual unfreezing (`minilm finetune
---gradual-unfreezing`) changes from step to step which parameters train, while DDP fixes that set
-when it wraps the model (or searches the autograd graph at every step, find_unused_parameters);
-(3) the step reads as the formula. What DDP adds: it sends the gradients in buckets while the
-backward is still running, hiding the communication behind the computation, which matters on a
-cluster; here the all-reduce waits for the last micro-batch's backward.
+The all-reduce is torch's DistributedDataParallel (DDP, `data_parallel`): the twin runs wrapped in
+it, and during the backward DDP sends the gradients in buckets, each as soon as its gradients are
+ready, so the communication overlaps the rest of the backward. Two things to know about it:
+(1) DDP *averages* the processes' gradients (divides their sum by N), so each process multiplies
+its weighted loss by N before the backward: the average of N x (its part) is the sum above.
+(2) DDP synchronises the parameters that require a gradient when it wraps the model, and must be
+told if the loss leaves some without one (a pooler under an MLM loss): the step wraps the model
+anew when gradual unfreezing changes the trainable set, and looks once, with a forward and backward
+of its own, whether the loss reaches them all. Only the last micro-batch of a step synchronises
+(`synchronising`; the others run under DDP's `no_sync`).
 
 Only rank 0 shows progress, evaluates and writes the run directory (checkpoints, metrics.json with
 `world_size` and `per_rank_batch`); the others wait at a barrier meanwhile. Dropout: process r
@@ -183,17 +182,47 @@ def per_rank_batch(batch_size: int, grad_accum: int, world: World) -> int:
     return batch_size // world.size
 
 
-def all_reduce_sum(tensors: list, loss: float) -> float:
-    """Replace every tensor by its sum over the processes (in place, the same on all of them),
-    and return the sum of `loss` over the processes."""
+def data_parallel(model, find_unused_parameters: bool):
+    """`model` wrapped in torch's DistributedDataParallel for this process's group: run forward
+    and backward through the wrapper and, during the backward, the gradients are averaged across
+    the processes (in buckets, each sent as soon as its gradients are ready). On a GPU it holds
+    the model's device. `find_unused_parameters` when the loss leaves some parameter without a
+    gradient (the pooler under an MLM loss): DDP then looks for them after every forward, and
+    leaves their .grad None, as autograd does alone. The parameters it synchronises are those
+    that require a gradient when it wraps the model, so a new set of frozen parameters needs a
+    new wrapper."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = next(model.parameters()).device
+    with _together("wrapping the model for data parallelism"):
+        return DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=find_unused_parameters)
+
+
+@contextlib.contextmanager
+def synchronising(wrapped, last: bool):
+    """The forward and backward of one micro-batch through `data_parallel`'s wrapper: only the
+    last micro-batch of a step averages the gradients across processes (earlier ones only add
+    theirs into .grad, under DDP's no_sync); a process gone meanwhile is `ProcessFailed`."""
+    if not last:
+        with wrapped.no_sync():
+            yield
+        return
+    with _together("adding up the gradients"):
+        yield
+
+
+def sum_over_processes(value: float, world: World) -> float:
+    """The sum of `value` over the processes of `world`, the same on all of them."""
+    if world.size == 1:
+        return value
     import torch
     import torch.distributed as dist
 
-    device = tensors[0].device if tensors else "cpu"
-    total = torch.tensor(loss, dtype=torch.float64, device=device)
-    with _together("adding up the gradients"):
-        for tensor in [*tensors, total]:
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    total = torch.tensor(value, dtype=torch.float64)
+    with _together("adding up the losses"):
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
     return total.item()
 
 

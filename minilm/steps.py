@@ -24,8 +24,8 @@ A batch may be computed in pieces (`grad_accum`, `world`; `minilm.distributed` s
 same step): process r of N takes rows [r B/N, (r + 1) B/N) of it, in `grad_accum` micro-batches,
 one forward and backward each, whose losses are weighted by their share of the batch's scored
 targets (`micro_batches`); the gradients are added up, across micro-batches by accumulation and
-across processes by an all-reduce, before the clipping and AdamW, which are then the same on every
-process.
+across processes by torch's DistributedDataParallel, before the clipping and AdamW, which are then
+the same on every process.
 
 Both classes do exactly the same arithmetic, so with the same weights, batches and no dropout their
 loss curves agree to float rounding (tests/test_steps.py). Weight decay follows one rule in both
@@ -54,11 +54,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from minilm import data
+from minilm import data, distributed
 from minilm.common.backends import check_dtype, is_torch_model, to_numpy
 from minilm.common.checks import number_in, positive_int
 from minilm.common.names import IGNORE_INDEX
-from minilm.distributed import ALONE, World, all_reduce_sum, current
+from minilm.distributed import ALONE, World, current
 from minilm.numpy.models import loss_and_backward
 from minilm.numpy.optim import (
     AdamW,
@@ -169,6 +169,7 @@ class TorchStep:
         )
         self.grad_clip = number_in("grad_clip", grad_clip, "(0, inf)")
         self.grad_accum, self.world = positive_int("grad_accum", grad_accum), world
+        self._wrapped = None  # (trainable names, DistributedDataParallel) on several processes
 
     def __call__(self, inputs: tuple, targets: np.ndarray, lr: float,
                  frozen: frozenset[str] = frozenset()) -> float:
@@ -187,18 +188,47 @@ class TorchStep:
 
     def gradients(self, model, inputs: tuple, targets) -> float:
         """The batch's loss, with its gradient in .grad: this process's micro-batches, each loss
-        times its weight (autograd adds their gradients up), then summed over the processes."""
-        loss = 0.0
-        for part_inputs, part_targets, weight in micro_batches(inputs, targets, self.grad_accum,
-                                                               self.world):
-            with self._precision():
-                logits = model(*part_inputs)  # the twin takes NumPy inputs, moves them to its device
-                part_loss = self.loss(logits, part_targets) * weight
-            part_loss.backward()
+        times its weight (autograd adds their gradients up). On several processes the model runs
+        inside DistributedDataParallel, which averages the gradients across them during the last
+        micro-batch's backward: each loss is also multiplied by the number of processes, so that
+        the average is the sum the batch's gradient is (`minilm.distributed`)."""
+        parts = micro_batches(inputs, targets, self.grad_accum, self.world)
+        forward = self._data_parallel(model, parts[0])
+        loss, alone = 0.0, self.world.size == 1
+        for number, (part_inputs, part_targets, weight) in enumerate(parts, start=1):
+            with (contextlib.nullcontext() if alone
+                  else distributed.synchronising(forward, last=number == len(parts))):
+                with self._precision():
+                    logits = forward(*part_inputs)  # the twin takes NumPy inputs to its device
+                    part_loss = self.loss(logits, part_targets) * weight
+                (part_loss * self.world.size).backward()
             loss += part_loss.item()
-        if self.world.size > 1:  # every process ends with the gradient of the whole batch
-            loss = all_reduce_sum([p.grad for _, p in self.named if p.grad is not None], loss)
-        return loss
+        return distributed.sum_over_processes(loss, self.world)
+
+    def _data_parallel(self, model, part: tuple):
+        """The model alone; on several processes its DistributedDataParallel wrapper, made anew
+        when the set of trainable parameters changes (gradual unfreezing). `part`, a micro-batch,
+        tells whether the loss reaches every trainable parameter."""
+        if self.world.size == 1:
+            return model
+        trainable = frozenset(name for name, p in self.named if p.requires_grad)
+        if self._wrapped is None or self._wrapped[0] != trainable:
+            self._wrapped = None  # the old wrapper's gradient hooks go with it
+            self._wrapped = (trainable, distributed.data_parallel(
+                model, find_unused_parameters=self._leaves_some_unreached(model, part)))
+        return self._wrapped[1]
+
+    def _leaves_some_unreached(self, model, part: tuple) -> bool:
+        """Whether the loss of `part` gives some trainable parameter no gradient at all (a pooler
+        under an MLM loss): one forward and backward in eval mode, so that no dropout mask is
+        drawn, whose gradients are returned and dropped, not stored in .grad."""
+        part_inputs, part_targets, _ = part
+        trainable = [p for _, p in self.named if p.requires_grad]
+        with self._precision():
+            loss = self.loss(model.eval()(*part_inputs), part_targets)
+        model.train()
+        gradients = self.torch.autograd.grad(loss, trainable, allow_unused=True)
+        return any(gradient is None for gradient in gradients)
 
     def _precision(self):
         """bfloat16 autocast on the model's device, or nothing (float32)."""

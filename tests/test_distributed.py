@@ -6,6 +6,8 @@ Two real processes: `torchrun --standalone --nproc_per_node 2 tests/test_distrib
 this file as a script (the block at the end), once for the module; each process joins a gloo
 group and runs the experiments, rank 0 saves what it got, and the tests compare it with one
 process here:
+- the twin trains inside torch's DistributedDataParallel, told to look for parameters without a
+  gradient only when the loss leaves some (the pooler under MLM);
 - the step in float64, CLM and MLM (whose shards hold different numbers of masked tokens):
   losses and weights to 1e-10 (seen ~1e-14);
 - `minilm train` (MLM) and `minilm finetune` (33 sentences in batches of 8: the last batch of one
@@ -223,6 +225,41 @@ def test_two_processes_make_the_one_process_run_in_float64(objective, two_proces
     assert_same_run(losses, weights, *float64_run(objective, grad_accum=2), "float64")
 
 
+def test_the_twin_trains_inside_distributed_data_parallel(two_processes):
+    """torch's DDP does the adding up: it wraps the twin, and is told to look for parameters
+    without a gradient only when the loss leaves some (the pooler under MLM; a Decoder's CLM loss
+    reaches every parameter), whose .grad then stays None as in one process."""
+    wrappers = json.loads((two_processes / "wrappers.json").read_text())
+    for objective, unused in (("clm", False), ("mlm", True)):
+        assert wrappers[objective]["class"] == "DistributedDataParallel"
+        assert wrappers[objective]["ddp"] and wrappers[objective]["module"]
+        assert wrappers[objective]["find_unused_parameters"] is unused, objective
+    assert wrappers["mlm"]["pooler_gradients"] == [False, False]
+
+
+@pytest.mark.parametrize("pooler", [True, False])
+def test_the_probe_for_unreached_parameters_draws_no_dropout_and_keeps_no_gradient(pooler):
+    """TorchStep._leaves_some_unreached: True exactly when a trainable parameter gets no gradient
+    from the loss (an Encoder's pooler under MLM; False once the pooler is frozen); it runs in
+    eval mode (torch's generator does not move, so dropout masks stay those of the one-process
+    run), puts the model back in training mode and stores nothing in .grad."""
+    import torch
+
+    model = on_backend(Encoder(ModelConfig.preset("tiny", dropout=0.3), seed=0, pooler=True),
+                       "torch")
+    step = make_step(model, 0.0)
+    if not pooler:
+        for name, p in step.named:
+            p.requires_grad_(not name.startswith("bert.pooler"))
+    ids = np.random.default_rng(0).integers(4, model.config.vocab_size, size=500)
+    inputs, targets = data.mlm_batch(ids, 4, 16, np.random.default_rng(1),
+                                     model.config.vocab_size, 1, [0, 1, 2, 3])
+    generator = torch.get_rng_state()
+    assert step._leaves_some_unreached(model.train(), ((inputs,), targets, 1.0)) is pooler
+    assert torch.equal(torch.get_rng_state(), generator) and model.training
+    assert all(p.grad is None for p in model.parameters())
+
+
 def read_run(directory):
     metrics = json.loads((directory / "metrics.json").read_text())
     return metrics, load_file(str(directory / "model.safetensors"))
@@ -316,6 +353,9 @@ def run_every_experiment(out: Path) -> None:
         if world.is_main:
             np.savez(out / f"float64_{objective}.npz", losses=losses,
                      **{f"w.{name}": value for name, value in weights.items()})
+    wrappers = {objective: wrapper_after_a_step(objective, world) for objective in ("clm", "mlm")}
+    if world.is_main:
+        (out / "wrappers.json").write_text(json.dumps(wrappers))
     assert main(["train", *TRAIN_FLAGS, "--text", str(out / "text.txt"),
                  "--out", str(out / "train")]) == 0
     finetune_run(out / "finetune")
@@ -330,6 +370,28 @@ def run_every_experiment(out: Path) -> None:
     except Interrupted:
         restore()
     resume_training(out / "resumed", progress=False)
+
+
+def wrapper_after_a_step(objective: str, world: World) -> dict:
+    """What trained a twin's step on several processes: the wrapper's class, its
+    find_unused_parameters, and whether the pooler (which an MLM loss does not reach) has a
+    gradient; the model is a Decoder (CLM) or an Encoder with a pooler (MLM)."""
+    import torch
+
+    model = (Decoder(CONFIG, seed=0) if objective == "clm"
+             else Encoder(CONFIG, seed=0, pooler=True))
+    step = make_step(on_backend(model, "torch"), 0.0, world=world)
+    ids = np.random.default_rng(0).integers(4, CONFIG.vocab_size, size=500)
+    batch = (data.clm_batch(ids, BATCH, SEQ_LEN, np.random.default_rng(1)) if objective == "clm"
+             else data.mlm_batch(ids, BATCH, SEQ_LEN, np.random.default_rng(1),
+                                 CONFIG.vocab_size, 1, [0, 1, 2, 3]))
+    step((batch[0],), batch[1], 1e-2)
+    wrapper = step._wrapped[1]
+    pooler = [p for name, p in step.named if name.startswith("bert.pooler")]
+    return {"class": type(wrapper).__name__, "module": wrapper.module is step.model,
+            "find_unused_parameters": wrapper.find_unused_parameters,
+            "pooler_gradients": [p.grad is not None for p in pooler],
+            "ddp": isinstance(wrapper, torch.nn.parallel.DistributedDataParallel)}
 
 
 def crash_rank_one(out: Path) -> int:
