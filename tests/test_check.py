@@ -3,6 +3,7 @@ accept right answers and reject wrong ones is tests/test_lessons.py and tests/te
 """
 
 import re
+import sys
 import textwrap
 from pathlib import Path
 
@@ -299,6 +300,21 @@ def test_exit_in_a_function_fails_and_exit_at_import_is_a_clear_error(tmp_path, 
     assert "cannot be imported: line 2: SystemExit: 3" in capsys.readouterr().err
 
 
+def test_a_file_imports_a_module_of_the_learners_beside_it(tmp_path):
+    """As `python mine.py` would: the file's folder is on the import path while it loads (and
+    only then)."""
+    (tmp_path / "helper_of_mine.py").write_text(
+        "import numpy as np\n\ndef stable(x, axis):\n"
+        "    e = np.exp(x - x.max(axis=axis, keepdims=True))\n"
+        "    return e / e.sum(axis=axis, keepdims=True)\n")
+    path = write(tmp_path, "from helper_of_mine import stable\n\n"
+                 "def softmax_forward(x, axis=-1):\n    probs = stable(x, axis)\n"
+                 "    return probs, probs\n")
+    report = check(path, properties=PROPERTIES[:1])
+    assert [r.status for r in report.results] == ["passed"]
+    assert str(tmp_path) not in sys.path
+
+
 def test_a_directory_is_refused_with_one_line(tmp_path, capsys):
     assert main(["check", str(tmp_path)]) == 2
     assert "is a directory; minilm check reads a .py file" in capsys.readouterr().err
@@ -481,6 +497,12 @@ def test_a_shape_mismatch_names_the_array_compared():
     # mask_tokens with Hugging Face's fixed 0.5 of the rest: the draw, not the labels
     ("04", "(u < mask_token_prob + random_token_prob)", "(rng.random(ids.shape) < 0.5)",
      "a selected token left unchanged", "no token may change", "not by fixed shares"),
+    # key_mask read as True = padding: the mask, not the online softmax's rescaling
+    ("08", "allowed & key_mask[:, None, None, cols]", "allowed & ~key_mask[:, None, None, cols]",
+     "equals attention for any N", "attention with key_mask inverted", "key_mask True = may"),
+    # eps inside the square root: where eps goes, not the bias correction
+    ("03", "(np.sqrt(v_hat) + eps)", "np.sqrt(v_hat + eps)", "the first step moves",
+     "eps is inside the square root", "outside the root"),
     # a transposed dW under finite differences: the gradient and its shapes, not the oracle
     ("02", "rows_out.T @ rows_in", "rows_in.T @ rows_out", "is the gradient of your linear_f",
      "dweight: shape (", "dW = dout^T x"),
@@ -610,3 +632,42 @@ def test_a_failure_on_a_variant_of_the_drawn_case_shows_the_variant(tmp_path):
     (result,) = check(write(tmp_path, dividing, "dividing.py"), properties=chosen).results
     assert result.status == "failed" and result.cause == "exception", result
     assert "scale = 0.0" in result.counterexample, result.counterexample
+
+
+def test_a_function_with_another_signature_is_told_so(tmp_path):
+    """A function that cannot take the library's call (the axis forgotten) fails with the
+    signature to give it, not with a TypeError that seems to come from the check."""
+    source = GOOD_SOFTMAX.replace("def softmax_forward(x, axis=-1):", "def softmax_forward(x):")
+    assert source != GOOD_SOFTMAX
+    report = check(write(tmp_path, source), properties=PROPERTIES[:2])
+    assert [r.status for r in report.results] == ["failed", "failed"]
+    for result in report.results:
+        assert "cannot be called as the library calls it (too many positional" in result.message
+        assert "softmax_forward(x, axis=-1) -> (probs, cache)" in result.hint
+
+
+@pytest.mark.parametrize("lesson, right, wrong, prop, shown", [
+    # the mask the property built, not the drawn attn_mask = None
+    ("01", "allowed & attn_mask  # True = may attend", "allowed & ~attn_mask",
+     "True in attn_mask means", "attn_mask = [[ True"),
+    # the (rows, V) logits sample_next was called with, not the case's one row
+    ("03", "[:, -top_k][:, None]  # (B, 1)", "[:, -top_k - 1][:, None]",
+     "never draws a token outside", "# shape (2000, "),
+])
+def test_a_counterexample_shows_what_the_function_was_called_with(tmp_path, lesson, right, wrong,
+                                                                  prop, shown):
+    source = solution(lesson)
+    assert right in source
+    chosen = [p for p in PROPERTIES if p.name.startswith(prop)]
+    (result,) = check(write(tmp_path, source.replace(right, wrong)), properties=chosen).results
+    assert result.status == "failed" and shown in result.counterexample, result.counterexample
+
+
+def test_mask_tokens_labels_of_another_integer_dtype_are_refused(tmp_path):
+    """int32 labels are integers, but torch's cross-entropy refuses them as targets: the
+    docstring's int64 is held."""
+    source = solution("04")
+    assert "    return inputs, labels" in source
+    wrong = source.replace("    return inputs, labels", "    return inputs, labels.astype(np.int32)")
+    failed = check(write(tmp_path, wrong)).failed()
+    assert failed and all("labels must be int64 ids, got dtype int32" in r.message for r in failed)

@@ -123,6 +123,21 @@ def sample_next(logits, rng, temperature=1.0, top_k=None):
     return (probs.cumsum(axis=-1) > u).argmax(axis=-1)  # the first id whose cumulative passes u
 
 
+@mistake("softmax without subtracting the max: exp overflows at large logits (or small "
+         "temperatures)", breaks="logits in the thousands draw the most likely token (no overflow)")
+def sample_next(logits, rng, temperature=1.0, top_k=None):  # noqa: F811
+    if temperature == 0:
+        return logits.argmax(axis=-1)
+    scaled = logits / temperature
+    if top_k is not None:
+        kth_largest = np.sort(logits, axis=-1)[:, -top_k][:, None]
+        scaled = np.where(logits >= kth_largest, scaled, -np.inf)
+    probs = np.exp(scaled)  # inf once a logit / temperature passes ~709
+    probs /= probs.sum(axis=-1, keepdims=True)  # inf / inf = NaN
+    u = rng.random((len(probs), 1))
+    return (probs.cumsum(axis=-1) > u).argmax(axis=-1)
+
+
 @mistake("temperature multiplying the logits instead of dividing them",
          breaks="draws follow softmax(logits / temperature) over the kept tokens")
 def sample_next(logits, rng, temperature=1.0, top_k=None):  # noqa: F811

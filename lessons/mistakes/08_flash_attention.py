@@ -19,17 +19,17 @@ def _allowed(rows, cols, n_queries, n_keys, causal, key_mask):
 
 
 def _tiled_forward(q, k, v, causal, key_mask, scale, block_m, block_n, update, allowed=_allowed,
-                   finish=None):
+                   finish=None, m_start=-np.inf):
     """The tiled forward done right, except for `update(m, l, acc, s, v_tile)` (one key tile),
-    `allowed` (the tile's mask) and `finish(m, l, acc)` (-> out, lse of a query tile), which each
-    mistake may replace."""
+    `allowed` (the tile's mask), `finish(m, l, acc)` (-> out, lse of a query tile) and the
+    running max's start `m_start`, which each mistake may replace."""
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     n_queries, n_keys = q.shape[2], k.shape[2]
     out, lse = np.zeros(q.shape[:3] + v.shape[3:]), np.zeros(q.shape[:3])
     for i0 in range(0, n_queries, block_m):
         rows = np.arange(i0, min(i0 + block_m, n_queries))
         shape = q.shape[:2] + (len(rows),)  # (B, H, tile_m)
-        m, l, acc = np.full(shape, -np.inf), np.zeros(shape), np.zeros(shape + v.shape[-1:])
+        m, l, acc = np.full(shape, m_start), np.zeros(shape), np.zeros(shape + v.shape[-1:])
         for j0 in range(0, n_keys, block_n):
             cols = np.arange(j0, min(j0 + block_n, n_keys))
             s = q[:, :, rows] @ k[:, :, cols].swapaxes(-1, -2) * scale
@@ -128,6 +128,15 @@ def flash_attention_forward(q, k, v, causal=False, key_mask=None, scale=None,  #
         return m_new, alpha * l + p.sum(-1), alpha[..., None] * acc + p @ v_tile
 
     return _tiled_forward(q, k, v, causal, key_mask, scale, block_m, block_n, update)
+
+
+@mistake("the running max starts at 0 instead of -inf (right until a row's scores all fall below "
+         "about -745, where exp(s - 0) underflows)",
+         breaks="a row whose every score is below -1000 attends, as softmax says")
+def flash_attention_forward(q, k, v, causal=False, key_mask=None, scale=None,  # noqa: F811
+                            block_m=32, block_n=16):
+    return _tiled_forward(q, k, v, causal, key_mask, scale, block_m, block_n, _update,
+                          m_start=0.0)
 
 
 @mistake("exp of the raw scores, without a running max",

@@ -151,11 +151,16 @@ def _functions_of(source) -> tuple[dict[str, Callable], str, bool]:
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses and pickling look modules up by name
+        # its folder first on the import path, as `python file.py` puts it: the file may import
+        # a module of the learner's beside it
+        sys.path.insert(0, str(path.resolve().parent))
         try:
             spec.loader.exec_module(module)
         except (Exception, SystemExit) as error:  # noqa: BLE001 - the learner's file: one line
             del sys.modules[name]
             raise ValueError(f"{path} cannot be imported: {_where_raised(error, path)}") from None
+        finally:
+            sys.path.remove(str(path.resolve().parent))
         namespace, label = vars(module), str(path)
         owner = name
     elif isinstance(source, types.ModuleType):
@@ -199,6 +204,14 @@ class _Implementation:
     @staticmethod
     def _held(name: str, function):
         def call(*args, **kwargs):
+            try:  # a function that cannot take the call fails here, not as a TypeError that
+                inspect.signature(function).bind(*args, **kwargs)  # seems to come from the check
+            except TypeError as error:
+                raise Failure(f"{name} cannot be called as the library calls it ({error})",
+                              hint=f"give it the library's signature: "
+                                   f"{EXERCISES[name].signature}") from None
+            except ValueError:  # no signature to read (a built-in): let the call decide
+                pass
             copies = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
             kwcopies = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
             try:

@@ -90,6 +90,13 @@ def huge_scores(case):
     return {**case, "scale": 1000.0}
 
 
+def far_below_zero(case):
+    """Every score below -1000 (q > 0.5 and k < -0.5 in every entry, scale 4000: q.k < -D / 4):
+    exp(s) underflows float64 (below ~-745) unless the row's own max is subtracted."""
+    return {**case, "q": np.abs(case["q"]) + 0.5, "k": -(np.abs(case["k"]) + 0.5),
+            "scale": 4000.0}
+
+
 def memory_case(choice, head_dim=4):
     """One head of N = MEMORY_N queries and keys, by its sizes; `choice` is (causal, block_m,
     block_n). `memory_inputs` draws its arrays (a counterexample shows the sizes, not the 24k
@@ -154,7 +161,18 @@ cases = flash_attention_cases()
       hint="after the last key tile O = acc / l; rescale both l and acc by exp(m - m_new) "
            "whenever the running max m grows")
 def flash_forward_equals_attention(impl, case):
-    assert_out_is_attention(impl, case, "out vs softmax(q k^T * scale, masked) v")
+    """Equal to attention; an output that is attention with key_mask read the other way round
+    says so (the hint about rescaling would not help)."""
+    try:
+        assert_out_is_attention(impl, case, "out vs softmax(q k^T * scale, masked) v")
+    except Failure:
+        if case["key_mask"] is not None and max_error(
+                reference({**case, "key_mask": ~case["key_mask"]})[0],
+                forward(impl, case)[0]) <= TOL:
+            raise Failure("out is attention with key_mask inverted: it attends the keys marked "
+                          "False", hint="key_mask True = may attend (a real token), False = "
+                                        "padding: keep the scores where it is True") from None
+        raise
 
 
 @prop("flash_attention_forward", "causal: equals attention aligned bottom-right (Nq != Nk too)",
@@ -201,19 +219,37 @@ def flash_forward_empty_rows(impl, case):
       hint="exp(1000) overflows: p = exp(s - m_new) with the running max subtracted, never exp(s)",
       nonfinite=True)
 def flash_forward_is_stable(impl, case):
-    """Finite, and equal to attention. A finite output that is wrong at ordinary scores too (the
-    case at its default scale) is not an overflow: that failure says so and names the others."""
+    """Finite, and equal to attention (`assert_right_at_extreme_scores`)."""
     out = forward(impl, case)[0]
     assert_true(np.isfinite(out).all(), "out at huge scores holds NaN or inf")
+    assert_right_at_extreme_scores(impl, case, out, "at huge scores")
+
+
+@prop("flash_attention_forward", "a row whose every score is below -1000 attends, as softmax says",
+      cases.map(far_below_zero),
+      hint="start the running max m at -inf, not at 0: with m = 0, exp(s - m) underflows to 0 "
+           "once every score of a row is below about -745, and the row looks as if it attended "
+           "nothing")
+def flash_forward_very_negative_scores(impl, case):
+    """Equal to attention, whose rows with an allowed key are a softmax however low the scores
+    (`assert_right_at_extreme_scores`)."""
+    assert_right_at_extreme_scores(impl, case, forward(impl, case)[0],
+                                   "when every score is below -1000")
+
+
+def assert_right_at_extreme_scores(impl, case, out, what):
+    """Failure unless `out`, the implementation's output on `case`, equals attention's. An output
+    that is wrong at ordinary scores too (the drawn case at its default scale) is not about the
+    extreme scores: that failure says so and names the properties to fix first."""
     error = max_error(reference(case)[0], out)
     if error <= TOL:
         return
     ordinary = {**case, "scale": None}
     if max_error(reference(ordinary)[0], forward(impl, ordinary)[0]) <= TOL:
-        raise Failure(f"out at huge scores: error {error:.3g} > {TOL:g} (right at the default "
-                      "scale)", error)
-    raise Failure(f"out at huge scores is finite but wrong (error {error:.3g} > {TOL:g}), and "
-                  "wrong at the default scale too: not an overflow", error, hint=FIX_OUT_FIRST)
+        raise Failure(f"out {what}: error {error:.3g} > {TOL:g} (right at the default scale)",
+                      error)
+    raise Failure(f"out {what} is wrong (error {error:.3g} > {TOL:g}), and wrong at the default "
+                  "scale too: not the extreme scores", error, hint=FIX_OUT_FIRST)
 
 
 @prop("flash_attention_forward", f"never holds the (N, N) scores (peak memory at N = {MEMORY_N})",

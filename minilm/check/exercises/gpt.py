@@ -17,10 +17,12 @@ import numpy as np
 from hypothesis import strategies as st
 
 from minilm.check.framework import (
+    Failure,
     as_array,
     assert_close,
     assert_true,
     exercise,
+    on_case,
     prop,
     returned,
 )
@@ -254,6 +256,13 @@ def adamw_first_step_is_corrected(impl, case):
     param, grad = case["param"], case["grads"][0]
     zeros = np.zeros_like(param)
     moved, _, _ = _adamw(impl, case, param, grad, zeros, zeros, 1)
+    eps_inside = -case["lr"] * grad / np.sqrt(grad * grad + case["eps"])
+    if not np.allclose(moved - param, -case["lr"] * grad / (np.abs(grad) + case["eps"]),
+                       rtol=1e-9, atol=0.0) and np.allclose(moved - param, eps_inside,
+                                                            rtol=1e-9, atol=0.0):
+        raise Failure("the first move is lr * g / sqrt(g^2 + eps): eps is inside the square root",
+                      hint="add eps to sqrt(v_hat), outside the root: p -= lr * m_hat / "
+                           "(sqrt(v_hat) + eps)")
     assert_close("the first move p_new - p", -case["lr"] * grad / (np.abs(grad) + case["eps"]),
                  moved - param, 1e-9, floor=0.0)
 
@@ -294,11 +303,17 @@ def sampling_cases(draw, spread=2.0):
             "top_k": draw(st.none() | st.integers(1, vocab)), "rng_seed": draw(seeds)}
 
 
-def _sample(impl, case, rows, temperature=None, top_k="case"):
-    logits = np.tile(case["logits"], (rows, 1))  # (rows, V): many draws from one distribution
-    ids = impl.sample_next(logits, np.random.default_rng(case["rng_seed"]),
-                           case["temperature"] if temperature is None else temperature,
-                           case["top_k"] if top_k == "case" else top_k)
+def tiled(case, rows):
+    """The case as sample_next is called with it: `rows` copies of its row of logits, (rows, V),
+    so that one call makes many draws from one distribution (and a failure shows these inputs)."""
+    return {**case, "logits": np.tile(case["logits"], (rows, 1))}
+
+
+def _sample(impl, called):
+    """sample_next on the `tiled` case: one id per row, checked to be that."""
+    rows = len(called["logits"])
+    ids = impl.sample_next(called["logits"], np.random.default_rng(called["rng_seed"]),
+                           called["temperature"], called["top_k"])
     ids = as_array(ids, "ids")
     assert_true(ids.shape == (rows,), f"ids has shape {ids.shape}, expected ({rows},): one per row")
     return ids
@@ -309,9 +324,10 @@ def _sample(impl, case, rows, temperature=None, top_k="case"):
 def greedy_at_temperature_zero(impl, case):
     rng = np.random.default_rng(case["rng_seed"])
     logits = rng.standard_normal((4, len(case["logits"])))  # rows with different maxima
-    ids = as_array(impl.sample_next(logits, rng, 0.0, case["top_k"]), "ids")
-    assert_true(np.array_equal(ids, logits.argmax(axis=-1)),
-                f"picked {ids.tolist()}, the most likely are {logits.argmax(axis=-1).tolist()}")
+    with on_case({**case, "logits": logits, "temperature": 0.0}):
+        ids = as_array(impl.sample_next(logits, rng, 0.0, case["top_k"]), "ids")
+        assert_true(np.array_equal(ids, logits.argmax(axis=-1)),
+                    f"picked {ids.tolist()}, the most likely are {logits.argmax(axis=-1).tolist()}")
 
 
 @prop("sample_next", "never draws a token outside the k most likely",
@@ -320,11 +336,12 @@ def greedy_at_temperature_zero(impl, case):
       max_examples=10, hint="keep the logits >= the k-th largest (np.partition or np.sort), set "
                             "the others to -inf before the softmax: k tokens, not k + 1")
 def top_k_keeps_k(impl, case):
-    ids = _sample(impl, case, 2000)
-    allowed = np.argsort(case["logits"])[-case["top_k"]:]
-    outside = sorted(set(ids.tolist()) - set(allowed.tolist()))
-    assert_true(not outside, f"top_k={case['top_k']} drew tokens {outside}, outside the "
-                             f"{case['top_k']} most likely {sorted(allowed.tolist())}")
+    with on_case(tiled(case, 2000)) as called:
+        ids = _sample(impl, called)
+        allowed = np.argsort(case["logits"])[-case["top_k"]:]
+        outside = sorted(set(ids.tolist()) - set(allowed.tolist()))
+        assert_true(not outside, f"top_k={case['top_k']} drew tokens {outside}, outside the "
+                                 f"{case['top_k']} most likely {sorted(allowed.tolist())}")
 
 
 @prop("sample_next", "draws follow softmax(logits / temperature) over the kept tokens",
@@ -333,19 +350,41 @@ def top_k_keeps_k(impl, case):
            "(T < 1 sharpens, T > 1 flattens), then softmax and draw with rng")
 def samples_follow_the_distribution(impl, case):
     draws = 5000
-    ids = _sample(impl, case, draws)
     logits, vocab = case["logits"], len(case["logits"])
     kept = np.zeros(vocab, dtype=bool)
     kept[np.argsort(logits)[-(case["top_k"] or vocab):]] = True
     scaled = np.where(kept, logits / case["temperature"], -np.inf)
     probabilities = np.exp(scaled - scaled.max())
     probabilities /= probabilities.sum()
-    within_counting_error(f"temperature {case['temperature']}, top_k {case['top_k']}",
-                          np.bincount(ids, minlength=vocab)[:vocab], probabilities, draws)
+    with on_case(tiled(case, draws)) as called:
+        ids = _sample(impl, called)
+        within_counting_error(f"temperature {case['temperature']}, top_k {case['top_k']}",
+                              np.bincount(ids, minlength=vocab)[:vocab], probabilities, draws)
+
+
+def thousands(case):
+    """The case's logits times 1000, the largest moved to the last token: exp of them overflows
+    float64 (above ~709) unless the row's max is subtracted first; a sampler that then returns
+    token 0 for a row of NaN probabilities is not right by luck."""
+    logits = 1000.0 * case["logits"]
+    return {**case, "logits": np.roll(logits, len(logits) - 1 - int(logits.argmax()))}
+
+
+@prop("sample_next", "logits in the thousands draw the most likely token (no overflow)",
+      sampling_cases().map(thousands), max_examples=10,
+      hint="subtract each row's max before the exp (softmax's shift): exp(1000) overflows to inf "
+           "and inf / inf is NaN")
+def sampling_is_stable(impl, case):
+    with on_case(tiled(case, 50)) as called:
+        ids = _sample(impl, called)
+        expected = len(case["logits"]) - 1
+        assert_true(np.all(ids == expected), f"drew tokens {sorted(set(ids.tolist()))} where the "
+                                             f"softmax puts all the mass on token {expected}")
 
 
 @prop("sample_next", "draws from the rng it is given (same seed, same tokens)", sampling_cases(),
       max_examples=5, hint="draw with the rng argument (rng.random, rng.choice), not np.random")
 def sampling_is_reproducible(impl, case):
-    assert_true(np.array_equal(_sample(impl, case, 50), _sample(impl, case, 50)),
-                "two calls with generators of the same seed drew different tokens")
+    with on_case(tiled(case, 50)) as called:
+        assert_true(np.array_equal(_sample(impl, called), _sample(impl, called)),
+                    "two calls with generators of the same seed drew different tokens")

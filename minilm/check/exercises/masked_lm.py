@@ -30,7 +30,8 @@ exercise("mask_tokens", LESSON,
 
 def masked(impl, case, defaults=False, seed=None):
     """(ids, inputs, labels) of the learner's mask_tokens on the case (its own probabilities, or
-    the function's defaults), checked to be integer arrays shaped like ids."""
+    the function's defaults), checked to be int64 arrays shaped like ids (the dtype the model's
+    embedding takes and torch's cross-entropy requires of its targets)."""
     ids = case["ids"]
     rng = np.random.default_rng(case["rng_seed"] if seed is None else seed)
     args = (ids, rng, case["vocab_size"], case["mask_id"], list(case["special_ids"]))
@@ -39,8 +40,9 @@ def masked(impl, case, defaults=False, seed=None):
     inputs, labels = returned(impl.mask_tokens(*args, **kwargs), "mask_tokens", ("inputs", "labels"))
     for name, array in (("inputs", inputs), ("labels", labels)):
         assert_true(array.shape == ids.shape, f"{name} has shape {array.shape}, ids {ids.shape}")
-        assert_true(np.issubdtype(array.dtype, np.integer),
-                    f"{name} must hold integer ids, got dtype {array.dtype}")
+        assert_true(array.dtype == np.int64,
+                    f"{name} must be int64 ids, got dtype {array.dtype} (torch's cross-entropy "
+                    "takes int64 targets only)")
     return ids, inputs, labels
 
 
