@@ -169,12 +169,16 @@ def command_tokenizer_train(args):
 
     _check_file("CORPUS.txt", args.corpus)
     check_writable("--out", args.out, directory=True)
+    out = Path(args.out)
+    held = [name for name in ("vocab.json", "merges.txt", "config.json") if (out / name).exists()]
+    if held:  # a tokenizer, or a model whose tokenizer this would replace: nothing is lost
+        raise ValueError(f"--out {args.out!r} already holds {', '.join(held)}, which this would "
+                         "replace: give a new or empty directory")
     text = load_text(args.corpus)  # refuses a file that is empty or not UTF-8, naming it
     if text.isspace():  # whitespace alone would learn merges of spaces and line breaks only
         raise ValueError(f"CORPUS.txt {args.corpus!r} holds only whitespace; expected text to "
                          "learn merges from")
     tokenizer = BPETokenizer.train(text, args.vocab_size)
-    out = Path(args.out)
     tokenizer.save(out)
     print(f"learned {len(tokenizer.merges)} merges on {args.corpus} ({len(text)} characters): "
           f"vocab_size {tokenizer.vocab_size}"

@@ -359,7 +359,7 @@ def finetune(settings: FinetuneSettings, out_dir=None, progress: bool = True,
     `task` overrides `settings.task` / `settings.test` with an in-memory `Task`; `config` gives the
     architecture for init="random" (default: the model directory's config.json).
     """
-    world, out_dir = prepare_run(settings, out_dir)
+    world, out_dir = prepare_run(settings, out_dir, reads=settings.model)
     if task is None:  # task files saved as absolute paths: --resume may run in another directory
         settings = replace(settings, task=_absolute(settings.task), test=_absolute(settings.test))
         task = load_task(settings.task, settings.test, seed=settings.seed)

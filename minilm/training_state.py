@@ -47,6 +47,7 @@ from minilm.checkpoint import (
     LOSS_CURVE_FILE,
     METRICS_FILE,
     METRICS_LOG_FILE,
+    MINILM_BLOCK,
     TENSORBOARD_DIR,
     TRAINING_STATE_FILE,
     WEIGHTS_FILE,
@@ -85,14 +86,26 @@ class TrainingState(NamedTuple):
     progress: dict  # the loop's own (data generator, loss history, ...), JSON
 
 
-def prepare_run_directory(directory) -> Path:
+def prepare_run_directory(directory, reads: Path | None = None) -> Path:
     """Check, before anything is read or trained, that a new run can be written to `directory`
-    (--out, `check_writable`). Nothing is left created (`start_run` creates it), so a run refused
-    before it starts, for its text or its model, leaves no empty directory behind. Refused too: a
-    directory holding an unfinished run, which `--resume` would continue (starting afresh there
-    would throw its checkpoint away). A finished run there is replaced."""
+    (--out, `check_writable`): a new or empty directory, or a finished minilm run, which is
+    replaced. Nothing is left created (`start_run` creates it), so a run refused before it starts,
+    for its text or its model, leaves no empty directory behind. Refused: a directory holding
+    anything else (a Hugging Face model, a tokenizer, your files: replacing them would lose them),
+    the directory `reads` (--model, the model the run starts from), and a directory holding an
+    unfinished run, which `--resume` would continue (starting afresh there would throw its
+    checkpoint away)."""
     check_writable("--out", directory, directory=True)
     directory = Path(directory)
+    if reads is not None and directory.resolve() == Path(reads).resolve():
+        raise ValueError(f"--out {str(directory)!r} is the directory of --model, which the run "
+                         "reads its weights from: give another --out")
+    held = sorted(path.name for path in directory.iterdir()) if directory.is_dir() else []
+    if held and not _is_minilm_run(directory):
+        raise ValueError(f"--out {str(directory)!r} holds files that are not a minilm run "
+                         f"({', '.join(held[:4])}{', ...' if len(held) > 4 else ''}), which the "
+                         "run would replace: give a new or empty directory (or a finished "
+                         "minilm run, which is replaced)")
     if (directory / TRAINING_STATE_FILE).is_file():
         try:
             step, total_steps = _read_header(directory / TRAINING_STATE_FILE)[:2]
@@ -105,6 +118,15 @@ def prepare_run_directory(directory) -> Path:
                 "(or delete it) to start afresh"
             )
     return directory
+
+
+def _is_minilm_run(directory: Path) -> bool:
+    """Whether `directory` holds a run minilm wrote: a config.json with minilm's block."""
+    try:
+        config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and MINILM_BLOCK in config
 
 
 def start_run(directory, model, tokenizer, **metadata) -> Path:
@@ -329,20 +351,21 @@ def restore_optimizer(step_fn, run: Run, state: TrainingState) -> None:
 # ---------------------------------------------------------------- what every loop does around its steps
 
 
-def prepare_run(settings, out_dir) -> tuple[distributed.World, Path | None]:
+def prepare_run(settings, out_dir, reads=None) -> tuple[distributed.World, Path | None]:
     """What a training loop (`minilm.train`, `minilm.finetune`) does first, before it reads data
     or builds a model, so that a run refused for its flags stops at once: TensorBoard checked if
     `settings.tensorboard` asks for it, this process's place among those torchrun started
     (`distributed.join_run`), and the run directory `out_dir` (--out, or None for none) checked
-    by `prepare_run_directory`. Returns (world, out_dir); out_dir is None on every process but
-    rank 0, which alone writes the run directory."""
+    by `prepare_run_directory` (`reads`: the model directory the run starts from, if any).
+    Returns (world, out_dir); out_dir is None on every process but rank 0, which alone writes
+    the run directory."""
     if settings.tensorboard:
         check_tensorboard()
     world = distributed.join_run(settings)
     if not world.is_main:
         out_dir = None  # rank 0 alone writes the run directory
     if out_dir is not None:
-        out_dir = prepare_run_directory(out_dir)
+        out_dir = prepare_run_directory(out_dir, reads)
     return world, out_dir
 
 

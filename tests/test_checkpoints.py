@@ -195,6 +195,45 @@ def test_out_is_checked_before_anything_is_trained(text_file, tmp_path, monkeypa
     train(settings, ModelConfig.preset("tiny"), text_file, run, progress=False)
 
 
+def test_out_never_replaces_what_is_not_a_finished_minilm_run(text_file, tmp_path, capsys):
+    """Nothing lost: --out replaces only a finished minilm run (config.json with minilm's block).
+    A Hugging Face model's directory, a tokenizer's, a folder of your files and the --model the
+    run reads from are refused before anything is read, and keep every file; an empty directory
+    is used."""
+    hf_model = tmp_path / "gpt2"
+    hf_model.mkdir()
+    for name, text in (("config.json", '{"model_type": "gpt2"}'), ("vocab.json", "{}"),
+                       ("merges.txt", "#version: 0.2\n")):
+        (hf_model / name).write_text(text)
+    yours = tmp_path / "notes"
+    yours.mkdir()
+    (yours / "todo.txt").write_text("mine")
+    before = {path: path.read_text() for path in [*hf_model.iterdir(), *yours.iterdir()]}
+    for out in (hf_model, yours):
+        assert main(["train", "--preset", "tiny", "--steps", "2", "--text", str(text_file),
+                     "--out", str(out)]) == 2
+        assert "holds files that are not a minilm run" in capsys.readouterr().err
+    assert main(["tokenizer", "train", "--vocab-size", "300", str(text_file), "--out",
+                 str(hf_model)]) == 2
+    assert "already holds vocab.json, merges.txt, config.json" in capsys.readouterr().err
+    assert {path: path.read_text() for path in before} == before
+    assert len(list(hf_model.iterdir())) == 3  # nothing added either
+
+    run = tmp_path / "mlm"
+    settings = TrainSettings(objective="mlm", steps=2, batch_size=2, seq_len=8, eval_every=2,
+                             eval_tokens=50)
+    train(settings, ModelConfig.preset("tiny"), text_file, run, progress=False)
+    weights = (run / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="is the directory of --model, which the run reads"):
+        finetune(FinetuneSettings(model=str(run), max_steps=1), run, progress=False)
+    assert (run / "model.safetensors").read_bytes() == weights
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    train(TrainSettings(steps=2, batch_size=2, seq_len=8, eval_every=2, eval_tokens=50),
+          ModelConfig.preset("tiny"), text_file, empty, progress=False)
+    assert (empty / "model.safetensors").is_file()
+
+
 # ---------------------------------------------------------------- resuming in one process
 
 

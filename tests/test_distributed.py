@@ -106,13 +106,21 @@ def torchrun(*arguments, timeout=180) -> subprocess.CompletedProcess:
                           cwd=Path(__file__).parent)
 
 
+def failure_summary(stderr: str) -> str:
+    """Each rank's error lines (torchrun interleaves the ranks' tracebacks: the first rank to fail
+    is often far above the end), then the end of stderr."""
+    errors = [line for line in stderr.splitlines()
+              if re.match(r"\[rank\d+\]: [\w.]*(Error|Exception|Failed|Interrupt)\b", line)]
+    return "\n".join([*errors, "...", stderr[-3000:]])
+
+
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
     """The directory where rank 0 of one 2-process launch left its results."""
     out = tmp_path_factory.mktemp("two_processes")
     (out / "text.txt").write_text(TEXT)
     launched = torchrun("run", out)
-    assert launched.returncode == 0, launched.stderr[-4000:]
+    assert launched.returncode == 0, failure_summary(launched.stderr)
     (out / "stdout.txt").write_text(launched.stdout)
     return out
 
