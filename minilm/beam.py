@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from minilm.common.backends import check_model_class, inference, to_numpy
-from minilm.common.checks import number_in, positive_int
+from minilm.common.checks import is_int, number_in, positive_int
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -54,8 +54,14 @@ def beam_step(beam_scores, log_probs, n_best):
     return scores, best // vocab, best % vocab
 
 
-def _check_decoding(model, max_new_tokens, num_beams, length_penalty) -> int:
+def _check_decoding(model, start_id, end_id, max_new_tokens, num_beams, length_penalty) -> int:
     check_model_class(model, "Seq2Seq", "decoding a translation")  # a Decoder has no encoder
+    vocab_size = model.config.vocab_size
+    # start_id 1.5 would decode from token 1; an end_id the model cannot write would never end
+    for name, token in (("start_id", start_id), ("end_id", end_id)):
+        if not is_int(token) or not 0 <= token < vocab_size:
+            raise ValueError(f"{name} must be a token id, an int in [0, vocab_size={vocab_size}), "
+                             f"got {token!r}")
     positive_int("max_new_tokens", max_new_tokens)
     positive_int("num_beams", num_beams)
     number_in("length_penalty", length_penalty, "[0, inf)")
@@ -96,7 +102,7 @@ def _until_end(ids, end_id) -> list[int]:
 def greedy_decode(model, source_ids, source_mask, start_id, end_id, max_new_tokens=64,
                   use_cache=True) -> list[list[int]]:
     """The most likely token at every step: each source's target ids, without start and end."""
-    steps = _check_decoding(model, max_new_tokens, 1, 0.0)
+    steps = _check_decoding(model, start_id, end_id, max_new_tokens, 1, 0.0)
     with inference(model):
         decoder = _Decoder(model, source_ids, source_mask, use_cache)
         targets = np.full((len(decoder.memory), 1), start_id, dtype=np.int64)  # (B, 1)
@@ -115,7 +121,8 @@ def beam_search(model, source_ids, source_mask, start_id, end_id, max_new_tokens
                 num_beams=4, length_penalty=1.0, use_cache=True) -> list[list[int]]:
     """The best finished hypothesis of a beam search with `num_beams` beams per source (see the
     module docstring): each source's target ids, without start and end."""
-    steps = _check_decoding(model, max_new_tokens, num_beams, length_penalty)
+    steps = _check_decoding(model, start_id, end_id, max_new_tokens, num_beams,
+                            length_penalty)
     k = num_beams
     with inference(model):
         decoder = _Decoder(model, source_ids, source_mask, use_cache)

@@ -144,7 +144,13 @@ def save_run(directory, model, tokenizer, **metadata) -> Path:
 
 
 def describe_run(directory, model, tokenizer, metadata: dict) -> Path:
-    """config.json and the tokenizer: what the weights are and how to read text into them."""
+    """config.json and the tokenizer: what the weights are and how to read text into them. A
+    quantized model is refused: its int8 weights and scales are no Hugging Face parameters (the
+    directory would load in transformers with those Linears freshly initialised)."""
+    from minilm.compress.quantize import check_not_quantized
+
+    check_not_quantized(model, "save it as a run", "save the float model, and quantize it after "
+                                                   "loading (quantize(load_run(...)[0]))")
     kind = kind_of(model)
     if tokenizer.vocab_size != model.config.vocab_size:  # read_run would refuse the directory
         raise ValueError(f"save_run: the tokenizer has {tokenizer.vocab_size} tokens but the "

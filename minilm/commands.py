@@ -211,7 +211,9 @@ def _texts_from(args, what: str) -> list[str]:
         # which text copied from web pages and PDFs holds inside a line
         texts += [line.strip() for line in read_text(args.file).split("\n") if line.strip()]
     if not texts:
-        raise ValueError(f"give {what}: TEXT [TEXT ...] or --file FILE")
+        raise ValueError(f"--file {args.file!r} holds no text (only blank lines): give {what}"
+                         if args.file is not None else
+                         f"give {what}: TEXT [TEXT ...] or --file FILE")
     return texts
 
 

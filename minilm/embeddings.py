@@ -60,8 +60,11 @@ def mean_pool(hidden, attention_mask) -> np.ndarray:
 
     Padding positions hold vectors too (the encoder computes every position); the mask keeps them
     out of the mean. The clamp guards an all-padding row, as sentence-transformers does."""
-    hidden = np.asarray(hidden)
-    mask = np.asarray(attention_mask).astype(hidden.dtype)[..., None]  # (B, T, 1)
+    hidden, mask = np.asarray(hidden), np.asarray(attention_mask)
+    if hidden.ndim != 3 or mask.shape != hidden.shape[:2]:
+        raise ValueError(f"mean_pool: hidden must be (B, T, C) and attention_mask (B, T), got "
+                         f"shapes {hidden.shape} and {mask.shape}")
+    mask = mask.astype(hidden.dtype)[..., None]  # (B, T, 1)
     total = (hidden * mask).sum(axis=1)  # (B, C)
     count = np.maximum(mask.sum(axis=1), 1e-9)  # (B, 1)
     return total / count
@@ -75,6 +78,10 @@ def l2_normalize(x, eps: float = 1e-12) -> np.ndarray:
 
 def cosine_similarity_matrix(embeddings) -> np.ndarray:
     """S[i, j] = cos(e_i, e_j): (N, C) -> (N, N), symmetric, ones on the diagonal."""
+    embeddings = np.asarray(embeddings)
+    if embeddings.ndim != 2:  # one vector (C,) would give a scalar, its own similarity
+        raise ValueError(f"embeddings must be (N, C), one row per text, got shape "
+                         f"{embeddings.shape}")
     unit = l2_normalize(embeddings)
     return unit @ unit.T
 

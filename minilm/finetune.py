@@ -505,7 +505,10 @@ def _finetune_from(position: Position, settings, task, model, tokenizer, step_fn
             epoch_seconds = 0.0
         evaluating, saving = due(step, eval_every, total), due(step, save_every, total)
         if evaluating and world.is_main:  # meanwhile the other processes wait at the barrier
-            test = scores_on_test_split(model, tokenizer, task, settings.max_length)
+            # a model the step's update made diverge: one line (below), not NumPy's warnings
+            with np.errstate(over="ignore", invalid="ignore"):
+                test = scores_on_test_split(model, tokenizer, task, settings.max_length)
+            check_finite_loss(test["loss"], step - 1, "test loss")  # before it is logged or saved
             record = evaluation_record(history, test, step, per_epoch, lr,
                                        seconds_before + time.perf_counter() - started)
             log.write(record, describe_evaluation(record, total))

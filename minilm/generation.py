@@ -103,9 +103,13 @@ def generate(model, prompt_ids, max_new_tokens, rng=None, temperature=1.0, top_k
     point rounding of the logits (different summation orders could only matter at an exact tie).
     """
     ids = np.asarray(prompt_ids)
-    if ids.ndim != 2 or ids.shape[1] == 0 or not np.issubdtype(ids.dtype, np.integer):
+    if ids.ndim != 2 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"prompt_ids must be a non-empty (batch, time) integer array, got "
                          f"{ids.dtype} {ids.shape}")  # 1.7 is no token id: not read as 1
+    vocab_size = model.config.vocab_size
+    if ids.min() < 0 or ids.max() >= vocab_size:  # before the cast: 2**63 + 5 would wrap around
+        raise ValueError(f"prompt_ids must lie in [0, vocab_size={vocab_size}), got "
+                         f"[{ids.min()}, {ids.max()}]")
     ids = ids.astype(np.int64)
     int_at_least("max_new_tokens", max_new_tokens, 0)
     check_sampling(temperature, top_k, model.config.vocab_size, top_p)

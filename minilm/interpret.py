@@ -74,12 +74,17 @@ def _whole_text(tokenizer, encoder, text: str, pair: str | None,
     A WordPiece tokenizer gives "[CLS] text [SEP] (pair [SEP])"; the CharTokenizer of a
     `minilm train --objective mlm` run gives the text's characters, one token each, with no
     [CLS] or [SEP] and no pair (its model was trained on plain character streams)."""
+    given = {"text": text} if pair is None else {"text": text, "pair": pair}
+    for name, value in given.items():  # a list would be a batch, of which one row was kept
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a str (one text), got {type(value).__name__} "
+                             f"{value!r:.60}")
     limit = encoder.config.max_len if max_length is None else max_length
     if isinstance(tokenizer, CharTokenizer):
         if pair is not None:
             raise ValueError("pair: this model's tokenizer is a CharTokenizer, which reads one "
                              "text (no [SEP] to join a pair); give the text alone")
-        if not isinstance(text, str) or not text:
+        if not text:
             raise ValueError(f"text must be a non-empty str, got {text!r}")
         ids = tokenizer.encode(text)[None]  # (1, T)
         batch = {"input_ids": ids, "attention_mask": np.ones_like(ids),
@@ -190,13 +195,17 @@ def attention_layers(model) -> list:
 def set_head_gates(model, gates) -> None:
     """Put a multiplier on every head's output, in place: `gates` holds one entry per block, an
     array (H_l,) shared by the batch or (B, H_l) one per example (H_l the block's heads; an
-    (L, H) array does for an unpruned model); None removes every gate. For the twin, tensors (a
-    gate that requires grad gets a gradient) or arrays (converted to the model's dtype)."""
+    (L, H) array does for an unpruned model) of finite numbers; None removes every gate. For the
+    twin, tensors (a gate that requires grad gets a gradient) or arrays (converted to the model's
+    dtype)."""
     layers = attention_layers(model)
     if gates is None:
         for layer in layers:
             layer.head_gate = None
         return
+    if not hasattr(gates, "__len__"):
+        raise ValueError(f"gates must hold one gate per block (a list, or an (L, H) array), got "
+                         f"{type(gates).__name__} {gates!r}")
     if len(gates) != len(layers):
         raise ValueError(f"gates: {len(gates)} entries for a model of {len(layers)} blocks")
     weight = next(iter(_parameters(model)))
@@ -211,6 +220,7 @@ def set_head_gates(model, gates) -> None:
             gate = torch.as_tensor(gate).to(device=weight.device, dtype=weight.dtype)
         else:
             gate = np.asarray(gate, dtype=weight.dtype)
+        check_finite(f"gates[{number}]", gate)  # NaN would make every output NaN
         layer.head_gate = gate
 
 

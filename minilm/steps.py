@@ -324,11 +324,12 @@ class TrainingDiverged(ValueError):
     cause is almost always a setting, the learning rate first of all.)"""
 
 
-def check_finite_loss(loss: float, step: int) -> float:
-    """`loss` if it is a finite number, else TrainingDiverged naming the step and what to try."""
+def check_finite_loss(loss: float, step: int, what: str = "loss") -> float:
+    """`loss` if it is a finite number, else TrainingDiverged naming the step (whose update made
+    the loss `what`, e.g. "validation loss", non-finite) and what to try."""
     if not math.isfinite(loss):
         raise TrainingDiverged(
-            f"training diverged at step {step}: the loss is {loss}. Try a lower --lr (or a longer "
+            f"training diverged at step {step}: the {what} is {loss}. Try a lower --lr (or a longer "
             "warmup, a smaller --grad-clip); the last checkpoint in the run directory, if any, "
             "holds the weights from before"
         )

@@ -24,7 +24,8 @@ Your own data
 -------------
 `load_labelled_file(path)` reads a CSV file (a header with `text` and `label` columns; other
 columns are ignored) or a JSON Lines file (.jsonl / .ndjson: one `{"text": ..., "label": ...}`
-object per line). A label is a name: a string, or an integer that stands for its own name
+object per line). A `text_pair` column or key (a sentence pair) is refused: the tasks are of one
+sentence. A label is a name: a string, or an integer that stands for its own name
 (`1` and `"1"` are the same label), so files labelled 0/1 work as they are. Two spellings of one
 integer ("1" and "01") are refused: the file would not say whether they are one label or two.
 `load_task(train, test)` turns files (or the name "sentiment") into a `Task` with both splits.
@@ -51,6 +52,11 @@ LABELS = ("negative", "positive")  # label names of the built-in sentiment task;
 SPLITS = ("train", "test")
 CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+# Hugging Face's name for the second sentence of a pair. Ignored like other columns, it would
+# have the model learn from each pair's first sentence alone, and nothing would say so.
+PAIR_FIELD = "text_pair"
+NO_PAIRS = ("sentence-pair classification is not supported by `minilm finetune`; expected one "
+            "'text' per example")
 
 # One example as read from a file: (line number, text, label name). The line number is kept so
 # that a bad label can be reported where it is.
@@ -217,6 +223,8 @@ def _csv_rows(lines: Iterable[str], source: str) -> list[Row]:
             f"{source}: header {reader.fieldnames} lacks column(s) {sorted(missing)}; "
             "expected 'text' and 'label'"
         )
+    if PAIR_FIELD in reader.fieldnames:
+        raise ValueError(f"{source}: column {PAIR_FIELD!r}: {NO_PAIRS}")
     # DictReader keeps the last of two columns of one name. Only ours are refused: spreadsheet
     # programs write a blank name for every empty column ("text,label,,").
     repeated = sorted({name for name in ("text", "label") if reader.fieldnames.count(name) > 1})
@@ -253,6 +261,8 @@ def _jsonl_rows(lines: Iterable[str], source: str) -> list[Row]:
                 f"{source}, line {line_number}: missing key(s) {sorted(missing)}; "
                 "expected 'text' and 'label'"
             )
+        if PAIR_FIELD in record:
+            raise ValueError(f"{source}, line {line_number}: key {PAIR_FIELD!r}: {NO_PAIRS}")
         rows.append(_row(line_number, record["text"], record["label"], source))
     return rows
 

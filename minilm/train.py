@@ -141,13 +141,12 @@ class TrainSettings:
             self.save_every = self.eval_every
         for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_tokens",
                      "save_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            int_at_least(name, getattr(self, name), 1)
         if self.seq_len is not None and self.objective == "seq2seq":
             raise ValueError(f"seq_len is for clm and mlm, got seq_len={self.seq_len}: seq2seq "
                              "sets its own lengths (each batch pads to its longest sentence)")
-        if self.seq_len is not None and self.seq_len < 2:
-            raise ValueError(f"seq_len must be >= 2, got {self.seq_len}")
+        if self.seq_len is not None:
+            int_at_least("seq_len", self.seq_len, 2)
         number_in("lr", self.lr, "(0, inf)")
         if self.min_lr is None:
             self.min_lr = self.lr / 10
@@ -452,9 +451,13 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
         saving = due(done, settings.save_every, settings.steps)
         if evaluating and world.is_main:  # meanwhile the other processes wait at the barrier
             previous = history["val_step"][-1] if history["val_step"] else 0
+            # a model the step's update made diverge: one line (below), not NumPy's warnings
+            with np.errstate(over="ignore", invalid="ignore"):
+                val_loss = evaluate(model, validation_batches(corpus_data.val_ids, settings,
+                                                              tokenizer))
+            check_finite_loss(val_loss, step, "validation loss")  # before it is logged or saved
             history["val_step"].append(done)
-            history["val_loss"].append(
-                evaluate(model, validation_batches(corpus_data.val_ids, settings, tokenizer)))
+            history["val_loss"].append(val_loss)
             record = evaluation_record(history, previous, floor, lr,
                                        {f"{unit}_per_second": throughput,
                                         "seconds": seconds_before + elapsed})

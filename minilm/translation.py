@@ -147,7 +147,15 @@ def translate_ids(model, sources: list[list[int]], tokenizer, num_beams=1, lengt
 
 def translate(model, tokenizer, sentences: list[str], num_beams=1, length_penalty=1.0,
               max_new_tokens=None) -> list[str]:
-    """English sentences -> Kelish sentences."""
+    """English sentences -> Kelish sentences: `sentences` a list (or tuple) of non-empty str.
+    (A bare str would be read as a list of characters, and an empty sentence, a lone end token,
+    still gets a translation: the model always writes something.)"""
+    if not isinstance(sentences, (list, tuple)):
+        raise ValueError(f"sentences must be a list of str, got {type(sentences).__name__}")
+    for index, sentence in enumerate(sentences):
+        if not isinstance(sentence, str) or not sentence.strip():
+            raise ValueError(f"sentences must be non-empty strings, got "
+                             f"{type(sentence).__name__} {sentence!r} at index {index}")
     sources = [p.source for p in encode_pairs(tokenizer, [(s, "") for s in sentences])]
     return [detokenize(tokenizer, ids) for ids in translate_ids(
         model, sources, tokenizer, num_beams, length_penalty, max_new_tokens)]

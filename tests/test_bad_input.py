@@ -21,16 +21,18 @@ from safetensors.numpy import save_file
 from safetensors.torch import save_file as save_torch_file
 
 from minilm import ModelConfig
-from minilm.beam import greedy_decode
+from minilm.beam import beam_search, greedy_decode
 from minilm.checkpoint import load_run, read_run, save_run
 from minilm.cli import main
-from minilm.embeddings import sentence_embeddings
+from minilm.compress import int8_linear_forward
+from minilm.embeddings import cosine_similarity_matrix, mean_pool, sentence_embeddings
 from minilm.finetune import FinetuneSettings, finetune
 from minilm.generation import generate, sample_next
+from minilm.interpret import attention_maps, saliency, set_head_gates
 from minilm.numpy import Decoder, Encoder, KVCache, Seq2Seq, SequenceClassifier
 from minilm.numpy import functional as F
 from minilm.pretrained import load_pretrained, read_hf_config
-from minilm.tasks import Task
+from minilm.tasks import Task, load_labelled_file
 from minilm.testing.strategies import seeds
 from minilm.tokenizers import BPETokenizer, CharTokenizer, WordPieceTokenizer
 from minilm.torch import Decoder as TorchDecoder
@@ -38,6 +40,7 @@ from minilm.torch import Encoder as TorchEncoder
 from minilm.torch import Seq2Seq as TorchSeq2Seq
 from minilm.torch import functional as TF
 from minilm.train import TrainSettings
+from minilm.translation import translate
 
 TINY = ModelConfig(vocab_size=8, max_len=8, d_model=8, n_heads=2, n_layers=1, d_ff=16)
 
@@ -575,6 +578,7 @@ def test_the_well_typed_configs_are_read(tmp_path, architecture):
 # ---------------------------------------------------------------- the library's arguments
 
 _X = np.arange(12.0).reshape(3, 4)
+_WORDS = WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c"])
 _Q = np.ones((1, 1, 2, 4))
 
 
@@ -721,6 +725,82 @@ LIBRARY_CASES = {  # case: (a call with one bad argument, the message it must ra
     # KV caches: -1 layers accepted, "a" Python's TypeError
     "KVCache(-1)": (lambda: KVCache(-1), "n_layers must be an int >= 1, got -1"),
     "KVCache('a')": (lambda: KVCache("a"), "n_layers must be an int >= 1, got 'a'"),
+    # a str was translated character by character, an empty sentence got a translation
+    "translate a str": (lambda: translate(Seq2Seq(TINY), _WORDS, "a b."),
+                        "sentences must be a list of str, got str"),
+    "translate ['']": (lambda: translate(Seq2Seq(TINY), _WORDS, ["a", ""]),
+                       "sentences must be non-empty strings, got str '' at index 1"),
+    "translate [None]": (lambda: translate(Seq2Seq(TINY), _WORDS, [None]),
+                         "sentences must be non-empty strings, got NoneType None at index 0"),
+    # a list of texts was tokenized as a batch and its first row kept: the maps of one text
+    "attention_maps of a list": (
+        lambda: attention_maps(Encoder(TINY), _WORDS, ["a b", "c"]),
+        "text must be a str (one text), got list ['a b', 'c']"),
+    "attention_maps of a list pair": (
+        lambda: attention_maps(Encoder(TINY), _WORDS, "a", ["b", "c"]),
+        "pair must be a str (one text), got list ['b', 'c']"),
+    "saliency of a list": (
+        lambda: saliency(SequenceClassifier(Encoder(TINY, pooler=True), 2), _WORDS, ["a", "b"]),
+        "text must be a str (one text), got list ['a', 'b']"),
+    # head gates: a shape that does not fit broadcast or failed inside NumPy, NaN was kept
+    "head_gate of 3 gates for 4 heads": (
+        lambda: F.head_gate_forward(np.ones((2, 4, 3, 5)), np.ones(3)),
+        "gate must have shape (H,) or (B, H) for heads (B, H, T, D) of shape (2, 4, 3, 5), got"),
+    "head_gate of a batch of 3 gates": (
+        lambda: F.head_gate_forward(np.ones((2, 4, 3, 5)), np.ones((3, 4))),
+        "head_gate: gate must have shape (H,) or (B, H) for heads (B, H, T, D) of shape"),
+    "head_gate NaN": (lambda: F.head_gate_forward(np.ones((1, 2, 3, 5)), np.array([1, np.nan])),
+                      "head_gate: gate must be finite numbers, got nan at index (1,)"),
+    "set_head_gates NaN": (lambda: set_head_gates(Encoder(TINY), np.full((1, 2), np.nan)),
+                           "gates[0] must be finite numbers, got nan at index (0,)"),
+    "twin set_head_gates inf": (
+        lambda: set_head_gates(TorchEncoder(TINY, attention="math"), [torch.tensor([1, np.inf])]),
+        "gates[0] must be finite numbers, got inf at index (1,)"),
+    "set_head_gates 1.0": (lambda: set_head_gates(Encoder(TINY), 1.0),
+                           "gates must hold one gate per block (a list, or an (L, H) array)"),
+    # int8 linear: NumPy's "matmul: Input operand 1 has a mismatch in its core dimension 0"
+    "int8_linear x of 5 columns": (
+        lambda: int8_linear_forward(np.ones((2, 5), np.float32), np.ones((4, 3), np.int8),
+                                    np.ones(4, np.float32)),
+        "x must be (..., in) with in = 3 (q's columns), got shape (2, 5)"),
+    "int8_linear scale of 3": (
+        lambda: int8_linear_forward(np.ones((2, 3)), np.ones((4, 3), np.int8), np.ones(3)),
+        "scale must have shape (out,) = (4,) for q of shape (4, 3), got (3,)"),
+    "int8_linear bias of 3": (
+        lambda: int8_linear_forward(np.ones((2, 3)), np.ones((4, 3), np.int8), np.ones(4),
+                                    np.ones(3)),
+        "bias must have shape (out,) = (4,) for q of shape (4, 3), got (3,)"),
+    "int8_linear float q": (
+        lambda: int8_linear_forward(np.ones((2, 3)), np.ones((4, 3)), np.ones(4)),
+        "q must be an int8 (out, in) array, got float64 of shape (4, 3)"),
+    # BPE training: "a bytes-like object is required"; a lone surrogate a UnicodeEncodeError
+    "bpe train None": (lambda: BPETokenizer.train(None, 300),
+                       "text must be a str (the corpus), got NoneType"),
+    "bpe train ['a']": (lambda: BPETokenizer.train(["a"], 300),
+                        "text must be a str (the corpus), got list"),
+    "bpe train a lone surrogate": (lambda: BPETokenizer.train("a\ud800b", 300),
+                                   "text holds '\\ud800', a lone surrogate"),
+    "bpe encode a lone surrogate": (lambda: BPETokenizer.train("aaab", 258).encode("a\udfffb"),
+                                    "text holds '\\udfff', a lone surrogate"),
+    # embeddings: a broadcast error, and a scalar "similarity" of one vector
+    "mean_pool of a shorter mask": (lambda: mean_pool(np.ones((1, 3, 4)), np.ones((1, 2))),
+                                    "attention_mask (B, T), got shapes (1, 3, 4) and (1, 2)"),
+    "cosine_similarity_matrix of 1-D": (lambda: cosine_similarity_matrix(np.ones(3)),
+                                        "embeddings must be (N, C), one row per text, got shape"),
+    # NumPy read the id as uint64 and the cast wrapped it: "got [-9223372036854775803]"
+    "generate a prompt id past int64": (
+        lambda: generate(Decoder(TINY), [[2**63 + 5]], 1),
+        "prompt_ids must lie in [0, vocab_size=8), got [9223372036854775813,"),
+    # decoding started from token 1; an end token outside the vocabulary never stopped it
+    "greedy_decode start_id 1.5": (
+        lambda: greedy_decode(Seq2Seq(TINY), np.array([[5, 6]]), None, 1.5, 2),
+        "start_id must be a token id, an int in [0, vocab_size=8), got 1.5"),
+    "greedy_decode end_id 99": (
+        lambda: greedy_decode(Seq2Seq(TINY), np.array([[5, 6]]), None, 1, 99),
+        "end_id must be a token id, an int in [0, vocab_size=8), got 99"),
+    "beam_search end_id -1": (
+        lambda: beam_search(Seq2Seq(TINY), np.array([[5, 6]]), None, 1, -1),
+        "end_id must be a token id, an int in [0, vocab_size=8), got -1"),
 }
 
 
@@ -733,6 +813,20 @@ def test_bad_library_arguments_are_refused_by_name(case):
     call, message = LIBRARY_CASES[case]
     with pytest.raises(ValueError, match=re.escape(message)):
         call()
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("pair.csv", "text,text_pair,label\na cat,a dog,1\n",
+     "pair.csv: column 'text_pair': sentence-pair classification is not supported by"),
+    ("pair.jsonl", '{"text": "a", "label": 1}\n{"text": "a", "text_pair": "b", "label": 0}\n',
+     "pair.jsonl, line 2: key 'text_pair': sentence-pair classification is not supported"),
+], ids=["csv", "jsonl"])
+def test_a_task_file_of_sentence_pairs_is_refused(tmp_path, name, content, message):
+    """The `text_pair` column was ignored like any other: the model learnt from the first
+    sentences alone, and nothing said so."""
+    (tmp_path / name).write_text(content)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_labelled_file(tmp_path / name)
 
 
 @pytest.mark.parametrize("tokenizer", [

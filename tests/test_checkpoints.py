@@ -73,10 +73,10 @@ def interrupt_at(monkeypatch, module, step):
     its check of each step's loss is the hook."""
     check = module.check_finite_loss
 
-    def check_or_stop(loss, at):
-        if at == step:
+    def check_or_stop(loss, at, *what):
+        if at == step and not what:  # a step's own loss, not an evaluation's
             raise KeyboardInterrupt
-        return check(loss, at)
+        return check(loss, at, *what)
 
     monkeypatch.setattr(module, "check_finite_loss", check_or_stop)
 
@@ -232,6 +232,35 @@ def test_out_never_replaces_what_is_not_a_finished_minilm_run(text_file, tmp_pat
     train(TrainSettings(steps=2, batch_size=2, seq_len=8, eval_every=2, eval_tokens=50),
           ModelConfig.preset("tiny"), text_file, empty, progress=False)
     assert (empty / "model.safetensors").is_file()
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_a_run_that_diverges_at_an_evaluation_ends_in_one_line_before_saving(
+        backend, text_file, small_task, tmp_path, capsys):
+    """lr = 1e30 with an evaluation after every step: the first update makes the weights huge but
+    finite, so the step's own loss (computed before the update) is fine and the evaluation is the
+    first to see NaN. One line naming the validation (test) loss, no NumPy warnings before it,
+    nothing logged or checkpointed from the diverged model: the checkpoint there, if any, is the
+    one from before, and --resume of the run reads it."""
+    run = tmp_path / "train"
+    assert main(["train", "--text", str(text_file), "--preset", "tiny", "--steps", "6",
+                 "--batch-size", "2", "--seq-len", "8", "--eval-every", "1", "--eval-tokens",
+                 "50", "--lr", "1e30", "--backend", backend, "--out", str(run)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.fullmatch(r"minilm train: error: training diverged at step 0: the validation loss "
+                        r"is nan\. Try a lower --lr.*", error), error
+    assert not (run / "model.safetensors").exists() and not (run / "metrics.jsonl").exists()
+
+    tuned = tmp_path / "finetune"
+    settings = FinetuneSettings(backend=backend, init="random", max_steps=3, eval_every=1,
+                                save_every=1, batch_size=4, lr=1e30, max_length=12, dropout=0.0)
+    with pytest.raises(TrainingDiverged, match=r"at step 0: the test loss is nan"):
+        finetune(settings, tuned, progress=False, task=small_task,
+                 config=ModelConfig(vocab_size=30522, max_len=16, d_model=8, n_heads=2,
+                                    n_layers=1, d_ff=16))
+    assert not (tuned / "training_state.safetensors").exists()
+    assert not (tuned / "metrics.jsonl").exists()
 
 
 # ---------------------------------------------------------------- resuming in one process

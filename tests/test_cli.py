@@ -429,7 +429,7 @@ def bad_inputs(tmp_path_factory, text_file):
     (["generate", "--checkpoint", "{clm}", "--prompt", "a", "--seed", "-1"],
      "--seed must be an int >= 0, got -1"),
     # the settings' own checks, in the flags' names (they said save_every, warmup_steps=...)
-    (["train", "--save-every", "0"], "--save-every must be >= 1, got 0"),
+    (["train", "--save-every", "0"], "--save-every must be an int >= 1, got 0"),
     (["train", "--steps", "2", "--warmup-steps", "5"],
      "--warmup-steps must be in [0, --steps=2], got 5"),
     (["finetune", "--unfreeze-every", "0"], "--unfreeze-every must be >= 1, got 0"),
@@ -478,3 +478,28 @@ def test_trying_whether_an_output_can_be_written_leaves_no_trace(bad_inputs, tmp
     assert main(["tokenizer", "train", bad_inputs["text"], "--out", str(out),
                  "--vocab-size", "260"]) == 0
     assert sorted(path.name for path in out.iterdir()) == ["merges.txt", "vocab.json"]
+
+
+def test_settings_of_the_wrong_type_and_running_out_of_memory_are_one_line(tmp_path, capsys,
+                                                                           monkeypatch):
+    """A count given as a string is named (it failed in a comparison: "'<' not supported"); a
+    NumPy array too large for the machine (say --seq-len 100000) ends in one line saying what to
+    lower, exit status 2, not a MemoryError traceback; --file with only blank lines says so."""
+    from minilm import commands
+    from minilm.train import TrainSettings
+
+    with pytest.raises(ValueError, match="steps must be an int >= 1, got '10'"):
+        TrainSettings(steps="10")
+
+    def too_large(args):
+        raise MemoryError("Unable to allocate 298. GiB")
+
+    monkeypatch.setattr(commands, "command_train", too_large)
+    assert main(["train", "--steps", "1"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("minilm train: error: out of memory") and "--seq-len" in error
+    assert "\n" not in error
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n  \n")
+    assert main(["embed", "--file", str(blank)]) == 2
+    assert f"--file '{blank}' holds no text (only blank lines)" in capsys.readouterr().err

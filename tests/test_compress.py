@@ -158,7 +158,7 @@ def test_quantize_shrinks_every_linear_and_both_twins_agree():
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_a_quantized_model_refuses_gradients_and_what_needs_its_float_weights(backend):
+def test_a_quantized_model_refuses_gradients_and_what_needs_its_float_weights(backend, tmp_path):
     """The twin's int8 layers computed a 'gradient' through the input's scale alone (rounding
     and the integer product carry none): saliency and head importance of a quantized twin were
     near zero where NumPy refused; pruning and distilling one failed with a KeyError or a
@@ -181,6 +181,9 @@ def test_a_quantized_model_refuses_gradients_and_what_needs_its_float_weights(ba
         prune_heads(small, {0: [1]})
     with pytest.raises(ValueError, match="cannot take a student from it: the model is quantized"):
         student_from_teacher(small)
+    with pytest.raises(ValueError, match="cannot save it as a run: the model is quantized"):
+        save_run(tmp_path / "run", small, tokenizer)  # transformers would load random Linears
+    assert not (tmp_path / "run").exists()
     if backend == "torch":  # its maps are drawn in NumPy, from the float weights
         with pytest.raises(ValueError, match="draw the maps of the float twin"):
             attention_maps(small, tokenizer, "the food")

@@ -76,12 +76,29 @@ def dequantize_per_channel(q, scale):
     return np.asarray(q).astype(scale.dtype) * scale[..., None]
 
 
+def _check_int8_weight(x, q, scale, bias=None) -> None:
+    """q an int8 (out, in) array, scale and bias (out,), x's last axis `in`: a mismatch would
+    broadcast, or fail inside NumPy's matmul in words that name no argument."""
+    q, scale = np.asarray(q), np.asarray(scale)
+    if q.ndim != 2 or q.dtype != np.int8:
+        raise ValueError(f"q must be an int8 (out, in) array, got {q.dtype} of shape {q.shape}")
+    for name, value in (("scale", scale), ("bias", bias)):
+        if value is not None and np.shape(value) != q.shape[:1]:
+            raise ValueError(f"{name} must have shape (out,) = {q.shape[:1]} for q of shape "
+                             f"{q.shape}, got {np.shape(value)}")
+    if np.ndim(x) == 0 or np.shape(x)[-1] != q.shape[1]:
+        raise ValueError(f"x must be (..., in) with in = {q.shape[1]} (q's columns), got shape "
+                         f"{np.shape(x)}")
+
+
 def int8_linear_forward(x, q, scale, bias=None):
     """y = x W^T + b with W = q * scale (int8, per output channel) and x quantized per row:
 
         y[t, i] = r_t s_i sum_j X[t, j] Q[i, j] + b_i
 
-    x (..., in); q (out, in) int8; scale (out,); returns (..., out) in x's dtype."""
+    x (..., in); q (out, in) int8; scale (out,); bias None or (out,); returns (..., out) in x's
+    dtype."""
+    _check_int8_weight(x, q, scale, bias)
     xq, x_scale = _quantize_rows("x", x)  # (..., in) int8, (...,): one scale per token
     integer_sums = xq.astype(np.float64) @ q.T.astype(np.float64)  # (..., out): exact integers
     out = integer_sums * x_scale[..., None] * scale  # (..., out)
@@ -94,6 +111,7 @@ def int8_linear_error_bound(x, q, scale):
     """The most int8_linear_forward(x, q, scale) can differ from x (q * scale)^T, from the rounding
     of both operands (module docstring): r_t s_i (sum_j |X_tj| / 2 + sum_j |Q_ij| / 2 + n / 4),
     (..., out)."""
+    _check_int8_weight(x, q, scale)
     xq, x_scale = _quantize_rows("x", x)  # (..., n), (...,)
     x_sums = np.abs(xq.astype(np.float64)).sum(axis=-1)[..., None]  # (..., 1)
     q_sums = np.abs(q.astype(np.float64)).sum(axis=-1)  # (out,)

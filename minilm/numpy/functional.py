@@ -23,6 +23,7 @@ from scipy.special import erf as scipy_erf
 from minilm.common.checks import (
     check_attention_inputs,
     check_cross_entropy_inputs,
+    check_finite,
     check_floating,
     check_gradient_shape,
     number_in,
@@ -418,8 +419,13 @@ def head_gate_forward(heads, gate):
     al. 2019). gate = 1 leaves a head as it is, 0 removes it; the gradient of the loss with respect
     to the gate measures how much the head matters.
 
-    heads (B, H, T, D); gate (H,), shared by the batch, or (B, H), one gate per example.
+    heads (B, H, T, D); gate (H,), shared by the batch, or (B, H), one gate per example, finite
+    (a gate of another shape would broadcast over the wrong axis, or fail deep inside NumPy).
     """
+    if heads.ndim != 4 or gate.shape not in ((heads.shape[1],), heads.shape[:2]):
+        raise ValueError(f"head_gate: gate must have shape (H,) or (B, H) for heads (B, H, T, D) "
+                         f"of shape {heads.shape}, got {gate.shape}")
+    check_finite("head_gate: gate", gate)  # a NaN gate would make the head's output NaN
     return heads * gate[..., None, None], (heads, gate)  # (B, H, T, D)
 
 

@@ -107,9 +107,16 @@ def pre_tokenize(text: str) -> list[str]:
 
     >>> pre_tokenize("Hello  world's 2024 café!")
     ['Hello', 'Ġ', 'Ġworld', "'s", 'Ġ2024', 'ĠcafÃ©', '!']
+
+    A lone surrogate ("\\ud800", half of a UTF-16 pair that Python strings can hold) has no UTF-8
+    bytes: it is refused.
     """
-    return ["".join(BYTE_TO_CHAR[byte] for byte in word.encode("utf-8"))
-            for word in _WORDS.findall(text)]
+    try:
+        return ["".join(BYTE_TO_CHAR[byte] for byte in word.encode("utf-8"))
+                for word in _WORDS.findall(text)]
+    except UnicodeEncodeError as error:
+        raise ValueError(f"text holds {error.object[error.start]!r}, a lone surrogate (half of a "
+                         "UTF-16 pair), which has no UTF-8 bytes to tokenize") from None
 
 
 # ---------------------------------------------------------------- 3. merges
@@ -229,6 +236,8 @@ class BPETokenizer:
         if not isinstance(vocab_size, int) or vocab_size < len(BYTE_ALPHABET) + 1:
             raise ValueError(f"vocab_size must be an int >= {len(BYTE_ALPHABET) + 1} (256 bytes "
                              f"and {END_OF_TEXT}), got {vocab_size!r}")
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a str (the corpus), got {type(text).__name__}")
         vocab = {char: i for i, char in enumerate(BYTE_ALPHABET)}
         word_counts = Counter(pre_tokenize(text))
         spellings = {word: tuple(word) for word in word_counts}
