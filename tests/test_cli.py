@@ -41,13 +41,6 @@ from minilm.train import TrainSettings, train
 TINY_RUN = ["--preset", "tiny", "--batch-size", "4", "--seq-len", "16", "--eval-tokens", "200"]
 
 
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("text") / "story.txt"
-    path.write_text("the cat sat on the mat. the dog sat on the log. " * 100)
-    return path
-
-
 # ---------------------------------------------------------------- the parser explains itself
 
 

@@ -20,11 +20,13 @@ Distillation
 """
 
 import re
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 import transformers
+from helpers import tiny_classifier
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -53,7 +55,7 @@ from minilm.compress.distill import make_distillation_step
 from minilm.compress.quantize import int8_linear_error_bound
 from minilm.finetune import FinetuneSettings
 from minilm.interpret import set_head_gates
-from minilm.numpy import Decoder, Encoder, SequenceClassifier
+from minilm.numpy import Decoder
 from minilm.tasks import Task, load_task
 from minilm.testing.oracles import numerical_gradient, randomise, relative_error
 from minilm.testing.strategies import distillation_cases, float_arrays, quantization_cases
@@ -64,10 +66,7 @@ IDS = np.array([[101, 1996, 2833, 2001, 3147, 102, 0], [101, 2307, 3185, 102, 0,
 MASK = (IDS > 0).astype(np.int64)
 
 
-def classifier(dtype=np.float64, seed=1, config=CONFIG):
-    """A tiny BERT sequence classifier with weights of a trained-looking scale."""
-    model = SequenceClassifier(Encoder(config, dtype=dtype, mlm_head=False, pooler=True), 2)
-    return randomise(model, seed).eval()
+classifier = partial(tiny_classifier, CONFIG)  # tests/helpers.py
 
 
 # ================================================================ quantization
@@ -474,7 +473,7 @@ def test_student_keeps_the_chosen_blocks_and_one_step_agrees_in_both_twins():
 
 
 def test_distill_trains_a_student_towards_the_teacher(tokenizer):
-    teacher = classifier(np.float32, config=ModelConfig(**{**CONFIG.to_dict(), "n_layers": 2}))
+    teacher = tiny_classifier(ModelConfig(**{**CONFIG.to_dict(), "n_layers": 2}), np.float32)
     sentiment = load_task("sentiment")
     task = Task("small", sentiment.label_names, sentiment.train_texts[:48],
                 sentiment.train_labels[:48], sentiment.test_texts[:16], sentiment.test_labels[:16])

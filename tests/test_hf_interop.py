@@ -60,13 +60,6 @@ def finetuned_run(tmp_path_factory):
     return run
 
 
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("text") / "story.txt"
-    path.write_text("the cat sat on the mat. the dog sat on the log. " * 100)
-    return path
-
-
 def hf_logits(model, **inputs) -> np.ndarray:
     with torch.no_grad():
         return model(**{name: torch.as_tensor(value) for name, value in inputs.items()}).logits.numpy()

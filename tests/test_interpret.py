@@ -15,11 +15,13 @@
 
 import re
 import shutil
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 import transformers
+from helpers import tiny_classifier
 from hypothesis import given
 
 import minilm.torch as twin
@@ -37,12 +39,11 @@ from minilm.interpret import (
     saliency,
     set_head_gates,
 )
-from minilm.numpy import Encoder, SequenceClassifier
+from minilm.numpy import Encoder
 from minilm.numpy import functional as F
 from minilm.pretrained import load_encoder
 from minilm.testing.oracles import (
     finite_difference_error,
-    randomise,
     relative_error,
     torch_forward_backward,
 )
@@ -53,9 +54,7 @@ TEXTS = ["the food was cold.", "a superb, friendly hotel", "dreadful app", "i lo
 LABELS = np.array([0, 1, 0, 1])
 
 
-def classifier(dtype=np.float64, seed=1):
-    model = SequenceClassifier(Encoder(CONFIG, dtype=dtype, mlm_head=False, pooler=True), 2)
-    return randomise(model, seed).eval()
+classifier = partial(tiny_classifier, CONFIG)  # tests/helpers.py
 
 
 @given(head_gate_cases())
