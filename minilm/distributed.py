@@ -275,12 +275,24 @@ def restore_generators(model, states: list[dict] | None, world: World) -> None:
 
 @contextlib.contextmanager
 def _together(what: str):
-    """Run a collective; when it fails because another process is gone, say that in one line
-    (`ProcessFailed`) rather than with the transport's message ("Connection closed by peer")."""
+    """Run a collective (or a forward and backward whose backward is one); when it fails because
+    another process is gone, say that in one line (`ProcessFailed`) rather than with the
+    transport's message ("Connection closed by peer"). Any other error, this process's own (say,
+    out of memory in its forward), goes on as it is, traceback and all."""
     try:
         yield
     except RuntimeError as error:
+        if not _from_the_transport(error):
+            raise
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
         raise ProcessFailed(f"{what}: another process stopped, so this one stops too (its own "
                             f"error is above; torchrun's summary names its rank). The "
                             f"transport said: {first_line}") from None
+
+
+def _from_the_transport(error: RuntimeError) -> bool:
+    """Whether `error` comes from the communication between the processes: torch's DistError
+    (NCCL's errors among them) or gloo's, which are plain RuntimeErrors raised in gloo's code."""
+    import torch.distributed as dist
+
+    return isinstance(error, dist.DistError) or "gloo" in str(error)
