@@ -361,8 +361,8 @@ def main(argv=None):
         return 130
     except MemoryError:  # NumPy's array too large for this machine (torch raises its own)
         print(f"minilm {args.command}{rank_label()}: error: out of memory: the arrays this needs "
-              "do not fit in this machine's memory; try a smaller --batch-size or --seq-len (or "
-              f"model){_resume_hint(args)}", file=sys.stderr)
+              "do not fit in this machine's memory; start again with a smaller --batch-size or "
+              "--seq-len (or model)", file=sys.stderr)
         return 2
     return status if isinstance(status, int) else 0  # a command may return its exit status
 

@@ -170,10 +170,14 @@ def command_tokenizer_train(args):
     _check_file("CORPUS.txt", args.corpus)
     check_writable("--out", args.out, directory=True)
     out = Path(args.out)
-    held = [name for name in ("vocab.json", "merges.txt", "config.json") if (out / name).exists()]
-    if held:  # a tokenizer, or a model whose tokenizer this would replace: nothing is lost
-        raise ValueError(f"--out {args.out!r} already holds {', '.join(held)}, which this would "
-                         "replace: give a new or empty directory")
+    # a tokenizer alone (what this writes) is replaced; a model's, or your files, never
+    others = sorted({p.name for p in out.iterdir()} - {"vocab.json", "merges.txt"}
+                    if out.is_dir() else ())
+    if others:
+        raise ValueError(f"--out {args.out!r} holds {', '.join(others[:4])}"
+                         f"{', ...' if len(others) > 4 else ''} (a model, whose tokenizer this would "
+                         "replace, or your files): give a new directory, or one that holds only a "
+                         "tokenizer (vocab.json, merges.txt), which is replaced")
     text = load_text(args.corpus)  # refuses a file that is empty or not UTF-8, naming it
     if text.isspace():  # whitespace alone would learn merges of spaces and line breaks only
         raise ValueError(f"CORPUS.txt {args.corpus!r} holds only whitespace; expected text to "

@@ -492,7 +492,7 @@ def _finetune_from(position: Position, settings, task, model, tokenizer, step_fn
                  else lowest_trainable_depth(step, run_plan.unfreeze_every, n_layers))
         loss = step_fn(inputs, task.train_labels[index], lr,
                        frozen_names(run_plan.names, n_layers, depth))
-        check_finite_loss(loss, step)
+        check_finite_loss(loss, step + 1)
         history["loss"].append(loss)
         history["lr"].append(lr)
         history["lowest_trainable_depth"].append(depth)
@@ -508,7 +508,7 @@ def _finetune_from(position: Position, settings, task, model, tokenizer, step_fn
             # a model the step's update made diverge: one line (below), not NumPy's warnings
             with np.errstate(over="ignore", invalid="ignore"):
                 test = scores_on_test_split(model, tokenizer, task, settings.max_length)
-            check_finite_loss(test["loss"], step - 1, "test loss")  # before it is logged or saved
+            check_finite_loss(test["loss"], step, "test loss")  # before it is logged or saved
             record = evaluation_record(history, test, step, per_epoch, lr,
                                        seconds_before + time.perf_counter() - started)
             log.write(record, describe_evaluation(record, total))

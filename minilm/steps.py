@@ -325,12 +325,15 @@ class TrainingDiverged(ValueError):
 
 
 def check_finite_loss(loss: float, step: int, what: str = "loss") -> float:
-    """`loss` if it is a finite number, else TrainingDiverged naming the step (whose update made
-    the loss `what`, e.g. "validation loss", non-finite) and what to try."""
+    """`loss` if it is a finite number, else TrainingDiverged naming the step (counted from 1, as
+    metrics.jsonl and the progress bar count: the step whose loss, or whose `what`, e.g.
+    "validation loss" after it, is not finite) and what to try: a new run, since --resume
+    continues with the run's own settings."""
     if not math.isfinite(loss):
         raise TrainingDiverged(
-            f"training diverged at step {step}: the {what} is {loss}. Try a lower --lr (or a longer "
-            "warmup, a smaller --grad-clip); the last checkpoint in the run directory, if any, "
-            "holds the weights from before"
+            f"training diverged at step {step}: the {what} is {loss}. Start a new run (another "
+            "--out, or delete this one; --resume would keep its settings) with a lower --lr (or a "
+            "longer warmup, a smaller --grad-clip); the last checkpoint in the run directory, if "
+            "any, holds the weights from before"
         )
     return loss

@@ -441,7 +441,7 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
         lr = lr_schedule(step, settings.lr, settings.steps, settings.warmup_steps,
                          settings.lr_decay, settings.min_lr)
         inputs, targets = training_batch(corpus_data.train_ids, settings, tokenizer, rng)
-        loss = check_finite_loss(step_fn(inputs, targets, lr), step)
+        loss = check_finite_loss(step_fn(inputs, targets, lr), step + 1)
         history["step"].append(step)
         history["train_loss"].append(loss)
         done = step + 1
@@ -455,7 +455,7 @@ def _train_from(first_step, settings, model, step_fn, corpus_data, history, rng,
             with np.errstate(over="ignore", invalid="ignore"):
                 val_loss = evaluate(model, validation_batches(corpus_data.val_ids, settings,
                                                               tokenizer))
-            check_finite_loss(val_loss, step, "validation loss")  # before it is logged or saved
+            check_finite_loss(val_loss, done, "validation loss")  # before it is logged or saved
             history["val_step"].append(done)
             history["val_loss"].append(val_loss)
             record = evaluation_record(history, previous, floor, lr,

@@ -301,8 +301,8 @@ def test_exit_in_a_function_fails_and_exit_at_import_is_a_clear_error(tmp_path, 
 
 
 def test_a_file_imports_a_module_of_the_learners_beside_it(tmp_path):
-    """As `python mine.py` would: the file's folder is on the import path while it loads (and
-    only then)."""
+    """As `python mine.py` would: the file's folder is on the import path while it is loaded and
+    checked (and only then)."""
     (tmp_path / "helper_of_mine.py").write_text(
         "import numpy as np\n\ndef stable(x, axis):\n"
         "    e = np.exp(x - x.max(axis=axis, keepdims=True))\n"
@@ -312,6 +312,13 @@ def test_a_file_imports_a_module_of_the_learners_beside_it(tmp_path):
                  "    return probs, probs\n")
     report = check(path, properties=PROPERTIES[:1])
     assert [r.status for r in report.results] == ["passed"]
+    # imported inside the function, when a property calls it
+    inside = write(tmp_path, "def softmax_forward(x, axis=-1):\n"
+                   "    from helper_of_mine import stable\n\n"
+                   "    probs = stable(x, axis)\n    return probs, probs\n", "inside.py")
+    sys.modules.pop("helper_of_mine")
+    report = check(inside, properties=PROPERTIES[:1])
+    assert [r.status for r in report.results] == ["passed"], report.table()
     assert str(tmp_path) not in sys.path
 
 

@@ -62,14 +62,14 @@ def assert_same_weights(directory, other):
 
 
 def interrupt_at(monkeypatch, module, step):
-    """Make the loop of `module` raise KeyboardInterrupt at `step` (a crash between two steps):
-    its check of each step's loss is the hook."""
+    """Make the loop of `module` raise KeyboardInterrupt at its `step`-th step counted from 0, after
+    `step` steps (a crash between two steps): its check of each step's loss is the hook."""
     check = module.check_finite_loss
 
-    def check_or_stop(loss, at, *what):
-        if at == step and not what:  # a step's own loss, not an evaluation's
+    def check_or_stop(loss, number, *what):
+        if number == step + 1 and not what:  # step number `number` counts from 1
             raise KeyboardInterrupt
-        return check(loss, at, *what)
+        return check(loss, number, *what)
 
     monkeypatch.setattr(module, "check_finite_loss", check_or_stop)
 
@@ -208,9 +208,15 @@ def test_out_never_replaces_what_is_not_a_finished_minilm_run(text_file, tmp_pat
         assert "holds files that are not a minilm run" in capsys.readouterr().err
     assert main(["tokenizer", "train", "--vocab-size", "300", str(text_file), "--out",
                  str(hf_model)]) == 2
-    assert "already holds vocab.json, merges.txt, config.json" in capsys.readouterr().err
+    assert f"--out '{hf_model}' holds config.json (a model, whose tokenizer" in capsys.readouterr().err
     assert {path: path.read_text() for path in before} == before
     assert len(list(hf_model.iterdir())) == 3  # nothing added either
+
+    tokenizer_only = tmp_path / "bpe"  # what tokenizer train writes: trained again, replaced
+    for _ in range(2):
+        assert main(["tokenizer", "train", "--vocab-size", "260", str(text_file), "--out",
+                     str(tokenizer_only)]) == 0
+    assert sorted(p.name for p in tokenizer_only.iterdir()) == ["merges.txt", "vocab.json"]
 
     run = tmp_path / "mlm"
     settings = TrainSettings(objective="mlm", steps=2, batch_size=2, seq_len=8, eval_every=2,
@@ -241,14 +247,14 @@ def test_a_run_that_diverges_at_an_evaluation_ends_in_one_line_before_saving(
                  "--batch-size", "2", "--seq-len", "8", "--eval-every", "1", "--eval-tokens",
                  "50", "--lr", "1e30", "--backend", backend, "--out", str(run)]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert re.fullmatch(r"minilm train: error: training diverged at step 0: the validation loss "
-                        r"is nan\. Try a lower --lr.*", error), error
+    assert re.fullmatch(r"minilm train: error: training diverged at step 1: the validation loss "
+                        r"is nan\. Start a new run \(another --out.*--lr.*", error), error
     assert not (run / "model.safetensors").exists() and not (run / "metrics.jsonl").exists()
 
     tuned = tmp_path / "finetune"
     settings = FinetuneSettings(backend=backend, init="random", max_steps=3, eval_every=1,
                                 save_every=1, batch_size=4, lr=1e30, max_length=12, dropout=0.0)
-    with pytest.raises(TrainingDiverged, match=r"at step 0: the test loss is nan"):
+    with pytest.raises(TrainingDiverged, match=r"at step 1: the test loss is nan"):
         finetune(settings, tuned, progress=False, task=small_task,
                  config=ModelConfig(vocab_size=30522, max_len=16, d_model=8, n_heads=2,
                                     n_layers=1, d_ff=16))

@@ -151,16 +151,11 @@ def _functions_of(source) -> tuple[dict[str, Callable], str, bool]:
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses and pickling look modules up by name
-        # its folder first on the import path, as `python file.py` puts it: the file may import
-        # a module of the learner's beside it
-        sys.path.insert(0, str(path.resolve().parent))
         try:
             spec.loader.exec_module(module)
         except (Exception, SystemExit) as error:  # noqa: BLE001 - the learner's file: one line
             del sys.modules[name]
             raise ValueError(f"{path} cannot be imported: {_where_raised(error, path)}") from None
-        finally:
-            sys.path.remove(str(path.resolve().parent))
         namespace, label = vars(module), str(path)
         owner = name
     elif isinstance(source, types.ModuleType):
@@ -475,6 +470,28 @@ def check(source, lesson: str | None = None, settings=None, properties=None) -> 
     define (a backward without its forward) is "blocked", and the report is not ok when nothing
     of a function ran.
     """
+    with _folder_on_import_path(source):
+        return _check(source, lesson, settings, properties)
+
+
+@contextlib.contextmanager
+def _folder_on_import_path(source):
+    """A file's folder first on the import path while it is loaded and checked, as `python
+    file.py` puts it: the file may import a module of the learner's beside it (at its top or
+    inside a function). Removed afterwards."""
+    if not isinstance(source, (str, Path)):
+        yield
+        return
+    folder = str(Path(source).resolve().parent)
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        sys.path.remove(folder)
+
+
+def _check(source, lesson, settings, properties) -> Report:
+    """`check`, with the file's folder on the import path."""
     functions, label, as_functions = _functions_of(source)
     if lesson is not None:
         lesson = lesson_number(lesson)

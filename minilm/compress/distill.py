@@ -240,7 +240,7 @@ def distill(student, teacher, tokenizer, task, settings: DistillSettings | None 
             index, inputs = epoch_batch(task, tokenizer, settings, order, b)
             lr = lr_schedule(len(losses), settings.lr, total, warmup, "linear")
             loss = step(inputs, (labels[index], teacher_logits[index]), lr)
-            losses.append(check_finite_loss(loss, len(losses)))
+            losses.append(check_finite_loss(loss, len(losses) + 1))
         if progress:
             print(f"epoch {epoch + 1}: mean loss {np.mean(losses[-per_epoch:]):.4f}")
     seconds = time.perf_counter() - started

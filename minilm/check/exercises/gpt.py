@@ -363,11 +363,15 @@ def samples_follow_the_distribution(impl, case):
 
 
 def thousands(case):
-    """The case's logits times 1000, the largest moved to the last token: exp of them overflows
-    float64 (above ~709) unless the row's max is subtracted first; a sampler that then returns
-    token 0 for a row of NaN probabilities is not right by luck."""
+    """The case's logits times 1000, the largest moved to the last token and at least 100 x the
+    temperature above the next (so that softmax gives the others less than e^-100: every draw
+    is the last token): exp of them overflows float64 (above ~709) unless the row's max is
+    subtracted first; a sampler that then returns token 0 for a row of NaN probabilities is not
+    right by luck."""
     logits = 1000.0 * case["logits"]
-    return {**case, "logits": np.roll(logits, len(logits) - 1 - int(logits.argmax()))}
+    logits = np.roll(logits, len(logits) - 1 - int(logits.argmax()))
+    logits[-1] = max(logits[-1], logits[:-1].max() + 100.0 * case["temperature"])
+    return {**case, "logits": logits}
 
 
 @prop("sample_next", "logits in the thousands draw the most likely token (no overflow)",
