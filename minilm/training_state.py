@@ -303,8 +303,8 @@ def read_checkpoint(directory, command: str) -> tuple[Run, TrainingState]:
     """(the run, its last checkpoint) of a run of `minilm {command}` ("train" or "finetune") to
     resume; ValueError if it is a run of the other command, or there is nothing to resume: no
     checkpoint yet, or a run that ended (its last checkpoint and its metrics.json written; a run
-    killed between the two is resumed to write its end). Temporary files of a save killed half way
-    are removed."""
+    killed between the two is resumed to write its end). (The temporary files of a save killed
+    half way are removed by `resume_run`, on rank 0 alone.)"""
     directory = Path(directory)
     if (directory / CONFIG_FILE).is_file() and not (directory / WEIGHTS_FILE).is_file():
         read_training_state(directory)  # a run stopped before its first save: its error says so
@@ -319,7 +319,6 @@ def read_checkpoint(directory, command: str) -> tuple[Run, TrainingState]:
     if state.step == state.total_steps and (directory / METRICS_FILE).is_file():
         raise ValueError(f"nothing to resume: the run in {str(directory)!r} finished all its "
                          f"{state.total_steps} steps")
-    remove_temporaries(directory)
     return run, state
 
 
@@ -378,6 +377,8 @@ def resume_run(run: Run, state: TrainingState, settings) -> tuple[distributed.Wo
     loop then builds its training step and puts the optimizer's state into it:
     `restore_optimizer`.)"""
     world, _ = prepare_run(settings, None)  # no new directory: the run's own goes on
+    if world.is_main:  # rank 0 alone writes there: another rank removing its temporary files
+        remove_temporaries(run.directory)  # would break rank 0's next atomic write
     model = restore_model(run, state, settings.backend, settings.device)
     distributed.restore_generators(model, state.progress.get("process_generators"), world)
     return world, model, (run.directory if world.is_main else None)

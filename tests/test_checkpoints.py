@@ -30,7 +30,7 @@ from safetensors.numpy import load_file, save_file
 import minilm.finetune
 import minilm.train
 import minilm.training_state
-from minilm import ModelConfig
+from minilm import ModelConfig, distributed
 from minilm.checkpoint import (
     METRICS_FILE,
     METRICS_LOG_FILE,
@@ -40,6 +40,7 @@ from minilm.checkpoint import (
 )
 from minilm.cli import main
 from minilm.common.backends import numpy_params, on_backend
+from minilm.distributed import World
 from minilm.files import write_atomic
 from minilm.finetune import FinetuneSettings, finetune, resume_finetuning
 from minilm.metrics_log import read_metrics_log
@@ -808,6 +809,31 @@ def test_a_run_killed_between_steps_resumes_to_the_uninterrupted_result(text_fil
     read_run(out)  # the directory is a loadable run as it is
     assert main(["train", "--resume", str(out)]) == 0
     assert_same_weights(out, uninterrupted)
+
+
+@pytest.mark.parametrize("rank, removed", [(0, True), (1, False)])
+def test_only_rank_0_clears_a_resumed_runs_temporary_files(rank, removed, text_file, tmp_path,
+                                                           monkeypatch):
+    """Every process of a resumed torchrun job reads the checkpoint; rank 0 alone writes the run
+    directory, so rank 0 alone removes a killed save's temporary files. (Every rank removed them:
+    rank 1 deleted the temporary file of rank 0's metrics.jsonl rewrite before its rename, and the
+    job failed with FileNotFoundError, now and then.)"""
+    from minilm import training_state
+
+    run = tmp_path / "run"
+    settings = TrainSettings(backend="torch", steps=4, batch_size=2, seq_len=8, eval_every=2,
+                             eval_tokens=50)
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, minilm.train, 3)
+        with pytest.raises(KeyboardInterrupt):
+            train(settings, ModelConfig.preset("tiny"), text_file, run, progress=False)
+    leftover = run / ".metrics.jsonl.0123.tmp"
+    leftover.write_text("rank 0 is writing this")
+    monkeypatch.setattr(distributed, "join_run", lambda settings: World(rank, 2))
+    run_read, state = training_state.read_checkpoint(run, "train")
+    assert leftover.exists()  # reading does not remove it
+    training_state.resume_run(run_read, state, settings)
+    assert leftover.exists() is not removed
 
 
 def test_a_run_killed_in_the_middle_of_a_save_keeps_its_previous_checkpoint(
