@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from minilm.config import ModelConfig
-from minilm.files import check_writable
+from minilm.files import check_writable, listing
 from minilm.finetune import FinetuneSettings, finetune, resume_finetuning
 from minilm.train import TrainSettings, perplexity_text, resume_training, train
 
@@ -171,11 +171,9 @@ def command_tokenizer_train(args):
     check_writable("--out", args.out, directory=True)
     out = Path(args.out)
     # a tokenizer alone (what this writes) is replaced; a model's, or your files, never
-    others = sorted({p.name for p in out.iterdir()} - {"vocab.json", "merges.txt"}
-                    if out.is_dir() else ())
+    others = listing(out, besides={"vocab.json", "merges.txt"})
     if others:
-        raise ValueError(f"--out {args.out!r} holds {', '.join(others[:4])}"
-                         f"{', ...' if len(others) > 4 else ''} (a model, whose tokenizer this would "
+        raise ValueError(f"--out {args.out!r} holds {others} (a model, whose tokenizer this would "
                          "replace, or your files): give a new directory, or one that holds only a "
                          "tokenizer (vocab.json, merges.txt), which is replaced")
     text = load_text(args.corpus)  # refuses a file that is empty or not UTF-8, naming it

@@ -54,6 +54,16 @@ def write_json(path, data) -> None:
     write_atomic(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
 
 
+def listing(directory, besides=frozenset()) -> str:
+    """The names in `directory` other than `besides`, sorted, the first four joined by commas
+    (", ..." after them when there are more), for an error about what an output would replace;
+    "" for an empty or missing directory."""
+    directory = Path(directory)
+    names = sorted({path.name for path in directory.iterdir()} - set(besides)
+                   if directory.is_dir() else ())
+    return ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+
+
 def check_writable(flag: str, path, directory: bool = False) -> None:
     """What a flag names as an output (a file, or a `directory` created if need be) can be
     written: said before any work is done, and by trying, since permissions alone do not tell

@@ -61,7 +61,7 @@ from minilm.checkpoint import (
 )
 from minilm.common.backends import numpy_params, rng_state, set_rng_state
 from minilm.common.checks import check_finite, number_in
-from minilm.files import check_writable, write_atomic
+from minilm.files import check_writable, listing, write_atomic
 from minilm.metrics_log import check_tensorboard
 from minilm.numpy.optim import AdamW
 from minilm.steps import TrainingDiverged
@@ -100,12 +100,11 @@ def prepare_run_directory(directory, reads: Path | None = None) -> Path:
     if reads is not None and directory.resolve() == Path(reads).resolve():
         raise ValueError(f"--out {str(directory)!r} is the directory of --model, which the run "
                          "reads its weights from: give another --out")
-    held = sorted(path.name for path in directory.iterdir()) if directory.is_dir() else []
+    held = listing(directory)
     if held and not _is_minilm_run(directory):
         raise ValueError(f"--out {str(directory)!r} holds files that are not a minilm run "
-                         f"({', '.join(held[:4])}{', ...' if len(held) > 4 else ''}), which the "
-                         "run would replace: give a new or empty directory (or a finished "
-                         "minilm run, which is replaced)")
+                         f"({held}), which the run would replace: give a new or empty directory "
+                         "(or a finished minilm run, which is replaced)")
     if (directory / TRAINING_STATE_FILE).is_file():
         try:
             step, total_steps = _read_header(directory / TRAINING_STATE_FILE)[:2]

@@ -198,15 +198,19 @@ class _Implementation:
 
     @staticmethod
     def _held(name: str, function):
+        try:
+            signature = inspect.signature(function)
+        except (TypeError, ValueError):  # no signature to read (a built-in): the call decides
+            signature = None
+
         def call(*args, **kwargs):
             try:  # a function that cannot take the call fails here, not as a TypeError that
-                inspect.signature(function).bind(*args, **kwargs)  # seems to come from the check
+                if signature is not None:  # seems to come from the check
+                    signature.bind(*args, **kwargs)
             except TypeError as error:
                 raise Failure(f"{name} cannot be called as the library calls it ({error})",
                               hint=f"give it the library's signature: "
                                    f"{EXERCISES[name].signature}") from None
-            except ValueError:  # no signature to read (a built-in): let the call decide
-                pass
             copies = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
             kwcopies = {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
             try:
